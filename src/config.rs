@@ -1,0 +1,329 @@
+//! Command line and environment settings, validated into typed configuration.
+//!
+//! Every setting is an environment variable and a flag. Problems are reported
+//! as one line naming the variable (exit code 2, no backtrace); secret values
+//! are held in `secrecy` types and never echoed, not even by `--help`.
+
+use clap::{Args, Parser, Subcommand};
+use octocrab::jsonwebtoken::EncodingKey;
+use secrecy::{ExposeSecret, SecretString};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "greenlight",
+    version,
+    about = "A self-hosted CI service shipped as a GitHub App: runs .drone.yml exec pipelines in sandboxes and reports back as commit statuses and check runs."
+)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Receive webhooks, plan builds and run them: the whole service in one process.
+    /// With --no-worker it only receives and plans; run `greenlight worker` elsewhere.
+    Serve(ServeArgs),
+    /// Run stages claimed from the shared Redis; start any number, on any machine.
+    Worker(WorkerArgs),
+}
+
+/// Settings of `greenlight serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Receive and plan only; leave running the stages to `greenlight worker` processes.
+    #[arg(long)]
+    pub no_worker: bool,
+    /// GitHub settings.
+    #[command(flatten)]
+    pub github: GitHubArgs,
+    /// Shared settings.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The webhook secret; a comma-separated list is accepted while rotating.
+    #[arg(long, env = "GITHUB_WEBHOOK_SECRET", hide_env_values = true)]
+    pub github_webhook_secret: Option<String>,
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "GREENLIGHT_ADDR", default_value = "0.0.0.0:3000")]
+    pub addr: String,
+}
+
+/// Settings of `greenlight worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// GitHub settings.
+    #[command(flatten)]
+    pub github: GitHubArgs,
+    /// Shared settings.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// How to reach GitHub as the App.
+#[derive(Debug, Args)]
+pub struct GitHubArgs {
+    /// The GitHub App's numeric id.
+    #[arg(long, env = "GITHUB_APP_ID")]
+    pub github_app_id: Option<String>,
+    /// The App's private key, as PEM text.
+    #[arg(long, env = "GITHUB_PRIVATE_KEY", hide_env_values = true)]
+    pub github_private_key: Option<String>,
+    /// A file holding the App's private key (PEM), instead of GITHUB_PRIVATE_KEY.
+    #[arg(long, env = "GITHUB_PRIVATE_KEY_PATH")]
+    pub github_private_key_path: Option<PathBuf>,
+    /// GitHub's REST API base; GitHub Enterprise Server is https://HOST/api/v3.
+    #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]
+    pub github_api_url: String,
+}
+
+/// Settings every long-running role shares.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Redis to share state through; unset, `serve` starts its own redis-server.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Base of the links greenlight puts on GitHub (build pages).
+    #[arg(
+        long,
+        env = "GREENLIGHT_PUBLIC_URL",
+        default_value = "http://localhost:3000"
+    )]
+    pub public_url: String,
+    /// Where workspaces and the embedded Redis live.
+    #[arg(long, env = "GREENLIGHT_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Stages run at once by this process (default: the number of CPUs).
+    #[arg(long, env = "GREENLIGHT_CONCURRENCY")]
+    pub concurrency: Option<String>,
+}
+
+/// A configuration problem: which variable, and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub variable: &'static str,
+    /// What is wrong, without echoing a secret value.
+    pub problem: String,
+}
+
+fn config_error(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
+}
+
+/// The App's identity and where its API lives.
+#[derive(Clone)]
+pub struct GitHubConfig {
+    /// The App's numeric id (the JWT's `iss`).
+    pub app_id: u64,
+    /// The App's RSA private key, parsed.
+    pub key: EncodingKey,
+    /// API base URL without a trailing slash.
+    pub api_url: String,
+}
+
+impl std::fmt::Debug for GitHubConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHubConfig")
+            .field("app_id", &self.app_id)
+            .field("key", &"[redacted]")
+            .field("api_url", &self.api_url)
+            .finish()
+    }
+}
+
+/// Settings shared by every role, validated.
+#[derive(Debug, Clone)]
+pub struct Common {
+    /// Redis URL, or `None` to start an embedded redis-server.
+    pub redis_url: Option<SecretString>,
+    /// Base URL of the build pages, without a trailing slash.
+    pub public_url: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Stages run at once per worker process.
+    pub concurrency: usize,
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// GitHub App settings.
+    pub github: GitHubConfig,
+    /// Shared settings.
+    pub common: Common,
+    /// Accepted webhook secrets (more than one while rotating).
+    pub webhook_secrets: Vec<SecretString>,
+    /// Listen address.
+    pub addr: SocketAddr,
+    /// Whether this process also runs stages.
+    pub run_workers: bool,
+}
+
+/// Everything `worker` needs, validated.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// GitHub App settings.
+    pub github: GitHubConfig,
+    /// Shared settings.
+    pub common: Common,
+}
+
+impl GitHubArgs {
+    /// Validates the App id, key and API URL.
+    pub fn validate(&self) -> Result<GitHubConfig, ConfigError> {
+        let raw_id = self
+            .github_app_id
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| {
+                config_error(
+                    "GITHUB_APP_ID",
+                    "is not set (the App's numeric id, shown on its settings page)",
+                )
+            })?;
+        let app_id = raw_id.trim().parse::<u64>().map_err(|_| {
+            config_error("GITHUB_APP_ID", format!("must be a number, got {raw_id:?}"))
+        })?;
+        let (variable, pem) = match (&self.github_private_key, &self.github_private_key_path) {
+            (Some(pem), _) if !pem.trim().is_empty() => {
+                ("GITHUB_PRIVATE_KEY", SecretString::from(pem.clone()))
+            }
+            (_, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    config_error(
+                        "GITHUB_PRIVATE_KEY_PATH",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                ("GITHUB_PRIVATE_KEY_PATH", SecretString::from(text))
+            }
+            _ => {
+                return Err(config_error(
+                    "GITHUB_PRIVATE_KEY",
+                    "is not set (give the App's private key as PEM text, or a file with GITHUB_PRIVATE_KEY_PATH)",
+                ));
+            }
+        };
+        let key = EncodingKey::from_rsa_pem(pem.expose_secret().as_bytes())
+            .map_err(|_| config_error(variable, "is not an RSA private key in PEM form"))?;
+        let api_url = validate_url("GITHUB_API_URL", &self.github_api_url)?;
+        Ok(GitHubConfig {
+            app_id,
+            key,
+            api_url,
+        })
+    }
+}
+
+impl CommonArgs {
+    /// Validates the shared settings.
+    pub fn validate(&self) -> Result<Common, ConfigError> {
+        let redis_url = match self.redis_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url)
+                if url.starts_with("redis://")
+                    || url.starts_with("rediss://")
+                    || url.starts_with("unix://")
+                    || url.starts_with("redis+unix://") =>
+            {
+                Some(SecretString::from(url.to_string()))
+            }
+            Some(_) => {
+                return Err(config_error(
+                    "REDIS_URL",
+                    "must start with redis://, rediss:// or unix://",
+                ));
+            }
+        };
+        let public_url = validate_url("GREENLIGHT_PUBLIC_URL", &self.public_url)?;
+        let concurrency = match self.concurrency.as_deref().map(str::trim) {
+            None | Some("") => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Some(raw) => match raw.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(config_error(
+                        "GREENLIGHT_CONCURRENCY",
+                        format!("must be a whole number of at least 1, got {raw:?}"),
+                    ));
+                }
+            },
+        };
+        Ok(Common {
+            redis_url,
+            public_url,
+            data_dir: self.data_dir.clone(),
+            concurrency,
+        })
+    }
+}
+
+impl ServeArgs {
+    /// Validates everything `serve` needs.
+    pub fn validate(&self) -> Result<ServeConfig, ConfigError> {
+        let github = self.github.validate()?;
+        let secrets: Vec<SecretString> = self
+            .github_webhook_secret
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| SecretString::from(s.to_string()))
+            .collect();
+        if secrets.is_empty() {
+            return Err(config_error(
+                "GITHUB_WEBHOOK_SECRET",
+                "is not set (the App's webhook secret; a comma-separated list while rotating)",
+            ));
+        }
+        let addr = self.addr.parse().map_err(|_| {
+            config_error(
+                "GREENLIGHT_ADDR",
+                format!(
+                    "must be HOST:PORT such as 0.0.0.0:3000, got {:?}",
+                    self.addr
+                ),
+            )
+        })?;
+        Ok(ServeConfig {
+            github,
+            common: self.common.validate()?,
+            webhook_secrets: secrets,
+            addr,
+            run_workers: !self.no_worker,
+        })
+    }
+}
+
+impl WorkerArgs {
+    /// Validates everything `worker` needs.
+    pub fn validate(&self) -> Result<WorkerConfig, ConfigError> {
+        Ok(WorkerConfig {
+            github: self.github.validate()?,
+            common: self.common.validate()?,
+        })
+    }
+}
+
+fn validate_url(variable: &'static str, raw: &str) -> Result<String, ConfigError> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    let uri: http::Uri = trimmed
+        .parse()
+        .map_err(|_| config_error(variable, format!("is not a URL: {raw:?}")))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(_)) => Ok(trimmed.to_string()),
+        _ => Err(config_error(
+            variable,
+            format!("must be an http:// or https:// URL, got {raw:?}"),
+        )),
+    }
+}

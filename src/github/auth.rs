@@ -1,0 +1,107 @@
+//! GitHub App authentication: the App's JWT, and installation tokens cached
+//! in Redis so that every greenlight process shares them.
+
+use crate::clock::SharedClock;
+use crate::ids::InstallationId;
+use chrono::{DateTime, Utc};
+use deadpool_redis::Pool;
+use octocrab::jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use redis::AsyncCommands;
+use secrecy::SecretString;
+use serde::Serialize;
+
+/// GitHub recommends an `iat` 60 seconds in the past, against clock drift.
+pub const JWT_BACKDATE_SECS: i64 = 60;
+
+/// GitHub refuses a JWT whose `exp` is more than 10 minutes ahead; we stay at 9.
+pub const JWT_LIFETIME_SECS: i64 = 9 * 60;
+
+/// Cached installation tokens are dropped 5 minutes before GitHub's
+/// `expires_at` (tokens live one hour), so no call starts with a token about to expire.
+pub const TOKEN_EXPIRY_MARGIN_SECS: i64 = 5 * 60;
+
+#[derive(Serialize)]
+struct Claims {
+    iat: i64,
+    exp: i64,
+    iss: String,
+}
+
+/// Signs the App's JWTs.
+#[derive(Clone)]
+pub struct AppAuth {
+    app_id: u64,
+    key: EncodingKey,
+    clock: SharedClock,
+}
+
+impl AppAuth {
+    /// An App identity.
+    pub fn new(app_id: u64, key: EncodingKey, clock: SharedClock) -> Self {
+        Self { app_id, key, clock }
+    }
+
+    /// A fresh RS256 JWT for `/app/...` calls.
+    pub fn jwt(&self) -> anyhow::Result<SecretString> {
+        let now = self.clock.now().timestamp();
+        let claims = Claims {
+            iat: now - JWT_BACKDATE_SECS,
+            exp: now + JWT_LIFETIME_SECS,
+            iss: self.app_id.to_string(),
+        };
+        let token = encode(&Header::new(Algorithm::RS256), &claims, &self.key)?;
+        Ok(SecretString::from(token))
+    }
+}
+
+/// Installation tokens shared through Redis by every process.
+#[derive(Clone)]
+pub struct TokenCache {
+    pool: Pool,
+    clock: SharedClock,
+}
+
+fn key(installation: InstallationId) -> String {
+    format!("gl:token:{installation}")
+}
+
+impl TokenCache {
+    /// A cache over the given Redis pool.
+    pub fn new(pool: Pool, clock: SharedClock) -> Self {
+        Self { pool, clock }
+    }
+
+    /// The cached token of an installation, if one is still fresh.
+    pub async fn get(&self, installation: InstallationId) -> anyhow::Result<Option<SecretString>> {
+        let mut conn = self.pool.get().await?;
+        let token: Option<String> = conn.get(key(installation)).await?;
+        Ok(token.map(SecretString::from))
+    }
+
+    /// Keeps a token until 5 minutes before it expires.
+    pub async fn put(
+        &self,
+        installation: InstallationId,
+        token: &SecretString,
+        expires_at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        use secrecy::ExposeSecret;
+        let ttl_ms =
+            (expires_at - self.clock.now()).num_milliseconds() - TOKEN_EXPIRY_MARGIN_SECS * 1000;
+        if ttl_ms <= 0 {
+            return Ok(());
+        }
+        let mut conn = self.pool.get().await?;
+        let _: () = conn
+            .pset_ex(key(installation), token.expose_secret(), ttl_ms as u64)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets a token GitHub refused.
+    pub async fn invalidate(&self, installation: InstallationId) -> anyhow::Result<()> {
+        let mut conn = self.pool.get().await?;
+        let _: () = conn.del(key(installation)).await?;
+        Ok(())
+    }
+}

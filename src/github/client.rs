@@ -1,0 +1,496 @@
+//! The REST calls greenlight makes, with authentication and retries.
+//!
+//! octocrab is the transport; its own retries are compiled out (they resend
+//! POSTs immediately, which can duplicate check runs). Every request uses a
+//! relative route and carries its own `Authorization` header, so a token is
+//! only ever sent to the configured API host.
+
+use super::auth::{AppAuth, TokenCache};
+use super::retry::RetryPolicy;
+use super::types::{CheckRun, CheckRunBody, StatusBody};
+use crate::clock::SharedClock;
+use crate::ids::{CheckRunId, InstallationId};
+use base64::Engine;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::{HeaderMap, Method, StatusCode};
+use http_body_util::BodyExt;
+use octocrab::Octocrab;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::time::Duration;
+
+/// `owner/name` of a repository, as used in REST routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoPath {
+    /// Owner login.
+    pub owner: String,
+    /// Repository name.
+    pub name: String,
+}
+
+impl fmt::Display for RepoPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.owner, self.name)
+    }
+}
+
+/// A failed call to GitHub.
+#[derive(Debug, thiserror::Error)]
+pub enum GitHubError {
+    /// GitHub answered with an error status (after any retries).
+    #[error("GitHub answered {status} to {method} {path}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Method.
+        method: Method,
+        /// Route.
+        path: String,
+        /// GitHub's `message`.
+        message: String,
+    },
+    /// GitHub could not be reached (after any retries).
+    #[error("GitHub unreachable for {method} {path}: {detail}")]
+    Transport {
+        /// Method.
+        method: Method,
+        /// Route.
+        path: String,
+        /// What failed.
+        detail: String,
+    },
+    /// A response greenlight could not read.
+    #[error("unexpected response to {path}: {detail}")]
+    Decode {
+        /// Route.
+        path: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// Authentication could not be set up (JWT signing, token cache).
+    #[error("GitHub App authentication failed: {0}")]
+    Auth(String),
+}
+
+impl GitHubError {
+    /// Whether trying the whole job again later may succeed (outages, rate limits).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            GitHubError::Api { status, .. } => *status >= 500 || *status == 429 || *status == 403,
+            GitHubError::Transport { .. } | GitHubError::Auth(_) => true,
+            GitHubError::Decode { .. } => false,
+        }
+    }
+}
+
+/// Who a request acts as.
+#[derive(Debug, Clone, Copy)]
+enum Credential {
+    App,
+    Installation(InstallationId),
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// A GitHub App's view of the API.
+#[derive(Clone)]
+pub struct GitHub {
+    http: Octocrab,
+    app: AppAuth,
+    tokens: TokenCache,
+    retry: RetryPolicy,
+    clock: SharedClock,
+}
+
+#[derive(Deserialize)]
+struct AccessToken {
+    token: String,
+    expires_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+struct Contents {
+    #[serde(default)]
+    content: String,
+    #[serde(default)]
+    encoding: String,
+}
+
+#[derive(Deserialize)]
+struct CheckRunList {
+    check_runs: Vec<CheckRun>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    message: String,
+    #[serde(default)]
+    errors: Vec<serde_json::Value>,
+}
+
+impl GitHub {
+    /// A client for the API at `api_url` (e.g. `https://api.github.com`).
+    pub fn new(
+        api_url: &str,
+        app: AppAuth,
+        tokens: TokenCache,
+        retry: RetryPolicy,
+        clock: SharedClock,
+    ) -> anyhow::Result<Self> {
+        let http = Octocrab::builder()
+            .base_uri(api_url)?
+            .set_connect_timeout(Some(Duration::from_secs(5)))
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .build()?;
+        Ok(Self {
+            http,
+            app,
+            tokens,
+            retry,
+            clock,
+        })
+    }
+
+    async fn credential(&self, credential: Credential) -> Result<SecretString, GitHubError> {
+        match credential {
+            Credential::App => self.app.jwt().map_err(|e| GitHubError::Auth(e.to_string())),
+            // Boxed: minting a token is itself a request (as the App).
+            Credential::Installation(id) => Box::pin(self.installation_token(id)).await,
+        }
+    }
+
+    /// A token of the installation: cached, or minted with the App's JWT.
+    pub async fn installation_token(
+        &self,
+        installation: InstallationId,
+    ) -> Result<SecretString, GitHubError> {
+        if let Some(token) = self
+            .tokens
+            .get(installation)
+            .await
+            .map_err(|e| GitHubError::Auth(format!("token cache: {e}")))?
+        {
+            return Ok(token);
+        }
+        let path = format!("/app/installations/{installation}/access_tokens");
+        let minted: AccessToken = self
+            .call(
+                Credential::App,
+                Method::POST,
+                &path,
+                Some(b"{}".to_vec()),
+                true,
+            )
+            .await?;
+        let token = SecretString::from(minted.token);
+        self.tokens
+            .put(installation, &token, minted.expires_at)
+            .await
+            .map_err(|e| GitHubError::Auth(format!("token cache: {e}")))?;
+        Ok(token)
+    }
+
+    async fn send_once(
+        &self,
+        method: &Method,
+        path: &str,
+        token: &SecretString,
+        body: Option<&[u8]>,
+    ) -> Result<Reply, String> {
+        let request = http::Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", token.expose_secret()),
+            )
+            .header(http::header::ACCEPT, "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28")
+            .header(http::header::USER_AGENT, "greenlight")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body.map(<[u8]>::to_vec).unwrap_or_default())
+            .map_err(|e| e.to_string())?;
+        let response = self
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// Sends a request, retrying outages and rate limits with backoff.
+    ///
+    /// With `replayable` false (a POST that creates something), a 5xx or a
+    /// lost connection is not retried here, because GitHub may have acted on
+    /// it; the caller looks before it creates again.
+    async fn request(
+        &self,
+        credential: Credential,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        replayable: bool,
+    ) -> Result<Reply, GitHubError> {
+        let mut reminted = false;
+        let mut retry = 0;
+        loop {
+            let token = self.credential(credential).await?;
+            let reply = match self.send_once(&method, path, &token, body.as_deref()).await {
+                Ok(reply) => reply,
+                Err(detail) => {
+                    if replayable && retry + 1 < self.retry.max_attempts {
+                        tracing::warn!(%method, path, %detail, "GitHub unreachable; retrying");
+                        tokio::time::sleep(self.retry.backoff(retry)).await;
+                        retry += 1;
+                        continue;
+                    }
+                    return Err(GitHubError::Transport {
+                        method,
+                        path: path.to_string(),
+                        detail,
+                    });
+                }
+            };
+            if reply.status.is_success() {
+                return Ok(reply);
+            }
+            if reply.status == StatusCode::UNAUTHORIZED && !reminted {
+                if let Credential::Installation(id) = credential {
+                    // The cached token was revoked or expired early: mint once more.
+                    reminted = true;
+                    self.tokens
+                        .invalidate(id)
+                        .await
+                        .map_err(|e| GitHubError::Auth(e.to_string()))?;
+                    continue;
+                }
+            }
+            let text = String::from_utf8_lossy(&reply.body);
+            let may_retry = replayable || !reply.status.is_server_error();
+            let wait = self.retry.wait_for(
+                reply.status,
+                &reply.headers,
+                &text,
+                retry,
+                self.clock.now().timestamp(),
+            );
+            if let (true, Some(wait), true) = (may_retry, wait, retry + 1 < self.retry.max_attempts)
+            {
+                tracing::warn!(%method, path, status = reply.status.as_u16(), wait_ms = wait.as_millis() as u64, "GitHub asked to retry");
+                tokio::time::sleep(wait).await;
+                retry += 1;
+                continue;
+            }
+            let message = match serde_json::from_slice::<ErrorBody>(&reply.body) {
+                Ok(err) if err.errors.is_empty() => err.message,
+                Ok(err) => format!("{} {}", err.message, serde_json::Value::from(err.errors)),
+                Err(_) => text.chars().take(200).collect(),
+            };
+            return Err(GitHubError::Api {
+                status: reply.status.as_u16(),
+                method,
+                path: path.to_string(),
+                message,
+            });
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        credential: Credential,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        replayable: bool,
+    ) -> Result<T, GitHubError> {
+        let reply = self
+            .request(credential, method, path, body, replayable)
+            .await?;
+        serde_json::from_slice(&reply.body).map_err(|e| GitHubError::Decode {
+            path: path.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// A file's text at a commit, or `None` when it does not exist there.
+    pub async fn file_at(
+        &self,
+        installation: InstallationId,
+        repo: &RepoPath,
+        file: &str,
+        sha: &str,
+    ) -> Result<Option<String>, GitHubError> {
+        let path = format!("/repos/{repo}/contents/{file}?ref={sha}");
+        let contents: Contents = match self
+            .call(
+                Credential::Installation(installation),
+                Method::GET,
+                &path,
+                None,
+                true,
+            )
+            .await
+        {
+            Ok(contents) => contents,
+            Err(GitHubError::Api { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let decode_error = |detail: String| GitHubError::Decode {
+            path: path.clone(),
+            detail,
+        };
+        if contents.encoding != "base64" {
+            return Err(decode_error(format!(
+                "{file} is not served as base64 (encoding {:?}); is it larger than 1 MB?",
+                contents.encoding
+            )));
+        }
+        let packed: String = contents.content.split_whitespace().collect();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(packed)
+            .map_err(|e| decode_error(e.to_string()))?;
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| decode_error(format!("{file} is not UTF-8 text")))
+    }
+
+    /// Sets a commit status.
+    pub async fn create_status(
+        &self,
+        installation: InstallationId,
+        repo: &RepoPath,
+        sha: &str,
+        status: &StatusBody,
+    ) -> Result<(), GitHubError> {
+        let path = format!("/repos/{repo}/statuses/{sha}");
+        let body = serde_json::to_vec(status).expect("status serializes");
+        // Setting the same status twice is harmless, so this POST is replayable.
+        self.request(
+            Credential::Installation(installation),
+            Method::POST,
+            &path,
+            Some(body),
+            true,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Creates a check run, never twice: after a failure that GitHub may have
+    /// acted on, it looks for a run with the same name and external id first.
+    pub async fn create_check_run(
+        &self,
+        installation: InstallationId,
+        repo: &RepoPath,
+        run: &CheckRunBody,
+    ) -> Result<CheckRunId, GitHubError> {
+        let path = format!("/repos/{repo}/check-runs");
+        let body = serde_json::to_vec(run).expect("check run serializes");
+        let mut retry = 0;
+        loop {
+            match self
+                .call::<CheckRun>(
+                    Credential::Installation(installation),
+                    Method::POST,
+                    &path,
+                    Some(body.clone()),
+                    false,
+                )
+                .await
+            {
+                Ok(created) => return Ok(CheckRunId(created.id)),
+                Err(err) if retry + 1 < self.retry.max_attempts && may_have_applied(&err) => {
+                    tracing::warn!(error = %err, "creating a check run failed; checking whether it exists before retrying");
+                    tokio::time::sleep(self.retry.backoff(retry)).await;
+                    retry += 1;
+                    if let Some(existing) = self.find_check_run(installation, repo, run).await? {
+                        return Ok(existing);
+                    }
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    async fn find_check_run(
+        &self,
+        installation: InstallationId,
+        repo: &RepoPath,
+        run: &CheckRunBody,
+    ) -> Result<Option<CheckRunId>, GitHubError> {
+        let (Some(name), Some(sha)) = (&run.name, &run.head_sha) else {
+            return Ok(None);
+        };
+        let path = format!(
+            "/repos/{repo}/commits/{sha}/check-runs?check_name={}&filter=all&per_page=100",
+            encode_query(name)
+        );
+        let list: CheckRunList = self
+            .call(
+                Credential::Installation(installation),
+                Method::GET,
+                &path,
+                None,
+                true,
+            )
+            .await?;
+        Ok(list
+            .check_runs
+            .into_iter()
+            .find(|c| &c.name == name && c.external_id == run.external_id)
+            .map(|c| CheckRunId(c.id)))
+    }
+
+    /// Updates a check run (status, conclusion, output, annotations).
+    pub async fn update_check_run(
+        &self,
+        installation: InstallationId,
+        repo: &RepoPath,
+        id: CheckRunId,
+        run: &CheckRunBody,
+    ) -> Result<(), GitHubError> {
+        let path = format!("/repos/{repo}/check-runs/{id}");
+        let body = serde_json::to_vec(run).expect("check run serializes");
+        // A PATCH sets fields; resending the same one is harmless. (Annotations
+        // append, so callers batch them into separate, ordered updates.)
+        self.request(
+            Credential::Installation(installation),
+            Method::PATCH,
+            &path,
+            Some(body),
+            true,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+fn may_have_applied(err: &GitHubError) -> bool {
+    matches!(err, GitHubError::Transport { .. })
+        || matches!(err, GitHubError::Api { status, .. } if *status >= 500)
+}
+
+fn encode_query(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

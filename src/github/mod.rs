@@ -1,0 +1,10 @@
+//! Everything that speaks GitHub: App authentication, the few REST calls
+//! greenlight makes, and the webhook payloads it reads.
+
+pub mod auth;
+pub mod client;
+pub mod retry;
+pub mod types;
+pub mod webhook;
+
+pub use client::{GitHub, GitHubError, RepoPath};

@@ -1,0 +1,71 @@
+//! Newtypes for the identifiers that travel through the system, so that a
+//! build id is never passed where a stage id or a check run id is expected.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident($inner:ty)) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub $inner);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A GitHub App installation id (`installation.id` in every App delivery).
+    InstallationId(u64)
+);
+id_type!(
+    /// GitHub's numeric repository id; also the repo's id in the Drone API.
+    RepoId(i64)
+);
+id_type!(
+    /// A build's global id (Drone's `build.id`).
+    BuildId(i64)
+);
+id_type!(
+    /// A stage's global id (Drone's `stage.id`); one stage per pipeline.
+    StageId(i64)
+);
+id_type!(
+    /// A GitHub check run id.
+    CheckRunId(u64)
+);
+
+/// A full 40-hex git commit sha.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Sha(pub String);
+
+impl Sha {
+    /// The first seven characters, as GitHub shows them.
+    pub fn short(&self) -> &str {
+        self.0.get(..7).unwrap_or(&self.0)
+    }
+}
+
+impl fmt::Display for Sha {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The `X-GitHub-Delivery` GUID. GitHub reuses it when a delivery is
+/// redelivered, so it identifies the event, not one HTTP request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DeliveryId(pub String);
+
+impl fmt::Display for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

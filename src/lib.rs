@@ -1,0 +1,19 @@
+//! greenlight: a self-hosted CI service shipped as a GitHub App.
+//!
+//! A delivery travels `github::webhook` (verify, compact) → `queue` (Redis
+//! stream) → `planner` (fetch `.drone.yml`, record the build in `store`,
+//! `publish` pending feedback) → stage jobs for the `runner`. Every arrow is a
+//! Redis write, so each box can run in its own process or machine.
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod github;
+pub mod ids;
+pub mod pipeline;
+pub mod planner;
+pub mod publish;
+pub mod queue;
+pub mod redis_server;
+pub mod server;
+pub mod store;

@@ -1,0 +1,46 @@
+//! The `greenlight` command: parses the command line, validates settings,
+//! and hands over to the library. Configuration problems exit with code 2.
+
+use clap::Parser;
+use greenlight::app;
+use greenlight::config::{Cli, Command, ConfigError};
+use std::process::ExitCode;
+
+fn config_failure(e: ConfigError) -> ExitCode {
+    eprintln!("greenlight: configuration error: {e}");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
+    let outcome = match cli.command {
+        Command::Serve(args) => match args.validate() {
+            Ok(config) => runtime.block_on(async {
+                let running = app::start(config, app::Deps::default()).await?;
+                app::terminated().await;
+                tracing::info!("stopping");
+                running.stop().await;
+                anyhow::Ok(())
+            }),
+            Err(e) => return config_failure(e),
+        },
+        Command::Worker(args) => match args.validate() {
+            Ok(_config) => Err(anyhow::anyhow!("`greenlight worker` is not available yet")),
+            Err(e) => return config_failure(e),
+        },
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("greenlight: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! `.drone.yml`: Drone's multi-document pipeline format, exec pipelines only.
+//!
+//! Parsing is strict: a key greenlight does not support, or `type: docker`,
+//! is an error with a line and column, never silently ignored.
+
+pub mod condition;
+mod parse;
+
+pub use condition::{Condition, Conditions, Facts};
+pub use parse::{ParseError, parse};
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The file greenlight reads from the repository.
+pub const CONFIG_PATH: &str = ".drone.yml";
+
+/// A step's timeout when the pipeline sets none (Drone's repository default is 60 minutes).
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// A value of a step's `environment`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum EnvValue {
+    /// A literal value.
+    Plain(String),
+    /// `{from_secret: NAME}`: a repository secret.
+    Secret(String),
+}
+
+/// One step of a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Step {
+    /// Unique within the pipeline.
+    pub name: String,
+    /// Shell commands, run with `set -e`, each echoed as `+ cmd`.
+    pub commands: Vec<String>,
+    /// Extra environment variables.
+    pub environment: BTreeMap<String, EnvValue>,
+    /// When the step runs.
+    pub when: Conditions,
+    /// Steps that must finish first (a DAG when any step declares it).
+    pub depends_on: Vec<String>,
+    /// `failure: ignore`: a failure does not fail the stage.
+    pub ignore_failure: bool,
+}
+
+/// One `kind: pipeline` document.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Pipeline {
+    /// Stage name (default `default`).
+    pub name: String,
+    /// Steps in file order.
+    pub steps: Vec<Step>,
+    /// When the pipeline runs at all.
+    pub trigger: Conditions,
+    /// Pipelines that must finish first.
+    pub depends_on: Vec<String>,
+    /// Environment for every step.
+    pub environment: BTreeMap<String, EnvValue>,
+    /// Whether to skip cloning the repository.
+    pub clone_disabled: bool,
+    /// Per-step timeout (`greenlight: {step_timeout: 10m}`).
+    pub step_timeout: Duration,
+    /// Line of the document's first key, for messages.
+    pub line: usize,
+}
+
+/// Settings of greenlight itself, from the `greenlight:` key of the first document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Cancel older builds of the same branch or pull request (default on).
+    pub auto_cancel: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { auto_cancel: true }
+    }
+}
+
+/// A parsed `.drone.yml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The pipelines, in file order.
+    pub pipelines: Vec<Pipeline>,
+    /// greenlight's own settings.
+    pub settings: Settings,
+}
+
+impl Config {
+    /// The pipelines whose `trigger` matches, in file order. A pipeline that
+    /// depends on one that does not run has that dependency dropped, as Drone does.
+    pub fn matching(&self, facts: &Facts<'_>) -> Vec<Pipeline> {
+        let chosen: Vec<Pipeline> = self
+            .pipelines
+            .iter()
+            .filter(|p| p.trigger.matches(facts))
+            .cloned()
+            .collect();
+        let names: Vec<String> = chosen.iter().map(|p| p.name.clone()).collect();
+        chosen
+            .into_iter()
+            .map(|mut p| {
+                p.depends_on.retain(|d| names.contains(d));
+                p
+            })
+            .collect()
+    }
+}

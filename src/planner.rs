@@ -1,0 +1,363 @@
+//! The planner: turns queued deliveries into recorded builds, tells GitHub at
+//! once (pending statuses, queued check runs), and queues one job per stage.
+//!
+//! Planning one entry is idempotent, so an entry is acknowledged only when
+//! everything is done: a crash or a GitHub outage leaves it pending, and it is
+//! reclaimed and resumed later without a second build.
+
+use crate::clock::SharedClock;
+use crate::github::webhook::Trigger;
+use crate::github::{GitHubError, RepoPath};
+use crate::ids::StageId;
+use crate::pipeline::{self, Facts};
+use crate::publish::Publisher;
+use crate::queue::{DELIVERIES, Entry, EntryId, PLANNERS, STAGES, WORKERS, WorkQueue};
+use crate::store::{Build, Claim, Stage, StageJob, Status, StepRecord, Store};
+use deadpool_redis::Pool;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Entries left pending this long by a planner are taken over by another.
+pub const RECLAIM_IDLE: Duration = Duration::from_secs(30);
+
+/// An entry that failed this many times is reported and dropped.
+pub const MAX_ATTEMPTS: u64 = 20;
+
+/// Plans builds from the delivery stream.
+#[derive(Clone)]
+pub struct Planner {
+    store: Store,
+    deliveries: WorkQueue<Trigger>,
+    stages: WorkQueue<StageJob>,
+    publisher: Publisher,
+    clock: SharedClock,
+    consumer: String,
+}
+
+/// Why planning an entry stopped before it was done.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Redis failed.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// GitHub failed.
+    #[error(transparent)]
+    GitHub(#[from] GitHubError),
+}
+
+impl Planner {
+    /// A planner named `consumer` in the planners' group.
+    pub fn new(pool: Pool, publisher: Publisher, clock: SharedClock, consumer: String) -> Self {
+        Self {
+            store: Store::new(pool.clone()),
+            deliveries: WorkQueue::new(pool.clone(), DELIVERIES, PLANNERS),
+            stages: WorkQueue::new(pool, STAGES, WORKERS),
+            publisher,
+            clock,
+            consumer,
+        }
+    }
+
+    /// Reads and plans deliveries until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut last_reclaim = tokio::time::Instant::now();
+        let mut conn = None;
+        while !shutdown.is_cancelled() {
+            if conn.is_none() {
+                let ready = async {
+                    self.deliveries.ensure_group().await?;
+                    self.stages.ensure_group().await?;
+                    self.deliveries
+                        .pool()
+                        .get()
+                        .await
+                        .map_err(crate::queue::pool_error)
+                };
+                match ready.await {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "planner cannot reach Redis; retrying");
+                        tokio::select! { _ = shutdown.cancelled() => break, _ = tokio::time::sleep(Duration::from_secs(1)) => continue }
+                    }
+                }
+            }
+            let c = conn.as_mut().expect("connected above");
+            let read = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                read = self.deliveries.read(c, &self.consumer, 32, Duration::from_secs(2)) => read,
+            };
+            let entries = match read {
+                Ok(entries) => entries,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading deliveries failed");
+                    conn = None;
+                    continue;
+                }
+            };
+            self.handle_all(entries).await;
+            if last_reclaim.elapsed() >= RECLAIM_IDLE / 2 {
+                last_reclaim = tokio::time::Instant::now();
+                match self
+                    .deliveries
+                    .reclaim(&self.consumer, RECLAIM_IDLE, 32)
+                    .await
+                {
+                    Ok(entries) => self.handle_all(entries).await,
+                    Err(e) => tracing::warn!(error = %e, "reclaiming deliveries failed"),
+                }
+            }
+        }
+    }
+
+    async fn handle_all(&self, entries: Vec<Entry<Trigger>>) {
+        futures::future::join_all(entries.into_iter().map(|e| self.handle(e))).await;
+    }
+
+    async fn handle(&self, entry: Entry<Trigger>) {
+        let trigger = match entry.item {
+            Ok(trigger) => trigger,
+            Err(reason) => {
+                tracing::error!(entry = %entry.id, %reason, "dropping an unreadable delivery record");
+                let _ = self.deliveries.ack(&entry.id).await;
+                return;
+            }
+        };
+        match self.plan(&entry.id, &trigger).await {
+            Ok(()) => {
+                if let Err(e) = self.deliveries.ack(&entry.id).await {
+                    tracing::warn!(error = %e, "acknowledging a planned delivery failed; it will be resumed");
+                }
+            }
+            Err(e) if entry.deliveries >= MAX_ATTEMPTS => {
+                tracing::error!(delivery = %trigger.delivery, repo = %trigger.repo.slug(), error = %e, "giving up on a delivery after {MAX_ATTEMPTS} attempts");
+                let _ = self.deliveries.ack(&entry.id).await;
+            }
+            Err(e) => {
+                tracing::warn!(delivery = %trigger.delivery, repo = %trigger.repo.slug(), error = %e, "planning failed; the delivery stays queued and is retried");
+            }
+        }
+    }
+
+    /// Plans one entry; safe to call again for the same entry.
+    pub async fn plan(&self, entry: &EntryId, trigger: &Trigger) -> Result<(), PlanError> {
+        let now = self.clock.now();
+        let repo = self
+            .store
+            .upsert_repo(&trigger.repo, trigger.installation, now.timestamp())
+            .await?;
+        if let Claim::InFlight(other) = self.store.claim_delivery(&trigger.delivery, entry).await? {
+            tracing::info!(delivery = %trigger.delivery, earlier = %other, "a copy of this delivery is still queued or running; nothing to do");
+            return Ok(());
+        }
+        let (build, stages) = match self.store.allocate_existing(entry).await? {
+            Some(id) => match self.store.build(id).await? {
+                Some(build) => {
+                    let stages = self.store.stages(&build).await?;
+                    (build, stages)
+                }
+                None => match self.record(entry, trigger, repo.id).await? {
+                    Some(planned) => planned,
+                    None => return Ok(()),
+                },
+            },
+            None => match self.record(entry, trigger, repo.id).await? {
+                Some(planned) => planned,
+                None => return Ok(()),
+            },
+        };
+        self.announce(build, stages).await
+    }
+
+    /// Reads `.drone.yml` and records the build; `None` when no pipeline matches.
+    async fn record(
+        &self,
+        entry: &EntryId,
+        trigger: &Trigger,
+        repo_id: crate::ids::RepoId,
+    ) -> Result<Option<(Build, Vec<Stage>)>, PlanError> {
+        let path = RepoPath {
+            owner: trigger.repo.owner.clone(),
+            name: trigger.repo.name.clone(),
+        };
+        let config = match self
+            .publisher
+            .github()
+            .file_at(
+                trigger.installation,
+                &path,
+                pipeline::CONFIG_PATH,
+                &trigger.sha.0,
+            )
+            .await
+        {
+            Ok(Some(text)) => {
+                pipeline::parse(&text).map_err(|e| format!("{}: {e}", pipeline::CONFIG_PATH))
+            }
+            Ok(None) => Err(format!(
+                "no {} in {} at {}",
+                pipeline::CONFIG_PATH,
+                trigger.repo.slug(),
+                trigger.sha.short()
+            )),
+            Err(e) if e.is_transient() => return Err(e.into()),
+            Err(e) => Err(format!("could not read {}: {e}", pipeline::CONFIG_PATH)),
+        };
+        let slug = trigger.repo.slug();
+        let facts = Facts {
+            event: trigger.event.as_str(),
+            branch: &trigger.target,
+            git_ref: &trigger.git_ref,
+            action: &trigger.action,
+            repo: &slug,
+        };
+        let pipelines = match &config {
+            Ok(config) => {
+                let chosen = config.matching(&facts);
+                if chosen.is_empty() {
+                    tracing::info!(repo = %slug, sha = %trigger.sha, "no pipeline's trigger matches; no build");
+                    self.store
+                        .release_delivery(&trigger.delivery, entry)
+                        .await?;
+                    return Ok(None);
+                }
+                chosen
+            }
+            Err(_) => Vec::new(),
+        };
+        let (id, number, _) = self.store.allocate_build(entry, repo_id).await?;
+        let now = self.clock.now().timestamp();
+        let first_stage = self
+            .store
+            .allocate_ids("stage", pipelines.len().max(1))
+            .await?;
+        let step_count: usize = pipelines.iter().map(|p| p.steps.len()).sum();
+        let mut next_step = self.store.allocate_ids("step", step_count.max(1)).await?;
+        let stages: Vec<Stage> = pipelines
+            .into_iter()
+            .enumerate()
+            .map(|(i, pipeline)| {
+                let steps = pipeline
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .map(|(n, step)| {
+                        next_step += 1;
+                        StepRecord {
+                            id: next_step - 1,
+                            number: n as i64 + 1,
+                            name: step.name.clone(),
+                            status: Status::Pending,
+                            error: String::new(),
+                            errignore: step.ignore_failure,
+                            exit_code: 0,
+                            started: 0,
+                            stopped: 0,
+                            version: 1,
+                            depends_on: step.depends_on.clone(),
+                        }
+                    })
+                    .collect();
+                Stage {
+                    id: StageId(first_stage + i as i64),
+                    repo_id,
+                    build_id: id,
+                    number: i as i64 + 1,
+                    name: pipeline.name.clone(),
+                    status: if pipeline.depends_on.is_empty() {
+                        Status::Pending
+                    } else {
+                        Status::WaitingOnDependencies
+                    },
+                    error: String::new(),
+                    exit_code: 0,
+                    machine: String::new(),
+                    started: 0,
+                    stopped: 0,
+                    created: now,
+                    updated: now,
+                    version: 1,
+                    depends_on: pipeline.depends_on.clone(),
+                    steps,
+                    pipeline,
+                    check_run: None,
+                    enqueued: false,
+                }
+            })
+            .collect();
+        let (status, error, finished) = match config {
+            Ok(_) => (Status::Pending, String::new(), 0),
+            Err(message) => (Status::Error, message, now),
+        };
+        let build = Build {
+            id,
+            repo_id,
+            repo_slug: slug,
+            number,
+            parent: 0,
+            status,
+            error,
+            trigger: "@hook".to_string(),
+            event: trigger.event,
+            action: trigger.action.clone(),
+            link: trigger.link.clone(),
+            title: trigger.title.clone(),
+            message: trigger.message.clone(),
+            before: trigger.before.clone(),
+            after: trigger.sha.clone(),
+            git_ref: trigger.git_ref.clone(),
+            source_repo: trigger.source_repo.clone(),
+            source: trigger.source.clone(),
+            target: trigger.target.clone(),
+            pull_request: trigger.pull_request,
+            fork: trigger.fork,
+            author_login: trigger.author_login.clone(),
+            author_name: trigger.author_name.clone(),
+            author_email: trigger.author_email.clone(),
+            author_avatar: trigger.author_avatar.clone(),
+            sender: trigger.sender.clone(),
+            installation: trigger.installation,
+            clone_url: trigger.repo.clone_url.clone(),
+            delivery: trigger.delivery.clone(),
+            entry: entry.clone(),
+            stages: stages.iter().map(|s| s.id).collect(),
+            started: finished,
+            finished,
+            created: now,
+            updated: now,
+            version: 1,
+        };
+        self.store.record_build(&build, &stages).await?;
+        tracing::info!(repo = %build.repo_slug, number = build.number, stages = stages.len(), status = build.status.as_str(), "build recorded");
+        Ok(Some((build, stages)))
+    }
+
+    /// Publishes what is not yet on GitHub and queues what is not yet queued.
+    async fn announce(&self, build: Build, stages: Vec<Stage>) -> Result<(), PlanError> {
+        if build.status == Status::Error && stages.is_empty() {
+            self.publisher
+                .config_error(&build, self.clock.now())
+                .await?;
+            self.store
+                .release_delivery(&build.delivery, &build.entry)
+                .await?;
+            return Ok(());
+        }
+        for mut stage in stages {
+            if stage.check_run.is_none() {
+                stage.check_run = Some(self.publisher.stage_planned(&build, &stage).await?);
+                self.store.save_stage(&mut stage).await?;
+            }
+            if !stage.enqueued && stage.status == Status::Pending {
+                self.stages
+                    .push(&StageJob {
+                        build: build.id,
+                        stage: stage.id,
+                    })
+                    .await?;
+                stage.enqueued = true;
+                self.store.save_stage(&mut stage).await?;
+            }
+        }
+        Ok(())
+    }
+}

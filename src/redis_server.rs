@@ -1,0 +1,115 @@
+//! Redis: connecting to it, or running one as a child process when
+//! `REDIS_URL` is unset, so a single machine needs nothing else.
+
+use anyhow::{Context, bail};
+use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+/// Connections per process; blocking stream reads hold one each.
+pub const POOL_SIZE: usize = 64;
+
+/// A pool whose waits fail fast, so an unreachable Redis turns into a 503
+/// rather than a delivery GitHub times out on.
+pub fn pool(url: &str) -> anyhow::Result<Pool> {
+    let mut config = Config::from_url(url);
+    let timeout = Some(Duration::from_secs(2));
+    config.pool = Some(PoolConfig {
+        max_size: POOL_SIZE,
+        timeouts: Timeouts {
+            wait: timeout,
+            create: timeout,
+            recycle: timeout,
+        },
+        ..PoolConfig::default()
+    });
+    config
+        .create_pool(Some(Runtime::Tokio1))
+        .context("REDIS_URL: cannot build a connection pool")
+}
+
+/// A `redis-server` child with AOF persistence under the data directory,
+/// listening only on a unix socket.
+pub struct EmbeddedRedis {
+    child: Child,
+    socket: PathBuf,
+}
+
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+impl EmbeddedRedis {
+    /// Starts `redis-server` (found on PATH) and waits until it answers.
+    pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
+        let Some(binary) = find_on_path("redis-server") else {
+            bail!(
+                "REDIS_URL is not set and redis-server is not on PATH: install it (Debian/Ubuntu: apt-get install redis-server) or set REDIS_URL"
+            );
+        };
+        let dir = data_dir.join("redis");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("GREENLIGHT_DATA_DIR: cannot create {}", dir.display()))?;
+        let dir = dir.canonicalize()?;
+        let socket = dir.join("redis.sock");
+        let _ = std::fs::remove_file(&socket);
+        let child = Command::new(binary)
+            .args([
+                "--port",
+                "0",
+                "--unixsocketperm",
+                "700",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .arg("--unixsocket")
+            .arg(&socket)
+            .arg("--dir")
+            .arg(&dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting redis-server")?;
+        let mut redis = Self { child, socket };
+        for _ in 0..100 {
+            if redis.socket.exists() {
+                return Ok(redis);
+            }
+            if let Some(status) = redis.child.try_wait()? {
+                bail!(
+                    "redis-server exited at start ({status}); its data is in {}",
+                    dir.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!(
+            "redis-server did not open {} within 5 s",
+            redis.socket.display()
+        )
+    }
+
+    /// The URL to connect with.
+    pub fn url(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// Stops it cleanly (SIGTERM lets it finish writing the AOF).
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: kill(2) on our own child's pid has no memory effects.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}

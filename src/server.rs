@@ -1,0 +1,160 @@
+//! The HTTP front: webhook intake and health checks.
+//!
+//! Intake verifies the signature before reading anything else, writes a
+//! compact trigger to the delivery stream and answers. It never calls GitHub:
+//! GitHub gives up on a delivery after 10 seconds.
+
+use crate::github::webhook::{self, Delivery, MAX_PAYLOAD_BYTES, Trigger};
+use crate::ids::DeliveryId;
+use crate::queue::WorkQueue;
+use crate::store::Store;
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use secrecy::SecretString;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long intake waits for Redis before answering 503 (well inside
+/// GitHub's 10-second delivery timeout).
+pub const REDIS_WRITE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What the intake handlers share.
+#[derive(Clone)]
+pub struct Intake {
+    secrets: Arc<Vec<SecretString>>,
+    deliveries: WorkQueue<Trigger>,
+    store: Store,
+}
+
+impl Intake {
+    /// Intake writing to `deliveries`, accepting any of `secrets`.
+    pub fn new(secrets: Vec<SecretString>, deliveries: WorkQueue<Trigger>, store: Store) -> Self {
+        Self {
+            secrets: Arc::new(secrets),
+            deliveries,
+            store,
+        }
+    }
+}
+
+/// The routes of the web process.
+pub fn router(intake: Intake) -> Router {
+    Router::new()
+        .route("/webhook", post(receive))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .with_state(intake)
+}
+
+fn reply(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "message": message.into() }))).into_response()
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+#[derive(serde::Deserialize)]
+struct Form {
+    payload: String,
+}
+
+async fn receive(State(intake): State<Intake>, headers: HeaderMap, body: Body) -> Response {
+    let raw = match axum::body::to_bytes(body, MAX_PAYLOAD_BYTES).await {
+        Ok(raw) => raw,
+        Err(_) => {
+            return reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload over GitHub's 25 MB limit",
+            );
+        }
+    };
+    if let Err(e) = webhook::verify_signature(
+        &intake.secrets,
+        header(&headers, "x-hub-signature-256"),
+        &raw,
+    ) {
+        tracing::warn!(reason = %e, "refused a webhook delivery");
+        return reply(StatusCode::UNAUTHORIZED, e.to_string());
+    }
+    let (Some(event), Some(guid)) = (
+        header(&headers, "x-github-event"),
+        header(&headers, "x-github-delivery"),
+    ) else {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            "missing X-GitHub-Event or X-GitHub-Delivery header",
+        );
+    };
+    let content_type = header(&headers, "content-type").unwrap_or("application/json");
+    let form;
+    let json: &[u8] = if content_type.starts_with("application/x-www-form-urlencoded") {
+        form = match serde_urlencoded::from_bytes::<Form>(&raw) {
+            Ok(f) => f,
+            Err(_) => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    "form-encoded delivery without a `payload` field",
+                );
+            }
+        };
+        form.payload.as_bytes()
+    } else if content_type.starts_with("application/json") {
+        &raw
+    } else {
+        return reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("unsupported content type {content_type}"),
+        );
+    };
+    let delivery = DeliveryId(guid.to_string());
+    let trigger = match webhook::parse_delivery(event, &delivery, json) {
+        Ok(Delivery::Ping) => return reply(StatusCode::OK, "pong"),
+        Ok(Delivery::Ignored(reason)) => {
+            return reply(StatusCode::OK, format!("ignored: {reason}"));
+        }
+        Ok(Delivery::Build(trigger)) => trigger,
+        Err(e) => return reply(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    match tokio::time::timeout(REDIS_WRITE_TIMEOUT, intake.deliveries.push(&trigger)).await {
+        Ok(Ok(entry)) => {
+            tracing::info!(%delivery, event, repo = %trigger.repo.slug(), sha = %trigger.sha, %entry, "delivery queued");
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({ "message": "queued", "delivery": delivery, "entry": entry })),
+            )
+                .into_response()
+        }
+        Ok(Err(e)) => {
+            tracing::error!(%delivery, error = %e, "could not queue a delivery");
+            reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queue unavailable; redeliver later",
+            )
+        }
+        Err(_) => {
+            tracing::error!(%delivery, "timed out queueing a delivery");
+            reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queue unavailable; redeliver later",
+            )
+        }
+    }
+}
+
+async fn ready(State(intake): State<Intake>) -> Response {
+    match tokio::time::timeout(REDIS_WRITE_TIMEOUT, intake.store.ping()).await {
+        Ok(Ok(())) => reply(StatusCode::OK, "ready"),
+        _ => reply(StatusCode::SERVICE_UNAVAILABLE, "redis does not answer"),
+    }
+}

@@ -1,0 +1,327 @@
+//! Build state in Redis: repositories, builds, stages, and the claims that
+//! make planning idempotent.
+//!
+//! Records are JSON strings under `gl:*` keys. A build is written by its
+//! planner and, when a stage ends, by whichever worker ends the last stage;
+//! a stage is written only by the worker that holds its job.
+
+mod model;
+
+pub use model::{Build, Repo, Stage, StageJob, Status, StepRecord};
+
+use crate::github::webhook::RepoInfo;
+use crate::ids::{BuildId, DeliveryId, InstallationId, RepoId, StageId};
+use crate::queue::{EntryId, pool_error};
+use deadpool_redis::Pool;
+use redis::{AsyncCommands, RedisResult};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+fn repo_key(id: RepoId) -> String {
+    format!("gl:repo:{id}")
+}
+fn slug_key(slug: &str) -> String {
+    format!("gl:repo-slug:{}", slug.to_ascii_lowercase())
+}
+fn builds_key(id: RepoId) -> String {
+    format!("gl:repo:{id}:builds")
+}
+fn build_key(id: BuildId) -> String {
+    format!("gl:build:{id}")
+}
+fn stage_key(id: StageId) -> String {
+    format!("gl:stage:{id}")
+}
+fn delivery_key(id: &DeliveryId) -> String {
+    format!("gl:delivery:{id}")
+}
+
+/// What claiming a delivery found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This entry owns the delivery now (first time, or its earlier build finished).
+    Owned,
+    /// Another entry of the same delivery has a build still queued or running.
+    InFlight(EntryId),
+}
+
+/// Where build state lives.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+/// Allocates a build id and number once per queue entry.
+/// KEYS: entry→build, build id counter, repo counter. Returns {id, number, fresh}.
+const ALLOCATE_BUILD: &str = r"
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  local sep = string.find(existing, ':')
+  return {tonumber(string.sub(existing, 1, sep - 1)), tonumber(string.sub(existing, sep + 1)), 0}
+end
+local id = redis.call('INCR', KEYS[2])
+local number = redis.call('INCR', KEYS[3])
+redis.call('SET', KEYS[1], id .. ':' .. number, 'EX', 604800)
+return {id, number, 1}
+";
+
+/// Claims a delivery for an entry unless another entry's build is in flight.
+/// KEYS: the delivery's claim; ARGV: the entry id. Returns the owner.
+const CLAIM_DELIVERY: &str = r"
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] then return owner end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', 604800)
+return ARGV[1]
+";
+
+/// Releases a delivery claim if the entry still holds it.
+const RELEASE_DELIVERY: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+impl Store {
+    /// A store over a Redis pool.
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    async fn conn(&self) -> RedisResult<deadpool_redis::Connection> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, key: &str) -> RedisResult<Option<T>> {
+        let raw: Option<String> = self.conn().await?.get(key).await?;
+        raw.map(|text| {
+            serde_json::from_str(&text).map_err(|e| {
+                redis::RedisError::from((
+                    redis::ErrorKind::Parse,
+                    "corrupt record",
+                    format!("{key}: {e}"),
+                ))
+            })
+        })
+        .transpose()
+    }
+
+    async fn set_json<T: Serialize>(&self, key: &str, value: &T) -> RedisResult<()> {
+        let json = serde_json::to_string(value).expect("records serialize");
+        self.conn().await?.set(key, json).await
+    }
+
+    /// Records (or refreshes) a repository from a delivery.
+    pub async fn upsert_repo(
+        &self,
+        info: &RepoInfo,
+        installation: InstallationId,
+        now: i64,
+    ) -> RedisResult<Repo> {
+        let existing: Option<Repo> = self.get_json(&repo_key(info.id)).await?;
+        let repo = Repo {
+            id: info.id,
+            namespace: info.owner.clone(),
+            name: info.name.clone(),
+            private: info.private,
+            clone_url: info.clone_url.clone(),
+            ssh_url: info.ssh_url.clone(),
+            link: info.html_url.clone(),
+            default_branch: info.default_branch.clone(),
+            active: true,
+            installation,
+            counter: existing.as_ref().map_or(0, |r| r.counter),
+            created: existing.as_ref().map_or(now, |r| r.created),
+            updated: now,
+        };
+        if existing.as_ref() != Some(&repo) {
+            self.set_json(&repo_key(repo.id), &repo).await?;
+            let mut conn = self.conn().await?;
+            let _: () = conn.set(slug_key(&repo.slug()), repo.id.0).await?;
+            let _: () = conn.sadd("gl:repos", repo.id.0).await?;
+        }
+        Ok(repo)
+    }
+
+    /// A repository by id.
+    pub async fn repo(&self, id: RepoId) -> RedisResult<Option<Repo>> {
+        self.get_json(&repo_key(id)).await
+    }
+
+    /// A repository by `owner/name` (case-insensitive, as GitHub's are).
+    pub async fn repo_by_slug(&self, slug: &str) -> RedisResult<Option<Repo>> {
+        let id: Option<i64> = self.conn().await?.get(slug_key(slug)).await?;
+        match id {
+            Some(id) => self.repo(RepoId(id)).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Claims a delivery GUID for a queue entry (see [`Claim`]).
+    pub async fn claim_delivery(
+        &self,
+        delivery: &DeliveryId,
+        entry: &EntryId,
+    ) -> RedisResult<Claim> {
+        let owner: String = redis::Script::new(CLAIM_DELIVERY)
+            .key(delivery_key(delivery))
+            .arg(&entry.0)
+            .invoke_async(&mut self.conn().await?)
+            .await?;
+        Ok(if owner == entry.0 {
+            Claim::Owned
+        } else {
+            Claim::InFlight(EntryId(owner))
+        })
+    }
+
+    /// Releases a delivery once its build has finished, so that a redelivery starts a new build.
+    pub async fn release_delivery(
+        &self,
+        delivery: &DeliveryId,
+        entry: &EntryId,
+    ) -> RedisResult<()> {
+        let _: i64 = redis::Script::new(RELEASE_DELIVERY)
+            .key(delivery_key(delivery))
+            .arg(&entry.0)
+            .invoke_async(&mut self.conn().await?)
+            .await?;
+        Ok(())
+    }
+
+    /// The build id and number of a queue entry, allocated on first call.
+    /// Returns `(id, number, fresh)`.
+    pub async fn allocate_build(
+        &self,
+        entry: &EntryId,
+        repo: RepoId,
+    ) -> RedisResult<(BuildId, i64, bool)> {
+        let (id, number, fresh): (i64, i64, i64) = redis::Script::new(ALLOCATE_BUILD)
+            .key(format!("gl:entry:{entry}:build"))
+            .key("gl:ids:build")
+            .key(format!("gl:repo:{repo}:counter"))
+            .invoke_async(&mut self.conn().await?)
+            .await?;
+        Ok((BuildId(id), number, fresh == 1))
+    }
+
+    /// The build an entry already allocated, if any.
+    pub async fn allocate_existing(&self, entry: &EntryId) -> RedisResult<Option<BuildId>> {
+        let raw: Option<String> = self
+            .conn()
+            .await?
+            .get(format!("gl:entry:{entry}:build"))
+            .await?;
+        Ok(raw
+            .and_then(|r| r.split(':').next().and_then(|id| id.parse().ok()))
+            .map(BuildId))
+    }
+
+    /// Reserves `count` consecutive ids of a kind (`stage`, `step`); returns the first.
+    pub async fn allocate_ids(&self, kind: &str, count: usize) -> RedisResult<i64> {
+        let last: i64 = self
+            .conn()
+            .await?
+            .incr(format!("gl:ids:{kind}"), count)
+            .await?;
+        Ok(last - count as i64 + 1)
+    }
+
+    /// Writes a new build and its stages at once, and lists it under its repository.
+    pub async fn record_build(&self, build: &Build, stages: &[Stage]) -> RedisResult<()> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.set(
+            build_key(build.id),
+            serde_json::to_string(build).expect("records serialize"),
+        );
+        for stage in stages {
+            pipe.set(
+                stage_key(stage.id),
+                serde_json::to_string(stage).expect("records serialize"),
+            );
+        }
+        pipe.zadd(builds_key(build.repo_id), build.id.0, build.number);
+        pipe.cmd("EVAL")
+            .arg("local r = redis.call('GET', KEYS[1]); if r then local t = cjson.decode(r); if t.counter < tonumber(ARGV[1]) then t.counter = tonumber(ARGV[1]); redis.call('SET', KEYS[1], cjson.encode(t)) end end return 0")
+            .arg(1)
+            .arg(repo_key(build.repo_id))
+            .arg(build.number);
+        pipe.query_async::<()>(&mut self.conn().await?).await
+    }
+
+    /// A build by id.
+    pub async fn build(&self, id: BuildId) -> RedisResult<Option<Build>> {
+        self.get_json(&build_key(id)).await
+    }
+
+    /// A build by repository and number.
+    pub async fn build_by_number(&self, repo: RepoId, number: i64) -> RedisResult<Option<Build>> {
+        let ids: Vec<i64> = self
+            .conn()
+            .await?
+            .zrangebyscore(builds_key(repo), number, number)
+            .await?;
+        match ids.first() {
+            Some(id) => self.build(BuildId(*id)).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The numbers and ids of a repository's builds, newest first.
+    pub async fn build_ids(
+        &self,
+        repo: RepoId,
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<BuildId>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = self
+            .conn()
+            .await?
+            .zrevrange(
+                builds_key(repo),
+                offset as isize,
+                (offset + count - 1) as isize,
+            )
+            .await?;
+        Ok(ids.into_iter().map(BuildId).collect())
+    }
+
+    /// Overwrites a build record (bumping its version).
+    pub async fn save_build(&self, build: &mut Build) -> RedisResult<()> {
+        build.version += 1;
+        self.set_json(&build_key(build.id), build).await
+    }
+
+    /// A stage by id.
+    pub async fn stage(&self, id: StageId) -> RedisResult<Option<Stage>> {
+        self.get_json(&stage_key(id)).await
+    }
+
+    /// The stages of a build, in order.
+    pub async fn stages(&self, build: &Build) -> RedisResult<Vec<Stage>> {
+        let mut out = Vec::with_capacity(build.stages.len());
+        for id in &build.stages {
+            if let Some(stage) = self.stage(*id).await? {
+                out.push(stage);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Overwrites a stage record (bumping its version).
+    pub async fn save_stage(&self, stage: &mut Stage) -> RedisResult<()> {
+        stage.version += 1;
+        self.set_json(&stage_key(stage.id), stage).await
+    }
+
+    /// Whether Redis answers.
+    pub async fn ping(&self) -> RedisResult<()> {
+        let mut conn = self.conn().await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(|_| ())
+    }
+}
