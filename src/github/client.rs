@@ -267,16 +267,16 @@ impl GitHub {
             if reply.status.is_success() {
                 return Ok(reply);
             }
-            if reply.status == StatusCode::UNAUTHORIZED && !reminted {
-                if let Credential::Installation(id) = credential {
-                    // The cached token was revoked or expired early: mint once more.
-                    reminted = true;
-                    self.tokens
-                        .invalidate(id)
-                        .await
-                        .map_err(|e| GitHubError::Auth(e.to_string()))?;
-                    continue;
-                }
+            if let (StatusCode::UNAUTHORIZED, false, Credential::Installation(id)) =
+                (reply.status, reminted, credential)
+            {
+                // The cached token was revoked or expired early: mint once more.
+                reminted = true;
+                self.tokens
+                    .invalidate(id)
+                    .await
+                    .map_err(|e| GitHubError::Auth(e.to_string()))?;
+                continue;
             }
             let text = String::from_utf8_lossy(&reply.body);
             let may_retry = replayable || !reply.status.is_server_error();

@@ -24,27 +24,12 @@ enum Kind {
     Signature,
 }
 
-struct ExecType;
-
-impl<'de> Deserialize<'de> for ExecType {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value = String::deserialize(d)?;
-        if value == "exec" {
-            Ok(ExecType)
-        } else {
-            Err(serde::de::Error::custom(format!(
-                "pipeline type `{value}` is not supported: greenlight runs exec pipelines (`type: exec`)"
-            )))
-        }
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDocument {
     kind: Kind,
     #[serde(rename = "type")]
-    pipeline_type: Option<ExecType>,
+    pipeline_type: Option<String>,
     name: Option<String>,
     #[serde(default)]
     steps: Vec<RawStep>,
@@ -61,32 +46,17 @@ struct RawDocument {
     #[serde(default)]
     greenlight: Option<GreenlightKey>,
     /// `kind: signature` documents carry an hmac; greenlight does not verify it.
-    #[serde(default)]
-    hmac: Option<String>,
+    #[serde(default, rename = "hmac")]
+    _hmac: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Platform {
     #[serde(default)]
-    os: Option<LinuxOnly>,
+    os: Option<String>,
     #[serde(default)]
     arch: Option<String>,
-}
-
-struct LinuxOnly;
-
-impl<'de> Deserialize<'de> for LinuxOnly {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value = String::deserialize(d)?;
-        if value == "linux" {
-            Ok(LinuxOnly)
-        } else {
-            Err(serde::de::Error::custom(format!(
-                "platform os `{value}` is not supported: greenlight runs on linux"
-            )))
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -94,28 +64,18 @@ impl<'de> Deserialize<'de> for LinuxOnly {
 struct Clone {
     #[serde(default)]
     disable: bool,
-    #[serde(default)]
-    depth: Option<u32>,
+    /// Accepted for compatibility; greenlight always fetches just the commit.
+    #[serde(default, rename = "depth")]
+    _depth: Option<u32>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GreenlightKey {
     #[serde(default)]
-    step_timeout: Option<HumanDuration>,
+    step_timeout: Option<String>,
     #[serde(default)]
     auto_cancel: Option<bool>,
-}
-
-struct HumanDuration(Duration);
-
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        parse_duration(&raw).map(HumanDuration).ok_or_else(|| {
-            serde::de::Error::custom(format!("`{raw}` is not a duration such as 90s, 10m or 1h"))
-        })
-    }
 }
 
 /// Parses `90s`, `10m`, `1h`, `1h30m`.
@@ -205,6 +165,28 @@ fn line_of(text: &str, from: usize, needle: &str) -> usize {
         .map_or(from, |(i, _)| i + 1)
 }
 
+/// The position of `key`'s value at or after line `from`, for errors found
+/// after deserialization.
+fn value_at(text: &str, from: usize, key: &str, message: String) -> ParseError {
+    let needle = format!("{key}:");
+    for (i, line) in text.lines().enumerate().skip(from.saturating_sub(1)) {
+        if let Some(col) = line.find(&needle) {
+            let rest = &line[col + needle.len()..];
+            let value_col = col + needle.len() + (rest.len() - rest.trim_start().len());
+            return ParseError {
+                line: i + 1,
+                column: value_col + 1,
+                message,
+            };
+        }
+    }
+    ParseError {
+        line: from,
+        column: 1,
+        message,
+    }
+}
+
 /// Line numbers (1-based) where each YAML document's content starts.
 fn document_starts(text: &str) -> Vec<usize> {
     let mut starts = vec![1];
@@ -231,6 +213,22 @@ pub fn parse(text: &str) -> Result<Config, ParseError> {
         if value.is_null() {
             continue; // an empty document, e.g. a trailing `---`
         }
+        // The type decides which keys are valid: check it before the strict parse.
+        let kind = value.get("kind").and_then(serde_norway::Value::as_str);
+        if let (Some("pipeline"), Some(other)) = (
+            kind,
+            value.get("type").and_then(serde_norway::Value::as_str),
+        ) && other != "exec"
+        {
+            return Err(value_at(
+                text,
+                start,
+                "type",
+                format!(
+                    "pipeline type `{other}` is not supported: greenlight runs exec pipelines (`type: exec`)"
+                ),
+            ));
+        }
         // Parse again from the text for positions in errors.
         let raw = parse_nth(text, index)?;
         let at = |needle: &str, message: String| ParseError {
@@ -241,26 +239,62 @@ pub fn parse(text: &str) -> Result<Config, ParseError> {
         if matches!(raw.kind, Kind::Signature) {
             continue;
         }
-        let _ = raw.hmac;
-        if raw.pipeline_type.is_none() {
-            return Err(at(
-                "kind:",
-                "pipeline has no `type`; Drone then assumes `docker`, which greenlight does not run: add `type: exec`".to_string(),
+        match raw.pipeline_type.as_deref() {
+            Some(_) => {}
+            None => {
+                return Err(at(
+                    "kind:",
+                    "pipeline has no `type`; Drone then assumes `docker`, which greenlight does not run: add `type: exec`".to_string(),
+                ));
+            }
+        }
+        if let Some(os) = raw
+            .platform
+            .as_ref()
+            .and_then(|p| p.os.as_deref())
+            .filter(|os| *os != "linux")
+        {
+            return Err(value_at(
+                text,
+                start,
+                "os",
+                format!("platform os `{os}` is not supported: greenlight runs on linux"),
             ));
         }
-        let _ = raw.platform.map(|p| (p.os.map(|_| ()), p.arch));
-        if let Some(key) = raw.greenlight.as_ref().filter(|_| !pipelines.is_empty()) {
-            let _ = key;
+        if let Some(arch) = raw
+            .platform
+            .as_ref()
+            .and_then(|p| p.arch.as_deref())
+            .filter(|a| !matches!(*a, "amd64" | "arm64" | "arm"))
+        {
+            return Err(value_at(
+                text,
+                start,
+                "arch",
+                format!("platform arch `{arch}` is not one of amd64, arm64, arm"),
+            ));
+        }
+        if raw.greenlight.is_some() && !pipelines.is_empty() {
             return Err(at(
                 "greenlight:",
                 "the `greenlight` key is only read from the first document".to_string(),
             ));
         }
-        let step_timeout = raw
+        let mut step_timeout = DEFAULT_STEP_TIMEOUT;
+        if let Some(raw_timeout) = raw
             .greenlight
             .as_ref()
-            .and_then(|g| g.step_timeout.as_ref())
-            .map_or(DEFAULT_STEP_TIMEOUT, |d| d.0);
+            .and_then(|g| g.step_timeout.as_deref())
+        {
+            step_timeout = parse_duration(raw_timeout).ok_or_else(|| {
+                value_at(
+                    text,
+                    start,
+                    "step_timeout",
+                    format!("`{raw_timeout}` is not a duration such as 90s, 10m or 1h"),
+                )
+            })?;
+        }
         if let Some(auto_cancel) = raw.greenlight.as_ref().and_then(|g| g.auto_cancel) {
             settings.auto_cancel = auto_cancel;
         }
@@ -279,10 +313,12 @@ pub fn parse(text: &str) -> Result<Config, ParseError> {
         for step in raw.steps {
             let here = |m: String| at(&format!("name: {}", step.name), m);
             if !seen.insert(step.name.clone()) {
-                return Err(here(format!(
-                    "two steps of pipeline `{name}` are named `{}`",
-                    step.name
-                )));
+                let needle = format!("name: {}", step.name);
+                return Err(ParseError {
+                    line: line_of(text, line_of(text, start, &needle) + 1, &needle),
+                    column: 1,
+                    message: format!("two steps of pipeline `{name}` are named `{}`", step.name),
+                });
             }
             if step.commands.is_empty() {
                 return Err(here(format!("step `{}` has no commands", step.name)));
@@ -335,7 +371,7 @@ pub fn parse(text: &str) -> Result<Config, ParseError> {
                 .into_iter()
                 .map(|(k, v)| (k, v.into()))
                 .collect(),
-            clone_disabled: raw.clone.map(|c| (c.disable, c.depth).0).unwrap_or(false),
+            clone_disabled: raw.clone.is_some_and(|c| c.disable),
             step_timeout,
             line: start,
         });
@@ -407,4 +443,80 @@ pub(crate) fn find_cycle<'a>(
         .iter()
         .find(|(n, _)| !done.contains(n))
         .map(|(n, _)| n.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO: &str = "kind: pipeline\ntype: exec\nname: test\ngreenlight:\n  step_timeout: 90s\n  auto_cancel: false\nsteps:\n- name: unit\n  commands: [cargo test]\n  environment:\n    LEVEL: 3\n    TOKEN: {from_secret: deploy_token}\n---\nkind: pipeline\ntype: exec\nname: deploy\ndepends_on: [test]\nsteps:\n- name: ship\n  commands: [./ship]\n  when: {branch: main}\n  failure: ignore\n---\nkind: signature\nhmac: abc\n";
+
+    #[test]
+    fn a_two_pipeline_file_parses_with_its_settings() {
+        let config = parse(TWO).unwrap();
+        assert_eq!(config.pipelines.len(), 2);
+        assert!(!config.settings.auto_cancel);
+        let test = &config.pipelines[0];
+        assert_eq!(test.step_timeout, Duration::from_secs(90));
+        assert_eq!(
+            test.steps[0].environment["LEVEL"],
+            EnvValue::Plain("3".into())
+        );
+        assert_eq!(
+            test.steps[0].environment["TOKEN"],
+            EnvValue::Secret("deploy_token".into())
+        );
+        let deploy = &config.pipelines[1];
+        assert_eq!(deploy.depends_on, vec!["test"]);
+        assert_eq!(deploy.line, 14);
+        assert!(deploy.steps[0].ignore_failure);
+        assert_eq!(deploy.step_timeout, DEFAULT_STEP_TIMEOUT);
+    }
+
+    #[test]
+    fn errors_in_a_later_document_name_their_own_line() {
+        let text = "kind: pipeline\ntype: exec\nsteps:\n- name: a\n  commands: [x]\n---\nkind: pipeline\ntype: exec\nname: two\nsteps:\n- name: b\n  commands: [y]\n  detach: true\n";
+        let err = parse(text).unwrap_err();
+        assert_eq!((err.line, err.column), (13, 3), "{err}");
+        assert!(err.message.contains("unknown field `detach`"));
+    }
+
+    #[test]
+    fn a_missing_type_is_refused_because_drone_would_assume_docker() {
+        let err =
+            parse("kind: pipeline\nname: x\nsteps:\n- name: a\n  commands: [x]\n").unwrap_err();
+        assert!(err.message.contains("add `type: exec`"), "{err}");
+    }
+
+    #[test]
+    fn broken_yaml_names_its_position() {
+        let err = parse("kind: pipeline\ntype: exec\nsteps: [\n").unwrap_err();
+        assert!(err.line >= 3, "{err}");
+    }
+
+    #[test]
+    fn dependency_mistakes_are_reported() {
+        let unknown = parse("kind: pipeline\ntype: exec\nsteps:\n- name: a\n  commands: [x]\n  depends_on: [nope]\n").unwrap_err();
+        assert!(unknown.message.contains("depends on `nope`"), "{unknown}");
+        let cycle = parse("kind: pipeline\ntype: exec\nsteps:\n- name: a\n  commands: [x]\n  depends_on: [b]\n- name: b\n  commands: [x]\n  depends_on: [a]\n").unwrap_err();
+        assert!(cycle.message.contains("cycle"), "{cycle}");
+        let dup = parse("kind: pipeline\ntype: exec\nsteps:\n- name: a\n  commands: [x]\n- name: a\n  commands: [y]\n").unwrap_err();
+        assert_eq!(dup.line, 6, "{dup}");
+    }
+
+    #[test]
+    fn bad_values_point_at_the_value() {
+        let err = parse("kind: pipeline\ntype: exec\ngreenlight:\n  step_timeout: soon\nsteps:\n- name: a\n  commands: [x]\n").unwrap_err();
+        assert_eq!((err.line, err.column), (4, 17), "{err}");
+        let err = parse("kind: pipeline\ntype: exec\nplatform:\n  os: windows\nsteps:\n- name: a\n  commands: [x]\n").unwrap_err();
+        assert_eq!((err.line, err.column), (4, 7), "{err}");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("45s"), Some(Duration::from_secs(45)));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("0s"), None);
+    }
 }

@@ -1,0 +1,212 @@
+//! greenlight started in-process against its own redis-server and the fake GitHub.
+
+use super::fake_github::{APP_ID, FakeGitHub};
+use super::redis::TestRedis;
+use super::webhook::{SECRET, Webhook};
+use greenlight::app::{self, Deps, Running};
+use greenlight::config::{Common, GitHubConfig, ServeConfig};
+use greenlight::github::retry::RetryPolicy;
+use greenlight::ids::RepoId;
+use greenlight::store::{Build, Store};
+use octocrab::jsonwebtoken::EncodingKey;
+use secrecy::SecretString;
+use std::time::Duration;
+
+/// The public URL build links start with.
+pub const PUBLIC_URL: &str = "http://greenlight.test";
+
+/// A running greenlight.
+pub struct TestApp {
+    running: Option<Running>,
+    /// Its Redis.
+    pub redis: TestRedis,
+    /// Its data directory.
+    pub data_dir: tempfile::TempDir,
+    http: reqwest::Client,
+    store: Store,
+}
+
+/// What greenlight answered to a delivery.
+#[derive(Debug)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body.
+    pub body: serde_json::Value,
+}
+
+/// The App's key, as the fake knows it.
+pub fn app_key() -> EncodingKey {
+    EncodingKey::from_rsa_pem(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/test-app-key.pem"
+        ))
+        .unwrap(),
+    )
+    .unwrap()
+}
+
+/// Fast retries, so outage tests take milliseconds.
+pub fn quick_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 5,
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(200),
+        max_rate_limit_wait: Duration::from_secs(5),
+    }
+}
+
+impl TestApp {
+    /// Starts `serve --no-worker`.
+    pub async fn start(github: &FakeGitHub) -> Self {
+        let redis = TestRedis::start();
+        let data_dir = tempfile::tempdir().unwrap();
+        let config = ServeConfig {
+            github: GitHubConfig {
+                app_id: APP_ID,
+                key: app_key(),
+                api_url: github.api_url(),
+            },
+            common: Common {
+                redis_url: Some(SecretString::from(redis.url())),
+                public_url: PUBLIC_URL.to_string(),
+                data_dir: data_dir.path().to_path_buf(),
+                concurrency: 2,
+            },
+            webhook_secrets: vec![SecretString::from(SECRET.to_string())],
+            addr: "127.0.0.1:0".parse().unwrap(),
+            run_workers: false,
+        };
+        let deps = Deps {
+            retry: quick_retries(),
+            ..Deps::default()
+        };
+        let running = app::start(config, deps).await.expect("greenlight starts");
+        let store = Store::new(greenlight::redis_server::pool(&redis.url()).unwrap());
+        Self {
+            running: Some(running),
+            redis,
+            data_dir,
+            http: reqwest::Client::new(),
+            store,
+        }
+    }
+
+    /// The base URL of the server.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.running.as_ref().unwrap().addr)
+    }
+
+    /// Sends a raw request to /webhook.
+    pub async fn post_webhook(&self, headers: &[(&str, String)], body: Vec<u8>) -> Answer {
+        let mut request = self.http.post(format!("{}/webhook", self.url())).body(body);
+        for (k, v) in headers {
+            request = request.header(*k, v);
+        }
+        let response = request.send().await.expect("greenlight answers");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(serde_json::Value::Null);
+        Answer { status, body }
+    }
+
+    fn headers(
+        hook: &Webhook,
+        content_type: &str,
+        signature: String,
+    ) -> Vec<(&'static str, String)> {
+        vec![
+            ("x-github-event", hook.event.to_string()),
+            ("x-github-delivery", hook.guid.clone()),
+            ("x-hub-signature-256", signature),
+            ("content-type", content_type.to_string()),
+            ("user-agent", "GitHub-Hookshot/test".to_string()),
+        ]
+    }
+
+    /// Delivers a webhook as GitHub does (JSON, signed).
+    pub async fn deliver(&self, hook: &Webhook) -> Answer {
+        self.post_webhook(
+            &Self::headers(hook, "application/json", hook.signature()),
+            hook.body.clone(),
+        )
+        .await
+    }
+
+    /// Delivers a webhook form-encoded (`payload=`), signed over the form body.
+    pub async fn deliver_form(&self, hook: &Webhook) -> Answer {
+        let form = serde_urlencoded::to_string([(
+            "payload",
+            String::from_utf8(hook.body.clone()).unwrap(),
+        )])
+        .unwrap()
+        .into_bytes();
+        let signature = greenlight::github::webhook::sign(SECRET, &form);
+        self.post_webhook(
+            &Self::headers(hook, "application/x-www-form-urlencoded", signature),
+            form,
+        )
+        .await
+    }
+
+    /// Delivers a webhook signed with another secret.
+    pub async fn deliver_signed_with(&self, hook: &Webhook, secret: &str) -> Answer {
+        let signature = greenlight::github::webhook::sign(secret, &hook.body);
+        self.post_webhook(
+            &Self::headers(hook, "application/json", signature),
+            hook.body.clone(),
+        )
+        .await
+    }
+
+    /// Entries in the delivery stream.
+    pub async fn queued_deliveries(&self) -> u64 {
+        greenlight::queue::WorkQueue::<greenlight::github::webhook::Trigger>::new(
+            greenlight::redis_server::pool(&self.redis.url()).unwrap(),
+            greenlight::queue::DELIVERIES,
+            greenlight::queue::PLANNERS,
+        )
+        .len()
+        .await
+        .unwrap_or(0)
+    }
+
+    /// The store, to read builds as the API will.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A repository's builds, newest first.
+    pub async fn builds(&self, repo: i64) -> Vec<Build> {
+        let ids = self.store.build_ids(RepoId(repo), 0, 100).await.unwrap();
+        let mut out = Vec::new();
+        for id in ids {
+            out.push(self.store.build(id).await.unwrap().unwrap());
+        }
+        out
+    }
+
+    /// Waits until a repository has `n` builds; returns them newest first.
+    pub async fn expect_builds(&self, repo: i64, n: usize) -> Vec<Build> {
+        let deadline = std::time::Instant::now() + super::fake_github::EXPECT_TIMEOUT;
+        loop {
+            let builds = self.builds(repo).await;
+            if builds.len() == n {
+                return builds;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "expected {n} builds, found {}: {builds:#?}",
+                builds.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops greenlight.
+    pub async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+}

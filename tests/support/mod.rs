@@ -1,0 +1,16 @@
+//! The test harness: a fake GitHub, a private Redis, webhook builders and
+//! greenlight itself, so tests read as scenarios.
+#![allow(dead_code, unused_imports)]
+
+pub mod app;
+pub mod fake_github;
+pub mod redis;
+pub mod webhook;
+
+pub use app::TestApp;
+pub use fake_github::{FakeGitHub, RepoHandle};
+pub use webhook::Webhook;
+
+/// A one-step exec pipeline.
+pub const ONE_ECHO_STEP: &str =
+    "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: greet\n  commands:\n  - echo ok\n";

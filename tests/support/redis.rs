@@ -1,0 +1,63 @@
+//! A private `redis-server` per test, on a unix socket in a temporary
+//! directory: no shared port, nothing left behind, never the system instance.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running redis-server owned by one test.
+pub struct TestRedis {
+    child: Option<Child>,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestRedis {
+    /// Starts redis-server; fails the test, saying what to install, if it is missing.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let socket = dir.path().join("redis.sock");
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--save", "", "--appendonly", "no"])
+            .arg("--unixsocket")
+            .arg(&socket)
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start redis-server ({e}): install it with `apt-get install redis-server`"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not open its socket within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Self {
+            child: Some(child),
+            socket,
+            _dir: dir,
+        }
+    }
+
+    /// The URL greenlight connects with.
+    pub fn url(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// Kills the server (to test an outage).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,140 @@
+//! Webhook deliveries shaped like GitHub's: octokit's published examples
+//! (fixtures/webhooks) with the repository, commit and installation swapped in.
+
+use super::fake_github::RepoHandle;
+use serde_json::{Value, json};
+
+/// The secret test deliveries are signed with.
+pub const SECRET: &str = "test-webhook-secret";
+
+/// One delivery.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    /// `X-GitHub-Event`.
+    pub event: &'static str,
+    /// `X-GitHub-Delivery`.
+    pub guid: String,
+    /// The JSON body.
+    pub body: Vec<u8>,
+}
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/fixtures/webhooks/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+        .unwrap()
+}
+
+fn new_guid() -> String {
+    format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+        rand::random::<u32>(),
+        rand::random::<u16>(),
+        rand::random::<u16>() & 0xfff,
+        rand::random::<u16>() & 0xfff,
+        rand::random::<u64>() & 0xffff_ffff_ffff
+    )
+}
+
+fn patch_repository(payload: &mut Value, repo: &RepoHandle) {
+    let (owner, name) = repo.slug.split_once('/').unwrap();
+    let r = &mut payload["repository"];
+    r["id"] = json!(repo.id);
+    r["name"] = json!(name);
+    r["full_name"] = json!(repo.slug);
+    r["owner"]["login"] = json!(owner);
+    r["private"] = json!(repo.private);
+    r["clone_url"] = json!(repo.clone_url());
+    r["html_url"] = json!(format!("https://github.com/{}", repo.slug));
+    r["default_branch"] = json!("main");
+    payload["installation"] =
+        json!({ "id": repo.installation, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ==" });
+}
+
+impl Webhook {
+    fn new(event: &'static str, payload: &Value) -> Self {
+        Self {
+            event,
+            guid: new_guid(),
+            body: serde_json::to_vec(payload).unwrap(),
+        }
+    }
+
+    /// `pull_request` with `action` for PR `number` from `head_branch` at `sha` into main.
+    pub fn pull_request(
+        repo: &RepoHandle,
+        action: &str,
+        number: u64,
+        head_branch: &str,
+        sha: &str,
+    ) -> Self {
+        Self::pull_request_from(repo, action, number, head_branch, sha, Some(&repo.slug))
+    }
+
+    /// A pull request whose head lives in `head_repo` (a fork), or in a deleted fork (`None`).
+    pub fn pull_request_from(
+        repo: &RepoHandle,
+        action: &str,
+        number: u64,
+        head_branch: &str,
+        sha: &str,
+        head_repo: Option<&str>,
+    ) -> Self {
+        let mut payload = fixture("pull_request.opened.json");
+        patch_repository(&mut payload, repo);
+        payload["action"] = json!(action);
+        payload["number"] = json!(number);
+        let pr = &mut payload["pull_request"];
+        pr["number"] = json!(number);
+        pr["html_url"] = json!(format!("https://github.com/{}/pull/{number}", repo.slug));
+        pr["head"]["sha"] = json!(sha);
+        pr["head"]["ref"] = json!(head_branch);
+        pr["base"]["ref"] = json!("main");
+        pr["base"]["repo"]["full_name"] = json!(repo.slug);
+        match head_repo {
+            Some(slug) => pr["head"]["repo"]["full_name"] = json!(slug),
+            None => pr["head"]["repo"] = Value::Null,
+        }
+        Self::new("pull_request", &payload)
+    }
+
+    /// `push` of `sha` to `refs/heads/<branch>` (or a `refs/tags/...` ref given in full).
+    pub fn push(repo: &RepoHandle, git_ref: &str, sha: &str) -> Self {
+        let mut payload = fixture("push.json");
+        patch_repository(&mut payload, repo);
+        let full_ref = if git_ref.starts_with("refs/") {
+            git_ref.to_string()
+        } else {
+            format!("refs/heads/{git_ref}")
+        };
+        payload["ref"] = json!(full_ref);
+        payload["after"] = json!(sha);
+        payload["deleted"] = json!(false);
+        payload["head_commit"]["id"] = json!(sha);
+        Self::new("push", &payload)
+    }
+
+    /// A `push` that deletes a branch.
+    pub fn branch_deleted(repo: &RepoHandle, branch: &str) -> Self {
+        let mut payload = fixture("push.json");
+        patch_repository(&mut payload, repo);
+        payload["ref"] = json!(format!("refs/heads/{branch}"));
+        payload["after"] = json!("0000000000000000000000000000000000000000");
+        payload["deleted"] = json!(true);
+        Self::new("push", &payload)
+    }
+
+    /// GitHub's `ping`.
+    pub fn ping() -> Self {
+        Self::new("ping", &fixture("ping.json"))
+    }
+
+    /// The same delivery again, as GitHub's "Redeliver" sends it.
+    pub fn redelivery(&self) -> Self {
+        self.clone()
+    }
+
+    /// `X-Hub-Signature-256` for this body.
+    pub fn signature(&self) -> String {
+        greenlight::github::webhook::sign(SECRET, &self.body)
+    }
+}
