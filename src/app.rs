@@ -9,7 +9,7 @@ use crate::github::retry::RetryPolicy;
 use crate::planner::Planner;
 use crate::publish::Publisher;
 use crate::queue::{DELIVERIES, PLANNERS, WorkQueue};
-use crate::redis_server::{self, EmbeddedRedis};
+use crate::redis_server::{EmbeddedRedis, Redis};
 use crate::server::{self, Intake};
 use crate::store::Store;
 use anyhow::Context;
@@ -103,14 +103,15 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
             (redis.url(), Some(redis))
         }
     };
-    let pool = redis_server::pool(&url)?;
+    let redis = Redis::open(&url)?;
+    let pool = redis.pool.clone();
     let github = github(&config.github, pool.clone(), &deps)?;
     let publisher = Publisher::new(github, config.common.public_url.clone());
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
 
     let planner = Planner::new(
-        pool.clone(),
+        redis.clone(),
         publisher,
         deps.clock.clone(),
         consumer_name("planner"),
@@ -119,6 +120,7 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
 
     let intake = Intake::new(
         config.webhook_secrets.clone(),
+        redis.shared()?,
         WorkQueue::new(pool.clone(), DELIVERIES, PLANNERS),
         Store::new(pool),
     );

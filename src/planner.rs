@@ -12,13 +12,16 @@ use crate::ids::StageId;
 use crate::pipeline::{self, Facts};
 use crate::publish::Publisher;
 use crate::queue::{DELIVERIES, Entry, EntryId, PLANNERS, STAGES, WORKERS, WorkQueue};
+use crate::redis_server::Redis;
 use crate::store::{Build, Claim, Stage, StageJob, Status, StepRecord, Store};
-use deadpool_redis::Pool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Entries left pending this long by a planner are taken over by another.
 pub const RECLAIM_IDLE: Duration = Duration::from_secs(30);
+
+/// How long one read waits for new deliveries.
+const READ_BLOCK: Duration = Duration::from_secs(2);
 
 /// An entry that failed this many times is reported and dropped.
 pub const MAX_ATTEMPTS: u64 = 20;
@@ -26,6 +29,7 @@ pub const MAX_ATTEMPTS: u64 = 20;
 /// Plans builds from the delivery stream.
 #[derive(Clone)]
 pub struct Planner {
+    redis: Redis,
     store: Store,
     deliveries: WorkQueue<Trigger>,
     stages: WorkQueue<StageJob>,
@@ -47,8 +51,10 @@ pub enum PlanError {
 
 impl Planner {
     /// A planner named `consumer` in the planners' group.
-    pub fn new(pool: Pool, publisher: Publisher, clock: SharedClock, consumer: String) -> Self {
+    pub fn new(redis: Redis, publisher: Publisher, clock: SharedClock, consumer: String) -> Self {
+        let pool = redis.pool.clone();
         Self {
+            redis,
             store: Store::new(pool.clone()),
             deliveries: WorkQueue::new(pool.clone(), DELIVERIES, PLANNERS),
             stages: WorkQueue::new(pool, STAGES, WORKERS),
@@ -67,11 +73,7 @@ impl Planner {
                 let ready = async {
                     self.deliveries.ensure_group().await?;
                     self.stages.ensure_group().await?;
-                    self.deliveries
-                        .pool()
-                        .get()
-                        .await
-                        .map_err(crate::queue::pool_error)
+                    self.redis.blocking(READ_BLOCK).await
                 };
                 match ready.await {
                     Ok(c) => conn = Some(c),
@@ -84,7 +86,7 @@ impl Planner {
             let c = conn.as_mut().expect("connected above");
             let read = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                read = self.deliveries.read(c, &self.consumer, 32, Duration::from_secs(2)) => read,
+                read = self.deliveries.read(c, &self.consumer, 32, READ_BLOCK) => read,
             };
             let entries = match read {
                 Ok(entries) => entries,

@@ -5,6 +5,7 @@
 //! and [`WorkQueue::reclaim`] hands them to another after they sat idle.
 
 use deadpool_redis::{Connection, Pool};
+use redis::aio::ConnectionLike;
 use redis::streams::{StreamAutoClaimReply, StreamReadReply};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -109,7 +110,11 @@ impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
     }
 
     /// Appends a record on a given connection.
-    pub async fn push_on(&self, conn: &mut Connection, item: &T) -> redis::RedisResult<EntryId> {
+    pub async fn push_on(
+        &self,
+        conn: &mut impl ConnectionLike,
+        item: &T,
+    ) -> redis::RedisResult<EntryId> {
         let json = serde_json::to_string(item).expect("queue records serialize");
         let id: String = redis::cmd("XADD")
             .arg(self.stream)
@@ -124,7 +129,7 @@ impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
     /// Reads up to `count` new entries for `consumer`, waiting up to `block`.
     pub async fn read(
         &self,
-        conn: &mut Connection,
+        conn: &mut impl ConnectionLike,
         consumer: &str,
         count: usize,
         block: Duration,

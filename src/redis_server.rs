@@ -10,6 +10,56 @@ use tokio::process::{Child, Command};
 /// Connections per process; blocking stream reads hold one each.
 pub const POOL_SIZE: usize = 64;
 
+/// Blocking stream reads wait this long at most; their connection allows a
+/// reply this much later before it counts Redis as gone.
+pub const BLOCK_GRACE: Duration = Duration::from_secs(5);
+
+/// One Redis, reached two ways: a pool for ordinary commands, and dedicated
+/// connections for blocking reads (whose replies may take seconds, past the
+/// client's default 500 ms response timeout).
+#[derive(Clone)]
+pub struct Redis {
+    /// Pooled connections with fast-failing timeouts.
+    pub pool: Pool,
+    client: redis::Client,
+}
+
+impl Redis {
+    /// Connects (lazily) to `url`.
+    pub fn open(url: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            pool: pool(url)?,
+            client: redis::Client::open(url).context("REDIS_URL: not a valid Redis URL")?,
+        })
+    }
+
+    /// A shared, self-reconnecting connection that pipelines the commands of
+    /// concurrent callers onto one socket: cheaper than a pooled connection
+    /// per request on the hot intake path.
+    pub fn shared(&self) -> anyhow::Result<redis::aio::ConnectionManager> {
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        redis::aio::ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+            .context("REDIS_URL: cannot connect")
+    }
+
+    /// A connection for `XREADGROUP BLOCK` calls of up to `block`.
+    pub async fn blocking(
+        &self,
+        block: Duration,
+    ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(block + BLOCK_GRACE));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+}
+
 /// A pool whose waits fail fast, so an unreachable Redis turns into a 503
 /// rather than a delivery GitHub times out on.
 pub fn pool(url: &str) -> anyhow::Result<Pool> {

@@ -28,15 +28,22 @@ pub const REDIS_WRITE_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Clone)]
 pub struct Intake {
     secrets: Arc<Vec<SecretString>>,
+    redis: redis::aio::ConnectionManager,
     deliveries: WorkQueue<Trigger>,
     store: Store,
 }
 
 impl Intake {
-    /// Intake writing to `deliveries`, accepting any of `secrets`.
-    pub fn new(secrets: Vec<SecretString>, deliveries: WorkQueue<Trigger>, store: Store) -> Self {
+    /// Intake writing to `deliveries` over `redis`, accepting any of `secrets`.
+    pub fn new(
+        secrets: Vec<SecretString>,
+        redis: redis::aio::ConnectionManager,
+        deliveries: WorkQueue<Trigger>,
+        store: Store,
+    ) -> Self {
         Self {
             secrets: Arc::new(secrets),
+            redis,
             deliveries,
             store,
         }
@@ -126,7 +133,13 @@ async fn receive(State(intake): State<Intake>, headers: HeaderMap, body: Body) -
         Ok(Delivery::Build(trigger)) => trigger,
         Err(e) => return reply(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    match tokio::time::timeout(REDIS_WRITE_TIMEOUT, intake.deliveries.push(&trigger)).await {
+    let mut redis = intake.redis.clone();
+    match tokio::time::timeout(
+        REDIS_WRITE_TIMEOUT,
+        intake.deliveries.push_on(&mut redis, &trigger),
+    )
+    .await
+    {
         Ok(Ok(entry)) => {
             tracing::info!(%delivery, event, repo = %trigger.repo.slug(), sha = %trigger.sha, %entry, "delivery queued");
             (

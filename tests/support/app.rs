@@ -60,7 +60,15 @@ pub fn quick_retries() -> RetryPolicy {
 impl TestApp {
     /// Starts `serve --no-worker`.
     pub async fn start(github: &FakeGitHub) -> Self {
-        let redis = TestRedis::start();
+        Self::start_on(github, TestRedis::start()).await
+    }
+
+    /// Starts `serve --no-worker` on a Redis with AOF fsynced on every write.
+    pub async fn start_durable(github: &FakeGitHub) -> Self {
+        Self::start_on(github, TestRedis::start_durable()).await
+    }
+
+    async fn start_on(github: &FakeGitHub, redis: TestRedis) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let config = ServeConfig {
             github: GitHubConfig {

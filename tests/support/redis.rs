@@ -15,10 +15,21 @@ pub struct TestRedis {
 impl TestRedis {
     /// Starts redis-server; fails the test, saying what to install, if it is missing.
     pub fn start() -> Self {
+        Self::start_with(&["--appendonly", "no"])
+    }
+
+    /// Starts redis-server with AOF persistence, fsynced before every reply
+    /// (what `greenlight serve` runs when it starts its own).
+    pub fn start_durable() -> Self {
+        Self::start_with(&["--appendonly", "yes", "--appendfsync", "always"])
+    }
+
+    fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let socket = dir.path().join("redis.sock");
         let child = Command::new("redis-server")
-            .args(["--port", "0", "--save", "", "--appendonly", "no"])
+            .args(["--port", "0", "--save", ""])
+            .args(extra)
             .arg("--unixsocket")
             .arg(&socket)
             .arg("--dir")

@@ -119,6 +119,8 @@ pub(crate) struct Shared {
     pub token_lifetime: Mutex<chrono::Duration>,
     pub root: tempfile::TempDir,
     pub addr: Mutex<Option<SocketAddr>>,
+    /// Woken on every status or check run write.
+    pub changed: tokio::sync::Notify,
 }
 
 /// The fake GitHub server.
@@ -160,6 +162,7 @@ impl FakeGitHub {
             token_lifetime: Mutex::new(chrono::Duration::hours(1)),
             root: tempfile::tempdir().unwrap(),
             addr: Mutex::new(None),
+            changed: tokio::sync::Notify::new(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -325,16 +328,18 @@ impl FakeGitHub {
         })
     }
 
-    async fn wait_for<T>(&self, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    /// Waits until `probe` finds something, re-checking on every write to the fake.
+    pub async fn wait_for<T>(&self, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
         let deadline = Instant::now() + EXPECT_TIMEOUT;
         loop {
+            let changed = self.shared.changed.notified();
             if let Some(found) = probe() {
                 return Some(found);
             }
             if Instant::now() > deadline {
                 return None;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            let _ = tokio::time::timeout(Duration::from_millis(50), changed).await;
         }
     }
 }

@@ -294,6 +294,7 @@ async fn create_status(
         );
     }
     list.push(record.clone());
+    shared.changed.notify_waiters();
     (StatusCode::CREATED, axum::Json(json!({ "state": record.state, "context": record.context, "description": record.description, "target_url": record.target_url }))).into_response()
 }
 
@@ -499,6 +500,7 @@ async fn create_check_run(
     apply(&mut run, &body);
     let reply = check_run_json(&run);
     state.check_runs.push(run);
+    shared.changed.notify_waiters();
     (StatusCode::CREATED, axum::Json(reply)).into_response()
 }
 
@@ -527,6 +529,7 @@ async fn update_check_run(
         return error(StatusCode::NOT_FOUND, "Not Found");
     };
     apply(run, &body);
+    shared.changed.notify_waiters();
     axum::Json(check_run_json(run)).into_response()
 }
 
