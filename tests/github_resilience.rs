@@ -3,7 +3,6 @@
 
 mod support;
 
-use support::fake_github::FailRule;
 use support::{FakeGitHub, ONE_ECHO_STEP, TestApp, Webhook};
 
 #[tokio::test]
@@ -30,14 +29,7 @@ async fn a_secondary_rate_limit_is_waited_out_as_retry_after_says() {
     let github = FakeGitHub::start().await;
     let repo = github.repo("acme/widget");
     let sha = repo.push("main", &[(".drone.yml", ONE_ECHO_STEP)]);
-    github.fail(FailRule {
-        method: "POST",
-        path_contains: "/check-runs".into(),
-        status: 403,
-        retry_after: Some(1),
-        after_apply: false,
-        times: 1,
-    });
+    github.rate_limit_next("POST", "/check-runs", 1);
     let app = TestApp::start(&github).await;
     let started = std::time::Instant::now();
 
@@ -58,14 +50,7 @@ async fn a_lost_answer_to_a_check_run_create_does_not_duplicate_it() {
     let github = FakeGitHub::start().await;
     let repo = github.repo("acme/widget");
     let sha = repo.push("main", &[(".drone.yml", ONE_ECHO_STEP)]);
-    github.fail(FailRule {
-        method: "POST",
-        path_contains: "/check-runs".into(),
-        status: 502,
-        retry_after: None,
-        after_apply: true,
-        times: 1,
-    });
+    github.lose_answer_to_next("POST", "/check-runs");
     let app = TestApp::start(&github).await;
 
     app.deliver(&Webhook::push(&repo, "main", &sha)).await;

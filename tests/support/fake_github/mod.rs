@@ -250,6 +250,32 @@ impl FakeGitHub {
         });
     }
 
+    /// Makes the next matching request answer 403 with `retry-after`, as a
+    /// secondary rate limit does.
+    pub fn rate_limit_next(&self, method: &'static str, path: &str, retry_after: u64) {
+        self.fail(FailRule {
+            method,
+            path_contains: path.to_string(),
+            status: 403,
+            retry_after: Some(retry_after),
+            after_apply: false,
+            times: 1,
+        });
+    }
+
+    /// Carries out the next matching request but answers 502, as when
+    /// GitHub acted and the answer was lost.
+    pub fn lose_answer_to_next(&self, method: &'static str, path: &str) {
+        self.fail(FailRule {
+            method,
+            path_contains: path.to_string(),
+            status: 502,
+            retry_after: None,
+            after_apply: true,
+            times: 1,
+        });
+    }
+
     /// Requests received, as (method, path).
     pub fn requests(&self) -> Vec<(String, String)> {
         self.state().requests.clone()

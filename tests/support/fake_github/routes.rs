@@ -243,6 +243,21 @@ async fn contents(
     axum::Json(json!({ "type": "file", "encoding": "base64", "size": content.len(), "name": path.rsplit('/').next(), "path": path, "content": wrapped.join("\n") + "\n" })).into_response()
 }
 
+/// The repository slug and JSON body of a write, once the token is checked.
+fn authorized_write(
+    shared: &Shared,
+    headers: &HeaderMap,
+    owner: &str,
+    repo: &str,
+    body: &[u8],
+) -> Result<(String, Value), Refusal> {
+    let slug = format!("{owner}/{repo}");
+    check_token(shared, bearer(headers), &slug)?;
+    let body = serde_json::from_slice::<Value>(body)
+        .map_err(|_| (StatusCode::BAD_REQUEST, "Problems parsing JSON".to_string()))?;
+    Ok((slug, body))
+}
+
 fn commit_exists(shared: &Shared, slug: &str, sha: &str) -> bool {
     shared
         .state
@@ -259,12 +274,9 @@ async fn create_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let slug = format!("{owner}/{repo}");
-    if let Err(e) = check_token(&shared, bearer(&headers), &slug) {
-        return refuse(e);
-    }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return error(StatusCode::BAD_REQUEST, "Problems parsing JSON");
+    let (slug, body) = match authorized_write(&shared, &headers, &owner, &repo, &body) {
+        Ok(ok) => ok,
+        Err(e) => return refuse(e),
     };
     let state_value = body["state"].as_str().unwrap_or_default().to_string();
     if !["error", "failure", "pending", "success"].contains(&state_value.as_str()) {
@@ -463,12 +475,9 @@ async fn create_check_run(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let slug = format!("{owner}/{repo}");
-    if let Err(e) = check_token(&shared, bearer(&headers), &slug) {
-        return refuse(e);
-    }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return error(StatusCode::BAD_REQUEST, "Problems parsing JSON");
+    let (slug, body) = match authorized_write(&shared, &headers, &owner, &repo, &body) {
+        Ok(ok) => ok,
+        Err(e) => return refuse(e),
     };
     if let Err(message) = validate_check_run(&body, true) {
         return invalid(message);
@@ -510,12 +519,9 @@ async fn update_check_run(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let slug = format!("{owner}/{repo}");
-    if let Err(e) = check_token(&shared, bearer(&headers), &slug) {
-        return refuse(e);
-    }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return error(StatusCode::BAD_REQUEST, "Problems parsing JSON");
+    let (slug, body) = match authorized_write(&shared, &headers, &owner, &repo, &body) {
+        Ok(ok) => ok,
+        Err(e) => return refuse(e),
     };
     if let Err(message) = validate_check_run(&body, false) {
         return invalid(message);
