@@ -2,7 +2,7 @@
 //! planner, workers) that share one Redis.
 
 use crate::clock::{self, SharedClock};
-use crate::config::{GitHubConfig, ServeConfig};
+use crate::config::{Common, GitHubConfig, RunnerConfig, ServeConfig, WorkerConfig};
 use crate::github::GitHub;
 use crate::github::auth::{AppAuth, TokenCache};
 use crate::github::retry::RetryPolicy;
@@ -10,6 +10,8 @@ use crate::planner::Planner;
 use crate::publish::Publisher;
 use crate::queue::{DELIVERIES, PLANNERS, WorkQueue};
 use crate::redis_server::{EmbeddedRedis, Redis};
+use crate::runner::sandbox::Sandbox;
+use crate::runner::{Worker, WorkerSettings};
 use crate::server::{self, Intake};
 use crate::store::Store;
 use anyhow::Context;
@@ -93,23 +95,74 @@ pub fn github(config: &GitHubConfig, pool: Pool, deps: &Deps) -> anyhow::Result<
     .context("GITHUB_API_URL: cannot build a client")
 }
 
+async fn connect(common: &Common) -> anyhow::Result<(Redis, Option<EmbeddedRedis>)> {
+    match &common.redis_url {
+        Some(url) => Ok((Redis::open(url.expose_secret())?, None)),
+        None => {
+            let embedded = EmbeddedRedis::start(&common.data_dir).await?;
+            tracing::info!(url = %embedded.url(), "started an embedded redis-server (REDIS_URL is unset)");
+            Ok((Redis::open(&embedded.url())?, Some(embedded)))
+        }
+    }
+}
+
+async fn worker(
+    common: &Common,
+    runner: &RunnerConfig,
+    redis: &Redis,
+    publisher: Publisher,
+    deps: &Deps,
+) -> anyhow::Result<Worker> {
+    let workspaces = common.data_dir.join("workspaces");
+    std::fs::create_dir_all(&workspaces).with_context(|| {
+        format!(
+            "GREENLIGHT_DATA_DIR: cannot create {}",
+            workspaces.display()
+        )
+    })?;
+    // Traversable but not listable by the sandbox user, who owns only its own workspace.
+    std::fs::set_permissions(
+        &workspaces,
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )?;
+    let sandbox = Sandbox::probe(runner.unsandboxed, runner.sandbox_uid, &workspaces).await?;
+    let settings = WorkerSettings {
+        concurrency: common.concurrency,
+        data_dir: common.data_dir.clone(),
+        lease: runner.lease,
+        grace: runner.grace,
+        log_limit: runner.log_limit,
+    };
+    Ok(Worker::new(
+        redis.clone(),
+        publisher,
+        sandbox,
+        deps.clock.clone(),
+        settings,
+        consumer_name("worker"),
+    ))
+}
+
 /// Starts `serve`: intake, planner and (unless `--no-worker`) workers.
 pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
-    let (url, embedded) = match &config.common.redis_url {
-        Some(url) => (url.expose_secret().to_string(), None),
-        None => {
-            let redis = EmbeddedRedis::start(&config.common.data_dir).await?;
-            tracing::info!(url = %redis.url(), "started an embedded redis-server (REDIS_URL is unset)");
-            (redis.url(), Some(redis))
-        }
-    };
-    let redis = Redis::open(&url)?;
+    let (redis, embedded) = connect(&config.common).await?;
     let pool = redis.pool.clone();
     let github = github(&config.github, pool.clone(), &deps)?;
     let publisher = Publisher::new(github, config.common.public_url.clone());
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
 
+    if config.run_workers {
+        let worker = worker(
+            &config.common,
+            &config.runner,
+            &redis,
+            publisher.clone(),
+            &deps,
+        )
+        .await?;
+        tasks.spawn(worker.run(shutdown.clone()));
+    }
     let planner = Planner::new(
         redis.clone(),
         publisher,
@@ -140,6 +193,30 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
     tracing::info!(%addr, workers = config.run_workers, "greenlight is serving");
     Ok(Running {
         addr,
+        shutdown,
+        tasks,
+        embedded,
+    })
+}
+
+/// Starts `worker`: stage runners only, on a shared Redis.
+pub async fn start_worker(config: WorkerConfig, deps: Deps) -> anyhow::Result<Running> {
+    let (redis, embedded) = connect(&config.common).await?;
+    if embedded.is_some() {
+        anyhow::bail!("REDIS_URL: a worker needs the Redis its `serve` uses; set REDIS_URL");
+    }
+    let github = github(&config.github, redis.pool.clone(), &deps)?;
+    let publisher = Publisher::new(github, config.common.public_url.clone());
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let worker = worker(&config.common, &config.runner, &redis, publisher, &deps).await?;
+    tasks.spawn(worker.run(shutdown.clone()));
+    tracing::info!(
+        concurrency = config.common.concurrency,
+        "greenlight worker is running"
+    );
+    Ok(Running {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         shutdown,
         tasks,
         embedded,

@@ -15,5 +15,6 @@ pub mod planner;
 pub mod publish;
 pub mod queue;
 pub mod redis_server;
+pub mod runner;
 pub mod server;
 pub mod store;

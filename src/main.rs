@@ -11,6 +11,17 @@ fn config_failure(e: ConfigError) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Runs what `start` starts until SIGTERM or SIGINT, then stops it gracefully.
+async fn until_signal(
+    start: impl std::future::Future<Output = anyhow::Result<app::Running>>,
+) -> anyhow::Result<()> {
+    let running = start.await?;
+    app::terminated().await;
+    tracing::info!("stopping");
+    running.stop().await;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -23,17 +34,14 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
     let outcome = match cli.command {
         Command::Serve(args) => match args.validate() {
-            Ok(config) => runtime.block_on(async {
-                let running = app::start(config, app::Deps::default()).await?;
-                app::terminated().await;
-                tracing::info!("stopping");
-                running.stop().await;
-                anyhow::Ok(())
-            }),
+            Ok(config) => runtime.block_on(until_signal(app::start(config, app::Deps::default()))),
             Err(e) => return config_failure(e),
         },
         Command::Worker(args) => match args.validate() {
-            Ok(_config) => Err(anyhow::anyhow!("`greenlight worker` is not available yet")),
+            Ok(config) => runtime.block_on(until_signal(app::start_worker(
+                config,
+                app::Deps::default(),
+            ))),
             Err(e) => return config_failure(e),
         },
     };

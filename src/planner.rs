@@ -232,30 +232,36 @@ impl Planner {
             .store
             .allocate_ids("stage", pipelines.len().max(1))
             .await?;
-        let step_count: usize = pipelines.iter().map(|p| p.steps.len()).sum();
+        let step_count: usize = pipelines.iter().map(|p| p.steps.len() + 1).sum();
         let mut next_step = self.store.allocate_ids("step", step_count.max(1)).await?;
         let stages: Vec<Stage> = pipelines
             .into_iter()
             .enumerate()
             .map(|(i, pipeline)| {
-                let steps = pipeline
+                let clone =
+                    (!pipeline.clone_disabled).then(|| ("clone".to_string(), false, Vec::new()));
+                let named = pipeline
                     .steps
                     .iter()
+                    .map(|s| (s.name.clone(), s.ignore_failure, s.depends_on.clone()));
+                let steps = clone
+                    .into_iter()
+                    .chain(named)
                     .enumerate()
-                    .map(|(n, step)| {
+                    .map(|(n, (name, errignore, depends_on))| {
                         next_step += 1;
                         StepRecord {
                             id: next_step - 1,
                             number: n as i64 + 1,
-                            name: step.name.clone(),
+                            name,
                             status: Status::Pending,
                             error: String::new(),
-                            errignore: step.ignore_failure,
+                            errignore,
                             exit_code: 0,
                             started: 0,
                             stopped: 0,
                             version: 1,
-                            depends_on: step.depends_on.clone(),
+                            depends_on,
                         }
                     })
                     .collect();

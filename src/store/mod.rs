@@ -5,8 +5,10 @@
 //! planner and, when a stage ends, by whichever worker ends the last stage;
 //! a stage is written only by the worker that holds its job.
 
+mod logs;
 mod model;
 
+pub use logs::{LogLine, Logs, log_key};
 pub use model::{Build, Repo, Stage, StageJob, Status, StepRecord};
 
 use crate::github::webhook::RepoInfo;
@@ -34,6 +36,11 @@ fn stage_key(id: StageId) -> String {
 }
 fn delivery_key(id: &DeliveryId) -> String {
     format!("gl:delivery:{id}")
+}
+
+/// The key whose existence asks every worker to cancel a build's stages.
+pub fn cancel_key(build: BuildId) -> String {
+    format!("gl:build:{build}:cancel")
 }
 
 /// What claiming a delivery found.
@@ -240,11 +247,6 @@ impl Store {
             );
         }
         pipe.zadd(builds_key(build.repo_id), build.id.0, build.number);
-        pipe.cmd("EVAL")
-            .arg("local r = redis.call('GET', KEYS[1]); if r then local t = cjson.decode(r); if t.counter < tonumber(ARGV[1]) then t.counter = tonumber(ARGV[1]); redis.call('SET', KEYS[1], cjson.encode(t)) end end return 0")
-            .arg(1)
-            .arg(repo_key(build.repo_id))
-            .arg(build.number);
         pipe.query_async::<()>(&mut self.conn().await?).await
     }
 
@@ -294,6 +296,58 @@ impl Store {
         self.set_json(&build_key(build.id), build).await
     }
 
+    /// Reads, changes and writes a build atomically (optimistic: retried if
+    /// another process wrote it meanwhile). Returns the build as written.
+    pub async fn update_build(
+        &self,
+        id: BuildId,
+        mut change: impl FnMut(&mut Build),
+    ) -> RedisResult<Option<Build>> {
+        let key = build_key(id);
+        let mut conn = self.conn().await?;
+        loop {
+            redis::cmd("WATCH")
+                .arg(&key)
+                .query_async::<()>(&mut conn)
+                .await?;
+            let raw: Option<String> = conn.get(&key).await?;
+            let Some(raw) = raw else {
+                redis::cmd("UNWATCH").query_async::<()>(&mut conn).await?;
+                return Ok(None);
+            };
+            let mut build: Build = serde_json::from_str(&raw).map_err(|e| {
+                redis::RedisError::from((redis::ErrorKind::Parse, "corrupt build", e.to_string()))
+            })?;
+            change(&mut build);
+            build.version += 1;
+            let written: Option<()> = redis::pipe()
+                .atomic()
+                .set(
+                    &key,
+                    serde_json::to_string(&build).expect("records serialize"),
+                )
+                .ignore()
+                .query_async(&mut conn)
+                .await?;
+            if written.is_some() {
+                return Ok(Some(build));
+            }
+        }
+    }
+
+    /// Counts a stage of a build as done; true for the call that counts the last one.
+    pub async fn stage_done(&self, build: &Build, stage: StageId) -> RedisResult<bool> {
+        let key = format!("gl:build:{}:done", build.id);
+        // One transaction, so exactly one caller sees the count reach the total.
+        let (added, done): (i64, usize) = redis::pipe()
+            .atomic()
+            .sadd(&key, stage.0)
+            .scard(&key)
+            .query_async(&mut self.conn().await?)
+            .await?;
+        Ok(added == 1 && done == build.stages.len())
+    }
+
     /// A stage by id.
     pub async fn stage(&self, id: StageId) -> RedisResult<Option<Stage>> {
         self.get_json(&stage_key(id)).await
@@ -314,6 +368,19 @@ impl Store {
     pub async fn save_stage(&self, stage: &mut Stage) -> RedisResult<()> {
         stage.version += 1;
         self.set_json(&stage_key(stage.id), stage).await
+    }
+
+    /// Asks the workers running a build to cancel it.
+    pub async fn request_cancel(&self, build: BuildId) -> RedisResult<()> {
+        self.conn()
+            .await?
+            .set_ex(cancel_key(build), 1, 7 * 24 * 3600)
+            .await
+    }
+
+    /// Whether a build was asked to cancel.
+    pub async fn is_cancelled(&self, build: BuildId) -> RedisResult<bool> {
+        self.conn().await?.exists(cancel_key(build)).await
     }
 
     /// Whether Redis answers.

@@ -4,7 +4,7 @@ use super::fake_github::{APP_ID, FakeGitHub};
 use super::redis::TestRedis;
 use super::webhook::{SECRET, Webhook};
 use greenlight::app::{self, Deps, Running};
-use greenlight::config::{Common, GitHubConfig, ServeConfig};
+use greenlight::config::{Common, GitHubConfig, RunnerConfig, ServeConfig};
 use greenlight::github::retry::RetryPolicy;
 use greenlight::ids::RepoId;
 use greenlight::store::{Build, Store};
@@ -47,6 +47,17 @@ pub fn app_key() -> EncodingKey {
     .unwrap()
 }
 
+/// Runner settings for tests: a short lease so takeovers happen in seconds.
+pub fn runner_config() -> RunnerConfig {
+    RunnerConfig {
+        unsandboxed: false,
+        sandbox_uid: None,
+        lease: Duration::from_secs(2),
+        grace: Duration::from_secs(2),
+        log_limit: 16 * 1024 * 1024,
+    }
+}
+
 /// Fast retries, so outage tests take milliseconds.
 pub fn quick_retries() -> RetryPolicy {
     RetryPolicy {
@@ -60,16 +71,32 @@ pub fn quick_retries() -> RetryPolicy {
 impl TestApp {
     /// Starts `serve --no-worker`.
     pub async fn start(github: &FakeGitHub) -> Self {
-        Self::start_on(github, TestRedis::start()).await
+        Self::start_on(github, TestRedis::start(), None).await
     }
 
     /// Starts `serve --no-worker` on a Redis with AOF fsynced on every write.
     pub async fn start_durable(github: &FakeGitHub) -> Self {
-        Self::start_on(github, TestRedis::start_durable()).await
+        Self::start_on(github, TestRedis::start_durable(), None).await
     }
 
-    async fn start_on(github: &FakeGitHub, redis: TestRedis) -> Self {
+    /// Starts `serve` with workers (a 2-second stage lease, 16 MiB step logs).
+    pub async fn with_workers(github: &FakeGitHub) -> Self {
+        Self::start_on(github, TestRedis::start(), Some(runner_config())).await
+    }
+
+    /// Starts `serve` with workers configured by `runner`.
+    pub async fn with_runner(github: &FakeGitHub, runner: RunnerConfig) -> Self {
+        Self::start_on(github, TestRedis::start(), Some(runner)).await
+    }
+
+    async fn start_on(github: &FakeGitHub, redis: TestRedis, runner: Option<RunnerConfig>) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
+        // Like ./data made with the usual umask: the sandbox user may pass through.
+        std::fs::set_permissions(
+            data_dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         let config = ServeConfig {
             github: GitHubConfig {
                 app_id: APP_ID,
@@ -84,7 +111,8 @@ impl TestApp {
             },
             webhook_secrets: vec![SecretString::from(SECRET.to_string())],
             addr: "127.0.0.1:0".parse().unwrap(),
-            run_workers: false,
+            run_workers: runner.is_some(),
+            runner: runner.unwrap_or_else(runner_config),
         };
         let deps = Deps {
             retry: quick_retries(),
@@ -209,6 +237,51 @@ impl TestApp {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Waits until build `number` of a repository is done; returns it.
+    pub async fn expect_build_done(&self, repo: i64, number: i64) -> Build {
+        let deadline = std::time::Instant::now() + super::fake_github::EXPECT_TIMEOUT;
+        loop {
+            if let Some(build) = self
+                .store
+                .build_by_number(RepoId(repo), number)
+                .await
+                .unwrap()
+                && build.status.is_done()
+            {
+                return build;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "build {number} did not finish"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The stored log of step `step` (by name) of the first stage of a build, as text.
+    pub async fn log(&self, build: &Build, step: &str) -> String {
+        let stage = self.store.stage(build.stages[0]).await.unwrap().unwrap();
+        let record = stage
+            .steps
+            .iter()
+            .find(|s| s.name == step)
+            .unwrap_or_else(|| panic!("no step {step}"));
+        let logs = greenlight::store::Logs::new(
+            greenlight::redis_server::pool(&self.redis.url()).unwrap(),
+        );
+        logs.read(stage.id, record.number)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.out)
+            .collect()
+    }
+
+    /// The first stage of a build.
+    pub async fn stage(&self, build: &Build) -> greenlight::store::Stage {
+        self.store.stage(build.stages[0]).await.unwrap().unwrap()
     }
 
     /// Stops greenlight.

@@ -7,8 +7,10 @@ use crate::github::types::{
 };
 use crate::github::{GitHub, GitHubError, RepoPath};
 use crate::ids::CheckRunId;
-use crate::store::{Build, Stage};
+use crate::store::{Build, Stage, Status};
 use chrono::{DateTime, Utc};
+
+pub mod report;
 
 /// Publishes build feedback to GitHub.
 #[derive(Clone)]
@@ -31,7 +33,8 @@ pub fn check_name(pipeline: &str, event: &str) -> String {
     format!("{pipeline} ({event})")
 }
 
-fn repo_path(build: &Build) -> RepoPath {
+/// The repository route of a build.
+pub fn repo_path(build: &Build) -> RepoPath {
     let (owner, name) = build
         .repo_slug
         .split_once('/')
@@ -141,4 +144,114 @@ impl Publisher {
             .await?;
         Ok(())
     }
+
+    /// Marks a stage's check run `in_progress` (with `started_at`) and its status "running".
+    pub async fn stage_started(
+        &self,
+        build: &Build,
+        stage: &Stage,
+        started: DateTime<Utc>,
+    ) -> Result<(), GitHubError> {
+        self.status(
+            build,
+            &stage.name,
+            StatusState::Pending,
+            &format!("Build #{} is running", build.number),
+        )
+        .await?;
+        let Some(id) = stage.check_run else {
+            return Ok(());
+        };
+        let run = CheckRunBody {
+            status: Some(CheckStatus::InProgress),
+            started_at: Some(started),
+            details_url: Some(self.build_url(build)),
+            ..CheckRunBody::default()
+        };
+        self.github
+            .update_check_run(build.installation, &repo_path(build), id, &run)
+            .await
+    }
+
+    /// Completes a stage's check run (conclusion, title, summary, failing
+    /// log tail) and sets its final commit status.
+    pub async fn stage_finished(
+        &self,
+        build: &Build,
+        stage: &Stage,
+        finish: &StageReport,
+    ) -> Result<(), GitHubError> {
+        let state = report::status_state(stage);
+        let description = match (&stage.status, &finish.failed_step) {
+            (Status::Success, _) => {
+                format!("Build #{} passed: {}", build.number, report::title(stage))
+            }
+            (Status::Killed, _) if !finish.timed_out => format!(
+                "Build #{} was cancelled{}",
+                build.number,
+                finish
+                    .cancel_reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ),
+            (_, Some(step)) => format!(
+                "Build #{} failed: step {step} {}",
+                build.number,
+                if finish.timed_out {
+                    "timed out"
+                } else {
+                    "failed"
+                }
+            ),
+            _ if !stage.error.is_empty() => {
+                format!("Build #{} errored: {}", build.number, stage.error)
+            }
+            _ => format!("Build #{} failed", build.number),
+        };
+        self.status(build, &stage.name, state, &description).await?;
+        let Some(id) = stage.check_run else {
+            return Ok(());
+        };
+        let url = self.build_url(build);
+        let text = finish.failed_step.as_ref().map(|step| {
+            report::failure_text(step, &finish.tail, &format!("{url}#stage-{}", stage.number))
+        });
+        let now = finish.completed;
+        let run = CheckRunBody {
+            status: Some(CheckStatus::Completed),
+            conclusion: Some(report::conclusion(stage, finish.timed_out)),
+            completed_at: Some(now),
+            details_url: Some(url),
+            output: Some(Output {
+                title: report::title(stage),
+                summary: report::summary(stage, finish.sandboxed, &finish.notes),
+                text,
+                annotations: Vec::new(),
+            }),
+            ..CheckRunBody::default()
+        };
+        self.github
+            .update_check_run(build.installation, &repo_path(build), id, &run)
+            .await
+    }
+}
+
+/// What a finished stage reports beyond its record.
+#[derive(Debug, Clone)]
+pub struct StageReport {
+    /// The first failing (not ignored) step, if any.
+    pub failed_step: Option<String>,
+    /// That step's log tail.
+    pub tail: String,
+    /// Whether a step ran past its timeout.
+    pub timed_out: bool,
+    /// Whether steps ran in the sandbox.
+    pub sandboxed: bool,
+    /// Why the stage was cancelled, if it was.
+    pub cancel_reason: Option<String>,
+    /// Extra lines for the summary.
+    pub notes: Vec<String>,
+    /// When it completed.
+    pub completed: DateTime<Utc>,
 }

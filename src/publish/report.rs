@@ -1,0 +1,118 @@
+//! The words a finished stage shows on GitHub: title, summary table, and
+//! the failing step's log tail, cut to GitHub's limits.
+
+use crate::github::types::{Conclusion, MAX_OUTPUT_BYTES, StatusState, truncate_bytes};
+use crate::store::{Stage, Status};
+
+/// How a stage maps to a check run conclusion.
+pub fn conclusion(stage: &Stage, timed_out: bool) -> Conclusion {
+    match stage.status {
+        Status::Success => Conclusion::Success,
+        Status::Killed if timed_out => Conclusion::TimedOut,
+        Status::Killed => Conclusion::Cancelled,
+        Status::Skipped => Conclusion::Skipped,
+        _ if timed_out => Conclusion::TimedOut,
+        _ => Conclusion::Failure,
+    }
+}
+
+/// How a stage maps to a commit status state.
+pub fn status_state(stage: &Stage) -> StatusState {
+    match stage.status {
+        Status::Success | Status::Skipped => StatusState::Success,
+        Status::Failure => StatusState::Failure,
+        Status::Pending | Status::Running | Status::WaitingOnDependencies | Status::Blocked => {
+            StatusState::Pending
+        }
+        _ => StatusState::Error,
+    }
+}
+
+/// "2 of 3 steps passed".
+pub fn title(stage: &Stage) -> String {
+    let ran: Vec<_> = stage
+        .steps
+        .iter()
+        .filter(|s| s.status != Status::Skipped)
+        .collect();
+    let passed = ran.iter().filter(|s| s.status == Status::Success).count();
+    match stage.status {
+        Status::Killed => format!("Cancelled after {passed} of {} steps", stage.steps.len()),
+        _ => format!("{passed} of {} steps passed", stage.steps.len()),
+    }
+}
+
+fn duration(started: i64, stopped: i64) -> String {
+    if started == 0 || stopped < started {
+        return "–".to_string();
+    }
+    let secs = stopped - started;
+    if secs >= 60 {
+        format!("{}m {}s", secs / 60, secs % 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// A Markdown table of the steps, their status and duration.
+pub fn summary(stage: &Stage, sandboxed: bool, notes: &[String]) -> String {
+    let mut out = String::new();
+    if !sandboxed {
+        out.push_str("> **Warning:** these steps ran UNSANDBOXED (`GREENLIGHT_SANDBOX=none`).\n\n");
+    }
+    for note in notes {
+        out.push_str(note);
+        out.push_str("\n\n");
+    }
+    if !stage.error.is_empty() {
+        out.push_str(&format!("**Error:** {}\n\n", stage.error));
+    }
+    out.push_str("| step | status | duration |\n|---|---|---|\n");
+    for step in &stage.steps {
+        let status = match step.status {
+            Status::Success => "✅ success".to_string(),
+            Status::Skipped => "⏭ skipped".to_string(),
+            Status::Failure if step.errignore => {
+                format!("⚠️ failure (exit {}, ignored)", step.exit_code)
+            }
+            Status::Failure => format!("❌ failure (exit {})", step.exit_code),
+            other => format!("❌ {}", other.as_str()),
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} |\n",
+            step.name.replace('|', "\\|"),
+            status,
+            duration(step.started, step.stopped)
+        ));
+    }
+    truncate_bytes(&out, MAX_OUTPUT_BYTES).to_string()
+}
+
+/// The failing step's log tail in a code block, cut from the front to fit
+/// 65,535 bytes, with a link to the full log.
+pub fn failure_text(step: &str, tail: &str, log_url: &str) -> String {
+    let head = format!("Last lines of step `{step}` (full log: {log_url}):\n\n```\n");
+    let foot = "\n```\n";
+    let room = MAX_OUTPUT_BYTES - head.len() - foot.len();
+    let mut start = tail.len().saturating_sub(room);
+    while !tail.is_char_boundary(start) {
+        start += 1;
+    }
+    let body = tail[start..].replace("```", "`\u{200b}``");
+    let body = truncate_bytes(&body, room);
+    format!("{head}{body}{foot}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_tail_fits_githubs_limit_and_keeps_its_end() {
+        let tail = format!("{}THE END\n", "é".repeat(50_000));
+        let text = failure_text("build", &tail, "http://x/1");
+        assert!(text.len() <= MAX_OUTPUT_BYTES);
+        assert!(text.contains("THE END"));
+        assert!(text.starts_with("Last lines of step `build`"));
+    }
+}

@@ -1,0 +1,121 @@
+//! Capturing a step's output: numbered, timed, batched into the store,
+//! capped, with the tail kept for the check run.
+
+use crate::ids::StageId;
+use crate::store::{LogLine, Logs};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Lines are written to Redis at least this often while a step prints.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// At most this many lines go into one stored batch.
+pub const BATCH_LINES: usize = 1000;
+
+/// The tail kept for the check run text.
+pub const TAIL_BYTES: usize = 48 * 1024;
+
+/// Lines waiting between the step's reader and the writer; a full channel
+/// slows the reader (and so the step), keeping memory flat.
+pub const CHANNEL_LINES: usize = 4096;
+
+/// What a step's log came to.
+#[derive(Debug, Clone, Default)]
+pub struct Captured {
+    /// The last lines printed (at most [`TAIL_BYTES`]).
+    pub tail: VecDeque<String>,
+    /// Lines stored.
+    pub lines: i64,
+    /// Bytes printed in all.
+    pub bytes: u64,
+    /// Whether the per-step limit cut the stored log.
+    pub truncated: bool,
+}
+
+impl Captured {
+    fn keep(&mut self, line: &str) {
+        self.tail.push_back(line.to_string());
+        let mut size: usize = self.tail.iter().map(String::len).sum();
+        while size > TAIL_BYTES && self.tail.len() > 1 {
+            size -= self.tail.pop_front().map_or(0, |l| l.len());
+        }
+    }
+
+    /// The tail as one text.
+    pub fn tail_text(&self) -> String {
+        self.tail.iter().map(String::as_str).collect()
+    }
+}
+
+/// Starts the writer of one step's log; send it lines, drop the sender to
+/// finish, and await the handle for what was captured.
+pub fn spawn_writer(
+    logs: Logs,
+    stage: StageId,
+    step: i64,
+    limit: u64,
+) -> (mpsc::Sender<String>, JoinHandle<Captured>) {
+    let (tx, mut rx) = mpsc::channel::<String>(CHANNEL_LINES);
+    let handle = tokio::spawn(async move {
+        let started = Instant::now();
+        let mut captured = Captured::default();
+        let mut batch: Vec<LogLine> = Vec::new();
+        let mut stored_bytes = 0u64;
+        let mut deadline = tokio::time::Instant::now() + FLUSH_INTERVAL;
+        loop {
+            let next = tokio::select! {
+                line = rx.recv() => line.map(Some),
+                _ = tokio::time::sleep_until(deadline) => Some(None),
+            };
+            match next {
+                None => break,
+                Some(Some(line)) => {
+                    captured.bytes += line.len() as u64;
+                    captured.keep(&line);
+                    if captured.truncated {
+                        continue;
+                    }
+                    stored_bytes += line.len() as u64;
+                    let out = if stored_bytes > limit {
+                        captured.truncated = true;
+                        format!(
+                            "[greenlight] this step's log passed its limit of {} MiB; later output is not stored\n",
+                            limit / (1024 * 1024)
+                        )
+                    } else {
+                        line
+                    };
+                    batch.push(LogLine {
+                        pos: captured.lines,
+                        out,
+                        time: started.elapsed().as_secs() as i64,
+                    });
+                    captured.lines += 1;
+                    if batch.len() >= BATCH_LINES {
+                        flush(&logs, stage, step, &mut batch).await;
+                        deadline = tokio::time::Instant::now() + FLUSH_INTERVAL;
+                    }
+                }
+                Some(None) => {
+                    flush(&logs, stage, step, &mut batch).await;
+                    deadline = tokio::time::Instant::now() + FLUSH_INTERVAL;
+                }
+            }
+        }
+        flush(&logs, stage, step, &mut batch).await;
+        captured
+    });
+    (tx, handle)
+}
+
+async fn flush(logs: &Logs, stage: StageId, step: i64, batch: &mut Vec<LogLine>) {
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(e) = logs.append(stage, step, batch).await {
+        tracing::warn!(%stage, step, error = %e, lines = batch.len(), "could not store log lines");
+    }
+    batch.clear();
+}

@@ -1,0 +1,247 @@
+//! The sandbox a step runs in: bubblewrap namespaces, started as an
+//! unprivileged uid with an empty environment.
+//!
+//! Why each choice:
+//! - bwrap is started as a non-root uid: started by root it maps the step to
+//!   the real root, which can read root-only files even with every capability
+//!   dropped.
+//! - bwrap gets an empty environment and its argv carries no secret: it is
+//!   PID 1 inside and any process can read `/proc/*/cmdline`, and the step can
+//!   read `/proc/1/environ`. The step's environment travels in its script,
+//!   handed over through a pipe (`--ro-bind-data`), never through a file on disk.
+//! - Only the workspace is bound writable (at [`WORKSPACE`]), plus a private,
+//!   size-capped `/tmp`; the system is read-only and nothing else of the host
+//!   (the data directory, the App key, other workspaces) is mounted.
+//! - A new PID namespace: when the step's shell exits, or bwrap is killed, the
+//!   kernel kills everything the step started, background children included.
+
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use tokio::process::Command;
+
+/// Where the workspace appears inside the sandbox (Drone's path).
+pub const WORKSPACE: &str = "/drone/src";
+
+/// Size cap of the private `/tmp` of a step.
+pub const TMP_SIZE_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// The uid steps run as when greenlight runs as root and none is configured.
+pub const DEFAULT_SANDBOX_UID: u32 = 65534;
+
+/// How steps are isolated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Isolation {
+    /// bubblewrap namespaces.
+    Bwrap(PathBuf),
+    /// No isolation, chosen explicitly by the operator (`GREENLIGHT_SANDBOX=none`).
+    Unsandboxed,
+}
+
+/// A way to start step processes.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    isolation: Isolation,
+    /// uid and gid to start processes as, when greenlight is root.
+    user: Option<(u32, u32)>,
+}
+
+/// Why the sandbox cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// bwrap is not installed.
+    #[error(
+        "bwrap (bubblewrap) is not on PATH: install it (Debian/Ubuntu: apt-get install bubblewrap), or set GREENLIGHT_SANDBOX=none to run steps unsandboxed"
+    )]
+    Missing,
+    /// bwrap could not create its namespaces here.
+    #[error(
+        "bwrap cannot create namespaces on this host ({0}); allow unprivileged user namespaces, or set GREENLIGHT_SANDBOX=none to run steps unsandboxed"
+    )]
+    Unusable(String),
+}
+
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+impl Sandbox {
+    /// Finds bwrap and checks that it works here, as `uid` (default: 65534
+    /// when running as root, else the current user), on a workspace under
+    /// `workspaces` (so a data directory the sandbox user cannot reach is
+    /// found at startup, not at the first build).
+    pub async fn probe(
+        unsandboxed: bool,
+        uid: Option<u32>,
+        workspaces: &Path,
+    ) -> Result<Self, SandboxError> {
+        // SAFETY: getuid has no preconditions.
+        let root = unsafe { libc::getuid() } == 0;
+        let user = match (root, uid) {
+            (true, uid) => {
+                let uid = uid.unwrap_or(DEFAULT_SANDBOX_UID);
+                Some((uid, uid))
+            }
+            (false, _) => None,
+        };
+        if unsandboxed {
+            tracing::warn!(
+                "GREENLIGHT_SANDBOX=none: steps run UNSANDBOXED; every check run says so"
+            );
+            return Ok(Self {
+                isolation: Isolation::Unsandboxed,
+                user,
+            });
+        }
+        let bwrap = find_on_path("bwrap").ok_or(SandboxError::Missing)?;
+        let sandbox = Self {
+            isolation: Isolation::Bwrap(bwrap),
+            user,
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("probe-")
+            .tempdir_in(workspaces)
+            .map_err(|e| {
+                SandboxError::Unusable(format!(
+                    "cannot create a workspace in {}: {e}",
+                    workspaces.display()
+                ))
+            })?;
+        sandbox
+            .give(dir.path())
+            .map_err(|e| SandboxError::Unusable(e.to_string()))?;
+        let mut probe = sandbox.command(dir.path(), None);
+        probe
+            .args(["/bin/true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let out = probe
+            .output()
+            .await
+            .map_err(|e| SandboxError::Unusable(e.to_string()))?;
+        if !out.status.success() {
+            return Err(SandboxError::Unusable(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
+        }
+        Ok(sandbox)
+    }
+
+    /// Whether steps are isolated.
+    pub fn is_sandboxed(&self) -> bool {
+        matches!(self.isolation, Isolation::Bwrap(_))
+    }
+
+    /// Makes a directory (and what is in it) belong to the sandbox user.
+    pub fn give(&self, dir: &Path) -> std::io::Result<()> {
+        let Some((uid, gid)) = self.user else {
+            return Ok(());
+        };
+        fn walk(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+            std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+            if path.is_dir() && !path.is_symlink() {
+                for entry in std::fs::read_dir(path)? {
+                    walk(&entry?.path(), uid, gid)?;
+                }
+            }
+            Ok(())
+        }
+        walk(dir, uid, gid)
+    }
+
+    /// A command that runs, as the sandbox user with an empty environment,
+    /// whatever arguments are added next: inside bwrap with `workspace` as
+    /// the working directory, or (unsandboxed) directly in `workspace`.
+    /// `script_fd`, if given, is mounted read-only at `/ci/step.sh`.
+    pub fn command(&self, workspace: &Path, script_fd: Option<RawFd>) -> Command {
+        let mut cmd = match &self.isolation {
+            Isolation::Bwrap(bwrap) => {
+                let mut cmd = Command::new(bwrap);
+                cmd.args([
+                    "--unshare-all",
+                    "--unshare-user",
+                    "--share-net",
+                    "--die-with-parent",
+                    "--new-session",
+                ])
+                .args(["--cap-drop", "ALL", "--hostname", "greenlight"])
+                .args(["--ro-bind", "/usr", "/usr"])
+                .args([
+                    "--symlink",
+                    "usr/bin",
+                    "/bin",
+                    "--symlink",
+                    "usr/sbin",
+                    "/sbin",
+                ])
+                .args([
+                    "--symlink",
+                    "usr/lib",
+                    "/lib",
+                    "--symlink",
+                    "usr/lib64",
+                    "/lib64",
+                ])
+                .args([
+                    "--ro-bind",
+                    "/etc",
+                    "/etc",
+                    "--dev",
+                    "/dev",
+                    "--proc",
+                    "/proc",
+                ])
+                .args(["--size", &TMP_SIZE_BYTES.to_string(), "--tmpfs", "/tmp"])
+                .arg("--bind")
+                .arg(workspace)
+                .arg(WORKSPACE)
+                .args(["--chdir", WORKSPACE, "--clearenv"]);
+                if let Some(fd) = script_fd {
+                    cmd.args(["--ro-bind-data", &fd.to_string(), "/ci/step.sh"]);
+                }
+                cmd.arg("--");
+                cmd
+            }
+            Isolation::Unsandboxed => {
+                let mut cmd = Command::new("/usr/bin/env");
+                cmd.current_dir(workspace);
+                cmd
+            }
+        };
+        cmd.env_clear().stdin(Stdio::null()).kill_on_drop(true);
+        if let Some((uid, gid)) = self.user {
+            cmd.uid(uid).gid(gid);
+        }
+        if !self.is_sandboxed() {
+            // Without a PID namespace, a process group is the handle to kill the step's tree.
+            cmd.process_group(0);
+        }
+        cmd
+    }
+
+    /// Where the step finds its script: mounted at `/ci/step.sh` in the
+    /// sandbox; unsandboxed, the inherited pipe itself.
+    pub fn script_path(&self, fd: RawFd) -> String {
+        match self.isolation {
+            Isolation::Bwrap(_) => "/ci/step.sh".to_string(),
+            Isolation::Unsandboxed => format!("/dev/fd/{fd}"),
+        }
+    }
+
+    /// The path the workspace has for the step.
+    pub fn workspace_path<'a>(&self, host: &'a Path) -> std::borrow::Cow<'a, str> {
+        match self.isolation {
+            Isolation::Bwrap(_) => WORKSPACE.into(),
+            Isolation::Unsandboxed => host.to_string_lossy(),
+        }
+    }
+
+    /// The user processes run as, if greenlight switches to one.
+    pub fn user(&self) -> Option<(u32, u32)> {
+        self.user
+    }
+}

@@ -1,0 +1,262 @@
+//! Running one step: its script, its process, its output as lines.
+
+use super::sandbox::Sandbox;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A line longer than this is cut into pieces of this size, so one endless
+/// line cannot grow memory.
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+
+/// After the step's process ends, its output is drained at most this long
+/// (unsandboxed, a background child may hold the pipe open).
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct StepSpec {
+    /// Commands, run in order with `set -e`.
+    pub commands: Vec<String>,
+    /// The step's environment (nothing else reaches it).
+    pub env: Vec<(String, String)>,
+    /// Wall-clock limit.
+    pub timeout: Duration,
+}
+
+/// How a step's process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// It exited with this code.
+    Exited(i32),
+    /// It ran past its timeout and was killed.
+    TimedOut,
+    /// It was cancelled and killed.
+    Cancelled,
+    /// It could not be started.
+    Failed(String),
+}
+
+fn single_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The step's script: its environment, then each command echoed as
+/// `+ cmd` before it runs; `set -e` stops at the first failing command.
+pub fn script(env: &[(String, String)], commands: &[String]) -> String {
+    let mut out = String::from("set -e\n");
+    for (key, value) in env {
+        if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !key.is_empty() {
+            out.push_str(&format!("export {key}={}\n", single_quote(value)));
+        }
+    }
+    for command in commands {
+        out.push_str(&format!(
+            "printf '%s\\n' {}\n{command}\n",
+            single_quote(&format!("+ {command}"))
+        ));
+    }
+    out
+}
+
+/// Splits a byte stream into lines (keeping `\n`), cutting long ones.
+#[derive(Default)]
+pub struct LineSplitter {
+    partial: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// Feeds bytes; returns the complete lines.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Vec<String> {
+        let mut lines = Vec::new();
+        while !bytes.is_empty() {
+            let room = MAX_LINE_BYTES - self.partial.len();
+            let take = bytes
+                .iter()
+                .take(room)
+                .position(|b| *b == b'\n')
+                .map(|i| i + 1);
+            match take {
+                Some(n) => {
+                    self.partial.extend_from_slice(&bytes[..n]);
+                    bytes = &bytes[n..];
+                    lines.push(
+                        String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned(),
+                    );
+                }
+                None if bytes.len() >= room => {
+                    self.partial.extend_from_slice(&bytes[..room]);
+                    bytes = &bytes[room..];
+                    let mut piece =
+                        String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned();
+                    piece.push('\n');
+                    lines.push(piece);
+                }
+                None => {
+                    self.partial.extend_from_slice(bytes);
+                    bytes = &[];
+                }
+            }
+        }
+        lines
+    }
+
+    /// The unterminated last line, if any.
+    pub fn finish(&mut self) -> Option<String> {
+        (!self.partial.is_empty()).then(|| {
+            let mut line = String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned();
+            line.push('\n');
+            line
+        })
+    }
+}
+
+/// Runs a step in `workspace`, sending its output lines (stdout and stderr
+/// merged, in order) to `lines`. Backpressure on `lines` slows the reader,
+/// never buffers without bound.
+pub async fn run(
+    sandbox: &Sandbox,
+    workspace: &Path,
+    spec: &StepSpec,
+    lines: &mpsc::Sender<String>,
+    cancel: &CancellationToken,
+) -> Ending {
+    let text = script(&spec.env, &spec.commands);
+    let (script_read, mut script_write) = match std::io::pipe() {
+        Ok(pair) => pair,
+        Err(e) => return Ending::Failed(format!("cannot create a pipe: {e}")),
+    };
+    let (out_read, out_write) = match std::io::pipe() {
+        Ok(pair) => pair,
+        Err(e) => return Ending::Failed(format!("cannot create a pipe: {e}")),
+    };
+    let script_fd = script_read.as_raw_fd();
+    let mut cmd = sandbox.command(workspace, Some(script_fd));
+    cmd.args(["/bin/sh", "-e", &sandbox.script_path(script_fd)]);
+    let stderr = match out_write.try_clone() {
+        Ok(w) => w,
+        Err(e) => return Ending::Failed(format!("cannot duplicate a pipe: {e}")),
+    };
+    cmd.stdout(out_write).stderr(stderr);
+    // SAFETY: fcntl is async-signal-safe; it only clears close-on-exec on the
+    // script pipe so that the child inherits it under the same number.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(script_fd, libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => return Ending::Failed(format!("cannot start the step: {e}")),
+    };
+    drop(cmd);
+    drop(script_read);
+    // Feed the script from a thread: it may be larger than a pipe holds.
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = script_write.write_all(text.as_bytes());
+    });
+    let mut reader = match tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(out_read))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = child.start_kill();
+            return Ending::Failed(format!("cannot read the step's output: {e}"));
+        }
+    };
+    let pid = child.id();
+    let read_all = async {
+        let mut splitter = LineSplitter::default();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    for line in splitter.feed(&buf[..n]) {
+                        if lines.send(line).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(line) = splitter.finish() {
+            let _ = lines.send(line).await;
+        }
+    };
+    tokio::pin!(read_all);
+    let mut drained = false;
+    let ending = tokio::select! {
+        status = child.wait() => match status {
+            Ok(s) => Ending::Exited(s.code().unwrap_or(128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(9))),
+            Err(e) => Ending::Failed(e.to_string()),
+        },
+        _ = tokio::time::sleep(spec.timeout) => Ending::TimedOut,
+        _ = cancel.cancelled() => Ending::Cancelled,
+        _ = &mut read_all => {
+            drained = true;
+            tokio::select! {
+                status = child.wait() => match status {
+                    Ok(s) => Ending::Exited(s.code().unwrap_or(128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(9))),
+                    Err(e) => Ending::Failed(e.to_string()),
+                },
+                _ = tokio::time::sleep(spec.timeout) => Ending::TimedOut,
+                _ = cancel.cancelled() => Ending::Cancelled,
+            }
+        }
+    };
+    if matches!(ending, Ending::TimedOut | Ending::Cancelled) {
+        kill_tree(sandbox, pid);
+        let _ = child.kill().await;
+    }
+    if !drained {
+        let _ = tokio::time::timeout(DRAIN_DEADLINE, &mut read_all).await;
+    }
+    if !sandbox.is_sandboxed() {
+        kill_tree(sandbox, pid);
+    }
+    ending
+}
+
+/// Kills what a step left: under bwrap, killing bwrap tears down the PID
+/// namespace; unsandboxed, the step's process group is all there is.
+fn kill_tree(sandbox: &Sandbox, pid: Option<u32>) {
+    if let (false, Some(pid)) = (sandbox.is_sandboxed(), pid) {
+        // SAFETY: signalling a process group we created.
+        unsafe { libc::killpg(pid as i32, libc::SIGKILL) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_echoes_commands_and_quotes_values() {
+        let s = script(&[("A".into(), "it's".into())], &["echo $A".into()]);
+        assert_eq!(
+            s,
+            "set -e\nexport A='it'\\''s'\nprintf '%s\\n' '+ echo $A'\necho $A\n"
+        );
+    }
+
+    #[test]
+    fn long_lines_are_cut_and_partial_lines_kept() {
+        let mut split = LineSplitter::default();
+        let lines = split.feed(&vec![b'x'; MAX_LINE_BYTES + 10]);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].len(), MAX_LINE_BYTES + 1);
+        assert!(split.feed(b"yz").is_empty());
+        assert_eq!(
+            split.feed(b"\nnext\n"),
+            vec![format!("{}yz\n", "x".repeat(10)), "next\n".to_string()]
+        );
+        assert_eq!(split.finish(), None);
+    }
+}
