@@ -106,3 +106,228 @@ async fn steps_run_in_depends_on_order() {
         "+ cat order\nfirst\nsecond\nthird\n"
     );
 }
+
+#[tokio::test]
+async fn a_step_past_its_timeout_is_killed_even_if_it_ignores_sigterm() {
+    let github = FakeGitHub::start().await;
+    let repo = github.repo("acme/widget");
+    let config = "kind: pipeline\ntype: exec\nname: default\ngreenlight:\n  step_timeout: 2s\nsteps:\n- name: stubborn\n  commands:\n  - trap '' TERM; while true; do sleep 1; done\n";
+    let sha = repo.push("main", &[(".drone.yml", config)]);
+    let app = TestApp::with_workers(&github).await;
+    let started = std::time::Instant::now();
+
+    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+
+    let run = github
+        .expect_check_run(&repo, &sha, "default (push)", "timed_out")
+        .await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert!(run.summary.unwrap().contains("step timeout of 2s"));
+    let build = app.expect_build_done(repo.id, 1).await;
+    assert!(
+        app.log(&build, "stubborn")
+            .await
+            .ends_with("[greenlight] step timed out after 2s and was killed\n")
+    );
+    assert!(
+        !processes_running("while true; do sleep 1; done"),
+        "the step's process tree is gone"
+    );
+}
+
+/// Whether any process's command line contains `needle`.
+fn processes_running(needle: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline")).is_ok_and(|cmd| {
+            String::from_utf8_lossy(&cmd)
+                .replace('\0', " ")
+                .contains(needle)
+        })
+    })
+}
+
+#[tokio::test]
+async fn a_background_process_does_not_hold_the_step_open() {
+    let github = FakeGitHub::start().await;
+    let repo = github.repo("acme/widget");
+    let sha = repo.push(
+        "main",
+        &[(
+            ".drone.yml",
+            &pipeline("- name: daemon\n  commands:\n  - sleep 97 &\n  - echo started\n"),
+        )],
+    );
+    let app = TestApp::with_workers(&github).await;
+    let started = std::time::Instant::now();
+
+    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+
+    github
+        .expect_check_run(&repo, &sha, "default (push)", "success")
+        .await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        !processes_running("sleep 97"),
+        "the background child died with the sandbox"
+    );
+}
+
+#[tokio::test]
+async fn a_step_sees_nothing_of_the_server_and_writes_only_its_workspace() {
+    let github = FakeGitHub::start().await;
+    let repo = github.repo("acme/widget");
+    let key = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/test-app-key.pem");
+    let marker = format!("/tmp/greenlight-escape-{}", std::process::id());
+    let app = TestApp::with_workers(&github).await;
+    let data_dir = app.data_dir.path().display().to_string();
+    let steps = pipeline(&format!(
+        "- name: probe\n  commands:\n  - id -u\n  - cat {key} || echo key-unreadable\n  - cat /etc/shadow || echo shadow-unreadable\n  - ls {data_dir} || echo data-dir-invisible\n  - ls /drone\n  - touch /usr/escape || echo usr-read-only\n  - touch {marker} && echo tmp-private\n  - touch in-workspace && echo workspace-writable\n  - env | sort\n"
+    ));
+    let sha = repo.push("main", &[(".drone.yml", &steps)]);
+
+    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+
+    github
+        .expect_check_run(&repo, &sha, "default (push)", "success")
+        .await;
+    let build = app.expect_build_done(repo.id, 1).await;
+    let log = app.log(&build, "probe").await;
+    for expected in [
+        "65534\n",
+        "key-unreadable",
+        "shadow-unreadable",
+        "data-dir-invisible",
+        "+ ls /drone\nsrc\n",
+        "usr-read-only",
+        "tmp-private",
+        "workspace-writable",
+        "DRONE_BUILD_NUMBER=1\n",
+        "DRONE_COMMIT_SHA=",
+        "DRONE_REPO=acme/widget\n",
+        "DRONE_STEP_NAME=probe\n",
+        "CI=true\n",
+    ] {
+        assert!(log.contains(expected), "missing {expected:?} in:\n{log}");
+    }
+    assert!(!log.contains("BEGIN RSA PRIVATE KEY"));
+    assert!(
+        !std::path::Path::new(&marker).exists(),
+        "a write to the sandbox's /tmp reached the host"
+    );
+    let env: Vec<&str> = log
+        .lines()
+        .skip_while(|l| *l != "+ env | sort")
+        .skip(1)
+        .collect();
+    for line in &env {
+        let name = line.split('=').next().unwrap();
+        assert!(
+            name == "PATH"
+                || name == "HOME"
+                || name == "CI"
+                || name == "PWD"
+                || name == "SHLVL"
+                || name == "OLDPWD"
+                || name == "_"
+                || name.starts_with("DRONE")
+                || name.starts_with("CI_"),
+            "unexpected variable {line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_installation_token_never_appears_in_a_log() {
+    let github = FakeGitHub::start().await;
+    let repo = github.private_repo("acme/secret-sauce");
+    let sha = repo.push("main", &[(".drone.yml", &pipeline("- name: snoop\n  commands:\n  - cat .git/config\n  - git log -1 --format=%H\n  - env\n  - cat /proc/1/cmdline /proc/1/environ | tr '\\\\0' ' '\n"))]);
+    let app = TestApp::with_workers(&github).await;
+
+    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+
+    github
+        .expect_check_run(&repo, &sha, "default (push)", "success")
+        .await;
+    let build = app.expect_build_done(repo.id, 1).await;
+    let logs = format!(
+        "{}{}",
+        app.log(&build, "clone").await,
+        app.log(&build, "snoop").await
+    );
+    assert!(
+        logs.contains(&sha),
+        "the private repository was cloned with the token:\n{logs}"
+    );
+    let tokens = github.issued_tokens();
+    assert!(!tokens.is_empty());
+    for token in tokens {
+        assert!(!logs.contains(&token), "token leaked:\n{logs}");
+    }
+    assert!(
+        !logs.contains("x-access-token") && !logs.contains("extraheader"),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn a_huge_log_is_capped_with_a_clear_last_line() {
+    let github = FakeGitHub::start().await;
+    let repo = github.repo("acme/widget");
+    let sha = repo.push("main", &[(".drone.yml", &pipeline("- name: chatty\n  commands:\n  - yes 0123456789abcdef0123456789abcdef | head -c 5000000\n  - echo done\n"))]);
+    let mut runner = support::app::runner_config();
+    runner.log_limit = 1024 * 1024;
+    let app = TestApp::with_runner(&github, runner).await;
+
+    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+
+    github
+        .expect_check_run(&repo, &sha, "default (push)", "success")
+        .await;
+    let build = app.expect_build_done(repo.id, 1).await;
+    let log = app.log(&build, "chatty").await;
+    assert!(log.len() < 1024 * 1024 + 100, "{} bytes stored", log.len());
+    assert!(log.ends_with(
+        "[greenlight] this step's log passed its limit of 1 MiB; later output is not stored\n"
+    ));
+}
+
+#[tokio::test]
+async fn exit_code_78_ends_the_stage_early_as_a_success() {
+    let github = FakeGitHub::start().await;
+    let repo = github.repo("acme/widget");
+    let sha = repo.push("main", &[(".drone.yml", &pipeline("- name: check\n  commands: [exit 78]\n- name: expensive\n  commands: [echo should-not-run]\n"))]);
+    let app = TestApp::with_workers(&github).await;
+
+    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+
+    github
+        .expect_status(&repo, &sha, "greenlight/default/push", "success")
+        .await;
+    let build = app.expect_build_done(repo.id, 1).await;
+    let stage = app.stage(&build).await;
+    assert_eq!(stage.steps[2].status, Status::Skipped);
+}
+
+#[tokio::test]
+async fn a_pipeline_waits_for_the_one_it_depends_on() {
+    let github = FakeGitHub::start().await;
+    let repo = github.repo("acme/widget");
+    let config = "kind: pipeline\ntype: exec\nname: test\nsteps:\n- name: t\n  commands: [exit 1]\n---\nkind: pipeline\ntype: exec\nname: deploy\ndepends_on: [test]\nsteps:\n- name: d\n  commands: [echo deploying]\n";
+    let sha = repo.push("main", &[(".drone.yml", config)]);
+    let app = TestApp::with_workers(&github).await;
+
+    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+
+    github
+        .expect_check_run(&repo, &sha, "test (push)", "failure")
+        .await;
+    github
+        .expect_check_run(&repo, &sha, "deploy (push)", "skipped")
+        .await;
+    let build = app.expect_build_done(repo.id, 1).await;
+    assert_eq!(build.status, Status::Failure);
+}

@@ -6,6 +6,7 @@ pub mod app;
 pub mod fake_github;
 pub mod redis;
 pub mod webhook;
+pub mod worker;
 
 pub use app::TestApp;
 pub use fake_github::{FakeGitHub, RepoHandle};

@@ -1,0 +1,65 @@
+//! `greenlight worker` as a separate process, to kill it and see what survives.
+
+use super::app::TestApp;
+use super::fake_github::{APP_ID, FakeGitHub};
+use std::process::{Child, Command, Stdio};
+
+/// A worker process.
+pub struct WorkerProcess {
+    child: Child,
+    _data: tempfile::TempDir,
+}
+
+impl WorkerProcess {
+    /// Starts `greenlight worker` on the app's Redis, with a 2 s stage lease
+    /// and the given shutdown grace.
+    pub fn start(github: &FakeGitHub, app: &TestApp, grace_secs: u64) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(
+            data.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_greenlight"))
+            .arg("worker")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("GITHUB_APP_ID", APP_ID.to_string())
+            .env(
+                "GITHUB_PRIVATE_KEY_PATH",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/test-app-key.pem"),
+            )
+            .env("GITHUB_API_URL", github.api_url())
+            .env("REDIS_URL", app.redis.url())
+            .env("GREENLIGHT_PUBLIC_URL", super::app::PUBLIC_URL)
+            .env("GREENLIGHT_DATA_DIR", data.path())
+            .env("GREENLIGHT_STAGE_LEASE", "2")
+            .env("GREENLIGHT_SHUTDOWN_GRACE", grace_secs.to_string())
+            .env("GREENLIGHT_CONCURRENCY", "2")
+            .env("RUST_LOG", "greenlight=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("greenlight worker starts");
+        Self { child, _data: data }
+    }
+
+    /// SIGKILL: the worker dies mid-whatever.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the process to exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> bool {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
