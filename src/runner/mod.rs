@@ -3,6 +3,7 @@
 
 pub mod clone;
 pub mod env;
+mod finish;
 pub mod logs;
 pub mod sandbox;
 pub mod schedule;

@@ -1,6 +1,8 @@
 //! Running one step: its script, its process, its output as lines.
 
 use super::sandbox::Sandbox;
+use super::schedule::{EXIT_STOP, Outcome};
+use crate::store::Status;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
@@ -38,6 +40,61 @@ pub enum Ending {
     Cancelled,
     /// It could not be started.
     Failed(String),
+}
+
+/// A step's exit code when greenlight killed it.
+pub const EXIT_KILLED: i64 = 137;
+
+/// Drone's exit code when a step is cancelled.
+pub const EXIT_CANCELLED: i64 = 130;
+
+impl Ending {
+    /// The step's outcome, and a line for its log when greenlight ended it.
+    pub fn outcome(&self, timeout: Duration) -> (Outcome, Option<String>) {
+        let done = |status, exit_code: i64, error: String, timed_out| Outcome {
+            status,
+            exit_code,
+            error,
+            timed_out,
+        };
+        match self {
+            Ending::Exited(0) => (done(Status::Success, 0, String::new(), false), None),
+            Ending::Exited(code) if i64::from(*code) == EXIT_STOP => {
+                (done(Status::Success, EXIT_STOP, String::new(), false), None)
+            }
+            Ending::Exited(code) => (
+                done(Status::Failure, i64::from(*code), String::new(), false),
+                None,
+            ),
+            Ending::TimedOut => {
+                let secs = timeout.as_secs();
+                (
+                    done(
+                        Status::Failure,
+                        EXIT_KILLED,
+                        format!("timed out after {secs}s"),
+                        true,
+                    ),
+                    Some(format!(
+                        "[greenlight] step timed out after {secs}s and was killed\n"
+                    )),
+                )
+            }
+            Ending::Cancelled => (
+                done(
+                    Status::Killed,
+                    EXIT_CANCELLED,
+                    "cancelled".to_string(),
+                    false,
+                ),
+                Some("[greenlight] step cancelled and killed\n".to_string()),
+            ),
+            Ending::Failed(reason) => (
+                done(Status::Error, 255, reason.clone(), false),
+                Some(format!("[greenlight] {reason}\n")),
+            ),
+        }
+    }
 }
 
 fn single_quote(text: &str) -> String {
