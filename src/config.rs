@@ -31,6 +31,54 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run stages claimed from the shared Redis; start any number, on any machine.
     Worker(WorkerArgs),
+    /// Run the .drone.yml of a local checkout in the same sandbox, printing
+    /// the logs live: no GitHub, no Redis. Exits 1 when the pipeline fails.
+    Exec(ExecArgs),
+}
+
+/// Settings of `greenlight exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The checkout whose .drone.yml to run.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Run only this pipeline (default: every pipeline whose trigger matches).
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// The event to pretend: push, pull_request or tag.
+    #[arg(long, default_value = "push")]
+    pub event: String,
+    /// The branch to pretend (default: the checkout's current branch).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// `bwrap`, or `none` to run unsandboxed.
+    #[arg(long, env = "GREENLIGHT_SANDBOX", default_value = "bwrap")]
+    pub sandbox: String,
+    /// The uid steps run as when run as root (default 65534).
+    #[arg(long, env = "GREENLIGHT_SANDBOX_UID")]
+    pub sandbox_uid: Option<String>,
+}
+
+impl ExecArgs {
+    /// Validates the settings.
+    pub fn validate(&self) -> Result<crate::exec::ExecOptions, ConfigError> {
+        let runner = RunnerArgs {
+            sandbox: self.sandbox.clone(),
+            sandbox_uid: self.sandbox_uid.clone(),
+            stage_lease: "1".into(),
+            shutdown_grace: "1".into(),
+            log_limit_mb: "1".into(),
+        }
+        .validate()?;
+        Ok(crate::exec::ExecOptions {
+            dir: self.dir.clone(),
+            pipeline: self.pipeline.clone(),
+            event: self.event.clone(),
+            branch: self.branch.clone(),
+            unsandboxed: runner.unsandboxed,
+            sandbox_uid: runner.sandbox_uid,
+        })
+    }
 }
 
 /// Settings of `greenlight serve`.

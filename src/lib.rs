@@ -8,6 +8,7 @@
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod exec;
 pub mod github;
 pub mod ids;
 pub mod pipeline;

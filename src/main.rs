@@ -44,6 +44,21 @@ fn main() -> ExitCode {
             ))),
             Err(e) => return config_failure(e),
         },
+        Command::Exec(args) => match args.validate() {
+            Ok(options) => {
+                return match runtime
+                    .block_on(greenlight::exec::run(options, &mut std::io::stdout()))
+                {
+                    Ok(true) => ExitCode::SUCCESS,
+                    Ok(false) => ExitCode::FAILURE,
+                    Err(e) => {
+                        eprintln!("greenlight: {e:#}");
+                        ExitCode::from(2)
+                    }
+                };
+            }
+            Err(e) => return config_failure(e),
+        },
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

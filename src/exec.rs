@@ -1,0 +1,282 @@
+//! `greenlight exec`: runs a local checkout's `.drone.yml` in the same
+//! sandbox with the same step semantics, printing the logs live. No GitHub,
+//! no Redis: the way to try a pipeline before pushing.
+
+use crate::pipeline::{self, Facts, Pipeline};
+use crate::runner::env::{BuildFacts, step_env};
+use crate::runner::sandbox::Sandbox;
+use crate::runner::schedule::{self, Outcome};
+use crate::runner::step::{self, Ending, StepSpec};
+use crate::store::Status;
+use anyhow::{Context, bail};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// The checkout.
+    pub dir: PathBuf,
+    /// Only this pipeline.
+    pub pipeline: Option<String>,
+    /// push, pull_request or tag.
+    pub event: String,
+    /// The branch (default: the checkout's current branch).
+    pub branch: Option<String>,
+    /// Run unsandboxed.
+    pub unsandboxed: bool,
+    /// uid for steps when root.
+    pub sandbox_uid: Option<u32>,
+}
+
+fn git_output(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Runs the pipelines; returns whether all passed.
+pub async fn run(options: ExecOptions, out: &mut (dyn Write + Send)) -> anyhow::Result<bool> {
+    let file = options.dir.join(pipeline::CONFIG_PATH);
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let config = pipeline::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let branch = options
+        .branch
+        .clone()
+        .or_else(|| git_output(&options.dir, &["rev-parse", "--abbrev-ref", "HEAD"]))
+        .unwrap_or_else(|| "main".to_string());
+    let sha = git_output(&options.dir, &["rev-parse", "HEAD"]).unwrap_or_default();
+    let git_ref = match options.event.as_str() {
+        "tag" => format!("refs/tags/{branch}"),
+        "pull_request" => "refs/pull/0/head".to_string(),
+        "push" => format!("refs/heads/{branch}"),
+        other => bail!("--event must be push, pull_request or tag, not {other:?}"),
+    };
+    let facts = Facts {
+        event: &options.event,
+        branch: &branch,
+        git_ref: &git_ref,
+        action: "",
+        repo: "local/checkout",
+    };
+    let pipelines: Vec<Pipeline> = match &options.pipeline {
+        Some(name) => vec![
+            config
+                .pipelines
+                .iter()
+                .find(|p| &p.name == name)
+                .cloned()
+                .with_context(|| {
+                    let names: Vec<&str> =
+                        config.pipelines.iter().map(|p| p.name.as_str()).collect();
+                    format!(
+                        "no pipeline named {name:?} (there are: {})",
+                        names.join(", ")
+                    )
+                })?,
+        ],
+        None => config.matching(&facts),
+    };
+    if pipelines.is_empty() {
+        writeln!(
+            out,
+            "no pipeline's trigger matches event {} on branch {branch}",
+            options.event
+        )?;
+        return Ok(true);
+    }
+    let root = tempfile::Builder::new()
+        .prefix("greenlight-exec-")
+        .tempdir()?;
+    std::fs::set_permissions(
+        root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )?;
+    let sandbox = Sandbox::probe(options.unsandboxed, options.sandbox_uid, root.path()).await?;
+    if !sandbox.is_sandboxed() {
+        writeln!(out, "warning: steps run UNSANDBOXED")?;
+    }
+    let build = BuildFacts {
+        number: 1,
+        event: options.event.clone(),
+        sha,
+        git_ref: git_ref.clone(),
+        source: branch.clone(),
+        target: branch.clone(),
+        repo: "local/checkout".to_string(),
+        default_branch: branch.clone(),
+        ..BuildFacts::default()
+    };
+    let mut results: Vec<(String, Vec<(String, Outcome, f64)>)> = Vec::new();
+    let mut failed_pipelines: Vec<String> = Vec::new();
+    for (number, pipeline) in pipelines.iter().enumerate() {
+        if pipeline
+            .depends_on
+            .iter()
+            .any(|d| failed_pipelines.contains(d))
+        {
+            writeln!(
+                out,
+                "==> pipeline {} skipped: a pipeline it depends on failed",
+                pipeline.name
+            )?;
+            failed_pipelines.push(pipeline.name.clone());
+            continue;
+        }
+        writeln!(out, "==> pipeline {}", pipeline.name)?;
+        let workspace = root.path().join(format!("stage-{}", number + 1));
+        copy_checkout(&options.dir, &workspace)?;
+        sandbox.give(&workspace)?;
+        let steps = run_pipeline(
+            &sandbox,
+            &workspace,
+            pipeline,
+            number as i64 + 1,
+            &build,
+            &facts,
+            out,
+        )
+        .await?;
+        if steps.iter().any(|(name, o, _)| {
+            o.status.is_failed()
+                && !pipeline
+                    .steps
+                    .iter()
+                    .any(|s| &s.name == name && s.ignore_failure)
+        }) {
+            failed_pipelines.push(pipeline.name.clone());
+        }
+        results.push((pipeline.name.clone(), steps));
+    }
+    writeln!(out, "\nsummary")?;
+    for (name, steps) in &results {
+        for (step, outcome, secs) in steps {
+            let status = match outcome.status {
+                Status::Failure | Status::Error => {
+                    format!("{} (exit {})", outcome.status.as_str(), outcome.exit_code)
+                }
+                other => other.as_str().to_string(),
+            };
+            writeln!(out, "  {name} / {step}: {status} in {secs:.1}s")?;
+        }
+    }
+    let passed = failed_pipelines.is_empty();
+    writeln!(
+        out,
+        "{}",
+        if passed {
+            "pipeline passed"
+        } else {
+            "pipeline failed"
+        }
+    )?;
+    Ok(passed)
+}
+
+fn copy_checkout(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", from.display()))
+        .arg(to)
+        .status()?;
+    if !status.success() {
+        bail!("cannot copy {} into a workspace", from.display());
+    }
+    Ok(())
+}
+
+async fn run_pipeline(
+    sandbox: &Sandbox,
+    workspace: &Path,
+    pipeline: &Pipeline,
+    stage_number: i64,
+    build: &BuildFacts,
+    facts: &Facts<'_>,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<Vec<(String, Outcome, f64)>> {
+    let (printer_tx, mut printer_rx) = mpsc::channel::<String>(1024);
+    let workspace_in = sandbox.workspace_path(workspace).into_owned();
+    let home = if sandbox.is_sandboxed() {
+        "/tmp".to_string()
+    } else {
+        workspace_in.clone()
+    };
+    let cancel = CancellationToken::new();
+    let timings = std::sync::Mutex::new(vec![0.0; pipeline.steps.len()]);
+    let durations = &timings;
+    let step_cancel = cancel.clone();
+    // The closure owns the printer's sender, so printing ends when the steps do.
+    let steps = schedule::execute(&pipeline.steps, facts, &cancel, move |i| {
+        let printer = printer_tx.clone();
+        let (workspace_in, home, cancel) =
+            (workspace_in.clone(), home.clone(), step_cancel.clone());
+        async move {
+            let step = &pipeline.steps[i];
+            let started = Instant::now();
+            let _ = printer.send(format!("--> step {}\n", step.name)).await;
+            let (lines, mut rx) = mpsc::channel::<String>(1024);
+            let prefix = format!("[{}] ", step.name);
+            let forward = {
+                let printer = printer.clone();
+                tokio::spawn(async move {
+                    while let Some(line) = rx.recv().await {
+                        let _ = printer.send(format!("{prefix}{line}")).await;
+                    }
+                })
+            };
+            let ending = match step_env(
+                build,
+                pipeline,
+                stage_number,
+                step,
+                i as i64 + 1,
+                &workspace_in,
+                &home,
+            ) {
+                Ok(env) => {
+                    let spec = StepSpec {
+                        commands: step.commands.clone(),
+                        env,
+                        timeout: pipeline.step_timeout,
+                    };
+                    step::run(sandbox, workspace, &spec, &lines, &cancel).await
+                }
+                Err(e) => Ending::Failed(e.to_string()),
+            };
+            let (outcome, note) = ending.outcome(pipeline.step_timeout);
+            if let Some(note) = note {
+                let _ = lines.send(note).await;
+            }
+            drop(lines);
+            let _ = forward.await;
+            durations.lock().expect("not poisoned")[i] = started.elapsed().as_secs_f64();
+            outcome
+        }
+    });
+    let print = async {
+        while let Some(line) = printer_rx.recv().await {
+            let _ = out.write_all(line.as_bytes());
+            let _ = out.flush();
+        }
+    };
+    let (outcomes, ()) = tokio::join!(steps, print);
+    let durations = timings.into_inner().expect("not poisoned");
+    Ok(pipeline
+        .steps
+        .iter()
+        .zip(outcomes)
+        .zip(durations)
+        .map(|((s, o), d)| (s.name.clone(), o, d))
+        .collect())
+}
