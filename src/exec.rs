@@ -44,6 +44,13 @@ fn git_output(dir: &Path, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// How one step of a local run went.
+struct StepRun {
+    name: String,
+    outcome: Outcome,
+    secs: f64,
+}
+
 /// Runs the pipelines; returns whether all passed.
 pub async fn run(options: ExecOptions, out: &mut (dyn Write + Send)) -> anyhow::Result<bool> {
     let file = options.dir.join(pipeline::CONFIG_PATH);
@@ -117,7 +124,7 @@ pub async fn run(options: ExecOptions, out: &mut (dyn Write + Send)) -> anyhow::
         default_branch: branch.clone(),
         ..BuildFacts::default()
     };
-    let mut results: Vec<(String, Vec<(String, Outcome, f64)>)> = Vec::new();
+    let mut results: Vec<(String, Vec<StepRun>)> = Vec::new();
     let mut failed_pipelines: Vec<String> = Vec::new();
     for (number, pipeline) in pipelines.iter().enumerate() {
         if pipeline
@@ -204,7 +211,7 @@ async fn run_pipeline(
     build: &BuildFacts,
     facts: &Facts<'_>,
     out: &mut (dyn Write + Send),
-) -> anyhow::Result<Vec<(String, Outcome, f64)>> {
+) -> anyhow::Result<Vec<StepRun>> {
     let (printer_tx, mut printer_rx) = mpsc::channel::<String>(1024);
     let workspace_in = sandbox.workspace_path(workspace).into_owned();
     let home = if sandbox.is_sandboxed() {
@@ -277,6 +284,10 @@ async fn run_pipeline(
         .iter()
         .zip(outcomes)
         .zip(durations)
-        .map(|((s, o), d)| (s.name.clone(), o, d))
+        .map(|((s, outcome), secs)| StepRun {
+            name: s.name.clone(),
+            outcome,
+            secs,
+        })
         .collect())
 }
