@@ -35,21 +35,13 @@ fn throughput(app: &TestApp, hook: &Webhook, seconds: u32, connections: u32) -> 
     )
     .unwrap();
     let out = std::process::Command::new("wrk")
-        .args([
-            "-t1",
-            &format!("-c{connections}"),
-            &format!("-d{seconds}s"),
-            "-s",
-        ])
+        .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s"), "-s"])
         .arg(&script)
         .arg(format!("{}/webhook", app.url()))
         .output()
         .expect("wrk runs: install it with `apt-get install wrk`");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && !text.contains("Non-2xx"),
-        "wrk: {text}"
-    );
+    assert!(out.status.success() && !text.contains("Non-2xx"), "wrk: {text}");
     let field = |name: &str| -> f64 {
         text.lines()
             .find_map(|l| l.trim().strip_prefix(name))
@@ -57,11 +49,7 @@ fn throughput(app: &TestApp, hook: &Webhook, seconds: u32, connections: u32) -> 
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {name} in wrk output: {text}"))
     };
-    let requests = text
-        .lines()
-        .find_map(|l| l.trim().split_once(" requests in "))
-        .map(|(n, _)| n.parse::<u64>().unwrap())
-        .unwrap();
+    let requests = text.lines().find_map(|l| l.trim().split_once(" requests in ")).map(|(n, _)| n.parse::<u64>().unwrap()).unwrap();
     (field("Requests/sec:"), requests)
 }
 
@@ -69,23 +57,12 @@ async fn latency(app: &TestApp, github: &FakeGitHub, samples: usize) -> Vec<Dura
     let repo = github.repo("bench/latency");
     let mut times = Vec::with_capacity(samples);
     for i in 0..samples {
-        let sha = repo.push(
-            "main",
-            &[(".drone.yml", ONE_ECHO_STEP), ("n.txt", &i.to_string())],
-        );
+        let sha = repo.push("main", &[(".drone.yml", ONE_ECHO_STEP), ("n.txt", &i.to_string())]);
         let hook = Webhook::push(&repo, "main", &sha);
         let started = Instant::now();
         let answer = app.deliver(&hook).await;
         assert_eq!(answer.status, 202);
-        github
-            .wait_for(|| {
-                github
-                    .statuses(&repo, &sha)
-                    .into_iter()
-                    .find(|s| s.state == "pending")
-            })
-            .await
-            .expect("pending status");
+        github.wait_for(|| github.statuses(&repo, &sha).into_iter().find(|s| s.state == "pending")).await.expect("pending status");
         times.push(started.elapsed());
     }
     times.sort();
@@ -94,14 +71,9 @@ async fn latency(app: &TestApp, github: &FakeGitHub, samples: usize) -> Vec<Dura
 
 fn main() {
     if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .init();
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let github = FakeGitHub::start().await;
         let app = TestApp::start_durable(&github).await;
@@ -124,7 +96,10 @@ fn main() {
         let (rate, requests) = throughput(&app, &hook, 10, 32);
         let stored = app.queued_deliveries().await - before;
         // wrk does not count the requests still in flight when it stops.
-        assert!(stored >= requests && stored <= requests + 32, "every accepted delivery is in the stream: {stored} stored, {requests} answered");
+        assert!(
+            stored >= requests && stored <= requests + 32,
+            "every accepted delivery is in the stream: {stored} stored, {requests} answered"
+        );
         println!("intake: {rate:.0} deliveries/s accepted durably ({requests} deliveries in 10 s over 32 connections, all in the stream)");
 
         // Let the planner drain the burst before measuring an idle server.

@@ -32,10 +32,7 @@ pub struct Deps {
 
 impl Default for Deps {
     fn default() -> Self {
-        Self {
-            clock: clock::system(),
-            retry: RetryPolicy::default(),
-        }
+        Self { clock: clock::system(), retry: RetryPolicy::default() }
     }
 }
 
@@ -74,25 +71,14 @@ pub fn consumer_name(role: &str) -> String {
     } else {
         "host".to_string()
     };
-    format!(
-        "{role}-{host}-{}-{:04x}",
-        std::process::id(),
-        rand::random::<u16>()
-    )
+    format!("{role}-{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
 }
 
 /// The GitHub client of an App.
 pub fn github(config: &GitHubConfig, pool: Pool, deps: &Deps) -> anyhow::Result<GitHub> {
     let app = AppAuth::new(config.app_id, config.key.clone(), deps.clock.clone());
     let tokens = TokenCache::new(pool, deps.clock.clone());
-    GitHub::new(
-        &config.api_url,
-        app,
-        tokens,
-        deps.retry.clone(),
-        deps.clock.clone(),
-    )
-    .context("GITHUB_API_URL: cannot build a client")
+    GitHub::new(&config.api_url, app, tokens, deps.retry.clone(), deps.clock.clone()).context("GITHUB_API_URL: cannot build a client")
 }
 
 async fn connect(common: &Common) -> anyhow::Result<(Redis, Option<EmbeddedRedis>)> {
@@ -106,25 +92,11 @@ async fn connect(common: &Common) -> anyhow::Result<(Redis, Option<EmbeddedRedis
     }
 }
 
-async fn worker(
-    common: &Common,
-    runner: &RunnerConfig,
-    redis: &Redis,
-    publisher: Publisher,
-    deps: &Deps,
-) -> anyhow::Result<Worker> {
+async fn worker(common: &Common, runner: &RunnerConfig, redis: &Redis, publisher: Publisher, deps: &Deps) -> anyhow::Result<Worker> {
     let workspaces = common.data_dir.join("workspaces");
-    std::fs::create_dir_all(&workspaces).with_context(|| {
-        format!(
-            "GREENLIGHT_DATA_DIR: cannot create {}",
-            workspaces.display()
-        )
-    })?;
+    std::fs::create_dir_all(&workspaces).with_context(|| format!("GREENLIGHT_DATA_DIR: cannot create {}", workspaces.display()))?;
     // Traversable but not listable by the sandbox user, who owns only its own workspace.
-    std::fs::set_permissions(
-        &workspaces,
-        std::os::unix::fs::PermissionsExt::from_mode(0o711),
-    )?;
+    std::fs::set_permissions(&workspaces, std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
     let sandbox = Sandbox::probe(runner.unsandboxed, runner.sandbox_uid, &workspaces).await?;
     let settings = WorkerSettings {
         concurrency: common.concurrency,
@@ -133,14 +105,7 @@ async fn worker(
         grace: runner.grace,
         log_limit: runner.log_limit,
     };
-    Ok(Worker::new(
-        redis.clone(),
-        publisher,
-        sandbox,
-        deps.clock.clone(),
-        settings,
-        consumer_name("worker"),
-    ))
+    Ok(Worker::new(redis.clone(), publisher, sandbox, deps.clock.clone(), settings, consumer_name("worker")))
 }
 
 /// Starts `serve`: intake, planner and (unless `--no-worker`) workers.
@@ -153,50 +118,26 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
     let mut tasks = JoinSet::new();
 
     if config.run_workers {
-        let worker = worker(
-            &config.common,
-            &config.runner,
-            &redis,
-            publisher.clone(),
-            &deps,
-        )
-        .await?;
+        let worker = worker(&config.common, &config.runner, &redis, publisher.clone(), &deps).await?;
         tasks.spawn(worker.run(shutdown.clone()));
     }
-    let planner = Planner::new(
-        redis.clone(),
-        publisher,
-        deps.clock.clone(),
-        consumer_name("planner"),
-    );
+    let planner = Planner::new(redis.clone(), publisher, deps.clock.clone(), consumer_name("planner"));
     tasks.spawn(planner.run(shutdown.clone()));
 
-    let intake = Intake::new(
-        config.webhook_secrets.clone(),
-        redis.shared()?,
-        WorkQueue::new(pool.clone(), DELIVERIES, PLANNERS),
-        Store::new(pool),
-    );
-    let listener = tokio::net::TcpListener::bind(config.addr)
-        .await
-        .with_context(|| format!("GREENLIGHT_ADDR: cannot listen on {}", config.addr))?;
+    let intake =
+        Intake::new(config.webhook_secrets.clone(), redis.shared()?, WorkQueue::new(pool.clone(), DELIVERIES, PLANNERS), Store::new(pool));
+    let listener =
+        tokio::net::TcpListener::bind(config.addr).await.with_context(|| format!("GREENLIGHT_ADDR: cannot listen on {}", config.addr))?;
     let addr = listener.local_addr()?;
     let stop = shutdown.clone();
     tasks.spawn(async move {
-        let served = axum::serve(listener, server::router(intake))
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
+        let served = axum::serve(listener, server::router(intake)).with_graceful_shutdown(stop.cancelled_owned()).await;
         if let Err(e) = served {
             tracing::error!(error = %e, "HTTP server failed");
         }
     });
     tracing::info!(%addr, workers = config.run_workers, "greenlight is serving");
-    Ok(Running {
-        addr,
-        shutdown,
-        tasks,
-        embedded,
-    })
+    Ok(Running { addr, shutdown, tasks, embedded })
 }
 
 /// Starts `worker`: stage runners only, on a shared Redis.
@@ -211,16 +152,8 @@ pub async fn start_worker(config: WorkerConfig, deps: Deps) -> anyhow::Result<Ru
     let mut tasks = JoinSet::new();
     let worker = worker(&config.common, &config.runner, &redis, publisher, &deps).await?;
     tasks.spawn(worker.run(shutdown.clone()));
-    tracing::info!(
-        concurrency = config.common.concurrency,
-        "greenlight worker is running"
-    );
-    Ok(Running {
-        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-        shutdown,
-        tasks,
-        embedded,
-    })
+    tracing::info!(concurrency = config.common.concurrency, "greenlight worker is running");
+    Ok(Running { addr: SocketAddr::from(([0, 0, 0, 0], 0)), shutdown, tasks, embedded })
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -157,10 +157,7 @@ pub struct RunnerConfig {
 fn positive(variable: &'static str, raw: &str, what: &str) -> Result<u64, ConfigError> {
     match raw.trim().parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(config_error(
-            variable,
-            format!("must be a whole number of {what}, at least 1, got {raw:?}"),
-        )),
+        _ => Err(config_error(variable, format!("must be a whole number of {what}, at least 1, got {raw:?}"))),
     }
 }
 
@@ -171,42 +168,24 @@ impl RunnerArgs {
             "bwrap" => false,
             "none" => true,
             other => {
-                return Err(config_error(
-                    "GREENLIGHT_SANDBOX",
-                    format!("must be `bwrap` or `none`, got {other:?}"),
-                ));
+                return Err(config_error("GREENLIGHT_SANDBOX", format!("must be `bwrap` or `none`, got {other:?}")));
             }
         };
-        let sandbox_uid = match self
-            .sandbox_uid
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
+        let sandbox_uid = match self.sandbox_uid.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => None,
-            Some(raw) => Some(raw.parse::<u32>().ok().filter(|u| *u != 0).ok_or_else(|| {
-                config_error(
-                    "GREENLIGHT_SANDBOX_UID",
-                    format!("must be a non-root numeric uid, got {raw:?}"),
-                )
-            })?),
+            Some(raw) => Some(
+                raw.parse::<u32>()
+                    .ok()
+                    .filter(|u| *u != 0)
+                    .ok_or_else(|| config_error("GREENLIGHT_SANDBOX_UID", format!("must be a non-root numeric uid, got {raw:?}")))?,
+            ),
         };
         Ok(RunnerConfig {
             unsandboxed,
             sandbox_uid,
-            lease: std::time::Duration::from_secs(positive(
-                "GREENLIGHT_STAGE_LEASE",
-                &self.stage_lease,
-                "seconds",
-            )?),
-            grace: std::time::Duration::from_secs(positive(
-                "GREENLIGHT_SHUTDOWN_GRACE",
-                &self.shutdown_grace,
-                "seconds",
-            )?),
-            log_limit: positive("GREENLIGHT_LOG_LIMIT_MB", &self.log_limit_mb, "MiB")?
-                * 1024
-                * 1024,
+            lease: std::time::Duration::from_secs(positive("GREENLIGHT_STAGE_LEASE", &self.stage_lease, "seconds")?),
+            grace: std::time::Duration::from_secs(positive("GREENLIGHT_SHUTDOWN_GRACE", &self.shutdown_grace, "seconds")?),
+            log_limit: positive("GREENLIGHT_LOG_LIMIT_MB", &self.log_limit_mb, "MiB")? * 1024 * 1024,
         })
     }
 }
@@ -235,11 +214,7 @@ pub struct CommonArgs {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// Base of the links greenlight puts on GitHub (build pages).
-    #[arg(
-        long,
-        env = "GREENLIGHT_PUBLIC_URL",
-        default_value = "http://localhost:3000"
-    )]
+    #[arg(long, env = "GREENLIGHT_PUBLIC_URL", default_value = "http://localhost:3000")]
     pub public_url: String,
     /// Where workspaces and the embedded Redis live.
     #[arg(long, env = "GREENLIGHT_DATA_DIR", default_value = "./data")]
@@ -260,10 +235,7 @@ pub struct ConfigError {
 }
 
 fn config_error(variable: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError {
-        variable,
-        problem: problem.into(),
-    }
+    ConfigError { variable, problem: problem.into() }
 }
 
 /// The App's identity and where its API lives.
@@ -279,11 +251,7 @@ pub struct GitHubConfig {
 
 impl std::fmt::Debug for GitHubConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GitHubConfig")
-            .field("app_id", &self.app_id)
-            .field("key", &"[redacted]")
-            .field("api_url", &self.api_url)
-            .finish()
+        f.debug_struct("GitHubConfig").field("app_id", &self.app_id).field("key", &"[redacted]").field("api_url", &self.api_url).finish()
     }
 }
 
@@ -335,26 +303,14 @@ impl GitHubArgs {
             .github_app_id
             .as_deref()
             .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| {
-                config_error(
-                    "GITHUB_APP_ID",
-                    "is not set (the App's numeric id, shown on its settings page)",
-                )
-            })?;
-        let app_id = raw_id.trim().parse::<u64>().map_err(|_| {
-            config_error("GITHUB_APP_ID", format!("must be a number, got {raw_id:?}"))
-        })?;
+            .ok_or_else(|| config_error("GITHUB_APP_ID", "is not set (the App's numeric id, shown on its settings page)"))?;
+        let app_id =
+            raw_id.trim().parse::<u64>().map_err(|_| config_error("GITHUB_APP_ID", format!("must be a number, got {raw_id:?}")))?;
         let (variable, pem) = match (&self.github_private_key, &self.github_private_key_path) {
-            (Some(pem), _) if !pem.trim().is_empty() => {
-                ("GITHUB_PRIVATE_KEY", SecretString::from(pem.clone()))
-            }
+            (Some(pem), _) if !pem.trim().is_empty() => ("GITHUB_PRIVATE_KEY", SecretString::from(pem.clone())),
             (_, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    config_error(
-                        "GITHUB_PRIVATE_KEY_PATH",
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| config_error("GITHUB_PRIVATE_KEY_PATH", format!("cannot read {}: {e}", path.display())))?;
                 ("GITHUB_PRIVATE_KEY_PATH", SecretString::from(text))
             }
             _ => {
@@ -367,11 +323,7 @@ impl GitHubArgs {
         let key = EncodingKey::from_rsa_pem(pem.expose_secret().as_bytes())
             .map_err(|_| config_error(variable, "is not an RSA private key in PEM form"))?;
         let api_url = validate_url("GITHUB_API_URL", &self.github_api_url)?;
-        Ok(GitHubConfig {
-            app_id,
-            key,
-            api_url,
-        })
+        Ok(GitHubConfig { app_id, key, api_url })
     }
 }
 
@@ -389,10 +341,7 @@ impl CommonArgs {
                 Some(SecretString::from(url.to_string()))
             }
             Some(_) => {
-                return Err(config_error(
-                    "REDIS_URL",
-                    "must start with redis://, rediss:// or unix://",
-                ));
+                return Err(config_error("REDIS_URL", "must start with redis://, rediss:// or unix://"));
             }
         };
         let public_url = validate_url("GREENLIGHT_PUBLIC_URL", &self.public_url)?;
@@ -401,19 +350,11 @@ impl CommonArgs {
             Some(raw) => match raw.parse::<usize>() {
                 Ok(n) if n > 0 => n,
                 _ => {
-                    return Err(config_error(
-                        "GREENLIGHT_CONCURRENCY",
-                        format!("must be a whole number of at least 1, got {raw:?}"),
-                    ));
+                    return Err(config_error("GREENLIGHT_CONCURRENCY", format!("must be a whole number of at least 1, got {raw:?}")));
                 }
             },
         };
-        Ok(Common {
-            redis_url,
-            public_url,
-            data_dir: self.data_dir.clone(),
-            concurrency,
-        })
+        Ok(Common { redis_url, public_url, data_dir: self.data_dir.clone(), concurrency })
     }
 }
 
@@ -436,15 +377,10 @@ impl ServeArgs {
                 "is not set (the App's webhook secret; a comma-separated list while rotating)",
             ));
         }
-        let addr = self.addr.parse().map_err(|_| {
-            config_error(
-                "GREENLIGHT_ADDR",
-                format!(
-                    "must be HOST:PORT such as 0.0.0.0:3000, got {:?}",
-                    self.addr
-                ),
-            )
-        })?;
+        let addr = self
+            .addr
+            .parse()
+            .map_err(|_| config_error("GREENLIGHT_ADDR", format!("must be HOST:PORT such as 0.0.0.0:3000, got {:?}", self.addr)))?;
         Ok(ServeConfig {
             github,
             common: self.common.validate()?,
@@ -459,24 +395,15 @@ impl ServeArgs {
 impl WorkerArgs {
     /// Validates everything `worker` needs.
     pub fn validate(&self) -> Result<WorkerConfig, ConfigError> {
-        Ok(WorkerConfig {
-            github: self.github.validate()?,
-            common: self.common.validate()?,
-            runner: self.runner.validate()?,
-        })
+        Ok(WorkerConfig { github: self.github.validate()?, common: self.common.validate()?, runner: self.runner.validate()? })
     }
 }
 
 fn validate_url(variable: &'static str, raw: &str) -> Result<String, ConfigError> {
     let trimmed = raw.trim().trim_end_matches('/');
-    let uri: http::Uri = trimmed
-        .parse()
-        .map_err(|_| config_error(variable, format!("is not a URL: {raw:?}")))?;
+    let uri: http::Uri = trimmed.parse().map_err(|_| config_error(variable, format!("is not a URL: {raw:?}")))?;
     match (uri.scheme_str(), uri.host()) {
         (Some("http" | "https"), Some(_)) => Ok(trimmed.to_string()),
-        _ => Err(config_error(
-            variable,
-            format!("must be an http:// or https:// URL, got {raw:?}"),
-        )),
+        _ => Err(config_error(variable, format!("must be an http:// or https:// URL, got {raw:?}"))),
     }
 }

@@ -33,15 +33,8 @@ pub struct ExecOptions {
 }
 
 fn git_output(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = std::process::Command::new("git").arg("-C").arg(dir).args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// How one step of a local run went.
@@ -54,8 +47,7 @@ struct StepRun {
 /// Runs the pipelines; returns whether all passed.
 pub async fn run(options: ExecOptions, out: &mut (dyn Write + Send)) -> anyhow::Result<bool> {
     let file = options.dir.join(pipeline::CONFIG_PATH);
-    let text = std::fs::read_to_string(&file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
+    let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let config = pipeline::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let branch = options
         .branch
@@ -69,46 +61,20 @@ pub async fn run(options: ExecOptions, out: &mut (dyn Write + Send)) -> anyhow::
         "push" => format!("refs/heads/{branch}"),
         other => bail!("--event must be push, pull_request or tag, not {other:?}"),
     };
-    let facts = Facts {
-        event: &options.event,
-        branch: &branch,
-        git_ref: &git_ref,
-        action: "",
-        repo: "local/checkout",
-    };
+    let facts = Facts { event: &options.event, branch: &branch, git_ref: &git_ref, action: "", repo: "local/checkout" };
     let pipelines: Vec<Pipeline> = match &options.pipeline {
-        Some(name) => vec![
-            config
-                .pipelines
-                .iter()
-                .find(|p| &p.name == name)
-                .cloned()
-                .with_context(|| {
-                    let names: Vec<&str> =
-                        config.pipelines.iter().map(|p| p.name.as_str()).collect();
-                    format!(
-                        "no pipeline named {name:?} (there are: {})",
-                        names.join(", ")
-                    )
-                })?,
-        ],
+        Some(name) => vec![config.pipelines.iter().find(|p| &p.name == name).cloned().with_context(|| {
+            let names: Vec<&str> = config.pipelines.iter().map(|p| p.name.as_str()).collect();
+            format!("no pipeline named {name:?} (there are: {})", names.join(", "))
+        })?],
         None => config.matching(&facts),
     };
     if pipelines.is_empty() {
-        writeln!(
-            out,
-            "no pipeline's trigger matches event {} on branch {branch}",
-            options.event
-        )?;
+        writeln!(out, "no pipeline's trigger matches event {} on branch {branch}", options.event)?;
         return Ok(true);
     }
-    let root = tempfile::Builder::new()
-        .prefix("greenlight-exec-")
-        .tempdir()?;
-    std::fs::set_permissions(
-        root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o711),
-    )?;
+    let root = tempfile::Builder::new().prefix("greenlight-exec-").tempdir()?;
+    std::fs::set_permissions(root.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
     let sandbox = Sandbox::probe(options.unsandboxed, options.sandbox_uid, root.path()).await?;
     if !sandbox.is_sandboxed() {
         writeln!(out, "warning: steps run UNSANDBOXED")?;
@@ -127,16 +93,8 @@ pub async fn run(options: ExecOptions, out: &mut (dyn Write + Send)) -> anyhow::
     let mut results: Vec<(String, Vec<StepRun>)> = Vec::new();
     let mut failed_pipelines: Vec<String> = Vec::new();
     for (number, pipeline) in pipelines.iter().enumerate() {
-        if pipeline
-            .depends_on
-            .iter()
-            .any(|d| failed_pipelines.contains(d))
-        {
-            writeln!(
-                out,
-                "==> pipeline {} skipped: a pipeline it depends on failed",
-                pipeline.name
-            )?;
+        if pipeline.depends_on.iter().any(|d| failed_pipelines.contains(d)) {
+            writeln!(out, "==> pipeline {} skipped: a pipeline it depends on failed", pipeline.name)?;
             failed_pipelines.push(pipeline.name.clone());
             continue;
         }
@@ -144,59 +102,30 @@ pub async fn run(options: ExecOptions, out: &mut (dyn Write + Send)) -> anyhow::
         let workspace = root.path().join(format!("stage-{}", number + 1));
         copy_checkout(&options.dir, &workspace)?;
         sandbox.give(&workspace)?;
-        let steps = run_pipeline(
-            &sandbox,
-            &workspace,
-            pipeline,
-            number as i64 + 1,
-            &build,
-            &facts,
-            out,
-        )
-        .await?;
-        if steps.iter().any(|(name, o, _)| {
-            o.status.is_failed()
-                && !pipeline
-                    .steps
-                    .iter()
-                    .any(|s| &s.name == name && s.ignore_failure)
-        }) {
+        let steps = run_pipeline(&sandbox, &workspace, pipeline, number as i64 + 1, &build, &facts, out).await?;
+        if steps.iter().any(|r| r.outcome.status.is_failed() && !pipeline.steps.iter().any(|s| s.name == r.name && s.ignore_failure)) {
             failed_pipelines.push(pipeline.name.clone());
         }
         results.push((pipeline.name.clone(), steps));
     }
     writeln!(out, "\nsummary")?;
     for (name, steps) in &results {
-        for (step, outcome, secs) in steps {
-            let status = match outcome.status {
-                Status::Failure | Status::Error => {
-                    format!("{} (exit {})", outcome.status.as_str(), outcome.exit_code)
-                }
+        for run in steps {
+            let status = match run.outcome.status {
+                Status::Failure | Status::Error => format!("{} (exit {})", run.outcome.status.as_str(), run.outcome.exit_code),
                 other => other.as_str().to_string(),
             };
-            writeln!(out, "  {name} / {step}: {status} in {secs:.1}s")?;
+            writeln!(out, "  {name} / {}: {status} in {:.1}s", run.name, run.secs)?;
         }
     }
     let passed = failed_pipelines.is_empty();
-    writeln!(
-        out,
-        "{}",
-        if passed {
-            "pipeline passed"
-        } else {
-            "pipeline failed"
-        }
-    )?;
+    writeln!(out, "{}", if passed { "pipeline passed" } else { "pipeline failed" })?;
     Ok(passed)
 }
 
 fn copy_checkout(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to)?;
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", from.display()))
-        .arg(to)
-        .status()?;
+    let status = std::process::Command::new("cp").arg("-a").arg(format!("{}/.", from.display())).arg(to).status()?;
     if !status.success() {
         bail!("cannot copy {} into a workspace", from.display());
     }
@@ -214,11 +143,7 @@ async fn run_pipeline(
 ) -> anyhow::Result<Vec<StepRun>> {
     let (printer_tx, mut printer_rx) = mpsc::channel::<String>(1024);
     let workspace_in = sandbox.workspace_path(workspace).into_owned();
-    let home = if sandbox.is_sandboxed() {
-        "/tmp".to_string()
-    } else {
-        workspace_in.clone()
-    };
+    let home = if sandbox.is_sandboxed() { "/tmp".to_string() } else { workspace_in.clone() };
     let cancel = CancellationToken::new();
     let timings = std::sync::Mutex::new(vec![0.0; pipeline.steps.len()]);
     let durations = &timings;
@@ -226,8 +151,7 @@ async fn run_pipeline(
     // The closure owns the printer's sender, so printing ends when the steps do.
     let steps = schedule::execute(&pipeline.steps, facts, &cancel, move |i| {
         let printer = printer_tx.clone();
-        let (workspace_in, home, cancel) =
-            (workspace_in.clone(), home.clone(), step_cancel.clone());
+        let (workspace_in, home, cancel) = (workspace_in.clone(), home.clone(), step_cancel.clone());
         async move {
             let step = &pipeline.steps[i];
             let started = Instant::now();
@@ -242,21 +166,9 @@ async fn run_pipeline(
                     }
                 })
             };
-            let ending = match step_env(
-                build,
-                pipeline,
-                stage_number,
-                step,
-                i as i64 + 1,
-                &workspace_in,
-                &home,
-            ) {
+            let ending = match step_env(build, pipeline, stage_number, step, i as i64 + 1, &workspace_in, &home) {
                 Ok(env) => {
-                    let spec = StepSpec {
-                        commands: step.commands.clone(),
-                        env,
-                        timeout: pipeline.step_timeout,
-                    };
+                    let spec = StepSpec { commands: step.commands.clone(), env, timeout: pipeline.step_timeout };
                     step::run(sandbox, workspace, &spec, &lines, &cancel).await
                 }
                 Err(e) => Ending::Failed(e.to_string()),
@@ -284,10 +196,6 @@ async fn run_pipeline(
         .iter()
         .zip(outcomes)
         .zip(durations)
-        .map(|((s, outcome), secs)| StepRun {
-            name: s.name.clone(),
-            outcome,
-            secs,
-        })
+        .map(|((s, outcome), secs)| StepRun { name: s.name.clone(), outcome, secs })
         .collect())
 }

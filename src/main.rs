@@ -12,9 +12,7 @@ fn config_failure(e: ConfigError) -> ExitCode {
 }
 
 /// Runs what `start` starts until SIGTERM or SIGINT, then stops it gracefully.
-async fn until_signal(
-    start: impl std::future::Future<Output = anyhow::Result<app::Running>>,
-) -> anyhow::Result<()> {
+async fn until_signal(start: impl std::future::Future<Output = anyhow::Result<app::Running>>) -> anyhow::Result<()> {
     let running = start.await?;
     app::terminated().await;
     tracing::info!("stopping");
@@ -25,10 +23,7 @@ async fn until_signal(
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,octocrab=off".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,octocrab=off".into()))
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
@@ -38,17 +33,12 @@ fn main() -> ExitCode {
             Err(e) => return config_failure(e),
         },
         Command::Worker(args) => match args.validate() {
-            Ok(config) => runtime.block_on(until_signal(app::start_worker(
-                config,
-                app::Deps::default(),
-            ))),
+            Ok(config) => runtime.block_on(until_signal(app::start_worker(config, app::Deps::default()))),
             Err(e) => return config_failure(e),
         },
         Command::Exec(args) => match args.validate() {
             Ok(options) => {
-                return match runtime
-                    .block_on(greenlight::exec::run(options, &mut std::io::stdout()))
-                {
+                return match runtime.block_on(greenlight::exec::run(options, &mut std::io::stdout())) {
                     Ok(true) => ExitCode::SUCCESS,
                     Ok(false) => ExitCode::FAILURE,
                     Err(e) => {

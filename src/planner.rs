@@ -99,11 +99,7 @@ impl Planner {
             self.handle_all(entries).await;
             if last_reclaim.elapsed() >= RECLAIM_IDLE / 2 {
                 last_reclaim = tokio::time::Instant::now();
-                match self
-                    .deliveries
-                    .reclaim(&self.consumer, RECLAIM_IDLE, 32)
-                    .await
-                {
+                match self.deliveries.reclaim(&self.consumer, RECLAIM_IDLE, 32).await {
                     Ok(entries) => self.handle_all(entries).await,
                     Err(e) => tracing::warn!(error = %e, "reclaiming deliveries failed"),
                 }
@@ -143,10 +139,7 @@ impl Planner {
     /// Plans one entry; safe to call again for the same entry.
     pub async fn plan(&self, entry: &EntryId, trigger: &Trigger) -> Result<(), PlanError> {
         let now = self.clock.now();
-        let repo = self
-            .store
-            .upsert_repo(&trigger.repo, trigger.installation, now.timestamp())
-            .await?;
+        let repo = self.store.upsert_repo(&trigger.repo, trigger.installation, now.timestamp()).await?;
         if let Claim::InFlight(other) = self.store.claim_delivery(&trigger.delivery, entry).await? {
             tracing::info!(delivery = %trigger.delivery, earlier = %other, "a copy of this delivery is still queued or running; nothing to do");
             return Ok(());
@@ -177,30 +170,10 @@ impl Planner {
         trigger: &Trigger,
         repo_id: crate::ids::RepoId,
     ) -> Result<Option<(Build, Vec<Stage>)>, PlanError> {
-        let path = RepoPath {
-            owner: trigger.repo.owner.clone(),
-            name: trigger.repo.name.clone(),
-        };
-        let config = match self
-            .publisher
-            .github()
-            .file_at(
-                trigger.installation,
-                &path,
-                pipeline::CONFIG_PATH,
-                &trigger.sha.0,
-            )
-            .await
-        {
-            Ok(Some(text)) => {
-                pipeline::parse(&text).map_err(|e| format!("{}: {e}", pipeline::CONFIG_PATH))
-            }
-            Ok(None) => Err(format!(
-                "no {} in {} at {}",
-                pipeline::CONFIG_PATH,
-                trigger.repo.slug(),
-                trigger.sha.short()
-            )),
+        let path = RepoPath { owner: trigger.repo.owner.clone(), name: trigger.repo.name.clone() };
+        let config = match self.publisher.github().file_at(trigger.installation, &path, pipeline::CONFIG_PATH, &trigger.sha.0).await {
+            Ok(Some(text)) => pipeline::parse(&text).map_err(|e| format!("{}: {e}", pipeline::CONFIG_PATH)),
+            Ok(None) => Err(format!("no {} in {} at {}", pipeline::CONFIG_PATH, trigger.repo.slug(), trigger.sha.short())),
             Err(e) if e.is_transient() => return Err(e.into()),
             Err(e) => Err(format!("could not read {}: {e}", pipeline::CONFIG_PATH)),
         };
@@ -217,9 +190,7 @@ impl Planner {
                 let chosen = config.matching(&facts);
                 if chosen.is_empty() {
                     tracing::info!(repo = %slug, sha = %trigger.sha, "no pipeline's trigger matches; no build");
-                    self.store
-                        .release_delivery(&trigger.delivery, entry)
-                        .await?;
+                    self.store.release_delivery(&trigger.delivery, entry).await?;
                     return Ok(None);
                 }
                 chosen
@@ -228,22 +199,15 @@ impl Planner {
         };
         let (id, number, _) = self.store.allocate_build(entry, repo_id).await?;
         let now = self.clock.now().timestamp();
-        let first_stage = self
-            .store
-            .allocate_ids("stage", pipelines.len().max(1))
-            .await?;
+        let first_stage = self.store.allocate_ids("stage", pipelines.len().max(1)).await?;
         let step_count: usize = pipelines.iter().map(|p| p.steps.len() + 1).sum();
         let mut next_step = self.store.allocate_ids("step", step_count.max(1)).await?;
         let stages: Vec<Stage> = pipelines
             .into_iter()
             .enumerate()
             .map(|(i, pipeline)| {
-                let clone =
-                    (!pipeline.clone_disabled).then(|| ("clone".to_string(), false, Vec::new()));
-                let named = pipeline
-                    .steps
-                    .iter()
-                    .map(|s| (s.name.clone(), s.ignore_failure, s.depends_on.clone()));
+                let clone = (!pipeline.clone_disabled).then(|| ("clone".to_string(), false, Vec::new()));
+                let named = pipeline.steps.iter().map(|s| (s.name.clone(), s.ignore_failure, s.depends_on.clone()));
                 let steps = clone
                     .into_iter()
                     .chain(named)
@@ -271,11 +235,7 @@ impl Planner {
                     build_id: id,
                     number: i as i64 + 1,
                     name: pipeline.name.clone(),
-                    status: if pipeline.depends_on.is_empty() {
-                        Status::Pending
-                    } else {
-                        Status::WaitingOnDependencies
-                    },
+                    status: if pipeline.depends_on.is_empty() { Status::Pending } else { Status::WaitingOnDependencies },
                     error: String::new(),
                     exit_code: 0,
                     machine: String::new(),
@@ -342,12 +302,8 @@ impl Planner {
     /// Publishes what is not yet on GitHub and queues what is not yet queued.
     async fn announce(&self, build: Build, stages: Vec<Stage>) -> Result<(), PlanError> {
         if build.status == Status::Error && stages.is_empty() {
-            self.publisher
-                .config_error(&build, self.clock.now())
-                .await?;
-            self.store
-                .release_delivery(&build.delivery, &build.entry)
-                .await?;
+            self.publisher.config_error(&build, self.clock.now()).await?;
+            self.store.release_delivery(&build.delivery, &build.entry).await?;
             return Ok(());
         }
         for mut stage in stages {
@@ -356,12 +312,7 @@ impl Planner {
                 self.store.save_stage(&mut stage).await?;
             }
             if !stage.enqueued && stage.status == Status::Pending {
-                self.stages
-                    .push(&StageJob {
-                        build: build.id,
-                        stage: stage.id,
-                    })
-                    .await?;
+                self.stages.push(&StageJob { build: build.id, stage: stage.id }).await?;
                 stage.enqueued = true;
                 self.store.save_stage(&mut stage).await?;
             }

@@ -56,21 +56,12 @@ pub struct WorkQueue<T> {
 
 impl<T> Clone for WorkQueue<T> {
     fn clone(&self) -> Self {
-        Self {
-            pool: self.pool.clone(),
-            stream: self.stream,
-            group: self.group,
-            _item: PhantomData,
-        }
+        Self { pool: self.pool.clone(), stream: self.stream, group: self.group, _item: PhantomData }
     }
 }
 
-fn decode<T: DeserializeOwned>(
-    fields: &std::collections::HashMap<String, redis::Value>,
-) -> Result<T, String> {
-    let raw = fields
-        .get(FIELD)
-        .ok_or_else(|| format!("entry has no `{FIELD}` field"))?;
+fn decode<T: DeserializeOwned>(fields: &std::collections::HashMap<String, redis::Value>) -> Result<T, String> {
+    let raw = fields.get(FIELD).ok_or_else(|| format!("entry has no `{FIELD}` field"))?;
     let text: String = redis::from_redis_value(raw.clone()).map_err(|e| e.to_string())?;
     serde_json::from_str(&text).map_err(|e| e.to_string())
 }
@@ -78,25 +69,14 @@ fn decode<T: DeserializeOwned>(
 impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
     /// A queue over `stream`, read by `group`.
     pub fn new(pool: Pool, stream: &'static str, group: &'static str) -> Self {
-        Self {
-            pool,
-            stream,
-            group,
-            _item: PhantomData,
-        }
+        Self { pool, stream, group, _item: PhantomData }
     }
 
     /// Creates the stream and its group if they do not exist yet.
     pub async fn ensure_group(&self) -> redis::RedisResult<()> {
         let mut conn = self.pool.get().await.map_err(pool_error)?;
-        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(self.stream)
-            .arg(self.group)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut conn)
-            .await;
+        let created: redis::RedisResult<()> =
+            redis::cmd("XGROUP").arg("CREATE").arg(self.stream).arg(self.group).arg("0").arg("MKSTREAM").query_async(&mut conn).await;
         match created {
             Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
             other => other,
@@ -110,19 +90,9 @@ impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
     }
 
     /// Appends a record on a given connection.
-    pub async fn push_on(
-        &self,
-        conn: &mut impl ConnectionLike,
-        item: &T,
-    ) -> redis::RedisResult<EntryId> {
+    pub async fn push_on(&self, conn: &mut impl ConnectionLike, item: &T) -> redis::RedisResult<EntryId> {
         let json = serde_json::to_string(item).expect("queue records serialize");
-        let id: String = redis::cmd("XADD")
-            .arg(self.stream)
-            .arg("*")
-            .arg(FIELD)
-            .arg(json)
-            .query_async(conn)
-            .await?;
+        let id: String = redis::cmd("XADD").arg(self.stream).arg("*").arg(FIELD).arg(json).query_async(conn).await?;
         Ok(EntryId(id))
     }
 
@@ -151,22 +121,13 @@ impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
             .into_iter()
             .flat_map(|r| r.keys)
             .flat_map(|k| k.ids)
-            .map(|e| Entry {
-                item: decode(&e.map),
-                id: EntryId(e.id),
-                deliveries: 1,
-            })
+            .map(|e| Entry { item: decode(&e.map), id: EntryId(e.id), deliveries: 1 })
             .collect())
     }
 
     /// Takes over entries that another consumer left pending for at least
     /// `min_idle` (it died, or is stuck).
-    pub async fn reclaim(
-        &self,
-        consumer: &str,
-        min_idle: Duration,
-        count: usize,
-    ) -> redis::RedisResult<Vec<Entry<T>>> {
+    pub async fn reclaim(&self, consumer: &str, min_idle: Duration, count: usize) -> redis::RedisResult<Vec<Entry<T>>> {
         let mut conn = self.pool.get().await.map_err(pool_error)?;
         let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
             .arg(self.stream)
@@ -190,14 +151,8 @@ impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
     }
 
     async fn delivery_count(&self, conn: &mut Connection, id: &str) -> redis::RedisResult<u64> {
-        let rows: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
-            .arg(self.stream)
-            .arg(self.group)
-            .arg(id)
-            .arg(id)
-            .arg(1)
-            .query_async(conn)
-            .await?;
+        let rows: Vec<(String, String, u64, u64)> =
+            redis::cmd("XPENDING").arg(self.stream).arg(self.group).arg(id).arg(id).arg(1).query_async(conn).await?;
         Ok(rows.first().map_or(1, |r| r.3))
     }
 
@@ -219,28 +174,16 @@ impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
     /// Marks an entry done.
     pub async fn ack(&self, id: &EntryId) -> redis::RedisResult<()> {
         let mut conn = self.pool.get().await.map_err(pool_error)?;
-        let _: i64 = redis::cmd("XACK")
-            .arg(self.stream)
-            .arg(self.group)
-            .arg(&id.0)
-            .query_async(&mut conn)
-            .await?;
+        let _: i64 = redis::cmd("XACK").arg(self.stream).arg(self.group).arg(&id.0).query_async(&mut conn).await?;
         Ok(())
     }
 
     /// Entries not yet acknowledged.
     pub async fn pending(&self) -> redis::RedisResult<u64> {
         let mut conn = self.pool.get().await.map_err(pool_error)?;
-        let summary: redis::Value = redis::cmd("XPENDING")
-            .arg(self.stream)
-            .arg(self.group)
-            .query_async(&mut conn)
-            .await?;
+        let summary: redis::Value = redis::cmd("XPENDING").arg(self.stream).arg(self.group).query_async(&mut conn).await?;
         match summary {
-            redis::Value::Array(items) => Ok(items
-                .first()
-                .and_then(|v| redis::from_redis_value::<u64>(v.clone()).ok())
-                .unwrap_or(0)),
+            redis::Value::Array(items) => Ok(items.first().and_then(|v| redis::from_redis_value::<u64>(v.clone()).ok()).unwrap_or(0)),
             _ => Ok(0),
         }
     }
@@ -248,10 +191,7 @@ impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
     /// Entries in the stream (acknowledged or not).
     pub async fn len(&self) -> redis::RedisResult<u64> {
         let mut conn = self.pool.get().await.map_err(pool_error)?;
-        redis::cmd("XLEN")
-            .arg(self.stream)
-            .query_async(&mut conn)
-            .await
+        redis::cmd("XLEN").arg(self.stream).query_async(&mut conn).await
     }
 
     /// The pool the queue uses (for dedicated blocking connections).

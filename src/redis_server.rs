@@ -27,10 +27,7 @@ pub struct Redis {
 impl Redis {
     /// Connects (lazily) to `url`.
     pub fn open(url: &str) -> anyhow::Result<Self> {
-        Ok(Self {
-            pool: pool(url)?,
-            client: redis::Client::open(url).context("REDIS_URL: not a valid Redis URL")?,
-        })
+        Ok(Self { pool: pool(url)?, client: redis::Client::open(url).context("REDIS_URL: not a valid Redis URL")? })
     }
 
     /// A shared, self-reconnecting connection that pipelines the commands of
@@ -42,21 +39,15 @@ impl Redis {
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
-        redis::aio::ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-            .context("REDIS_URL: cannot connect")
+        redis::aio::ConnectionManager::new_lazy_with_config(self.client.clone(), config).context("REDIS_URL: cannot connect")
     }
 
     /// A connection for `XREADGROUP BLOCK` calls of up to `block`.
-    pub async fn blocking(
-        &self,
-        block: Duration,
-    ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    pub async fn blocking(&self, block: Duration) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(block + BLOCK_GRACE));
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
+        self.client.get_multiplexed_async_connection_with_config(&config).await
     }
 }
 
@@ -67,16 +58,10 @@ pub fn pool(url: &str) -> anyhow::Result<Pool> {
     let timeout = Some(Duration::from_secs(2));
     config.pool = Some(PoolConfig {
         max_size: POOL_SIZE,
-        timeouts: Timeouts {
-            wait: timeout,
-            create: timeout,
-            recycle: timeout,
-        },
+        timeouts: Timeouts { wait: timeout, create: timeout, recycle: timeout },
         ..PoolConfig::default()
     });
-    config
-        .create_pool(Some(Runtime::Tokio1))
-        .context("REDIS_URL: cannot build a connection pool")
+    config.create_pool(Some(Runtime::Tokio1)).context("REDIS_URL: cannot build a connection pool")
 }
 
 /// A `redis-server` child with AOF persistence under the data directory,
@@ -87,11 +72,7 @@ pub struct EmbeddedRedis {
 }
 
 fn find_on_path(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|p| p.is_file())
-    })
+    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join(program)).find(|p| p.is_file()))
 }
 
 impl EmbeddedRedis {
@@ -103,24 +84,12 @@ impl EmbeddedRedis {
             );
         };
         let dir = data_dir.join("redis");
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("GREENLIGHT_DATA_DIR: cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("GREENLIGHT_DATA_DIR: cannot create {}", dir.display()))?;
         let dir = dir.canonicalize()?;
         let socket = dir.join("redis.sock");
         let _ = std::fs::remove_file(&socket);
         let child = Command::new(binary)
-            .args([
-                "--port",
-                "0",
-                "--unixsocketperm",
-                "700",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
+            .args(["--port", "0", "--unixsocketperm", "700", "--appendonly", "yes", "--appendfsync", "always", "--save", ""])
             .arg("--unixsocket")
             .arg(&socket)
             .arg("--dir")
@@ -136,17 +105,11 @@ impl EmbeddedRedis {
                 return Ok(redis);
             }
             if let Some(status) = redis.child.try_wait()? {
-                bail!(
-                    "redis-server exited at start ({status}); its data is in {}",
-                    dir.display()
-                );
+                bail!("redis-server exited at start ({status}); its data is in {}", dir.display());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        bail!(
-            "redis-server did not open {} within 5 s",
-            redis.socket.display()
-        )
+        bail!("redis-server did not open {} within 5 s", redis.socket.display())
     }
 
     /// The URL to connect with.

@@ -35,28 +35,14 @@ pub struct Intake {
 
 impl Intake {
     /// Intake writing to `deliveries` over `redis`, accepting any of `secrets`.
-    pub fn new(
-        secrets: Vec<SecretString>,
-        redis: redis::aio::ConnectionManager,
-        deliveries: WorkQueue<Trigger>,
-        store: Store,
-    ) -> Self {
-        Self {
-            secrets: Arc::new(secrets),
-            redis,
-            deliveries,
-            store,
-        }
+    pub fn new(secrets: Vec<SecretString>, redis: redis::aio::ConnectionManager, deliveries: WorkQueue<Trigger>, store: Store) -> Self {
+        Self { secrets: Arc::new(secrets), redis, deliveries, store }
     }
 }
 
 /// The routes of the web process.
 pub fn router(intake: Intake) -> Router {
-    Router::new()
-        .route("/webhook", post(receive))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .with_state(intake)
+    Router::new().route("/webhook", post(receive)).route("/healthz", get(|| async { "ok" })).route("/readyz", get(ready)).with_state(intake)
 }
 
 fn reply(status: StatusCode, message: impl Into<String>) -> Response {
@@ -64,11 +50,7 @@ fn reply(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
 #[derive(serde::Deserialize)]
@@ -80,28 +62,15 @@ async fn receive(State(intake): State<Intake>, headers: HeaderMap, body: Body) -
     let raw = match axum::body::to_bytes(body, MAX_PAYLOAD_BYTES).await {
         Ok(raw) => raw,
         Err(_) => {
-            return reply(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload over GitHub's 25 MB limit",
-            );
+            return reply(StatusCode::PAYLOAD_TOO_LARGE, "payload over GitHub's 25 MB limit");
         }
     };
-    if let Err(e) = webhook::verify_signature(
-        &intake.secrets,
-        header(&headers, "x-hub-signature-256"),
-        &raw,
-    ) {
+    if let Err(e) = webhook::verify_signature(&intake.secrets, header(&headers, "x-hub-signature-256"), &raw) {
         tracing::warn!(reason = %e, "refused a webhook delivery");
         return reply(StatusCode::UNAUTHORIZED, e.to_string());
     }
-    let (Some(event), Some(guid)) = (
-        header(&headers, "x-github-event"),
-        header(&headers, "x-github-delivery"),
-    ) else {
-        return reply(
-            StatusCode::BAD_REQUEST,
-            "missing X-GitHub-Event or X-GitHub-Delivery header",
-        );
+    let (Some(event), Some(guid)) = (header(&headers, "x-github-event"), header(&headers, "x-github-delivery")) else {
+        return reply(StatusCode::BAD_REQUEST, "missing X-GitHub-Event or X-GitHub-Delivery header");
     };
     let content_type = header(&headers, "content-type").unwrap_or("application/json");
     let form;
@@ -109,20 +78,14 @@ async fn receive(State(intake): State<Intake>, headers: HeaderMap, body: Body) -
         form = match serde_urlencoded::from_bytes::<Form>(&raw) {
             Ok(f) => f,
             Err(_) => {
-                return reply(
-                    StatusCode::BAD_REQUEST,
-                    "form-encoded delivery without a `payload` field",
-                );
+                return reply(StatusCode::BAD_REQUEST, "form-encoded delivery without a `payload` field");
             }
         };
         form.payload.as_bytes()
     } else if content_type.starts_with("application/json") {
         &raw
     } else {
-        return reply(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("unsupported content type {content_type}"),
-        );
+        return reply(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("unsupported content type {content_type}"));
     };
     let delivery = DeliveryId(guid.to_string());
     let trigger = match webhook::parse_delivery(event, &delivery, json) {
@@ -134,33 +97,18 @@ async fn receive(State(intake): State<Intake>, headers: HeaderMap, body: Body) -
         Err(e) => return reply(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let mut redis = intake.redis.clone();
-    match tokio::time::timeout(
-        REDIS_WRITE_TIMEOUT,
-        intake.deliveries.push_on(&mut redis, &trigger),
-    )
-    .await
-    {
+    match tokio::time::timeout(REDIS_WRITE_TIMEOUT, intake.deliveries.push_on(&mut redis, &trigger)).await {
         Ok(Ok(entry)) => {
             tracing::info!(%delivery, event, repo = %trigger.repo.slug(), sha = %trigger.sha, %entry, "delivery queued");
-            (
-                StatusCode::ACCEPTED,
-                Json(json!({ "message": "queued", "delivery": delivery, "entry": entry })),
-            )
-                .into_response()
+            (StatusCode::ACCEPTED, Json(json!({ "message": "queued", "delivery": delivery, "entry": entry }))).into_response()
         }
         Ok(Err(e)) => {
             tracing::error!(%delivery, error = %e, "could not queue a delivery");
-            reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "queue unavailable; redeliver later",
-            )
+            reply(StatusCode::SERVICE_UNAVAILABLE, "queue unavailable; redeliver later")
         }
         Err(_) => {
             tracing::error!(%delivery, "timed out queueing a delivery");
-            reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "queue unavailable; redeliver later",
-            )
+            reply(StatusCode::SERVICE_UNAVAILABLE, "queue unavailable; redeliver later")
         }
     }
 }

@@ -33,108 +33,53 @@ fn a_missing_app_id_exits_2_naming_the_variable() {
 
 #[test]
 fn a_bad_private_key_is_named_without_echoing_it() {
-    let out = greenlight(
-        &["serve"],
-        &[
-            ("GITHUB_APP_ID", "1"),
-            (
-                "GITHUB_PRIVATE_KEY",
-                "-----BEGIN RSA PRIVATE KEY-----\nsecretmaterial\n",
-            ),
-        ],
-    );
+    let out =
+        greenlight(&["serve"], &[("GITHUB_APP_ID", "1"), ("GITHUB_PRIVATE_KEY", "-----BEGIN RSA PRIVATE KEY-----\nsecretmaterial\n")]);
 
     assert_eq!(out.status.code(), Some(2));
     let text = stderr(&out);
-    assert!(
-        text.contains("GITHUB_PRIVATE_KEY: is not an RSA private key in PEM form"),
-        "{text}"
-    );
+    assert!(text.contains("GITHUB_PRIVATE_KEY: is not an RSA private key in PEM form"), "{text}");
     assert!(!text.contains("secretmaterial"));
 }
 
 #[test]
 fn each_invalid_setting_is_named() {
     let key = key_path();
-    let base = [
-        ("GITHUB_APP_ID", "1"),
-        ("GITHUB_PRIVATE_KEY_PATH", key.as_str()),
-        ("GITHUB_WEBHOOK_SECRET", "s"),
-    ];
+    let base = [("GITHUB_APP_ID", "1"), ("GITHUB_PRIVATE_KEY_PATH", key.as_str()), ("GITHUB_WEBHOOK_SECRET", "s")];
     let cases: [(&str, &str, &str); 5] = [
         ("GITHUB_APP_ID", "twelve", "GITHUB_APP_ID: must be a number"),
-        (
-            "GREENLIGHT_CONCURRENCY",
-            "0",
-            "GREENLIGHT_CONCURRENCY: must be a whole number of at least 1",
-        ),
-        (
-            "GREENLIGHT_ADDR",
-            "nowhere",
-            "GREENLIGHT_ADDR: must be HOST:PORT",
-        ),
-        (
-            "GITHUB_API_URL",
-            "ftp://x",
-            "GITHUB_API_URL: must be an http:// or https:// URL",
-        ),
-        (
-            "REDIS_URL",
-            "localhost:6379",
-            "REDIS_URL: must start with redis://",
-        ),
+        ("GREENLIGHT_CONCURRENCY", "0", "GREENLIGHT_CONCURRENCY: must be a whole number of at least 1"),
+        ("GREENLIGHT_ADDR", "nowhere", "GREENLIGHT_ADDR: must be HOST:PORT"),
+        ("GITHUB_API_URL", "ftp://x", "GITHUB_API_URL: must be an http:// or https:// URL"),
+        ("REDIS_URL", "localhost:6379", "REDIS_URL: must start with redis://"),
     ];
     for (variable, value, expected) in cases {
-        let mut env: Vec<(&str, &str)> = base
-            .iter()
-            .copied()
-            .filter(|(k, _)| *k != variable)
-            .collect();
+        let mut env: Vec<(&str, &str)> = base.iter().copied().filter(|(k, _)| *k != variable).collect();
         env.push((variable, value));
         let out = greenlight(&["serve"], &env);
         assert_eq!(out.status.code(), Some(2), "{variable}");
-        assert!(
-            stderr(&out).contains(expected),
-            "{variable}: {}",
-            stderr(&out)
-        );
+        assert!(stderr(&out).contains(expected), "{variable}: {}", stderr(&out));
     }
 }
 
 #[test]
 fn a_missing_webhook_secret_is_named() {
     let key = key_path();
-    let out = greenlight(
-        &["serve"],
-        &[("GITHUB_APP_ID", "1"), ("GITHUB_PRIVATE_KEY_PATH", &key)],
-    );
+    let out = greenlight(&["serve"], &[("GITHUB_APP_ID", "1"), ("GITHUB_PRIVATE_KEY_PATH", &key)]);
 
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("GITHUB_WEBHOOK_SECRET: is not set"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("GITHUB_WEBHOOK_SECRET: is not set"), "{}", stderr(&out));
 }
 
 #[test]
 fn help_describes_each_command_and_never_shows_secret_values() {
-    let out = greenlight(
-        &["serve", "--help"],
-        &[
-            ("GITHUB_WEBHOOK_SECRET", "hunter2"),
-            ("GITHUB_PRIVATE_KEY", "pem-secret"),
-        ],
-    );
+    let out = greenlight(&["serve", "--help"], &[("GITHUB_WEBHOOK_SECRET", "hunter2"), ("GITHUB_PRIVATE_KEY", "pem-secret")]);
     let text = String::from_utf8_lossy(&out.stdout);
 
     assert!(out.status.success());
     assert!(text.contains("--no-worker"));
     assert!(text.contains("GITHUB_WEBHOOK_SECRET"));
-    assert!(
-        !text.contains("hunter2") && !text.contains("pem-secret"),
-        "{text}"
-    );
+    assert!(!text.contains("hunter2") && !text.contains("pem-secret"), "{text}");
     let top = greenlight(&["--help"], &[]);
     let top = String::from_utf8_lossy(&top.stdout);
     assert!(top.contains("serve") && top.contains("worker"), "{top}");
@@ -144,11 +89,7 @@ fn help_describes_each_command_and_never_shows_secret_values() {
 fn serve_without_redis_url_runs_its_own_redis_and_answers() {
     let key = key_path();
     let data = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_greenlight"))
         .args(["serve", "--no-worker"])
@@ -171,15 +112,10 @@ fn serve_without_redis_url_runs_its_own_redis_and_answers() {
             s.read_to_string(&mut text).ok()?;
             Some(text)
         });
-        if let Some(text) =
-            answer.filter(|t| t.starts_with("HTTP/1.0 200") || t.starts_with("HTTP/1.1 200"))
-        {
+        if let Some(text) = answer.filter(|t| t.starts_with("HTTP/1.0 200") || t.starts_with("HTTP/1.1 200")) {
             break text;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "serve did not become ready"
-        );
+        assert!(std::time::Instant::now() < deadline, "serve did not become ready");
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     // SAFETY: signalling our own child.
@@ -189,8 +125,7 @@ fn serve_without_redis_url_runs_its_own_redis_and_answers() {
     assert!(ready.contains("ready"));
     assert!(status.success(), "{status}");
     assert!(
-        data.path().join("redis/appendonlydir").exists()
-            || data.path().join("redis/appendonly.aof").exists(),
+        data.path().join("redis/appendonlydir").exists() || data.path().join("redis/appendonly.aof").exists(),
         "AOF persistence under the data dir"
     );
 }

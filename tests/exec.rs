@@ -22,29 +22,12 @@ fn the_sample_repository_passes_with_live_step_output_and_a_summary() {
     let out = exec(&sample(), &[]);
     let text = String::from_utf8_lossy(&out.stdout);
 
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text.contains("--> step build\n[build] + mkdir -p out\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains("[test] greeting checked in /drone/src for event push\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains("default / skipped-on-push: skipped"),
-        "{text}"
-    );
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("--> step build\n[build] + mkdir -p out\n"), "{text}");
+    assert!(text.contains("[test] greeting checked in /drone/src for event push\n"), "{text}");
+    assert!(text.contains("default / skipped-on-push: skipped"), "{text}");
     assert!(text.ends_with("pipeline passed\n"), "{text}");
-    assert!(
-        !sample().join("out").exists(),
-        "steps write into a copy, not the checkout"
-    );
+    assert!(!sample().join("out").exists(), "steps write into a copy, not the checkout");
 }
 
 #[test]
@@ -53,14 +36,8 @@ fn a_failing_pipeline_exits_non_zero_and_says_which_step_failed() {
     let text = String::from_utf8_lossy(&out.stdout);
 
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(
-        text.contains("[broken] about to fail\n[broken] + exit 4\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains("failing / broken: failure (exit 4)"),
-        "{text}"
-    );
+    assert!(text.contains("[broken] about to fail\n[broken] + exit 4\n"), "{text}");
+    assert!(text.contains("failing / broken: failure (exit 4)"), "{text}");
 }
 
 #[test]
@@ -68,11 +45,7 @@ fn event_and_branch_choose_the_pipelines_and_steps() {
     let out = exec(&sample(), &["--event", "tag", "--branch", "v1.0.0"]);
     let text = String::from_utf8_lossy(&out.stdout);
 
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "the failing pipeline runs on tags: {text}"
-    );
+    assert_eq!(out.status.code(), Some(1), "the failing pipeline runs on tags: {text}");
     assert!(text.contains("[skipped-on-push] only on tags"), "{text}");
     assert!(text.contains("==> pipeline failing"), "{text}");
 }
@@ -80,20 +53,13 @@ fn event_and_branch_choose_the_pipelines_and_steps() {
 #[test]
 fn a_broken_pipeline_file_is_reported_with_its_position() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join(".drone.yml"),
-        "kind: pipeline\ntype: exec\nsteps:\n- name: a\n  comand: [x]\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join(".drone.yml"), "kind: pipeline\ntype: exec\nsteps:\n- name: a\n  comand: [x]\n").unwrap();
 
     let out = exec(dir.path(), &[]);
     let err = String::from_utf8_lossy(&out.stderr);
 
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        err.contains(".drone.yml: line 5, column 3: steps[0]: unknown field `comand`"),
-        "{err}"
-    );
+    assert!(err.contains(".drone.yml: line 5, column 3: steps[0]: unknown field `comand`"), "{err}");
 }
 
 #[test]
@@ -102,8 +68,5 @@ fn an_unknown_pipeline_name_lists_the_real_ones() {
     let err = String::from_utf8_lossy(&out.stderr);
 
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        err.contains("no pipeline named \"nope\" (there are: default, failing)"),
-        "{err}"
-    );
+    assert!(err.contains("no pipeline named \"nope\" (there are: default, failing)"), "{err}");
 }

@@ -16,12 +16,8 @@ async fn a_brief_github_outage_is_retried_until_the_pending_status_lands() {
 
     app.deliver(&Webhook::push(&repo, "main", &sha)).await;
 
-    github
-        .expect_status(&repo, &sha, "greenlight/default/push", "pending")
-        .await;
-    github
-        .expect_check_run(&repo, &sha, "default (push)", "queued")
-        .await;
+    github.expect_status(&repo, &sha, "greenlight/default/push", "pending").await;
+    github.expect_check_run(&repo, &sha, "default (push)", "queued").await;
 }
 
 #[tokio::test]
@@ -35,13 +31,8 @@ async fn a_secondary_rate_limit_is_waited_out_as_retry_after_says() {
 
     app.deliver(&Webhook::push(&repo, "main", &sha)).await;
 
-    github
-        .expect_check_run(&repo, &sha, "default (push)", "queued")
-        .await;
-    assert!(
-        started.elapsed() >= std::time::Duration::from_secs(1),
-        "retried before retry-after"
-    );
+    github.expect_check_run(&repo, &sha, "default (push)", "queued").await;
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1), "retried before retry-after");
     assert_eq!(github.check_runs(&repo, &sha).len(), 1);
 }
 
@@ -55,22 +46,12 @@ async fn a_lost_answer_to_a_check_run_create_does_not_duplicate_it() {
 
     app.deliver(&Webhook::push(&repo, "main", &sha)).await;
 
-    github
-        .expect_check_run(&repo, &sha, "default (push)", "queued")
-        .await;
+    github.expect_check_run(&repo, &sha, "default (push)", "queued").await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(
-        github.check_runs(&repo, &sha).len(),
-        1,
-        "{:#?}",
-        github.check_runs(&repo, &sha)
-    );
+    assert_eq!(github.check_runs(&repo, &sha).len(), 1, "{:#?}", github.check_runs(&repo, &sha));
     let stage_id = app.expect_builds(repo.id, 1).await[0].stages[0];
     let stage = app.store().stage(stage_id).await.unwrap().unwrap();
-    assert_eq!(
-        stage.check_run.map(|c| c.0),
-        Some(github.check_runs(&repo, &sha)[0].id)
-    );
+    assert_eq!(stage.check_run.map(|c| c.0), Some(github.check_runs(&repo, &sha)[0].id));
 }
 
 #[tokio::test]
@@ -95,10 +76,7 @@ async fn a_longer_outage_leaves_the_delivery_queued_not_lost() {
     .pending()
     .await
     .unwrap();
-    assert_eq!(
-        pending, 1,
-        "the delivery stays pending, to be reclaimed and retried"
-    );
+    assert_eq!(pending, 1, "the delivery stays pending, to be reclaimed and retried");
 }
 
 #[tokio::test]
@@ -109,22 +87,16 @@ async fn installation_tokens_are_cached_and_reminted_once_revoked() {
     let app = TestApp::start(&github).await;
 
     app.deliver(&Webhook::push(&repo, "main", &first)).await;
-    github
-        .expect_check_run(&repo, &first, "default (push)", "queued")
-        .await;
+    github.expect_check_run(&repo, &first, "default (push)", "queued").await;
     let second = repo.push("main", &[("a.txt", "1")]);
     app.deliver(&Webhook::push(&repo, "main", &second)).await;
-    github
-        .expect_check_run(&repo, &second, "default (push)", "queued")
-        .await;
+    github.expect_check_run(&repo, &second, "default (push)", "queued").await;
     assert_eq!(github.tokens_minted(), 1, "one token serves both builds");
 
     github.revoke_tokens();
     let third = repo.push("main", &[("a.txt", "2")]);
     app.deliver(&Webhook::push(&repo, "main", &third)).await;
-    github
-        .expect_check_run(&repo, &third, "default (push)", "queued")
-        .await;
+    github.expect_check_run(&repo, &third, "default (push)", "queued").await;
     assert_eq!(github.tokens_minted(), 2, "a 401 mints a new token once");
 }
 
@@ -138,15 +110,11 @@ async fn tokens_close_to_expiry_are_not_used() {
     let app = TestApp::start(&github).await;
 
     app.deliver(&Webhook::push(&repo, "main", &first)).await;
-    github
-        .expect_check_run(&repo, &first, "default (push)", "queued")
-        .await;
+    github.expect_check_run(&repo, &first, "default (push)", "queued").await;
     let minted = github.tokens_minted();
     let second = repo.push("main", &[("a.txt", "1")]);
     app.deliver(&Webhook::push(&repo, "main", &second)).await;
-    github
-        .expect_check_run(&repo, &second, "default (push)", "queued")
-        .await;
+    github.expect_check_run(&repo, &second, "default (push)", "queued").await;
 
     assert!(github.tokens_minted() > minted);
 }

@@ -17,21 +17,12 @@ async fn a_stage_whose_worker_is_killed_is_taken_over_and_finishes() {
     let mut first = WorkerProcess::start(&github, &app, 30);
 
     app.deliver(&Webhook::push(&repo, "main", &sha)).await;
-    github
-        .expect_check_run(&repo, &sha, "default (push)", "in_progress")
-        .await;
+    github.expect_check_run(&repo, &sha, "default (push)", "in_progress").await;
     first.kill();
     let _second = WorkerProcess::start(&github, &app, 30);
 
-    let run = github
-        .expect_check_run(&repo, &sha, "default (push)", "success")
-        .await;
-    assert!(
-        run.summary
-            .unwrap()
-            .contains("stopped while running this stage"),
-        "the summary says what happened"
-    );
+    let run = github.expect_check_run(&repo, &sha, "default (push)", "success").await;
+    assert!(run.summary.unwrap().contains("stopped while running this stage"), "the summary says what happened");
     let build = app.expect_build_done(repo.id, 1).await;
     assert_eq!(build.status, Status::Success);
     assert!(app.log(&build, "slow").await.ends_with("finished\n"));
@@ -46,21 +37,12 @@ async fn sigterm_lets_a_running_stage_finish() {
     let mut worker = WorkerProcess::start(&github, &app, 30);
 
     app.deliver(&Webhook::push(&repo, "main", &sha)).await;
-    github
-        .expect_check_run(&repo, &sha, "default (push)", "in_progress")
-        .await;
-    let clean = tokio::task::spawn_blocking(move || worker.terminate())
-        .await
-        .unwrap();
+    github.expect_check_run(&repo, &sha, "default (push)", "in_progress").await;
+    let clean = tokio::task::spawn_blocking(move || worker.terminate()).await.unwrap();
 
     assert!(clean, "the worker exits cleanly");
-    github
-        .expect_check_run(&repo, &sha, "default (push)", "success")
-        .await;
-    assert_eq!(
-        app.expect_build_done(repo.id, 1).await.status,
-        Status::Success
-    );
+    github.expect_check_run(&repo, &sha, "default (push)", "success").await;
+    assert_eq!(app.expect_build_done(repo.id, 1).await.status, Status::Success);
 }
 
 #[tokio::test]
@@ -72,22 +54,13 @@ async fn past_the_grace_period_a_stage_is_handed_back_to_another_worker() {
     let mut leaving = WorkerProcess::start(&github, &app, 1);
 
     app.deliver(&Webhook::push(&repo, "main", &sha)).await;
-    github
-        .expect_check_run(&repo, &sha, "default (push)", "in_progress")
-        .await;
-    let clean = tokio::task::spawn_blocking(move || leaving.terminate())
-        .await
-        .unwrap();
+    github.expect_check_run(&repo, &sha, "default (push)", "in_progress").await;
+    let clean = tokio::task::spawn_blocking(move || leaving.terminate()).await.unwrap();
     let run = github.check_runs(&repo, &sha).pop().unwrap();
     let _staying = WorkerProcess::start(&github, &app, 30);
 
     assert!(clean);
     assert_eq!(run.status, "queued", "handed back: {:?}", run.history);
-    github
-        .expect_check_run(&repo, &sha, "default (push)", "success")
-        .await;
-    assert_eq!(
-        app.expect_build_done(repo.id, 1).await.status,
-        Status::Success
-    );
+    github.expect_check_run(&repo, &sha, "default (push)", "success").await;
+    assert_eq!(app.expect_build_done(repo.id, 1).await.status, Status::Success);
 }

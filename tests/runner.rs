@@ -13,25 +13,14 @@ fn pipeline(steps: &str) -> String {
 async fn a_pull_request_goes_from_pending_to_success_with_its_output_stored() {
     let github = FakeGitHub::start().await;
     let repo = github.repo("acme/widget");
-    let sha = repo.push(
-        "feature",
-        &[
-            (".drone.yml", ONE_ECHO_STEP),
-            ("hello.txt", "hello from the repo\n"),
-        ],
-    );
+    let sha = repo.push("feature", &[(".drone.yml", ONE_ECHO_STEP), ("hello.txt", "hello from the repo\n")]);
     let app = TestApp::with_workers(&github).await;
 
-    app.deliver(&Webhook::pull_request(&repo, "opened", 1, "feature", &sha))
-        .await;
+    app.deliver(&Webhook::pull_request(&repo, "opened", 1, "feature", &sha)).await;
 
-    let status = github
-        .expect_status(&repo, &sha, "greenlight/default/pull_request", "success")
-        .await;
+    let status = github.expect_status(&repo, &sha, "greenlight/default/pull_request", "success").await;
     assert_eq!(status.description, "Build #1 passed: 2 of 2 steps passed");
-    let run = github
-        .expect_check_run(&repo, &sha, "default (pull_request)", "success")
-        .await;
+    let run = github.expect_check_run(&repo, &sha, "default (pull_request)", "success").await;
     assert!(run.started_at.is_some() && run.completed_at.is_some());
     assert_eq!(run.history, vec!["queued", "in_progress", "success"]);
     assert_eq!(run.title.as_deref(), Some("2 of 2 steps passed"));
@@ -54,35 +43,17 @@ async fn a_failing_step_fails_the_build_with_its_log_tail_on_the_check_run() {
 
     app.deliver(&Webhook::push(&repo, "main", &sha)).await;
 
-    let status = github
-        .expect_status(&repo, &sha, "greenlight/default/push", "failure")
-        .await;
+    let status = github.expect_status(&repo, &sha, "greenlight/default/push", "failure").await;
     assert_eq!(status.description, "Build #1 failed: step test failed");
-    let run = github
-        .expect_check_run(&repo, &sha, "default (push)", "failure")
-        .await;
+    let run = github.expect_check_run(&repo, &sha, "default (push)", "failure").await;
     let text = run.text.unwrap();
     assert!(text.contains("error: expected one thing"), "{text}");
-    assert!(
-        text.contains("http://greenlight.test/acme/widget/1"),
-        "{text}"
-    );
+    assert!(text.contains("http://greenlight.test/acme/widget/1"), "{text}");
     assert!(!text.contains("never"));
     let build = app.expect_build_done(repo.id, 1).await;
     let stage = app.stage(&build).await;
-    let statuses: Vec<(&str, Status, i64)> = stage
-        .steps
-        .iter()
-        .map(|s| (s.name.as_str(), s.status, s.exit_code))
-        .collect();
-    assert_eq!(
-        statuses,
-        vec![
-            ("clone", Status::Success, 0),
-            ("test", Status::Failure, 3),
-            ("after", Status::Skipped, 0)
-        ]
-    );
+    let statuses: Vec<(&str, Status, i64)> = stage.steps.iter().map(|s| (s.name.as_str(), s.status, s.exit_code)).collect();
+    assert_eq!(statuses, vec![("clone", Status::Success, 0), ("test", Status::Failure, 3), ("after", Status::Skipped, 0)]);
 }
 
 #[tokio::test]
@@ -97,14 +68,9 @@ async fn steps_run_in_depends_on_order() {
 
     app.deliver(&Webhook::push(&repo, "main", &sha)).await;
 
-    github
-        .expect_check_run(&repo, &sha, "default (push)", "success")
-        .await;
+    github.expect_check_run(&repo, &sha, "default (push)", "success").await;
     let build = app.expect_build_done(repo.id, 1).await;
-    assert_eq!(
-        app.log(&build, "show").await,
-        "+ cat order\nfirst\nsecond\nthird\n"
-    );
+    assert_eq!(app.log(&build, "show").await, "+ cat order\nfirst\nsecond\nthird\n");
 }
 
 #[tokio::test]
@@ -118,31 +84,18 @@ async fn a_step_past_its_timeout_is_killed_even_if_it_ignores_sigterm() {
 
     app.deliver(&Webhook::push(&repo, "main", &sha)).await;
 
-    let run = github
-        .expect_check_run(&repo, &sha, "default (push)", "timed_out")
-        .await;
+    let run = github.expect_check_run(&repo, &sha, "default (push)", "timed_out").await;
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
     assert!(run.summary.unwrap().contains("step timeout of 2s"));
     let build = app.expect_build_done(repo.id, 1).await;
-    assert!(
-        app.log(&build, "stubborn")
-            .await
-            .ends_with("[greenlight] step timed out after 2s and was killed\n")
-    );
-    assert!(
-        !processes_running("while true; do sleep 1; done"),
-        "the step's process tree is gone"
-    );
+    assert!(app.log(&build, "stubborn").await.ends_with("[greenlight] step timed out after 2s and was killed\n"));
+    assert!(!processes_running("while true; do sleep 1; done"), "the step's process tree is gone");
 }
 
 /// Whether any process's command line contains `needle`.
 fn processes_running(needle: &str) -> bool {
     std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
-        std::fs::read(entry.path().join("cmdline")).is_ok_and(|cmd| {
-            String::from_utf8_lossy(&cmd)
-                .replace('\0', " ")
-                .contains(needle)
-        })
+        std::fs::read(entry.path().join("cmdline")).is_ok_and(|cmd| String::from_utf8_lossy(&cmd).replace('\0', " ").contains(needle))
     })
 }
 
@@ -150,30 +103,15 @@ fn processes_running(needle: &str) -> bool {
 async fn a_background_process_does_not_hold_the_step_open() {
     let github = FakeGitHub::start().await;
     let repo = github.repo("acme/widget");
-    let sha = repo.push(
-        "main",
-        &[(
-            ".drone.yml",
-            &pipeline("- name: daemon\n  commands:\n  - sleep 97 &\n  - echo started\n"),
-        )],
-    );
+    let sha = repo.push("main", &[(".drone.yml", &pipeline("- name: daemon\n  commands:\n  - sleep 97 &\n  - echo started\n"))]);
     let app = TestApp::with_workers(&github).await;
     let started = std::time::Instant::now();
 
     app.deliver(&Webhook::push(&repo, "main", &sha)).await;
 
-    github
-        .expect_check_run(&repo, &sha, "default (push)", "success")
-        .await;
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(15),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert!(
-        !processes_running("sleep 97"),
-        "the background child died with the sandbox"
-    );
+    github.expect_check_run(&repo, &sha, "default (push)", "success").await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "took {:?}", started.elapsed());
+    assert!(!processes_running("sleep 97"), "the background child died with the sandbox");
 }
 
 #[tokio::test]
@@ -191,9 +129,7 @@ async fn a_step_sees_nothing_of_the_server_and_writes_only_its_workspace() {
 
     app.deliver(&Webhook::push(&repo, "main", &sha)).await;
 
-    github
-        .expect_check_run(&repo, &sha, "default (push)", "success")
-        .await;
+    github.expect_check_run(&repo, &sha, "default (push)", "success").await;
     let build = app.expect_build_done(repo.id, 1).await;
     let log = app.log(&build, "probe").await;
     for expected in [
@@ -214,15 +150,8 @@ async fn a_step_sees_nothing_of_the_server_and_writes_only_its_workspace() {
         assert!(log.contains(expected), "missing {expected:?} in:\n{log}");
     }
     assert!(!log.contains("BEGIN RSA PRIVATE KEY"));
-    assert!(
-        !std::path::Path::new(&marker).exists(),
-        "a write to the sandbox's /tmp reached the host"
-    );
-    let env: Vec<&str> = log
-        .lines()
-        .skip_while(|l| *l != "+ env | sort")
-        .skip(1)
-        .collect();
+    assert!(!std::path::Path::new(&marker).exists(), "a write to the sandbox's /tmp reached the host");
+    let env: Vec<&str> = log.lines().skip_while(|l| *l != "+ env | sort").skip(1).collect();
     for line in &env {
         let name = line.split('=').next().unwrap();
         assert!(
@@ -249,64 +178,55 @@ async fn the_installation_token_never_appears_in_a_log() {
 
     app.deliver(&Webhook::push(&repo, "main", &sha)).await;
 
-    github
-        .expect_check_run(&repo, &sha, "default (push)", "success")
-        .await;
+    github.expect_check_run(&repo, &sha, "default (push)", "success").await;
     let build = app.expect_build_done(repo.id, 1).await;
-    let logs = format!(
-        "{}{}",
-        app.log(&build, "clone").await,
-        app.log(&build, "snoop").await
-    );
-    assert!(
-        logs.contains(&sha),
-        "the private repository was cloned with the token:\n{logs}"
-    );
+    let logs = format!("{}{}", app.log(&build, "clone").await, app.log(&build, "snoop").await);
+    assert!(logs.contains(&sha), "the private repository was cloned with the token:\n{logs}");
     let tokens = github.issued_tokens();
     assert!(!tokens.is_empty());
     for token in tokens {
         assert!(!logs.contains(&token), "token leaked:\n{logs}");
     }
-    assert!(
-        !logs.contains("x-access-token") && !logs.contains("extraheader"),
-        "{logs}"
-    );
+    assert!(!logs.contains("x-access-token") && !logs.contains("extraheader"), "{logs}");
 }
 
 #[tokio::test]
 async fn a_huge_log_is_capped_with_a_clear_last_line() {
     let github = FakeGitHub::start().await;
     let repo = github.repo("acme/widget");
-    let sha = repo.push("main", &[(".drone.yml", &pipeline("- name: chatty\n  commands:\n  - yes 0123456789abcdef0123456789abcdef | head -c 5000000\n  - echo done\n"))]);
+    let sha = repo.push(
+        "main",
+        &[(
+            ".drone.yml",
+            &pipeline("- name: chatty\n  commands:\n  - yes 0123456789abcdef0123456789abcdef | head -c 5000000\n  - echo done\n"),
+        )],
+    );
     let mut runner = support::app::runner_config();
     runner.log_limit = 1024 * 1024;
     let app = TestApp::with_runner(&github, runner).await;
 
     app.deliver(&Webhook::push(&repo, "main", &sha)).await;
 
-    github
-        .expect_check_run(&repo, &sha, "default (push)", "success")
-        .await;
+    github.expect_check_run(&repo, &sha, "default (push)", "success").await;
     let build = app.expect_build_done(repo.id, 1).await;
     let log = app.log(&build, "chatty").await;
     assert!(log.len() < 1024 * 1024 + 100, "{} bytes stored", log.len());
-    assert!(log.ends_with(
-        "[greenlight] this step's log passed its limit of 1 MiB; later output is not stored\n"
-    ));
+    assert!(log.ends_with("[greenlight] this step's log passed its limit of 1 MiB; later output is not stored\n"));
 }
 
 #[tokio::test]
 async fn exit_code_78_ends_the_stage_early_as_a_success() {
     let github = FakeGitHub::start().await;
     let repo = github.repo("acme/widget");
-    let sha = repo.push("main", &[(".drone.yml", &pipeline("- name: check\n  commands: [exit 78]\n- name: expensive\n  commands: [echo should-not-run]\n"))]);
+    let sha = repo.push(
+        "main",
+        &[(".drone.yml", &pipeline("- name: check\n  commands: [exit 78]\n- name: expensive\n  commands: [echo should-not-run]\n"))],
+    );
     let app = TestApp::with_workers(&github).await;
 
     app.deliver(&Webhook::push(&repo, "main", &sha)).await;
 
-    github
-        .expect_status(&repo, &sha, "greenlight/default/push", "success")
-        .await;
+    github.expect_status(&repo, &sha, "greenlight/default/push", "success").await;
     let build = app.expect_build_done(repo.id, 1).await;
     let stage = app.stage(&build).await;
     assert_eq!(stage.steps[2].status, Status::Skipped);
@@ -322,12 +242,8 @@ async fn a_pipeline_waits_for_the_one_it_depends_on() {
 
     app.deliver(&Webhook::push(&repo, "main", &sha)).await;
 
-    github
-        .expect_check_run(&repo, &sha, "test (push)", "failure")
-        .await;
-    github
-        .expect_check_run(&repo, &sha, "deploy (push)", "skipped")
-        .await;
+    github.expect_check_run(&repo, &sha, "test (push)", "failure").await;
+    github.expect_check_run(&repo, &sha, "deploy (push)", "skipped").await;
     let build = app.expect_build_done(repo.id, 1).await;
     assert_eq!(build.status, Status::Failure);
 }

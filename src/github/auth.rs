@@ -44,11 +44,7 @@ impl AppAuth {
     /// A fresh RS256 JWT for `/app/...` calls.
     pub fn jwt(&self) -> anyhow::Result<SecretString> {
         let now = self.clock.now().timestamp();
-        let claims = Claims {
-            iat: now - JWT_BACKDATE_SECS,
-            exp: now + JWT_LIFETIME_SECS,
-            iss: self.app_id.to_string(),
-        };
+        let claims = Claims { iat: now - JWT_BACKDATE_SECS, exp: now + JWT_LIFETIME_SECS, iss: self.app_id.to_string() };
         let token = encode(&Header::new(Algorithm::RS256), &claims, &self.key)?;
         Ok(SecretString::from(token))
     }
@@ -79,22 +75,14 @@ impl TokenCache {
     }
 
     /// Keeps a token until 5 minutes before it expires.
-    pub async fn put(
-        &self,
-        installation: InstallationId,
-        token: &SecretString,
-        expires_at: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
+    pub async fn put(&self, installation: InstallationId, token: &SecretString, expires_at: DateTime<Utc>) -> anyhow::Result<()> {
         use secrecy::ExposeSecret;
-        let ttl_ms =
-            (expires_at - self.clock.now()).num_milliseconds() - TOKEN_EXPIRY_MARGIN_SECS * 1000;
+        let ttl_ms = (expires_at - self.clock.now()).num_milliseconds() - TOKEN_EXPIRY_MARGIN_SECS * 1000;
         if ttl_ms <= 0 {
             return Ok(());
         }
         let mut conn = self.pool.get().await?;
-        let _: () = conn
-            .pset_ex(key(installation), token.expose_secret(), ttl_ms as u64)
-            .await?;
+        let _: () = conn.pset_ex(key(installation), token.expose_secret(), ttl_ms as u64).await?;
         Ok(())
     }
 

@@ -137,25 +137,13 @@ struct ErrorBody {
 
 impl GitHub {
     /// A client for the API at `api_url` (e.g. `https://api.github.com`).
-    pub fn new(
-        api_url: &str,
-        app: AppAuth,
-        tokens: TokenCache,
-        retry: RetryPolicy,
-        clock: SharedClock,
-    ) -> anyhow::Result<Self> {
+    pub fn new(api_url: &str, app: AppAuth, tokens: TokenCache, retry: RetryPolicy, clock: SharedClock) -> anyhow::Result<Self> {
         let http = Octocrab::builder()
             .base_uri(api_url)?
             .set_connect_timeout(Some(Duration::from_secs(5)))
             .set_read_timeout(Some(Duration::from_secs(20)))
             .build()?;
-        Ok(Self {
-            http,
-            app,
-            tokens,
-            retry,
-            clock,
-        })
+        Ok(Self { http, app, tokens, retry, clock })
     }
 
     async fn credential(&self, credential: Credential) -> Result<SecretString, GitHubError> {
@@ -167,68 +155,32 @@ impl GitHub {
     }
 
     /// A token of the installation: cached, or minted with the App's JWT.
-    pub async fn installation_token(
-        &self,
-        installation: InstallationId,
-    ) -> Result<SecretString, GitHubError> {
-        if let Some(token) = self
-            .tokens
-            .get(installation)
-            .await
-            .map_err(|e| GitHubError::Auth(format!("token cache: {e}")))?
-        {
+    pub async fn installation_token(&self, installation: InstallationId) -> Result<SecretString, GitHubError> {
+        if let Some(token) = self.tokens.get(installation).await.map_err(|e| GitHubError::Auth(format!("token cache: {e}")))? {
             return Ok(token);
         }
         let path = format!("/app/installations/{installation}/access_tokens");
-        let minted: AccessToken = self
-            .call(
-                Credential::App,
-                Method::POST,
-                &path,
-                Some(b"{}".to_vec()),
-                true,
-            )
-            .await?;
+        let minted: AccessToken = self.call(Credential::App, Method::POST, &path, Some(b"{}".to_vec()), true).await?;
         let token = SecretString::from(minted.token);
-        self.tokens
-            .put(installation, &token, minted.expires_at)
-            .await
-            .map_err(|e| GitHubError::Auth(format!("token cache: {e}")))?;
+        self.tokens.put(installation, &token, minted.expires_at).await.map_err(|e| GitHubError::Auth(format!("token cache: {e}")))?;
         Ok(token)
     }
 
-    async fn send_once(
-        &self,
-        method: &Method,
-        path: &str,
-        token: &SecretString,
-        body: Option<&[u8]>,
-    ) -> Result<Reply, String> {
+    async fn send_once(&self, method: &Method, path: &str, token: &SecretString, body: Option<&[u8]>) -> Result<Reply, String> {
         let request = http::Request::builder()
             .method(method.clone())
             .uri(path)
-            .header(
-                http::header::AUTHORIZATION,
-                format!("Bearer {}", token.expose_secret()),
-            )
+            .header(http::header::AUTHORIZATION, format!("Bearer {}", token.expose_secret()))
             .header(http::header::ACCEPT, "application/vnd.github+json")
             .header("x-github-api-version", "2022-11-28")
             .header(http::header::USER_AGENT, "greenlight")
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body.map(<[u8]>::to_vec).unwrap_or_default())
             .map_err(|e| e.to_string())?;
-        let response = self
-            .http
-            .execute(request)
-            .await
-            .map_err(|e| e.to_string())?;
+        let response = self.http.execute(request).await.map_err(|e| e.to_string())?;
         let (parts, body) = response.into_parts();
         let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
-        Ok(Reply {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
+        Ok(Reply { status: parts.status, headers: parts.headers, body })
     }
 
     /// Sends a request, retrying outages and rate limits with backoff.
@@ -257,38 +209,22 @@ impl GitHub {
                         retry += 1;
                         continue;
                     }
-                    return Err(GitHubError::Transport {
-                        method,
-                        path: path.to_string(),
-                        detail,
-                    });
+                    return Err(GitHubError::Transport { method, path: path.to_string(), detail });
                 }
             };
             if reply.status.is_success() {
                 return Ok(reply);
             }
-            if let (StatusCode::UNAUTHORIZED, false, Credential::Installation(id)) =
-                (reply.status, reminted, credential)
-            {
+            if let (StatusCode::UNAUTHORIZED, false, Credential::Installation(id)) = (reply.status, reminted, credential) {
                 // The cached token was revoked or expired early: mint once more.
                 reminted = true;
-                self.tokens
-                    .invalidate(id)
-                    .await
-                    .map_err(|e| GitHubError::Auth(e.to_string()))?;
+                self.tokens.invalidate(id).await.map_err(|e| GitHubError::Auth(e.to_string()))?;
                 continue;
             }
             let text = String::from_utf8_lossy(&reply.body);
             let may_retry = replayable || !reply.status.is_server_error();
-            let wait = self.retry.wait_for(
-                reply.status,
-                &reply.headers,
-                &text,
-                retry,
-                self.clock.now().timestamp(),
-            );
-            if let (true, Some(wait), true) = (may_retry, wait, retry + 1 < self.retry.max_attempts)
-            {
+            let wait = self.retry.wait_for(reply.status, &reply.headers, &text, retry, self.clock.now().timestamp());
+            if let (true, Some(wait), true) = (may_retry, wait, retry + 1 < self.retry.max_attempts) {
                 tracing::warn!(%method, path, status = reply.status.as_u16(), wait_ms = wait.as_millis() as u64, "GitHub asked to retry");
                 tokio::time::sleep(wait).await;
                 retry += 1;
@@ -299,12 +235,7 @@ impl GitHub {
                 Ok(err) => format!("{} {}", err.message, serde_json::Value::from(err.errors)),
                 Err(_) => text.chars().take(200).collect(),
             };
-            return Err(GitHubError::Api {
-                status: reply.status.as_u16(),
-                method,
-                path: path.to_string(),
-                message,
-            });
+            return Err(GitHubError::Api { status: reply.status.as_u16(), method, path: path.to_string(), message });
         }
     }
 
@@ -316,13 +247,8 @@ impl GitHub {
         body: Option<Vec<u8>>,
         replayable: bool,
     ) -> Result<T, GitHubError> {
-        let reply = self
-            .request(credential, method, path, body, replayable)
-            .await?;
-        serde_json::from_slice(&reply.body).map_err(|e| GitHubError::Decode {
-            path: path.to_string(),
-            detail: e.to_string(),
-        })
+        let reply = self.request(credential, method, path, body, replayable).await?;
+        serde_json::from_slice(&reply.body).map_err(|e| GitHubError::Decode { path: path.to_string(), detail: e.to_string() })
     }
 
     /// A file's text at a commit, or `None` when it does not exist there.
@@ -334,24 +260,12 @@ impl GitHub {
         sha: &str,
     ) -> Result<Option<String>, GitHubError> {
         let path = format!("/repos/{repo}/contents/{file}?ref={sha}");
-        let contents: Contents = match self
-            .call(
-                Credential::Installation(installation),
-                Method::GET,
-                &path,
-                None,
-                true,
-            )
-            .await
-        {
+        let contents: Contents = match self.call(Credential::Installation(installation), Method::GET, &path, None, true).await {
             Ok(contents) => contents,
             Err(GitHubError::Api { status: 404, .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let decode_error = |detail: String| GitHubError::Decode {
-            path: path.clone(),
-            detail,
-        };
+        let decode_error = |detail: String| GitHubError::Decode { path: path.clone(), detail };
         if contents.encoding != "base64" {
             return Err(decode_error(format!(
                 "{file} is not served as base64 (encoding {:?}); is it larger than 1 MB?",
@@ -359,12 +273,8 @@ impl GitHub {
             )));
         }
         let packed: String = contents.content.split_whitespace().collect();
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(packed)
-            .map_err(|e| decode_error(e.to_string()))?;
-        String::from_utf8(bytes)
-            .map(Some)
-            .map_err(|_| decode_error(format!("{file} is not UTF-8 text")))
+        let bytes = base64::engine::general_purpose::STANDARD.decode(packed).map_err(|e| decode_error(e.to_string()))?;
+        String::from_utf8(bytes).map(Some).map_err(|_| decode_error(format!("{file} is not UTF-8 text")))
     }
 
     /// Sets a commit status.
@@ -378,14 +288,7 @@ impl GitHub {
         let path = format!("/repos/{repo}/statuses/{sha}");
         let body = serde_json::to_vec(status).expect("status serializes");
         // Setting the same status twice is harmless, so this POST is replayable.
-        self.request(
-            Credential::Installation(installation),
-            Method::POST,
-            &path,
-            Some(body),
-            true,
-        )
-        .await?;
+        self.request(Credential::Installation(installation), Method::POST, &path, Some(body), true).await?;
         Ok(())
     }
 
@@ -401,16 +304,7 @@ impl GitHub {
         let body = serde_json::to_vec(run).expect("check run serializes");
         let mut retry = 0;
         loop {
-            match self
-                .call::<CheckRun>(
-                    Credential::Installation(installation),
-                    Method::POST,
-                    &path,
-                    Some(body.clone()),
-                    false,
-                )
-                .await
-            {
+            match self.call::<CheckRun>(Credential::Installation(installation), Method::POST, &path, Some(body.clone()), false).await {
                 Ok(created) => return Ok(CheckRunId(created.id)),
                 Err(err) if retry + 1 < self.retry.max_attempts && may_have_applied(&err) => {
                     tracing::warn!(error = %err, "creating a check run failed; checking whether it exists before retrying");
@@ -434,24 +328,9 @@ impl GitHub {
         let (Some(name), Some(sha)) = (&run.name, &run.head_sha) else {
             return Ok(None);
         };
-        let path = format!(
-            "/repos/{repo}/commits/{sha}/check-runs?check_name={}&filter=all&per_page=100",
-            encode_query(name)
-        );
-        let list: CheckRunList = self
-            .call(
-                Credential::Installation(installation),
-                Method::GET,
-                &path,
-                None,
-                true,
-            )
-            .await?;
-        Ok(list
-            .check_runs
-            .into_iter()
-            .find(|c| &c.name == name && c.external_id == run.external_id)
-            .map(|c| CheckRunId(c.id)))
+        let path = format!("/repos/{repo}/commits/{sha}/check-runs?check_name={}&filter=all&per_page=100", encode_query(name));
+        let list: CheckRunList = self.call(Credential::Installation(installation), Method::GET, &path, None, true).await?;
+        Ok(list.check_runs.into_iter().find(|c| &c.name == name && c.external_id == run.external_id).map(|c| CheckRunId(c.id)))
     }
 
     /// Updates a check run (status, conclusion, output, annotations).
@@ -466,30 +345,20 @@ impl GitHub {
         let body = serde_json::to_vec(run).expect("check run serializes");
         // A PATCH sets fields; resending the same one is harmless. (Annotations
         // append, so callers batch them into separate, ordered updates.)
-        self.request(
-            Credential::Installation(installation),
-            Method::PATCH,
-            &path,
-            Some(body),
-            true,
-        )
-        .await?;
+        self.request(Credential::Installation(installation), Method::PATCH, &path, Some(body), true).await?;
         Ok(())
     }
 }
 
 fn may_have_applied(err: &GitHubError) -> bool {
-    matches!(err, GitHubError::Transport { .. })
-        || matches!(err, GitHubError::Api { status, .. } if *status >= 500)
+    matches!(err, GitHubError::Transport { .. }) || matches!(err, GitHubError::Api { status, .. } if *status >= 500)
 }
 
 fn encode_query(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -34,36 +34,24 @@ pub enum SignatureError {
 
 /// Checks `X-Hub-Signature-256` (HMAC-SHA256 over the raw body) against every
 /// configured secret, in constant time for each.
-pub fn verify_signature(
-    secrets: &[SecretString],
-    header: Option<&str>,
-    body: &[u8],
-) -> Result<(), SignatureError> {
+pub fn verify_signature(secrets: &[SecretString], header: Option<&str>, body: &[u8]) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
-    let hex_digest = header
-        .strip_prefix("sha256=")
-        .ok_or(SignatureError::Malformed)?;
+    let hex_digest = header.strip_prefix("sha256=").ok_or(SignatureError::Malformed)?;
     let expected = hex::decode(hex_digest).map_err(|_| SignatureError::Malformed)?;
     if expected.len() != 32 {
         return Err(SignatureError::Malformed);
     }
     let matched = secrets.iter().any(|secret| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
-            .expect("HMAC takes any key length");
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()).expect("HMAC takes any key length");
         mac.update(body);
         mac.verify_slice(&expected).is_ok()
     });
-    if matched {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
-    }
+    if matched { Ok(()) } else { Err(SignatureError::Mismatch) }
 }
 
 /// Signs a body the way GitHub does; used by tools and tests that send deliveries.
 pub fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
@@ -202,13 +190,8 @@ struct OwnerPayload {
 
 impl RepoPayload {
     fn info(self) -> RepoInfo {
-        let owner = self.owner.login.or(self.owner.name).unwrap_or_else(|| {
-            self.full_name
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .to_string()
-        });
+        let owner =
+            self.owner.login.or(self.owner.name).unwrap_or_else(|| self.full_name.split('/').next().unwrap_or_default().to_string());
         RepoInfo {
             id: RepoId(self.id),
             owner,
@@ -320,15 +303,8 @@ pub struct PayloadError {
 }
 
 /// Interprets a verified delivery's JSON body.
-pub fn parse_delivery(
-    event: &str,
-    delivery: &DeliveryId,
-    body: &[u8],
-) -> Result<Delivery, PayloadError> {
-    let wrap = |source| PayloadError {
-        event: event.to_string(),
-        source,
-    };
+pub fn parse_delivery(event: &str, delivery: &DeliveryId, body: &[u8]) -> Result<Delivery, PayloadError> {
+    let wrap = |source| PayloadError { event: event.to_string(), source };
     match event {
         "ping" => {
             serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(wrap)?;
@@ -351,11 +327,8 @@ fn truncate_chars(text: &str, max: usize) -> String {
 }
 
 fn installation(event: &str, inst: Option<InstallationRef>) -> Result<InstallationId, Delivery> {
-    inst.map(|i| InstallationId(i.id)).ok_or_else(|| {
-        Delivery::Ignored(format!(
-            "{event} delivery without an installation (not sent to a GitHub App)"
-        ))
-    })
+    inst.map(|i| InstallationId(i.id))
+        .ok_or_else(|| Delivery::Ignored(format!("{event} delivery without an installation (not sent to a GitHub App)")))
 }
 
 fn pull_request(ev: PullRequestEvent, delivery: &DeliveryId) -> Result<Delivery, PayloadError> {
@@ -364,9 +337,7 @@ fn pull_request(ev: PullRequestEvent, delivery: &DeliveryId) -> Result<Delivery,
         "synchronize" => "synchronized",
         "reopened" => "reopened",
         other => {
-            return Ok(Delivery::Ignored(format!(
-                "pull_request action {other} starts no build"
-            )));
+            return Ok(Delivery::Ignored(format!("pull_request action {other} starts no build")));
         }
     };
     let installation = match installation("pull_request", ev.installation) {
@@ -378,16 +349,10 @@ fn pull_request(ev: PullRequestEvent, delivery: &DeliveryId) -> Result<Delivery,
     let base_slug = repo.slug();
     // A deleted fork leaves `head.repo` null: treat it as a fork (untrusted).
     let (source_repo, fork) = match &pr.head.repo {
-        Some(head) => (
-            head.full_name.clone(),
-            !head.full_name.eq_ignore_ascii_case(&base_slug),
-        ),
+        Some(head) => (head.full_name.clone(), !head.full_name.eq_ignore_ascii_case(&base_slug)),
         None => (String::new(), true),
     };
-    let author = pr.user.unwrap_or(Account {
-        login: String::new(),
-        avatar_url: String::new(),
-    });
+    let author = pr.user.unwrap_or(Account { login: String::new(), avatar_url: String::new() });
     Ok(Delivery::Build(Box::new(Trigger {
         delivery: delivery.clone(),
         installation,
@@ -402,13 +367,7 @@ fn pull_request(ev: PullRequestEvent, delivery: &DeliveryId) -> Result<Delivery,
         source_repo,
         fork,
         title: truncate_chars(&pr.title, MAX_MESSAGE_CHARS),
-        message: truncate_chars(
-            pr.body
-                .as_deref()
-                .filter(|b| !b.is_empty())
-                .unwrap_or(&pr.title),
-            MAX_MESSAGE_CHARS,
-        ),
+        message: truncate_chars(pr.body.as_deref().filter(|b| !b.is_empty()).unwrap_or(&pr.title), MAX_MESSAGE_CHARS),
         link: pr.html_url,
         author_login: author.login,
         author_name: String::new(),
@@ -428,10 +387,7 @@ fn push(ev: PushEvent, delivery: &DeliveryId) -> Result<Delivery, PayloadError> 
     } else if let Some(branch) = ev.git_ref.strip_prefix("refs/heads/") {
         (Event::Push, "", branch.to_string())
     } else {
-        return Ok(Delivery::Ignored(format!(
-            "push to {} (not a branch or tag)",
-            ev.git_ref
-        )));
+        return Ok(Delivery::Ignored(format!("push to {} (not a branch or tag)", ev.git_ref)));
     };
     let installation = match installation("push", ev.installation) {
         Ok(id) => id,
@@ -441,20 +397,9 @@ fn push(ev: PushEvent, delivery: &DeliveryId) -> Result<Delivery, PayloadError> 
         Some(c) => (c.message, c.author),
         None => (String::new(), None),
     };
-    let author = author.unwrap_or(CommitAuthor {
-        name: String::new(),
-        email: String::new(),
-        username: None,
-    });
-    let sender = ev.sender.unwrap_or(Account {
-        login: String::new(),
-        avatar_url: String::new(),
-    });
-    let target = if event == Event::Tag {
-        String::new()
-    } else {
-        branch.clone()
-    };
+    let author = author.unwrap_or(CommitAuthor { name: String::new(), email: String::new(), username: None });
+    let sender = ev.sender.unwrap_or(Account { login: String::new(), avatar_url: String::new() });
+    let target = if event == Event::Tag { String::new() } else { branch.clone() };
     Ok(Delivery::Build(Box::new(Trigger {
         delivery: delivery.clone(),
         installation,
@@ -489,39 +434,18 @@ mod tests {
         // From GitHub's "Validating webhook deliveries" page.
         let secret = [SecretString::from("It's a Secret to Everybody".to_string())];
         let header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-        assert_eq!(
-            verify_signature(&secret, Some(header), b"Hello, World!"),
-            Ok(())
-        );
+        assert_eq!(verify_signature(&secret, Some(header), b"Hello, World!"), Ok(()));
         assert_eq!(sign("It's a Secret to Everybody", b"Hello, World!"), header);
-        assert_eq!(
-            verify_signature(&secret, Some(header), b"Hello, World?"),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify_signature(&secret, None, b"x"),
-            Err(SignatureError::Missing)
-        );
-        assert_eq!(
-            verify_signature(&secret, Some("sha1=abc"), b"x"),
-            Err(SignatureError::Malformed)
-        );
+        assert_eq!(verify_signature(&secret, Some(header), b"Hello, World?"), Err(SignatureError::Mismatch));
+        assert_eq!(verify_signature(&secret, None, b"x"), Err(SignatureError::Missing));
+        assert_eq!(verify_signature(&secret, Some("sha1=abc"), b"x"), Err(SignatureError::Malformed));
     }
 
     #[test]
     fn any_secret_of_a_rotation_list_is_accepted() {
-        let secrets = [
-            SecretString::from("old".to_string()),
-            SecretString::from("new".to_string()),
-        ];
-        assert_eq!(
-            verify_signature(&secrets, Some(&sign("new", b"{}")), b"{}"),
-            Ok(())
-        );
-        assert_eq!(
-            verify_signature(&secrets, Some(&sign("other", b"{}")), b"{}"),
-            Err(SignatureError::Mismatch)
-        );
+        let secrets = [SecretString::from("old".to_string()), SecretString::from("new".to_string())];
+        assert_eq!(verify_signature(&secrets, Some(&sign("new", b"{}")), b"{}"), Ok(()));
+        assert_eq!(verify_signature(&secrets, Some(&sign("other", b"{}")), b"{}"), Err(SignatureError::Mismatch));
     }
 
     #[test]

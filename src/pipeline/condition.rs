@@ -29,25 +29,15 @@ enum RawCondition {
 impl<'de> Deserialize<'de> for Condition {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Ok(match RawCondition::deserialize(deserializer)? {
-            RawCondition::One(p) => Condition {
-                include: vec![p],
-                exclude: vec![],
-            },
-            RawCondition::Many(include) => Condition {
-                include,
-                exclude: vec![],
-            },
+            RawCondition::One(p) => Condition { include: vec![p], exclude: vec![] },
+            RawCondition::Many(include) => Condition { include, exclude: vec![] },
             RawCondition::Split { include, exclude } => Condition { include, exclude },
         })
     }
 }
 
 fn glob_match(pattern: &str, value: &str) -> bool {
-    let options = glob::MatchOptions {
-        case_sensitive: true,
-        require_literal_separator: true,
-        require_literal_leading_dot: false,
-    };
+    let options = glob::MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: false };
     match glob::Pattern::new(pattern) {
         Ok(p) => p.matches_with(value, options),
         Err(_) => pattern == value,
@@ -118,8 +108,7 @@ impl Conditions {
     /// Whether every condition other than `status` matches.
     pub fn matches(&self, facts: &Facts<'_>) -> bool {
         self.event.matches(facts.event)
-            && (self.branch.is_empty()
-                || (!facts.branch.is_empty() && self.branch.matches(facts.branch)))
+            && (self.branch.is_empty() || (!facts.branch.is_empty() && self.branch.matches(facts.branch)))
             && self.git_ref.matches(facts.git_ref)
             && self.action.matches(facts.action)
             && self.repo.matches(facts.repo)
@@ -132,8 +121,7 @@ impl Conditions {
         if self.status.is_empty() {
             return !failing;
         }
-        self.status
-            .matches(if failing { "failure" } else { "success" })
+        self.status.matches(if failing { "failure" } else { "success" })
     }
 }
 
@@ -142,13 +130,7 @@ mod tests {
     use super::*;
 
     fn facts<'a>(event: &'a str, branch: &'a str, git_ref: &'a str) -> Facts<'a> {
-        Facts {
-            event,
-            branch,
-            git_ref,
-            action: "",
-            repo: "acme/widget",
-        }
+        Facts { event, branch, git_ref, action: "", repo: "acme/widget" }
     }
 
     fn cond(yaml: &str) -> Conditions {

@@ -91,12 +91,7 @@ impl Config {
     /// The pipelines whose `trigger` matches, in file order. A pipeline that
     /// depends on one that does not run has that dependency dropped, as Drone does.
     pub fn matching(&self, facts: &Facts<'_>) -> Vec<Pipeline> {
-        let chosen: Vec<Pipeline> = self
-            .pipelines
-            .iter()
-            .filter(|p| p.trigger.matches(facts))
-            .cloned()
-            .collect();
+        let chosen: Vec<Pipeline> = self.pipelines.iter().filter(|p| p.trigger.matches(facts)).cloned().collect();
         let names: Vec<String> = chosen.iter().map(|p| p.name.clone()).collect();
         chosen
             .into_iter()

@@ -149,20 +149,12 @@ fn located(err: serde_norway::Error) -> ParseError {
         Some(cut) => text[..cut].to_string(),
         None => text,
     };
-    ParseError {
-        line,
-        column,
-        message,
-    }
+    ParseError { line, column, message }
 }
 
 /// The 1-based line of the first line at or after `from` containing `needle`.
 fn line_of(text: &str, from: usize, needle: &str) -> usize {
-    text.lines()
-        .enumerate()
-        .skip(from.saturating_sub(1))
-        .find(|(_, l)| l.contains(needle))
-        .map_or(from, |(i, _)| i + 1)
+    text.lines().enumerate().skip(from.saturating_sub(1)).find(|(_, l)| l.contains(needle)).map_or(from, |(i, _)| i + 1)
 }
 
 /// The position of `key`'s value at or after line `from`, for errors found
@@ -173,18 +165,10 @@ fn value_at(text: &str, from: usize, key: &str, message: String) -> ParseError {
         if let Some(col) = line.find(&needle) {
             let rest = &line[col + needle.len()..];
             let value_col = col + needle.len() + (rest.len() - rest.trim_start().len());
-            return ParseError {
-                line: i + 1,
-                column: value_col + 1,
-                message,
-            };
+            return ParseError { line: i + 1, column: value_col + 1, message };
         }
     }
-    ParseError {
-        line: from,
-        column: 1,
-        message,
-    }
+    ParseError { line: from, column: 1, message }
 }
 
 /// Line numbers (1-based) where each YAML document's content starts.
@@ -215,27 +199,19 @@ pub fn parse(text: &str) -> Result<Config, ParseError> {
         }
         // The type decides which keys are valid: check it before the strict parse.
         let kind = value.get("kind").and_then(serde_norway::Value::as_str);
-        if let (Some("pipeline"), Some(other)) = (
-            kind,
-            value.get("type").and_then(serde_norway::Value::as_str),
-        ) && other != "exec"
+        if let (Some("pipeline"), Some(other)) = (kind, value.get("type").and_then(serde_norway::Value::as_str))
+            && other != "exec"
         {
             return Err(value_at(
                 text,
                 start,
                 "type",
-                format!(
-                    "pipeline type `{other}` is not supported: greenlight runs exec pipelines (`type: exec`)"
-                ),
+                format!("pipeline type `{other}` is not supported: greenlight runs exec pipelines (`type: exec`)"),
             ));
         }
         // Parse again from the text for positions in errors.
         let raw = parse_nth(text, index)?;
-        let at = |needle: &str, message: String| ParseError {
-            line: line_of(text, start, needle),
-            column: 1,
-            message,
-        };
+        let at = |needle: &str, message: String| ParseError { line: line_of(text, start, needle), column: 1, message };
         if matches!(raw.kind, Kind::Signature) {
             continue;
         }
@@ -248,51 +224,19 @@ pub fn parse(text: &str) -> Result<Config, ParseError> {
                 ));
             }
         }
-        if let Some(os) = raw
-            .platform
-            .as_ref()
-            .and_then(|p| p.os.as_deref())
-            .filter(|os| *os != "linux")
-        {
-            return Err(value_at(
-                text,
-                start,
-                "os",
-                format!("platform os `{os}` is not supported: greenlight runs on linux"),
-            ));
+        if let Some(os) = raw.platform.as_ref().and_then(|p| p.os.as_deref()).filter(|os| *os != "linux") {
+            return Err(value_at(text, start, "os", format!("platform os `{os}` is not supported: greenlight runs on linux")));
         }
-        if let Some(arch) = raw
-            .platform
-            .as_ref()
-            .and_then(|p| p.arch.as_deref())
-            .filter(|a| !matches!(*a, "amd64" | "arm64" | "arm"))
-        {
-            return Err(value_at(
-                text,
-                start,
-                "arch",
-                format!("platform arch `{arch}` is not one of amd64, arm64, arm"),
-            ));
+        if let Some(arch) = raw.platform.as_ref().and_then(|p| p.arch.as_deref()).filter(|a| !matches!(*a, "amd64" | "arm64" | "arm")) {
+            return Err(value_at(text, start, "arch", format!("platform arch `{arch}` is not one of amd64, arm64, arm")));
         }
         if raw.greenlight.is_some() && !pipelines.is_empty() {
-            return Err(at(
-                "greenlight:",
-                "the `greenlight` key is only read from the first document".to_string(),
-            ));
+            return Err(at("greenlight:", "the `greenlight` key is only read from the first document".to_string()));
         }
         let mut step_timeout = DEFAULT_STEP_TIMEOUT;
-        if let Some(raw_timeout) = raw
-            .greenlight
-            .as_ref()
-            .and_then(|g| g.step_timeout.as_deref())
-        {
+        if let Some(raw_timeout) = raw.greenlight.as_ref().and_then(|g| g.step_timeout.as_deref()) {
             step_timeout = parse_duration(raw_timeout).ok_or_else(|| {
-                value_at(
-                    text,
-                    start,
-                    "step_timeout",
-                    format!("`{raw_timeout}` is not a duration such as 90s, 10m or 1h"),
-                )
+                value_at(text, start, "step_timeout", format!("`{raw_timeout}` is not a duration such as 90s, 10m or 1h"))
             })?;
         }
         if let Some(auto_cancel) = raw.greenlight.as_ref().and_then(|g| g.auto_cancel) {
@@ -300,10 +244,7 @@ pub fn parse(text: &str) -> Result<Config, ParseError> {
         }
         let name = raw.name.unwrap_or_else(|| "default".to_string());
         if pipelines.iter().any(|p| p.name == name) {
-            return Err(at(
-                &format!("name: {name}"),
-                format!("two pipelines are named `{name}`"),
-            ));
+            return Err(at(&format!("name: {name}"), format!("two pipelines are named `{name}`")));
         }
         if raw.steps.is_empty() {
             return Err(at("kind:", format!("pipeline `{name}` has no steps")));
@@ -325,11 +266,7 @@ pub fn parse(text: &str) -> Result<Config, ParseError> {
             }
             steps.push(Step {
                 ignore_failure: matches!(step.failure, Some(Failure::Ignore)),
-                environment: step
-                    .environment
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into()))
-                    .collect(),
+                environment: step.environment.into_iter().map(|(k, v)| (k, v.into())).collect(),
                 name: step.name,
                 commands: step.commands,
                 when: step.when,
@@ -341,47 +278,27 @@ pub fn parse(text: &str) -> Result<Config, ParseError> {
                 if !steps.iter().any(|s| &s.name == dep) {
                     return Err(at(
                         &format!("name: {}", step.name),
-                        format!(
-                            "step `{}` depends on `{dep}`, which is not a step of pipeline `{name}`",
-                            step.name
-                        ),
+                        format!("step `{}` depends on `{dep}`, which is not a step of pipeline `{name}`", step.name),
                     ));
                 }
             }
         }
-        if let Some(cycle) = find_cycle(
-            steps
-                .iter()
-                .map(|s| (s.name.as_str(), s.depends_on.as_slice())),
-        ) {
-            return Err(at(
-                "depends_on",
-                format!(
-                    "the steps of pipeline `{name}` depend on each other in a cycle through `{cycle}`"
-                ),
-            ));
+        if let Some(cycle) = find_cycle(steps.iter().map(|s| (s.name.as_str(), s.depends_on.as_slice()))) {
+            return Err(at("depends_on", format!("the steps of pipeline `{name}` depend on each other in a cycle through `{cycle}`")));
         }
         pipelines.push(Pipeline {
             name,
             steps,
             trigger: raw.trigger,
             depends_on: raw.depends_on,
-            environment: raw
-                .environment
-                .into_iter()
-                .map(|(k, v)| (k, v.into()))
-                .collect(),
+            environment: raw.environment.into_iter().map(|(k, v)| (k, v.into())).collect(),
             clone_disabled: raw.clone.is_some_and(|c| c.disable),
             step_timeout,
             line: start,
         });
     }
     if pipelines.is_empty() {
-        return Err(ParseError {
-            line: 1,
-            column: 1,
-            message: "no `kind: pipeline` document".to_string(),
-        });
+        return Err(ParseError { line: 1, column: 1, message: "no `kind: pipeline` document".to_string() });
     }
     for p in &pipelines {
         for dep in &p.depends_on {
@@ -389,60 +306,36 @@ pub fn parse(text: &str) -> Result<Config, ParseError> {
                 return Err(ParseError {
                     line: line_of(text, p.line, "depends_on"),
                     column: 1,
-                    message: format!(
-                        "pipeline `{}` depends on `{dep}`, which is not a pipeline of this file",
-                        p.name
-                    ),
+                    message: format!("pipeline `{}` depends on `{dep}`, which is not a pipeline of this file", p.name),
                 });
             }
         }
     }
-    if let Some(cycle) = find_cycle(
-        pipelines
-            .iter()
-            .map(|p| (p.name.as_str(), p.depends_on.as_slice())),
-    ) {
-        return Err(ParseError {
-            line: 1,
-            column: 1,
-            message: format!("pipelines depend on each other in a cycle through `{cycle}`"),
-        });
+    if let Some(cycle) = find_cycle(pipelines.iter().map(|p| (p.name.as_str(), p.depends_on.as_slice()))) {
+        return Err(ParseError { line: 1, column: 1, message: format!("pipelines depend on each other in a cycle through `{cycle}`") });
     }
-    Ok(Config {
-        pipelines,
-        settings,
-    })
+    Ok(Config { pipelines, settings })
 }
 
 fn parse_nth(text: &str, index: usize) -> Result<RawDocument, ParseError> {
-    let document = serde_norway::Deserializer::from_str(text)
-        .nth(index)
-        .expect("the document was just read");
+    let document = serde_norway::Deserializer::from_str(text).nth(index).expect("the document was just read");
     RawDocument::deserialize(document).map_err(located)
 }
 
 /// A node on a dependency cycle, if there is one.
-pub(crate) fn find_cycle<'a>(
-    nodes: impl Iterator<Item = (&'a str, &'a [String])>,
-) -> Option<String> {
+pub(crate) fn find_cycle<'a>(nodes: impl Iterator<Item = (&'a str, &'a [String])>) -> Option<String> {
     let graph: Vec<(&str, &[String])> = nodes.collect();
     // Kahn's algorithm: whatever cannot be ordered is on (or behind) a cycle.
     let mut done: HashSet<&str> = HashSet::new();
     loop {
-        let ready: Vec<&str> = graph
-            .iter()
-            .filter(|(n, deps)| !done.contains(n) && deps.iter().all(|d| done.contains(d.as_str())))
-            .map(|(n, _)| *n)
-            .collect();
+        let ready: Vec<&str> =
+            graph.iter().filter(|(n, deps)| !done.contains(n) && deps.iter().all(|d| done.contains(d.as_str()))).map(|(n, _)| *n).collect();
         if ready.is_empty() {
             break;
         }
         done.extend(ready);
     }
-    graph
-        .iter()
-        .find(|(n, _)| !done.contains(n))
-        .map(|(n, _)| n.to_string())
+    graph.iter().find(|(n, _)| !done.contains(n)).map(|(n, _)| n.to_string())
 }
 
 #[cfg(test)]
@@ -458,14 +351,8 @@ mod tests {
         assert!(!config.settings.auto_cancel);
         let test = &config.pipelines[0];
         assert_eq!(test.step_timeout, Duration::from_secs(90));
-        assert_eq!(
-            test.steps[0].environment["LEVEL"],
-            EnvValue::Plain("3".into())
-        );
-        assert_eq!(
-            test.steps[0].environment["TOKEN"],
-            EnvValue::Secret("deploy_token".into())
-        );
+        assert_eq!(test.steps[0].environment["LEVEL"], EnvValue::Plain("3".into()));
+        assert_eq!(test.steps[0].environment["TOKEN"], EnvValue::Secret("deploy_token".into()));
         let deploy = &config.pipelines[1];
         assert_eq!(deploy.depends_on, vec!["test"]);
         assert_eq!(deploy.line, 14);
@@ -483,8 +370,7 @@ mod tests {
 
     #[test]
     fn a_missing_type_is_refused_because_drone_would_assume_docker() {
-        let err =
-            parse("kind: pipeline\nname: x\nsteps:\n- name: a\n  commands: [x]\n").unwrap_err();
+        let err = parse("kind: pipeline\nname: x\nsteps:\n- name: a\n  commands: [x]\n").unwrap_err();
         assert!(err.message.contains("add `type: exec`"), "{err}");
     }
 

@@ -2,8 +2,8 @@
 //! pipeline, kept within GitHub's limits.
 
 use crate::github::types::{
-    CheckRunBody, CheckStatus, Conclusion, MAX_OUTPUT_BYTES, MAX_STATUS_DESCRIPTION_CHARS, Output,
-    StatusBody, StatusState, truncate_bytes, truncate_chars_ellipsis,
+    CheckRunBody, CheckStatus, Conclusion, MAX_OUTPUT_BYTES, MAX_STATUS_DESCRIPTION_CHARS, Output, StatusBody, StatusState, truncate_bytes,
+    truncate_chars_ellipsis,
 };
 use crate::github::{GitHub, GitHubError, RepoPath};
 use crate::ids::CheckRunId;
@@ -35,14 +35,8 @@ pub fn check_name(pipeline: &str, event: &str) -> String {
 
 /// The repository route of a build.
 pub fn repo_path(build: &Build) -> RepoPath {
-    let (owner, name) = build
-        .repo_slug
-        .split_once('/')
-        .unwrap_or((&build.repo_slug, ""));
-    RepoPath {
-        owner: owner.to_string(),
-        name: name.to_string(),
-    }
+    let (owner, name) = build.repo_slug.split_once('/').unwrap_or((&build.repo_slug, ""));
+    RepoPath { owner: owner.to_string(), name: name.to_string() }
 }
 
 impl Publisher {
@@ -62,43 +56,25 @@ impl Publisher {
     }
 
     /// Sets a pipeline's commit status; the description is cut to GitHub's 140 characters.
-    pub async fn status(
-        &self,
-        build: &Build,
-        pipeline: &str,
-        state: StatusState,
-        description: &str,
-    ) -> Result<(), GitHubError> {
+    pub async fn status(&self, build: &Build, pipeline: &str, state: StatusState, description: &str) -> Result<(), GitHubError> {
         let body = StatusBody {
             state,
             target_url: self.build_url(build),
             description: truncate_chars_ellipsis(description, MAX_STATUS_DESCRIPTION_CHARS),
             context: status_context(pipeline, build.event.as_str()),
         };
-        self.github
-            .create_status(build.installation, &repo_path(build), &build.after.0, &body)
-            .await
+        self.github.create_status(build.installation, &repo_path(build), &build.after.0, &body).await
     }
 
     /// Announces a planned stage: a pending status and a queued check run.
     /// Returns the check run's id.
-    pub async fn stage_planned(
-        &self,
-        build: &Build,
-        stage: &Stage,
-    ) -> Result<CheckRunId, GitHubError> {
+    pub async fn stage_planned(&self, build: &Build, stage: &Stage) -> Result<CheckRunId, GitHubError> {
         let waiting = if stage.depends_on.is_empty() {
             "waiting for a runner".to_string()
         } else {
             format!("waiting for {}", stage.depends_on.join(", "))
         };
-        self.status(
-            build,
-            &stage.name,
-            StatusState::Pending,
-            &format!("Build #{} is pending: {waiting}", build.number),
-        )
-        .await?;
+        self.status(build, &stage.name, StatusState::Pending, &format!("Build #{} is pending: {waiting}", build.number)).await?;
         let run = CheckRunBody {
             name: Some(check_name(&stage.name, build.event.as_str())),
             head_sha: Some(build.after.0.clone()),
@@ -107,16 +83,13 @@ impl Publisher {
             status: Some(CheckStatus::Queued),
             ..CheckRunBody::default()
         };
-        self.github
-            .create_check_run(build.installation, &repo_path(build), &run)
-            .await
+        self.github.create_check_run(build.installation, &repo_path(build), &run).await
     }
 
     /// Reports a build that could not be planned (no or invalid `.drone.yml`):
     /// an `error` status and a failed check run saying what is wrong and where.
     pub async fn config_error(&self, build: &Build, now: DateTime<Utc>) -> Result<(), GitHubError> {
-        self.status(build, CONFIG_CHECK, StatusState::Error, &build.error)
-            .await?;
+        self.status(build, CONFIG_CHECK, StatusState::Error, &build.error).await?;
         let summary = format!(
             "greenlight could not plan build #{} for `{}`:\n\n```\n{}\n```\n\nFix `.drone.yml` and push again, or redeliver the webhook.",
             build.number,
@@ -139,26 +112,13 @@ impl Publisher {
                 annotations: Vec::new(),
             }),
         };
-        self.github
-            .create_check_run(build.installation, &repo_path(build), &run)
-            .await?;
+        self.github.create_check_run(build.installation, &repo_path(build), &run).await?;
         Ok(())
     }
 
     /// Marks a stage's check run `in_progress` (with `started_at`) and its status "running".
-    pub async fn stage_started(
-        &self,
-        build: &Build,
-        stage: &Stage,
-        started: DateTime<Utc>,
-    ) -> Result<(), GitHubError> {
-        self.status(
-            build,
-            &stage.name,
-            StatusState::Pending,
-            &format!("Build #{} is running", build.number),
-        )
-        .await?;
+    pub async fn stage_started(&self, build: &Build, stage: &Stage, started: DateTime<Utc>) -> Result<(), GitHubError> {
+        self.status(build, &stage.name, StatusState::Pending, &format!("Build #{} is running", build.number)).await?;
         let Some(id) = stage.check_run else {
             return Ok(());
         };
@@ -168,19 +128,12 @@ impl Publisher {
             details_url: Some(self.build_url(build)),
             ..CheckRunBody::default()
         };
-        self.github
-            .update_check_run(build.installation, &repo_path(build), id, &run)
-            .await
+        self.github.update_check_run(build.installation, &repo_path(build), id, &run).await
     }
 
     /// Completes a stage's check run (conclusion, title, summary, failing
     /// log tail) and sets its final commit status.
-    pub async fn stage_finished(
-        &self,
-        build: &Build,
-        stage: &Stage,
-        finish: &StageReport,
-    ) -> Result<(), GitHubError> {
+    pub async fn stage_finished(&self, build: &Build, stage: &Stage, finish: &StageReport) -> Result<(), GitHubError> {
         let state = report::status_state(stage);
         let description = match (&stage.status, &finish.failed_step) {
             (Status::Success, _) => {
@@ -189,21 +142,11 @@ impl Publisher {
             (Status::Killed, _) if !finish.timed_out => format!(
                 "Build #{} was cancelled{}",
                 build.number,
-                finish
-                    .cancel_reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
+                finish.cancel_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
             ),
-            (_, Some(step)) => format!(
-                "Build #{} failed: step {step} {}",
-                build.number,
-                if finish.timed_out {
-                    "timed out"
-                } else {
-                    "failed"
-                }
-            ),
+            (_, Some(step)) => {
+                format!("Build #{} failed: step {step} {}", build.number, if finish.timed_out { "timed out" } else { "failed" })
+            }
             _ if !stage.error.is_empty() => {
                 format!("Build #{} errored: {}", build.number, stage.error)
             }
@@ -214,9 +157,8 @@ impl Publisher {
             return Ok(());
         };
         let url = self.build_url(build);
-        let text = finish.failed_step.as_ref().map(|step| {
-            report::failure_text(step, &finish.tail, &format!("{url}#stage-{}", stage.number))
-        });
+        let text =
+            finish.failed_step.as_ref().map(|step| report::failure_text(step, &finish.tail, &format!("{url}#stage-{}", stage.number)));
         let now = finish.completed;
         let run = CheckRunBody {
             status: Some(CheckStatus::Completed),
@@ -231,9 +173,7 @@ impl Publisher {
             }),
             ..CheckRunBody::default()
         };
-        self.github
-            .update_check_run(build.installation, &repo_path(build), id, &run)
-            .await
+        self.github.update_check_run(build.installation, &repo_path(build), id, &run).await
     }
 }
 

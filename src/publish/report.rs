@@ -21,20 +21,14 @@ pub fn status_state(stage: &Stage) -> StatusState {
     match stage.status {
         Status::Success | Status::Skipped => StatusState::Success,
         Status::Failure => StatusState::Failure,
-        Status::Pending | Status::Running | Status::WaitingOnDependencies | Status::Blocked => {
-            StatusState::Pending
-        }
+        Status::Pending | Status::Running | Status::WaitingOnDependencies | Status::Blocked => StatusState::Pending,
         _ => StatusState::Error,
     }
 }
 
 /// "2 of 3 steps passed".
 pub fn title(stage: &Stage) -> String {
-    let ran: Vec<_> = stage
-        .steps
-        .iter()
-        .filter(|s| s.status != Status::Skipped)
-        .collect();
+    let ran: Vec<_> = stage.steps.iter().filter(|s| s.status != Status::Skipped).collect();
     let passed = ran.iter().filter(|s| s.status == Status::Success).count();
     match stage.status {
         Status::Killed => format!("Cancelled after {passed} of {} steps", stage.steps.len()),
@@ -47,11 +41,7 @@ fn duration(started: i64, stopped: i64) -> String {
         return "–".to_string();
     }
     let secs = stopped - started;
-    if secs >= 60 {
-        format!("{}m {}s", secs / 60, secs % 60)
-    } else {
-        format!("{secs}s")
-    }
+    if secs >= 60 { format!("{}m {}s", secs / 60, secs % 60) } else { format!("{secs}s") }
 }
 
 /// A Markdown table of the steps, their status and duration.
@@ -78,12 +68,7 @@ pub fn summary(stage: &Stage, sandboxed: bool, notes: &[String]) -> String {
             Status::Failure => format!("❌ failure (exit {})", step.exit_code),
             other => format!("❌ {}", other.as_str()),
         };
-        out.push_str(&format!(
-            "| {} | {} | {} |\n",
-            step.name.replace('|', "\\|"),
-            status,
-            duration(step.started, step.stopped)
-        ));
+        out.push_str(&format!("| {} | {} | {} |\n", step.name.replace('|', "\\|"), status, duration(step.started, step.stopped)));
     }
     truncate_bytes(&out, MAX_OUTPUT_BYTES).to_string()
 }

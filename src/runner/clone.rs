@@ -39,33 +39,18 @@ async fn git(
         cmd.uid(uid).gid(gid);
     }
     if let Some((scope, token)) = token {
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("x-access-token:{}", token.expose_secret()));
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{}", token.expose_secret()));
         cmd.env("GIT_CONFIG_COUNT", "1")
             .env("GIT_CONFIG_KEY_0", format!("http.{scope}.extraHeader"))
-            .env(
-                "GIT_CONFIG_VALUE_0",
-                format!("Authorization: Basic {basic}"),
-            );
+            .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}"));
     }
-    let out = cmd
-        .output()
-        .await
-        .map_err(|e| format!("cannot run git: {e}"))?;
+    let out = cmd.output().await.map_err(|e| format!("cannot run git: {e}"))?;
     for stream in [&out.stdout, &out.stderr] {
         for line in String::from_utf8_lossy(stream).lines() {
             let _ = lines.send(format!("{line}\n")).await;
         }
     }
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "git {} failed ({})",
-            args.first().unwrap_or(&""),
-            out.status
-        ))
-    }
+    if out.status.success() { Ok(()) } else { Err(format!("git {} failed ({})", args.first().unwrap_or(&""), out.status)) }
 }
 
 /// Fetches `sha` from `clone_url` into the (empty) workspace and checks it out.
@@ -77,41 +62,11 @@ pub async fn fetch(
     token: Option<&SecretString>,
     lines: &mpsc::Sender<String>,
 ) -> Result<(), String> {
-    let scope =
-        url_scope(clone_url).ok_or_else(|| format!("clone URL {clone_url:?} is not a URL"))?;
+    let scope = url_scope(clone_url).ok_or_else(|| format!("clone URL {clone_url:?} is not a URL"))?;
     let auth = token.map(|t| (scope.as_str(), t));
     git(sandbox, workspace, &["init", "--quiet", "."], None, lines).await?;
-    git(
-        sandbox,
-        workspace,
-        &[
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--depth",
-            "1",
-            clone_url,
-            sha,
-        ],
-        auth,
-        lines,
-    )
-    .await?;
-    git(
-        sandbox,
-        workspace,
-        &[
-            "-c",
-            "advice.detachedHead=false",
-            "checkout",
-            "--quiet",
-            "--detach",
-            sha,
-        ],
-        None,
-        lines,
-    )
-    .await
+    git(sandbox, workspace, &["fetch", "--quiet", "--no-tags", "--depth", "1", clone_url, sha], auth, lines).await?;
+    git(sandbox, workspace, &["-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", sha], None, lines).await
 }
 
 #[cfg(test)]
@@ -120,14 +75,8 @@ mod tests {
 
     #[test]
     fn the_token_is_scoped_to_the_clone_urls_host() {
-        assert_eq!(
-            url_scope("https://github.com/acme/widget.git").as_deref(),
-            Some("https://github.com/")
-        );
-        assert_eq!(
-            url_scope("http://127.0.0.1:8080/a/b.git").as_deref(),
-            Some("http://127.0.0.1:8080/")
-        );
+        assert_eq!(url_scope("https://github.com/acme/widget.git").as_deref(), Some("https://github.com/"));
+        assert_eq!(url_scope("http://127.0.0.1:8080/a/b.git").as_deref(), Some("http://127.0.0.1:8080/"));
         assert_eq!(url_scope("not a url"), None);
     }
 }

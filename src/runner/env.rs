@@ -85,11 +85,7 @@ pub fn step_env(
         env.insert(k.to_string(), v);
     };
     let (owner, name) = facts.repo.split_once('/').unwrap_or((&facts.repo, ""));
-    let branch = if facts.event == Event::Tag.as_str() {
-        String::new()
-    } else {
-        facts.target.clone()
-    };
+    let branch = if facts.event == Event::Tag.as_str() { String::new() } else { facts.target.clone() };
     set("PATH", STEP_PATH.to_string());
     set("HOME", home.to_string());
     set("CI", "true".into());

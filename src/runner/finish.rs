@@ -7,24 +7,13 @@ use crate::store::{Build, Stage, StageJob, Status};
 
 /// Counts `stage` done, releases or skips the stages waiting on it, and
 /// finishes the build when every stage is done.
-pub(super) async fn finish(
-    runner: &StageRunner,
-    build: &Build,
-    stage: &Stage,
-) -> anyhow::Result<()> {
+pub(super) async fn finish(runner: &StageRunner, build: &Build, stage: &Stage) -> anyhow::Result<()> {
     let mut done = vec![stage.clone()];
     while let Some(finished) = done.pop() {
         let stages = runner.store.stages(build).await?;
-        for mut waiting in stages
-            .iter()
-            .filter(|s| s.status == Status::WaitingOnDependencies)
-            .cloned()
-        {
-            let deps: Vec<Status> = waiting
-                .depends_on
-                .iter()
-                .filter_map(|d| stages.iter().find(|s| &s.name == d).map(|s| s.status))
-                .collect();
+        for mut waiting in stages.iter().filter(|s| s.status == Status::WaitingOnDependencies).cloned() {
+            let deps: Vec<Status> =
+                waiting.depends_on.iter().filter_map(|d| stages.iter().find(|s| &s.name == d).map(|s| s.status)).collect();
             if !deps.iter().all(|s| s.is_done()) {
                 continue;
             }
@@ -33,13 +22,7 @@ pub(super) async fn finish(
                 waiting.status = Status::Pending;
                 waiting.enqueued = true;
                 runner.store.save_stage(&mut waiting).await?;
-                runner
-                    .jobs
-                    .push(&StageJob {
-                        build: build.id,
-                        stage: waiting.id,
-                    })
-                    .await?;
+                runner.jobs.push(&StageJob { build: build.id, stage: waiting.id }).await?;
                 continue;
             }
             waiting.status = Status::Skipped;
@@ -54,17 +37,10 @@ pub(super) async fn finish(
                 timed_out: false,
                 sandboxed: runner.sandbox.is_sandboxed(),
                 cancel_reason: None,
-                notes: vec![format!(
-                    "Skipped: a pipeline it depends on ({}) did not pass.",
-                    waiting.depends_on.join(", ")
-                )],
+                notes: vec![format!("Skipped: a pipeline it depends on ({}) did not pass.", waiting.depends_on.join(", "))],
                 completed: runner.clock.now(),
             };
-            if let Err(e) = runner
-                .publisher
-                .stage_finished(build, &waiting, &report)
-                .await
-            {
+            if let Err(e) = runner.publisher.stage_finished(build, &waiting, &report).await {
                 tracing::warn!(error = %e, "could not publish a skipped stage");
             }
             done.push(waiting);
@@ -83,10 +59,7 @@ pub(super) async fn finish(
                     b.updated = now;
                 })
                 .await?;
-            runner
-                .store
-                .release_delivery(&build.delivery, &build.entry)
-                .await?;
+            runner.store.release_delivery(&build.delivery, &build.entry).await?;
             tracing::info!(repo = %build.repo_slug, number = build.number, status = status.as_str(), "build finished");
         }
     }
@@ -96,9 +69,5 @@ pub(super) async fn finish(
 /// Drone's rule: in stage order, the first killed, failed or errored stage
 /// decides; otherwise the build passed.
 pub fn build_status(stages: &[Stage]) -> Status {
-    stages
-        .iter()
-        .map(|s| s.status)
-        .find(|s| matches!(s, Status::Killed | Status::Failure | Status::Error))
-        .unwrap_or(Status::Success)
+    stages.iter().map(|s| s.status).find(|s| matches!(s, Status::Killed | Status::Failure | Status::Error)).unwrap_or(Status::Success)
 }

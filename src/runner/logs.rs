@@ -51,12 +51,7 @@ impl Captured {
 
 /// Starts the writer of one step's log; send it lines, drop the sender to
 /// finish, and await the handle for what was captured.
-pub fn spawn_writer(
-    logs: Logs,
-    stage: StageId,
-    step: i64,
-    limit: u64,
-) -> (mpsc::Sender<String>, JoinHandle<Captured>) {
+pub fn spawn_writer(logs: Logs, stage: StageId, step: i64, limit: u64) -> (mpsc::Sender<String>, JoinHandle<Captured>) {
     let (tx, mut rx) = mpsc::channel::<String>(CHANNEL_LINES);
     let handle = tokio::spawn(async move {
         let started = Instant::now();
@@ -87,11 +82,7 @@ pub fn spawn_writer(
                     } else {
                         line
                     };
-                    batch.push(LogLine {
-                        pos: captured.lines,
-                        out,
-                        time: started.elapsed().as_secs() as i64,
-                    });
+                    batch.push(LogLine { pos: captured.lines, out, time: started.elapsed().as_secs() as i64 });
                     captured.lines += 1;
                     if batch.len() >= BATCH_LINES {
                         flush(&logs, stage, step, &mut batch).await;

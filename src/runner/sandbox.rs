@@ -62,11 +62,7 @@ pub enum SandboxError {
 }
 
 fn find_on_path(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(program))
-            .find(|p| p.is_file())
-    })
+    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| p.is_file()))
 }
 
 impl Sandbox {
@@ -74,11 +70,7 @@ impl Sandbox {
     /// when running as root, else the current user), on a workspace under
     /// `workspaces` (so a data directory the sandbox user cannot reach is
     /// found at startup, not at the first build).
-    pub async fn probe(
-        unsandboxed: bool,
-        uid: Option<u32>,
-        workspaces: &Path,
-    ) -> Result<Self, SandboxError> {
+    pub async fn probe(unsandboxed: bool, uid: Option<u32>, workspaces: &Path) -> Result<Self, SandboxError> {
         // SAFETY: getuid has no preconditions.
         let root = unsafe { libc::getuid() } == 0;
         let user = match (root, uid) {
@@ -89,44 +81,21 @@ impl Sandbox {
             (false, _) => None,
         };
         if unsandboxed {
-            tracing::warn!(
-                "GREENLIGHT_SANDBOX=none: steps run UNSANDBOXED; every check run says so"
-            );
-            return Ok(Self {
-                isolation: Isolation::Unsandboxed,
-                user,
-            });
+            tracing::warn!("GREENLIGHT_SANDBOX=none: steps run UNSANDBOXED; every check run says so");
+            return Ok(Self { isolation: Isolation::Unsandboxed, user });
         }
         let bwrap = find_on_path("bwrap").ok_or(SandboxError::Missing)?;
-        let sandbox = Self {
-            isolation: Isolation::Bwrap(bwrap),
-            user,
-        };
+        let sandbox = Self { isolation: Isolation::Bwrap(bwrap), user };
         let dir = tempfile::Builder::new()
             .prefix("probe-")
             .tempdir_in(workspaces)
-            .map_err(|e| {
-                SandboxError::Unusable(format!(
-                    "cannot create a workspace in {}: {e}",
-                    workspaces.display()
-                ))
-            })?;
-        sandbox
-            .give(dir.path())
-            .map_err(|e| SandboxError::Unusable(e.to_string()))?;
+            .map_err(|e| SandboxError::Unusable(format!("cannot create a workspace in {}: {e}", workspaces.display())))?;
+        sandbox.give(dir.path()).map_err(|e| SandboxError::Unusable(e.to_string()))?;
         let mut probe = sandbox.command(dir.path(), None);
-        probe
-            .args(["/bin/true"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let out = probe
-            .output()
-            .await
-            .map_err(|e| SandboxError::Unusable(e.to_string()))?;
+        probe.args(["/bin/true"]).stdout(Stdio::null()).stderr(Stdio::piped());
+        let out = probe.output().await.map_err(|e| SandboxError::Unusable(e.to_string()))?;
         if !out.status.success() {
-            return Err(SandboxError::Unusable(
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ));
+            return Err(SandboxError::Unusable(String::from_utf8_lossy(&out.stderr).trim().to_string()));
         }
         Ok(sandbox)
     }
@@ -161,45 +130,17 @@ impl Sandbox {
         let mut cmd = match &self.isolation {
             Isolation::Bwrap(bwrap) => {
                 let mut cmd = Command::new(bwrap);
-                cmd.args([
-                    "--unshare-all",
-                    "--unshare-user",
-                    "--share-net",
-                    "--die-with-parent",
-                    "--new-session",
-                ])
-                .args(["--cap-drop", "ALL", "--hostname", "greenlight"])
-                .args(["--ro-bind", "/usr", "/usr"])
-                .args([
-                    "--symlink",
-                    "usr/bin",
-                    "/bin",
-                    "--symlink",
-                    "usr/sbin",
-                    "/sbin",
-                ])
-                .args([
-                    "--symlink",
-                    "usr/lib",
-                    "/lib",
-                    "--symlink",
-                    "usr/lib64",
-                    "/lib64",
-                ])
-                .args([
-                    "--ro-bind",
-                    "/etc",
-                    "/etc",
-                    "--dev",
-                    "/dev",
-                    "--proc",
-                    "/proc",
-                ])
-                .args(["--size", &TMP_SIZE_BYTES.to_string(), "--tmpfs", "/tmp"])
-                .arg("--bind")
-                .arg(workspace)
-                .arg(WORKSPACE)
-                .args(["--chdir", WORKSPACE, "--clearenv"]);
+                cmd.args(["--unshare-all", "--unshare-user", "--share-net", "--die-with-parent", "--new-session"])
+                    .args(["--cap-drop", "ALL", "--hostname", "greenlight"])
+                    .args(["--ro-bind", "/usr", "/usr"])
+                    .args(["--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin"])
+                    .args(["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64"])
+                    .args(["--ro-bind", "/etc", "/etc", "--dev", "/dev", "--proc", "/proc"])
+                    .args(["--size", &TMP_SIZE_BYTES.to_string(), "--tmpfs", "/tmp"])
+                    .arg("--bind")
+                    .arg(workspace)
+                    .arg(WORKSPACE)
+                    .args(["--chdir", WORKSPACE, "--clearenv"]);
                 if let Some(fd) = script_fd {
                     cmd.args(["--ro-bind-data", &fd.to_string(), "/ci/step.sh"]);
                 }

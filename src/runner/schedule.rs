@@ -29,23 +29,13 @@ pub struct Outcome {
 impl Outcome {
     /// A step that did not run.
     pub fn skipped() -> Self {
-        Self {
-            status: Status::Skipped,
-            exit_code: 0,
-            error: String::new(),
-            timed_out: false,
-        }
+        Self { status: Status::Skipped, exit_code: 0, error: String::new(), timed_out: false }
     }
 }
 
 /// Runs the steps through `launch` (which runs step `i` and reports how it
 /// ended); returns every step's outcome, in step order.
-pub async fn execute<F, Fut>(
-    steps: &[Step],
-    facts: &Facts<'_>,
-    cancel: &CancellationToken,
-    launch: F,
-) -> Vec<Outcome>
+pub async fn execute<F, Fut>(steps: &[Step], facts: &Facts<'_>, cancel: &CancellationToken, launch: F) -> Vec<Outcome>
 where
     F: Fn(usize) -> Fut,
     Fut: Future<Output = Outcome>,
@@ -57,11 +47,7 @@ where
             if serial {
                 if i == 0 { vec![] } else { vec![i - 1] }
             } else {
-                steps[i]
-                    .depends_on
-                    .iter()
-                    .filter_map(|d| steps.iter().position(|s| &s.name == d))
-                    .collect()
+                steps[i].depends_on.iter().filter_map(|d| steps.iter().position(|s| &s.name == d)).collect()
             }
         })
         .collect();
@@ -83,11 +69,7 @@ where
                 started[i] = true;
                 changed = true;
                 let when = &steps[i].when;
-                if cancel.is_cancelled()
-                    || stopped
-                    || !when.matches(facts)
-                    || !when.admits_status(failing)
-                {
+                if cancel.is_cancelled() || stopped || !when.matches(facts) || !when.admits_status(failing) {
                     outcomes[i] = Some(Outcome::skipped());
                     continue;
                 }
@@ -106,10 +88,7 @@ where
         }
         outcomes[i] = Some(outcome);
     }
-    outcomes
-        .into_iter()
-        .map(|o| o.unwrap_or_else(Outcome::skipped))
-        .collect()
+    outcomes.into_iter().map(|o| o.unwrap_or_else(Outcome::skipped)).collect()
 }
 
 /// A stage's status from its steps' outcomes.
@@ -117,15 +96,8 @@ pub fn stage_status(steps: &[Step], outcomes: &[Outcome], cancelled: bool) -> St
     if cancelled {
         return Status::Killed;
     }
-    let failed = steps
-        .iter()
-        .zip(outcomes)
-        .any(|(s, o)| o.status.is_failed() && !s.ignore_failure);
-    if failed {
-        Status::Failure
-    } else {
-        Status::Success
-    }
+    let failed = steps.iter().zip(outcomes).any(|(s, o)| o.status.is_failed() && !s.ignore_failure);
+    if failed { Status::Failure } else { Status::Success }
 }
 
 #[cfg(test)]
@@ -135,22 +107,11 @@ mod tests {
     use std::sync::Mutex;
 
     fn facts() -> Facts<'static> {
-        Facts {
-            event: "push",
-            branch: "main",
-            git_ref: "refs/heads/main",
-            action: "",
-            repo: "acme/widget",
-        }
+        Facts { event: "push", branch: "main", git_ref: "refs/heads/main", action: "", repo: "acme/widget" }
     }
 
     fn outcome(status: Status, exit_code: i64) -> Outcome {
-        Outcome {
-            status,
-            exit_code,
-            error: String::new(),
-            timed_out: false,
-        }
+        Outcome { status, exit_code, error: String::new(), timed_out: false }
     }
 
     /// Runs a pipeline whose steps "exit" with the code in their first command.
@@ -161,44 +122,31 @@ mod tests {
         let outcomes = execute(&steps, &facts(), &CancellationToken::new(), |i| {
             order.lock().unwrap().push(steps[i].name.clone());
             let code: i64 = steps[i].commands[0].parse().unwrap();
-            async move {
-                outcome(
-                    if code == 0 || code == EXIT_STOP {
-                        Status::Success
-                    } else {
-                        Status::Failure
-                    },
-                    code,
-                )
-            }
+            async move { outcome(if code == 0 || code == EXIT_STOP { Status::Success } else { Status::Failure }, code) }
         })
         .await;
-        (
-            order.into_inner().unwrap(),
-            outcomes.into_iter().map(|o| o.status).collect(),
-        )
+        (order.into_inner().unwrap(), outcomes.into_iter().map(|o| o.status).collect())
     }
 
     #[tokio::test]
     async fn a_failure_skips_the_rest_unless_they_ask_for_failure() {
         let (order, statuses) = run("kind: pipeline\ntype: exec\nsteps:\n- {name: a, commands: ['1']}\n- {name: b, commands: ['0']}\n- {name: notify, commands: ['0'], when: {status: [failure]}}\n").await;
         assert_eq!(order, vec!["a", "notify"]);
-        assert_eq!(
-            statuses,
-            vec![Status::Failure, Status::Skipped, Status::Success]
-        );
+        assert_eq!(statuses, vec![Status::Failure, Status::Skipped, Status::Success]);
     }
 
     #[tokio::test]
     async fn ignored_failures_do_not_fail_the_stage() {
-        let (order, statuses) = run("kind: pipeline\ntype: exec\nsteps:\n- {name: a, commands: ['1'], failure: ignore}\n- {name: b, commands: ['0']}\n").await;
+        let (order, statuses) =
+            run("kind: pipeline\ntype: exec\nsteps:\n- {name: a, commands: ['1'], failure: ignore}\n- {name: b, commands: ['0']}\n").await;
         assert_eq!(order, vec!["a", "b"]);
         assert_eq!(statuses, vec![Status::Failure, Status::Success]);
     }
 
     #[tokio::test]
     async fn exit_78_stops_the_stage_successfully() {
-        let (order, statuses) = run("kind: pipeline\ntype: exec\nsteps:\n- {name: a, commands: ['78']}\n- {name: b, commands: ['0']}\n").await;
+        let (order, statuses) =
+            run("kind: pipeline\ntype: exec\nsteps:\n- {name: a, commands: ['78']}\n- {name: b, commands: ['0']}\n").await;
         assert_eq!(order, vec!["a"]);
         assert_eq!(statuses, vec![Status::Success, Status::Skipped]);
     }
@@ -211,7 +159,9 @@ mod tests {
 
     #[tokio::test]
     async fn when_conditions_skip_steps() {
-        let (order, statuses) = run("kind: pipeline\ntype: exec\nsteps:\n- {name: a, commands: ['0'], when: {event: [tag]}}\n- {name: b, commands: ['0']}\n").await;
+        let (order, statuses) =
+            run("kind: pipeline\ntype: exec\nsteps:\n- {name: a, commands: ['0'], when: {event: [tag]}}\n- {name: b, commands: ['0']}\n")
+                .await;
         assert_eq!(order, vec!["b"]);
         assert_eq!(statuses, vec![Status::Skipped, Status::Success]);
     }

@@ -54,22 +54,9 @@ impl StageRunner {
     }
 
     /// Runs a stage; `Err` leaves its job queued to be retried.
-    pub async fn run(
-        &self,
-        job: &StageJob,
-        cancel: &CancellationToken,
-        hand_back: &CancellationToken,
-    ) -> anyhow::Result<()> {
-        let mut stage = self
-            .store
-            .stage(job.stage)
-            .await?
-            .context("stage vanished")?;
-        let build = self
-            .store
-            .build(job.build)
-            .await?
-            .context("build vanished")?;
+    pub async fn run(&self, job: &StageJob, cancel: &CancellationToken, hand_back: &CancellationToken) -> anyhow::Result<()> {
+        let mut stage = self.store.stage(job.stage).await?.context("stage vanished")?;
+        let build = self.store.build(job.build).await?.context("build vanished")?;
         let mut notes = Vec::new();
         if stage.status == Status::Running {
             tracing::warn!(stage = %stage.id, previous = %stage.machine, "taking over a stage whose worker stopped; running it again from the start");
@@ -108,11 +95,7 @@ impl StageRunner {
             tracing::warn!(error = %e, "could not mark the check run in progress; going on");
         }
 
-        let workspace = self
-            .settings
-            .data_dir
-            .join("workspaces")
-            .join(format!("stage-{}", stage.id));
+        let workspace = self.settings.data_dir.join("workspaces").join(format!("stage-{}", stage.id));
         let outcome = self.execute(&build, stage, &workspace, cancel, notes).await;
         let _ = tokio::fs::remove_dir_all(&workspace).await;
         let (mut stage, report) = outcome?;
@@ -120,10 +103,7 @@ impl StageRunner {
         if hand_back.is_cancelled() && !self.store.is_cancelled(build.id).await.unwrap_or(false) {
             return self.requeue(&build, &mut stage).await;
         }
-        self.publisher
-            .stage_finished(&build, &stage, &report)
-            .await
-            .context("publishing the stage result")?;
+        self.publisher.stage_finished(&build, &stage, &report).await.context("publishing the stage result")?;
         super::finish::finish(self, &build, &stage).await
     }
 
@@ -135,22 +115,10 @@ impl StageRunner {
         }
         self.store.save_stage(stage).await?;
         if let Some(id) = stage.check_run {
-            let queued = CheckRunBody {
-                status: Some(CheckStatus::Queued),
-                ..CheckRunBody::default()
-            };
-            let _ = self
-                .publisher
-                .github()
-                .update_check_run(build.installation, &repo_path(build), id, &queued)
-                .await;
+            let queued = CheckRunBody { status: Some(CheckStatus::Queued), ..CheckRunBody::default() };
+            let _ = self.publisher.github().update_check_run(build.installation, &repo_path(build), id, &queued).await;
         }
-        self.jobs
-            .push(&StageJob {
-                build: build.id,
-                stage: stage.id,
-            })
-            .await?;
+        self.jobs.push(&StageJob { build: build.id, stage: stage.id }).await?;
         tracing::info!(stage = %stage.id, "handed a stage back to the queue");
         Ok(())
     }
@@ -164,9 +132,7 @@ impl StageRunner {
         mut notes: Vec<String>,
     ) -> anyhow::Result<(Stage, StageReport)> {
         let _ = tokio::fs::remove_dir_all(workspace).await;
-        tokio::fs::create_dir_all(workspace)
-            .await
-            .with_context(|| format!("creating {}", workspace.display()))?;
+        tokio::fs::create_dir_all(workspace).await.with_context(|| format!("creating {}", workspace.display()))?;
         self.sandbox.give(workspace)?;
         let repo = self.store.repo(build.repo_id).await?;
         let workspace_in = self.sandbox.workspace_path(workspace).into_owned();
@@ -178,11 +144,7 @@ impl StageRunner {
             stage: Mutex::new(stage),
             tails: Mutex::default(),
             workspace: workspace.to_path_buf(),
-            home: if self.sandbox.is_sandboxed() {
-                "/tmp".to_string()
-            } else {
-                workspace_in.clone()
-            },
+            home: if self.sandbox.is_sandboxed() { "/tmp".to_string() } else { workspace_in.clone() },
             workspace_in,
         };
         let cloned = run.offset == 0 || self.clone_step(&run).await;
@@ -194,21 +156,12 @@ impl StageRunner {
             repo: &build.repo_slug,
         };
         let outcomes = if cloned {
-            schedule::execute(&run.pipeline.steps, &match_facts, cancel, |i| {
-                self.step(&run, i, cancel)
-            })
-            .await
+            schedule::execute(&run.pipeline.steps, &match_facts, cancel, |i| self.step(&run, i, cancel)).await
         } else {
             vec![Outcome::skipped(); run.pipeline.steps.len()]
         };
 
-        let Run {
-            mut stage,
-            tails,
-            pipeline,
-            offset,
-            ..
-        } = run;
+        let Run { mut stage, tails, pipeline, offset, .. } = run;
         let (stage, tails) = (stage.get_mut(), tails.into_inner());
         for (i, outcome) in outcomes.iter().enumerate() {
             if outcome.status == Status::Skipped {
@@ -216,39 +169,21 @@ impl StageRunner {
             }
         }
         let cancelled = cancel.is_cancelled();
-        stage.status = if cloned {
-            schedule::stage_status(&pipeline.steps, &outcomes, cancelled)
-        } else {
-            Status::Failure
-        };
-        let failed = stage
-            .steps
-            .iter()
-            .position(|s| s.status.is_failed() && !s.errignore && s.status != Status::Killed);
+        stage.status = if cloned { schedule::stage_status(&pipeline.steps, &outcomes, cancelled) } else { Status::Failure };
+        let failed = stage.steps.iter().position(|s| s.status.is_failed() && !s.errignore && s.status != Status::Killed);
         stage.exit_code = failed.map_or(0, |i| stage.steps[i].exit_code);
-        if let Some(error) = stage
-            .steps
-            .iter()
-            .find(|s| s.status == Status::Error)
-            .map(|s| s.error.clone())
-        {
+        if let Some(error) = stage.steps.iter().find(|s| s.status == Status::Error).map(|s| s.error.clone()) {
             stage.error = error;
         }
         stage.stopped = self.now();
         self.store.save_stage(stage).await?;
         let timed_out = outcomes.iter().any(|o| o.timed_out);
         if timed_out {
-            notes.push(format!(
-                "A step ran past the step timeout of {}s and was killed.",
-                pipeline.step_timeout.as_secs()
-            ));
+            notes.push(format!("A step ran past the step timeout of {}s and was killed.", pipeline.step_timeout.as_secs()));
         }
         let report = StageReport {
             failed_step: failed.map(|i| stage.steps[i].name.clone()),
-            tail: failed
-                .and_then(|i| tails.get(&i))
-                .map(Captured::tail_text)
-                .unwrap_or_default(),
+            tail: failed.and_then(|i| tails.get(&i)).map(Captured::tail_text).unwrap_or_default(),
             timed_out,
             sandboxed: self.sandbox.is_sandboxed(),
             cancel_reason: cancelled.then(|| "cancelled".to_string()),
@@ -292,24 +227,11 @@ impl StageRunner {
             let stage = run.stage.lock().await;
             (stage.id, stage.number)
         };
-        let (lines, writer) =
-            spawn_writer(self.logs.clone(), stage_id, number, self.settings.log_limit);
+        let (lines, writer) = spawn_writer(self.logs.clone(), stage_id, number, self.settings.log_limit);
         let step = &run.pipeline.steps[i];
-        let ending = match step_env(
-            &run.facts,
-            &run.pipeline,
-            stage_number,
-            step,
-            number,
-            &run.workspace_in,
-            &run.home,
-        ) {
+        let ending = match step_env(&run.facts, &run.pipeline, stage_number, step, number, &run.workspace_in, &run.home) {
             Ok(env) => {
-                let spec = StepSpec {
-                    commands: step.commands.clone(),
-                    env,
-                    timeout: run.pipeline.step_timeout,
-                };
+                let spec = StepSpec { commands: step.commands.clone(), env, timeout: run.pipeline.step_timeout };
                 step::run(&self.sandbox, &run.workspace, &spec, &lines, cancel).await
             }
             Err(e) => Ending::Failed(e.to_string()),
@@ -319,8 +241,7 @@ impl StageRunner {
             let _ = lines.send(note).await;
         }
         drop(lines);
-        self.step_ended(run, index, &outcome, writer.await.unwrap_or_default())
-            .await;
+        self.step_ended(run, index, &outcome, writer.await.unwrap_or_default()).await;
         outcome
     }
 
@@ -328,45 +249,21 @@ impl StageRunner {
     async fn clone_step(&self, run: &Run<'_>) -> bool {
         let number = self.step_started(run, 0).await;
         let stage_id = run.stage.lock().await.id;
-        let (lines, writer) =
-            spawn_writer(self.logs.clone(), stage_id, number, self.settings.log_limit);
+        let (lines, writer) = spawn_writer(self.logs.clone(), stage_id, number, self.settings.log_limit);
         let build = run.build;
-        let result = match self
-            .publisher
-            .github()
-            .installation_token(build.installation)
-            .await
-        {
-            Ok(token) => {
-                clone::fetch(
-                    &self.sandbox,
-                    &run.workspace,
-                    &build.clone_url,
-                    &build.after.0,
-                    Some(&token),
-                    &lines,
-                )
-                .await
-            }
-            Err(e) => Err(format!(
-                "cannot get an installation token to clone with: {e}"
-            )),
+        let result = match self.publisher.github().installation_token(build.installation).await {
+            Ok(token) => clone::fetch(&self.sandbox, &run.workspace, &build.clone_url, &build.after.0, Some(&token), &lines).await,
+            Err(e) => Err(format!("cannot get an installation token to clone with: {e}")),
         };
         let outcome = match &result {
             Ok(()) => Ending::Exited(0).outcome(run.pipeline.step_timeout).0,
             Err(reason) => {
                 let _ = lines.send(format!("[greenlight] {reason}\n")).await;
-                Outcome {
-                    status: Status::Failure,
-                    exit_code: 1,
-                    error: reason.clone(),
-                    timed_out: false,
-                }
+                Outcome { status: Status::Failure, exit_code: 1, error: reason.clone(), timed_out: false }
             }
         };
         drop(lines);
-        self.step_ended(run, 0, &outcome, writer.await.unwrap_or_default())
-            .await;
+        self.step_ended(run, 0, &outcome, writer.await.unwrap_or_default()).await;
         result.is_ok()
     }
 }

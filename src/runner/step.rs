@@ -51,48 +51,23 @@ pub const EXIT_CANCELLED: i64 = 130;
 impl Ending {
     /// The step's outcome, and a line for its log when greenlight ended it.
     pub fn outcome(&self, timeout: Duration) -> (Outcome, Option<String>) {
-        let done = |status, exit_code: i64, error: String, timed_out| Outcome {
-            status,
-            exit_code,
-            error,
-            timed_out,
-        };
+        let done = |status, exit_code: i64, error: String, timed_out| Outcome { status, exit_code, error, timed_out };
         match self {
             Ending::Exited(0) => (done(Status::Success, 0, String::new(), false), None),
-            Ending::Exited(code) if i64::from(*code) == EXIT_STOP => {
-                (done(Status::Success, EXIT_STOP, String::new(), false), None)
-            }
-            Ending::Exited(code) => (
-                done(Status::Failure, i64::from(*code), String::new(), false),
-                None,
-            ),
+            Ending::Exited(code) if i64::from(*code) == EXIT_STOP => (done(Status::Success, EXIT_STOP, String::new(), false), None),
+            Ending::Exited(code) => (done(Status::Failure, i64::from(*code), String::new(), false), None),
             Ending::TimedOut => {
                 let secs = timeout.as_secs();
                 (
-                    done(
-                        Status::Failure,
-                        EXIT_KILLED,
-                        format!("timed out after {secs}s"),
-                        true,
-                    ),
-                    Some(format!(
-                        "[greenlight] step timed out after {secs}s and was killed\n"
-                    )),
+                    done(Status::Failure, EXIT_KILLED, format!("timed out after {secs}s"), true),
+                    Some(format!("[greenlight] step timed out after {secs}s and was killed\n")),
                 )
             }
             Ending::Cancelled => (
-                done(
-                    Status::Killed,
-                    EXIT_CANCELLED,
-                    "cancelled".to_string(),
-                    false,
-                ),
+                done(Status::Killed, EXIT_CANCELLED, "cancelled".to_string(), false),
                 Some("[greenlight] step cancelled and killed\n".to_string()),
             ),
-            Ending::Failed(reason) => (
-                done(Status::Error, 255, reason.clone(), false),
-                Some(format!("[greenlight] {reason}\n")),
-            ),
+            Ending::Failed(reason) => (done(Status::Error, 255, reason.clone(), false), Some(format!("[greenlight] {reason}\n"))),
         }
     }
 }
@@ -111,10 +86,7 @@ pub fn script(env: &[(String, String)], commands: &[String]) -> String {
         }
     }
     for command in commands {
-        out.push_str(&format!(
-            "printf '%s\\n' {}\n{command}\n",
-            single_quote(&format!("+ {command}"))
-        ));
+        out.push_str(&format!("printf '%s\\n' {}\n{command}\n", single_quote(&format!("+ {command}"))));
     }
     out
 }
@@ -131,24 +103,17 @@ impl LineSplitter {
         let mut lines = Vec::new();
         while !bytes.is_empty() {
             let room = MAX_LINE_BYTES - self.partial.len();
-            let take = bytes
-                .iter()
-                .take(room)
-                .position(|b| *b == b'\n')
-                .map(|i| i + 1);
+            let take = bytes.iter().take(room).position(|b| *b == b'\n').map(|i| i + 1);
             match take {
                 Some(n) => {
                     self.partial.extend_from_slice(&bytes[..n]);
                     bytes = &bytes[n..];
-                    lines.push(
-                        String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned(),
-                    );
+                    lines.push(String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned());
                 }
                 None if bytes.len() >= room => {
                     self.partial.extend_from_slice(&bytes[..room]);
                     bytes = &bytes[room..];
-                    let mut piece =
-                        String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned();
+                    let mut piece = String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned();
                     piece.push('\n');
                     lines.push(piece);
                 }
@@ -174,13 +139,7 @@ impl LineSplitter {
 /// Runs a step in `workspace`, sending its output lines (stdout and stderr
 /// merged, in order) to `lines`. Backpressure on `lines` slows the reader,
 /// never buffers without bound.
-pub async fn run(
-    sandbox: &Sandbox,
-    workspace: &Path,
-    spec: &StepSpec,
-    lines: &mpsc::Sender<String>,
-    cancel: &CancellationToken,
-) -> Ending {
+pub async fn run(sandbox: &Sandbox, workspace: &Path, spec: &StepSpec, lines: &mpsc::Sender<String>, cancel: &CancellationToken) -> Ending {
     let text = script(&spec.env, &spec.commands);
     let (script_read, mut script_write) = match std::io::pipe() {
         Ok(pair) => pair,
@@ -219,8 +178,7 @@ pub async fn run(
         use std::io::Write;
         let _ = script_write.write_all(text.as_bytes());
     });
-    let mut reader = match tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(out_read))
-    {
+    let mut reader = match tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(out_read)) {
         Ok(r) => r,
         Err(e) => {
             let _ = child.start_kill();
@@ -297,10 +255,7 @@ mod tests {
     #[test]
     fn the_script_echoes_commands_and_quotes_values() {
         let s = script(&[("A".into(), "it's".into())], &["echo $A".into()]);
-        assert_eq!(
-            s,
-            "set -e\nexport A='it'\\''s'\nprintf '%s\\n' '+ echo $A'\necho $A\n"
-        );
+        assert_eq!(s, "set -e\nexport A='it'\\''s'\nprintf '%s\\n' '+ echo $A'\necho $A\n");
     }
 
     #[test]
@@ -310,10 +265,7 @@ mod tests {
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0].len(), MAX_LINE_BYTES + 1);
         assert!(split.feed(b"yz").is_empty());
-        assert_eq!(
-            split.feed(b"\nnext\n"),
-            vec![format!("{}yz\n", "x".repeat(10)), "next\n".to_string()]
-        );
+        assert_eq!(split.feed(b"\nnext\n"), vec![format!("{}yz\n", "x".repeat(10)), "next\n".to_string()]);
         assert_eq!(split.finish(), None);
     }
 }

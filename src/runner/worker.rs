@@ -85,13 +85,7 @@ impl Worker {
             settings: settings.clone(),
             machine: consumer.clone(),
         };
-        Self {
-            jobs: WorkQueue::new(pool, STAGES, WORKERS),
-            redis,
-            runner: Arc::new(runner),
-            settings,
-            consumer,
-        }
+        Self { jobs: WorkQueue::new(pool, STAGES, WORKERS), redis, runner: Arc::new(runner), settings, consumer }
     }
 
     /// Claims and runs stages until `shutdown`; then lets running stages
@@ -153,16 +147,9 @@ impl Worker {
             }
         }
         if !tasks.is_empty() {
-            tracing::info!(
-                running = tasks.len(),
-                grace_secs = me.settings.grace.as_secs(),
-                "stopping: waiting for running stages"
-            );
+            tracing::info!(running = tasks.len(), grace_secs = me.settings.grace.as_secs(), "stopping: waiting for running stages");
             let all_done = async { while tasks.join_next().await.is_some() {} };
-            if tokio::time::timeout(me.settings.grace, all_done)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(me.settings.grace, all_done).await.is_err() {
                 tracing::warn!("grace period over: handing the remaining stages back to the queue");
                 hand_back.cancel();
                 while tasks.join_next().await.is_some() {}
@@ -170,12 +157,7 @@ impl Worker {
         }
     }
 
-    async fn job(
-        self: Arc<Self>,
-        entry: Entry<StageJob>,
-        _permit: tokio::sync::OwnedSemaphorePermit,
-        hand_back: CancellationToken,
-    ) {
+    async fn job(self: Arc<Self>, entry: Entry<StageJob>, _permit: tokio::sync::OwnedSemaphorePermit, hand_back: CancellationToken) {
         let job = match entry.item {
             Ok(job) => job,
             Err(reason) => {
@@ -213,12 +195,7 @@ impl Worker {
             }
         }
         let cancel = CancellationToken::new();
-        let keepalive = tokio::spawn(self.clone().keep_alive(
-            entry.id.clone(),
-            job.clone(),
-            cancel.clone(),
-            hand_back.clone(),
-        ));
+        let keepalive = tokio::spawn(self.clone().keep_alive(entry.id.clone(), job.clone(), cancel.clone(), hand_back.clone()));
         let handed_back = self.runner.run(&job, &cancel, &hand_back).await;
         keepalive.abort();
         let _ = self.release(job.stage).await;
@@ -233,12 +210,7 @@ impl Worker {
     }
 
     async fn acquire(&self, stage: StageId) -> redis::RedisResult<bool> {
-        let mut conn = self
-            .redis
-            .pool
-            .get()
-            .await
-            .map_err(crate::queue::pool_error)?;
+        let mut conn = self.redis.pool.get().await.map_err(crate::queue::pool_error)?;
         let set: Option<String> = redis::cmd("SET")
             .arg(lease_key(stage))
             .arg(&self.consumer)
@@ -251,28 +223,13 @@ impl Worker {
     }
 
     async fn release(&self, stage: StageId) -> redis::RedisResult<()> {
-        let mut conn = self
-            .redis
-            .pool
-            .get()
-            .await
-            .map_err(crate::queue::pool_error)?;
-        redis::Script::new(RELEASE)
-            .key(lease_key(stage))
-            .arg(&self.consumer)
-            .invoke_async::<i64>(&mut conn)
-            .await?;
+        let mut conn = self.redis.pool.get().await.map_err(crate::queue::pool_error)?;
+        redis::Script::new(RELEASE).key(lease_key(stage)).arg(&self.consumer).invoke_async::<i64>(&mut conn).await?;
         Ok(())
     }
 
     /// Renews the lease and the job's idle time, and watches for a cancel request.
-    async fn keep_alive(
-        self: Arc<Self>,
-        entry: EntryId,
-        job: StageJob,
-        cancel: CancellationToken,
-        hand_back: CancellationToken,
-    ) {
+    async fn keep_alive(self: Arc<Self>, entry: EntryId, job: StageJob, cancel: CancellationToken, hand_back: CancellationToken) {
         let every = self.settings.lease / 3;
         loop {
             tokio::select! {
@@ -292,8 +249,7 @@ impl Worker {
                 tracing::warn!(error = %e, "renewing a stage lease failed");
             }
             let _ = self.jobs.keep_alive(&self.consumer, &entry).await;
-            let cancelled: redis::RedisResult<bool> =
-                conn.exists(crate::store::cancel_key(job.build)).await;
+            let cancelled: redis::RedisResult<bool> = conn.exists(crate::store::cancel_key(job.build)).await;
             if cancelled.unwrap_or(false) {
                 cancel.cancel();
             }

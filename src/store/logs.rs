@@ -46,25 +46,14 @@ impl Logs {
         }
         let mut conn = self.pool.get().await.map_err(pool_error)?;
         let json = serde_json::to_string(lines).expect("log lines serialize");
-        redis::cmd("XADD")
-            .arg(log_key(stage, step))
-            .arg("*")
-            .arg("lines")
-            .arg(json)
-            .query_async::<String>(&mut conn)
-            .await?;
+        redis::cmd("XADD").arg(log_key(stage, step)).arg("*").arg("lines").arg(json).query_async::<String>(&mut conn).await?;
         Ok(())
     }
 
     /// Every line stored so far.
     pub async fn read(&self, stage: StageId, step: i64) -> RedisResult<Vec<LogLine>> {
         let mut conn = self.pool.get().await.map_err(pool_error)?;
-        let reply: StreamRangeReply = redis::cmd("XRANGE")
-            .arg(log_key(stage, step))
-            .arg("-")
-            .arg("+")
-            .query_async(&mut conn)
-            .await?;
+        let reply: StreamRangeReply = redis::cmd("XRANGE").arg(log_key(stage, step)).arg("-").arg("+").query_async(&mut conn).await?;
         Ok(reply
             .ids
             .iter()
@@ -76,10 +65,7 @@ impl Logs {
     /// Forgets a step's log (a stage run again starts afresh).
     pub async fn clear(&self, stage: StageId, step: i64) -> RedisResult<()> {
         let mut conn = self.pool.get().await.map_err(pool_error)?;
-        redis::cmd("DEL")
-            .arg(log_key(stage, step))
-            .query_async::<i64>(&mut conn)
-            .await?;
+        redis::cmd("DEL").arg(log_key(stage, step)).query_async::<i64>(&mut conn).await?;
         Ok(())
     }
 }

@@ -100,13 +100,8 @@ impl Store {
     async fn get_json<T: DeserializeOwned>(&self, key: &str) -> RedisResult<Option<T>> {
         let raw: Option<String> = self.conn().await?.get(key).await?;
         raw.map(|text| {
-            serde_json::from_str(&text).map_err(|e| {
-                redis::RedisError::from((
-                    redis::ErrorKind::Parse,
-                    "corrupt record",
-                    format!("{key}: {e}"),
-                ))
-            })
+            serde_json::from_str(&text)
+                .map_err(|e| redis::RedisError::from((redis::ErrorKind::Parse, "corrupt record", format!("{key}: {e}"))))
         })
         .transpose()
     }
@@ -117,12 +112,7 @@ impl Store {
     }
 
     /// Records (or refreshes) a repository from a delivery.
-    pub async fn upsert_repo(
-        &self,
-        info: &RepoInfo,
-        installation: InstallationId,
-        now: i64,
-    ) -> RedisResult<Repo> {
+    pub async fn upsert_repo(&self, info: &RepoInfo, installation: InstallationId, now: i64) -> RedisResult<Repo> {
         let existing: Option<Repo> = self.get_json(&repo_key(info.id)).await?;
         let repo = Repo {
             id: info.id,
@@ -163,44 +153,22 @@ impl Store {
     }
 
     /// Claims a delivery GUID for a queue entry (see [`Claim`]).
-    pub async fn claim_delivery(
-        &self,
-        delivery: &DeliveryId,
-        entry: &EntryId,
-    ) -> RedisResult<Claim> {
-        let owner: String = redis::Script::new(CLAIM_DELIVERY)
-            .key(delivery_key(delivery))
-            .arg(&entry.0)
-            .invoke_async(&mut self.conn().await?)
-            .await?;
-        Ok(if owner == entry.0 {
-            Claim::Owned
-        } else {
-            Claim::InFlight(EntryId(owner))
-        })
+    pub async fn claim_delivery(&self, delivery: &DeliveryId, entry: &EntryId) -> RedisResult<Claim> {
+        let owner: String =
+            redis::Script::new(CLAIM_DELIVERY).key(delivery_key(delivery)).arg(&entry.0).invoke_async(&mut self.conn().await?).await?;
+        Ok(if owner == entry.0 { Claim::Owned } else { Claim::InFlight(EntryId(owner)) })
     }
 
     /// Releases a delivery once its build has finished, so that a redelivery starts a new build.
-    pub async fn release_delivery(
-        &self,
-        delivery: &DeliveryId,
-        entry: &EntryId,
-    ) -> RedisResult<()> {
-        let _: i64 = redis::Script::new(RELEASE_DELIVERY)
-            .key(delivery_key(delivery))
-            .arg(&entry.0)
-            .invoke_async(&mut self.conn().await?)
-            .await?;
+    pub async fn release_delivery(&self, delivery: &DeliveryId, entry: &EntryId) -> RedisResult<()> {
+        let _: i64 =
+            redis::Script::new(RELEASE_DELIVERY).key(delivery_key(delivery)).arg(&entry.0).invoke_async(&mut self.conn().await?).await?;
         Ok(())
     }
 
     /// The build id and number of a queue entry, allocated on first call.
     /// Returns `(id, number, fresh)`.
-    pub async fn allocate_build(
-        &self,
-        entry: &EntryId,
-        repo: RepoId,
-    ) -> RedisResult<(BuildId, i64, bool)> {
+    pub async fn allocate_build(&self, entry: &EntryId, repo: RepoId) -> RedisResult<(BuildId, i64, bool)> {
         let (id, number, fresh): (i64, i64, i64) = redis::Script::new(ALLOCATE_BUILD)
             .key(format!("gl:entry:{entry}:build"))
             .key("gl:ids:build")
@@ -212,23 +180,13 @@ impl Store {
 
     /// The build an entry already allocated, if any.
     pub async fn allocate_existing(&self, entry: &EntryId) -> RedisResult<Option<BuildId>> {
-        let raw: Option<String> = self
-            .conn()
-            .await?
-            .get(format!("gl:entry:{entry}:build"))
-            .await?;
-        Ok(raw
-            .and_then(|r| r.split(':').next().and_then(|id| id.parse().ok()))
-            .map(BuildId))
+        let raw: Option<String> = self.conn().await?.get(format!("gl:entry:{entry}:build")).await?;
+        Ok(raw.and_then(|r| r.split(':').next().and_then(|id| id.parse().ok())).map(BuildId))
     }
 
     /// Reserves `count` consecutive ids of a kind (`stage`, `step`); returns the first.
     pub async fn allocate_ids(&self, kind: &str, count: usize) -> RedisResult<i64> {
-        let last: i64 = self
-            .conn()
-            .await?
-            .incr(format!("gl:ids:{kind}"), count)
-            .await?;
+        let last: i64 = self.conn().await?.incr(format!("gl:ids:{kind}"), count).await?;
         Ok(last - count as i64 + 1)
     }
 
@@ -236,15 +194,9 @@ impl Store {
     pub async fn record_build(&self, build: &Build, stages: &[Stage]) -> RedisResult<()> {
         let mut pipe = redis::pipe();
         pipe.atomic();
-        pipe.set(
-            build_key(build.id),
-            serde_json::to_string(build).expect("records serialize"),
-        );
+        pipe.set(build_key(build.id), serde_json::to_string(build).expect("records serialize"));
         for stage in stages {
-            pipe.set(
-                stage_key(stage.id),
-                serde_json::to_string(stage).expect("records serialize"),
-            );
+            pipe.set(stage_key(stage.id), serde_json::to_string(stage).expect("records serialize"));
         }
         pipe.zadd(builds_key(build.repo_id), build.id.0, build.number);
         pipe.query_async::<()>(&mut self.conn().await?).await
@@ -257,11 +209,7 @@ impl Store {
 
     /// A build by repository and number.
     pub async fn build_by_number(&self, repo: RepoId, number: i64) -> RedisResult<Option<Build>> {
-        let ids: Vec<i64> = self
-            .conn()
-            .await?
-            .zrangebyscore(builds_key(repo), number, number)
-            .await?;
+        let ids: Vec<i64> = self.conn().await?.zrangebyscore(builds_key(repo), number, number).await?;
         match ids.first() {
             Some(id) => self.build(BuildId(*id)).await,
             None => Ok(None),
@@ -269,24 +217,11 @@ impl Store {
     }
 
     /// The numbers and ids of a repository's builds, newest first.
-    pub async fn build_ids(
-        &self,
-        repo: RepoId,
-        offset: usize,
-        count: usize,
-    ) -> RedisResult<Vec<BuildId>> {
+    pub async fn build_ids(&self, repo: RepoId, offset: usize, count: usize) -> RedisResult<Vec<BuildId>> {
         if count == 0 {
             return Ok(Vec::new());
         }
-        let ids: Vec<i64> = self
-            .conn()
-            .await?
-            .zrevrange(
-                builds_key(repo),
-                offset as isize,
-                (offset + count - 1) as isize,
-            )
-            .await?;
+        let ids: Vec<i64> = self.conn().await?.zrevrange(builds_key(repo), offset as isize, (offset + count - 1) as isize).await?;
         Ok(ids.into_iter().map(BuildId).collect())
     }
 
@@ -298,34 +233,23 @@ impl Store {
 
     /// Reads, changes and writes a build atomically (optimistic: retried if
     /// another process wrote it meanwhile). Returns the build as written.
-    pub async fn update_build(
-        &self,
-        id: BuildId,
-        mut change: impl FnMut(&mut Build),
-    ) -> RedisResult<Option<Build>> {
+    pub async fn update_build(&self, id: BuildId, mut change: impl FnMut(&mut Build)) -> RedisResult<Option<Build>> {
         let key = build_key(id);
         let mut conn = self.conn().await?;
         loop {
-            redis::cmd("WATCH")
-                .arg(&key)
-                .query_async::<()>(&mut conn)
-                .await?;
+            redis::cmd("WATCH").arg(&key).query_async::<()>(&mut conn).await?;
             let raw: Option<String> = conn.get(&key).await?;
             let Some(raw) = raw else {
                 redis::cmd("UNWATCH").query_async::<()>(&mut conn).await?;
                 return Ok(None);
             };
-            let mut build: Build = serde_json::from_str(&raw).map_err(|e| {
-                redis::RedisError::from((redis::ErrorKind::Parse, "corrupt build", e.to_string()))
-            })?;
+            let mut build: Build = serde_json::from_str(&raw)
+                .map_err(|e| redis::RedisError::from((redis::ErrorKind::Parse, "corrupt build", e.to_string())))?;
             change(&mut build);
             build.version += 1;
             let written: Option<()> = redis::pipe()
                 .atomic()
-                .set(
-                    &key,
-                    serde_json::to_string(&build).expect("records serialize"),
-                )
+                .set(&key, serde_json::to_string(&build).expect("records serialize"))
                 .ignore()
                 .query_async(&mut conn)
                 .await?;
@@ -339,12 +263,8 @@ impl Store {
     pub async fn stage_done(&self, build: &Build, stage: StageId) -> RedisResult<bool> {
         let key = format!("gl:build:{}:done", build.id);
         // One transaction, so exactly one caller sees the count reach the total.
-        let (added, done): (i64, usize) = redis::pipe()
-            .atomic()
-            .sadd(&key, stage.0)
-            .scard(&key)
-            .query_async(&mut self.conn().await?)
-            .await?;
+        let (added, done): (i64, usize) =
+            redis::pipe().atomic().sadd(&key, stage.0).scard(&key).query_async(&mut self.conn().await?).await?;
         Ok(added == 1 && done == build.stages.len())
     }
 
@@ -372,10 +292,7 @@ impl Store {
 
     /// Asks the workers running a build to cancel it.
     pub async fn request_cancel(&self, build: BuildId) -> RedisResult<()> {
-        self.conn()
-            .await?
-            .set_ex(cancel_key(build), 1, 7 * 24 * 3600)
-            .await
+        self.conn().await?.set_ex(cancel_key(build), 1, 7 * 24 * 3600).await
     }
 
     /// Whether a build was asked to cancel.
@@ -386,9 +303,6 @@ impl Store {
     /// Whether Redis answers.
     pub async fn ping(&self) -> RedisResult<()> {
         let mut conn = self.conn().await?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .map(|_| ())
+        redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ())
     }
 }

@@ -36,10 +36,7 @@ pub enum Status {
 impl Status {
     /// Drone's `IsDone`: false only while waiting, pending, running or blocked.
     pub fn is_done(self) -> bool {
-        !matches!(
-            self,
-            Status::Pending | Status::Running | Status::Blocked | Status::WaitingOnDependencies
-        )
+        !matches!(self, Status::Pending | Status::Running | Status::Blocked | Status::WaitingOnDependencies)
     }
 
     /// Drone's `IsFailed`.

@@ -37,14 +37,7 @@ pub struct Answer {
 
 /// The App's key, as the fake knows it.
 pub fn app_key() -> EncodingKey {
-    EncodingKey::from_rsa_pem(
-        &std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/fixtures/test-app-key.pem"
-        ))
-        .unwrap(),
-    )
-    .unwrap()
+    EncodingKey::from_rsa_pem(&std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/test-app-key.pem")).unwrap()).unwrap()
 }
 
 /// Runner settings for tests: a short lease so takeovers happen in seconds.
@@ -92,17 +85,9 @@ impl TestApp {
     async fn start_on(github: &FakeGitHub, redis: TestRedis, runner: Option<RunnerConfig>) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         // Like ./data made with the usual umask: the sandbox user may pass through.
-        std::fs::set_permissions(
-            data_dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        std::fs::set_permissions(data_dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let config = ServeConfig {
-            github: GitHubConfig {
-                app_id: APP_ID,
-                key: app_key(),
-                api_url: github.api_url(),
-            },
+            github: GitHubConfig { app_id: APP_ID, key: app_key(), api_url: github.api_url() },
             common: Common {
                 redis_url: Some(SecretString::from(redis.url())),
                 public_url: PUBLIC_URL.to_string(),
@@ -114,19 +99,10 @@ impl TestApp {
             run_workers: runner.is_some(),
             runner: runner.unwrap_or_else(runner_config),
         };
-        let deps = Deps {
-            retry: quick_retries(),
-            ..Deps::default()
-        };
+        let deps = Deps { retry: quick_retries(), ..Deps::default() };
         let running = app::start(config, deps).await.expect("greenlight starts");
         let store = Store::new(greenlight::redis_server::pool(&redis.url()).unwrap());
-        Self {
-            running: Some(running),
-            redis,
-            data_dir,
-            http: reqwest::Client::new(),
-            store,
-        }
+        Self { running: Some(running), redis, data_dir, http: reqwest::Client::new(), store }
     }
 
     /// The base URL of the server.
@@ -146,11 +122,7 @@ impl TestApp {
         Answer { status, body }
     }
 
-    fn headers(
-        hook: &Webhook,
-        content_type: &str,
-        signature: String,
-    ) -> Vec<(&'static str, String)> {
+    fn headers(hook: &Webhook, content_type: &str, signature: String) -> Vec<(&'static str, String)> {
         vec![
             ("x-github-event", hook.event.to_string()),
             ("x-github-delivery", hook.guid.clone()),
@@ -162,37 +134,20 @@ impl TestApp {
 
     /// Delivers a webhook as GitHub does (JSON, signed).
     pub async fn deliver(&self, hook: &Webhook) -> Answer {
-        self.post_webhook(
-            &Self::headers(hook, "application/json", hook.signature()),
-            hook.body.clone(),
-        )
-        .await
+        self.post_webhook(&Self::headers(hook, "application/json", hook.signature()), hook.body.clone()).await
     }
 
     /// Delivers a webhook form-encoded (`payload=`), signed over the form body.
     pub async fn deliver_form(&self, hook: &Webhook) -> Answer {
-        let form = serde_urlencoded::to_string([(
-            "payload",
-            String::from_utf8(hook.body.clone()).unwrap(),
-        )])
-        .unwrap()
-        .into_bytes();
+        let form = serde_urlencoded::to_string([("payload", String::from_utf8(hook.body.clone()).unwrap())]).unwrap().into_bytes();
         let signature = greenlight::github::webhook::sign(SECRET, &form);
-        self.post_webhook(
-            &Self::headers(hook, "application/x-www-form-urlencoded", signature),
-            form,
-        )
-        .await
+        self.post_webhook(&Self::headers(hook, "application/x-www-form-urlencoded", signature), form).await
     }
 
     /// Delivers a webhook signed with another secret.
     pub async fn deliver_signed_with(&self, hook: &Webhook, secret: &str) -> Answer {
         let signature = greenlight::github::webhook::sign(secret, &hook.body);
-        self.post_webhook(
-            &Self::headers(hook, "application/json", signature),
-            hook.body.clone(),
-        )
-        .await
+        self.post_webhook(&Self::headers(hook, "application/json", signature), hook.body.clone()).await
     }
 
     /// Entries in the delivery stream.
@@ -230,11 +185,7 @@ impl TestApp {
             if builds.len() == n {
                 return builds;
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "expected {n} builds, found {}: {builds:#?}",
-                builds.len()
-            );
+            assert!(std::time::Instant::now() < deadline, "expected {n} builds, found {}: {builds:#?}", builds.len());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -243,19 +194,12 @@ impl TestApp {
     pub async fn expect_build_done(&self, repo: i64, number: i64) -> Build {
         let deadline = std::time::Instant::now() + super::fake_github::EXPECT_TIMEOUT;
         loop {
-            if let Some(build) = self
-                .store
-                .build_by_number(RepoId(repo), number)
-                .await
-                .unwrap()
+            if let Some(build) = self.store.build_by_number(RepoId(repo), number).await.unwrap()
                 && build.status.is_done()
             {
                 return build;
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "build {number} did not finish"
-            );
+            assert!(std::time::Instant::now() < deadline, "build {number} did not finish");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -263,20 +207,9 @@ impl TestApp {
     /// The stored log of step `step` (by name) of the first stage of a build, as text.
     pub async fn log(&self, build: &Build, step: &str) -> String {
         let stage = self.store.stage(build.stages[0]).await.unwrap().unwrap();
-        let record = stage
-            .steps
-            .iter()
-            .find(|s| s.name == step)
-            .unwrap_or_else(|| panic!("no step {step}"));
-        let logs = greenlight::store::Logs::new(
-            greenlight::redis_server::pool(&self.redis.url()).unwrap(),
-        );
-        logs.read(stage.id, record.number)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|l| l.out)
-            .collect()
+        let record = stage.steps.iter().find(|s| s.name == step).unwrap_or_else(|| panic!("no step {step}"));
+        let logs = greenlight::store::Logs::new(greenlight::redis_server::pool(&self.redis.url()).unwrap());
+        logs.read(stage.id, record.number).await.unwrap().into_iter().map(|l| l.out).collect()
     }
 
     /// The first stage of a build.

@@ -13,5 +13,4 @@ pub use fake_github::{FakeGitHub, RepoHandle};
 pub use webhook::Webhook;
 
 /// A one-step exec pipeline.
-pub const ONE_ECHO_STEP: &str =
-    "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: greet\n  commands:\n  - echo ok\n";
+pub const ONE_ECHO_STEP: &str = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: greet\n  commands:\n  - echo ok\n";

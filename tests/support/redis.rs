@@ -40,17 +40,10 @@ impl TestRedis {
             .unwrap_or_else(|e| panic!("cannot start redis-server ({e}): install it with `apt-get install redis-server`"));
         let deadline = Instant::now() + Duration::from_secs(10);
         while !socket.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not open its socket within 10 s"
-            );
+            assert!(Instant::now() < deadline, "redis-server did not open its socket within 10 s");
             std::thread::sleep(Duration::from_millis(10));
         }
-        Self {
-            child: Some(child),
-            socket,
-            _dir: dir,
-        }
+        Self { child: Some(child), socket, _dir: dir }
     }
 
     /// The URL greenlight connects with.

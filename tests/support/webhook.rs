@@ -20,8 +20,7 @@ pub struct Webhook {
 
 fn fixture(name: &str) -> Value {
     let path = format!("{}/fixtures/webhooks/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
-        .unwrap()
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))).unwrap()
 }
 
 fn new_guid() -> String {
@@ -46,39 +45,21 @@ fn patch_repository(payload: &mut Value, repo: &RepoHandle) {
     r["clone_url"] = json!(repo.clone_url());
     r["html_url"] = json!(format!("https://github.com/{}", repo.slug));
     r["default_branch"] = json!("main");
-    payload["installation"] =
-        json!({ "id": repo.installation, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ==" });
+    payload["installation"] = json!({ "id": repo.installation, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ==" });
 }
 
 impl Webhook {
     fn new(event: &'static str, payload: &Value) -> Self {
-        Self {
-            event,
-            guid: new_guid(),
-            body: serde_json::to_vec(payload).unwrap(),
-        }
+        Self { event, guid: new_guid(), body: serde_json::to_vec(payload).unwrap() }
     }
 
     /// `pull_request` with `action` for PR `number` from `head_branch` at `sha` into main.
-    pub fn pull_request(
-        repo: &RepoHandle,
-        action: &str,
-        number: u64,
-        head_branch: &str,
-        sha: &str,
-    ) -> Self {
+    pub fn pull_request(repo: &RepoHandle, action: &str, number: u64, head_branch: &str, sha: &str) -> Self {
         Self::pull_request_from(repo, action, number, head_branch, sha, Some(&repo.slug))
     }
 
     /// A pull request whose head lives in `head_repo` (a fork), or in a deleted fork (`None`).
-    pub fn pull_request_from(
-        repo: &RepoHandle,
-        action: &str,
-        number: u64,
-        head_branch: &str,
-        sha: &str,
-        head_repo: Option<&str>,
-    ) -> Self {
+    pub fn pull_request_from(repo: &RepoHandle, action: &str, number: u64, head_branch: &str, sha: &str, head_repo: Option<&str>) -> Self {
         let mut payload = fixture("pull_request.opened.json");
         patch_repository(&mut payload, repo);
         payload["action"] = json!(action);
@@ -101,11 +82,7 @@ impl Webhook {
     pub fn push(repo: &RepoHandle, git_ref: &str, sha: &str) -> Self {
         let mut payload = fixture("push.json");
         patch_repository(&mut payload, repo);
-        let full_ref = if git_ref.starts_with("refs/") {
-            git_ref.to_string()
-        } else {
-            format!("refs/heads/{git_ref}")
-        };
+        let full_ref = if git_ref.starts_with("refs/") { git_ref.to_string() } else { format!("refs/heads/{git_ref}") };
         payload["ref"] = json!(full_ref);
         payload["after"] = json!(sha);
         payload["deleted"] = json!(false);

@@ -15,20 +15,13 @@ impl WorkerProcess {
     /// and the given shutdown grace.
     pub fn start(github: &FakeGitHub, app: &TestApp, grace_secs: u64) -> Self {
         let data = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(
-            data.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        std::fs::set_permissions(data.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_greenlight"))
             .arg("worker")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("GITHUB_APP_ID", APP_ID.to_string())
-            .env(
-                "GITHUB_PRIVATE_KEY_PATH",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/test-app-key.pem"),
-            )
+            .env("GITHUB_PRIVATE_KEY_PATH", concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/test-app-key.pem"))
             .env("GITHUB_API_URL", github.api_url())
             .env("REDIS_URL", app.redis.url())
             .env("GREENLIGHT_PUBLIC_URL", super::app::PUBLIC_URL)

@@ -8,22 +8,11 @@ use std::process::Command;
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .current_dir(dir)
-        .args([
-            "-c",
-            "user.name=Octo Cat",
-            "-c",
-            "user.email=octocat@example.com",
-            "-c",
-            "init.defaultBranch=main",
-        ])
+        .args(["-c", "user.name=Octo Cat", "-c", "user.email=octocat@example.com", "-c", "init.defaultBranch=main"])
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run git ({e}): install it with `apt-get install git`"));
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -51,13 +40,8 @@ impl GitRepo {
 
     /// Commits files on `branch` (created from the current HEAD) and pushes; returns the sha.
     pub fn commit(&self, branch: &str, files: &[(&str, &str)], message: &str) -> String {
-        let has_head = Command::new("git")
-            .current_dir(&self.work)
-            .args(["rev-parse", "--verify", "-q", "HEAD"])
-            .output()
-            .unwrap()
-            .status
-            .success();
+        let has_head =
+            Command::new("git").current_dir(&self.work).args(["rev-parse", "--verify", "-q", "HEAD"]).output().unwrap().status.success();
         if has_head {
             git(&self.work, &["checkout", "--quiet", "-B", branch]);
         } else {
@@ -69,30 +53,14 @@ impl GitRepo {
             std::fs::write(full, content).unwrap();
         }
         git(&self.work, &["add", "-A"]);
-        git(
-            &self.work,
-            &["commit", "--quiet", "--allow-empty", "-m", message],
-        );
-        git(
-            &self.work,
-            &[
-                "push",
-                "--quiet",
-                "--force",
-                "origin",
-                &format!("HEAD:refs/heads/{branch}"),
-            ],
-        );
+        git(&self.work, &["commit", "--quiet", "--allow-empty", "-m", message]);
+        git(&self.work, &["push", "--quiet", "--force", "origin", &format!("HEAD:refs/heads/{branch}")]);
         git(&self.work, &["rev-parse", "HEAD"])
     }
 
     /// A file's content at a commit, if it exists there.
     pub fn show(&self, sha: &str, path: &str) -> Option<Vec<u8>> {
-        let out = Command::new("git")
-            .current_dir(&self.bare)
-            .args(["show", &format!("{sha}:{path}")])
-            .output()
-            .ok()?;
+        let out = Command::new("git").current_dir(&self.bare).args(["show", &format!("{sha}:{path}")]).output().ok()?;
         out.status.success().then_some(out.stdout)
     }
 

@@ -151,11 +151,7 @@ pub const EXPECT_TIMEOUT: Duration = Duration::from_secs(20);
 impl FakeGitHub {
     /// Starts the fake on a free loopback port.
     pub async fn start() -> Self {
-        let pem = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/fixtures/test-app-key.pub.pem"
-        ))
-        .unwrap();
+        let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/test-app-key.pub.pem")).unwrap();
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             key: DecodingKey::from_rsa_pem(&pem).unwrap(),
@@ -196,21 +192,9 @@ impl FakeGitHub {
         let mut state = self.state();
         let id = 1000 + state.repos.len() as i64;
         let installation = 7000 + state.repos.len() as u64;
-        state
-            .installations
-            .entry(installation)
-            .or_default()
-            .push(slug.to_string());
-        state
-            .repos
-            .insert(slug.to_string(), Repo { id, private, git });
-        RepoHandle {
-            github: self.clone(),
-            slug: slug.to_string(),
-            id,
-            installation,
-            private,
-        }
+        state.installations.entry(installation).or_default().push(slug.to_string());
+        state.repos.insert(slug.to_string(), Repo { id, private, git });
+        RepoHandle { github: self.clone(), slug: slug.to_string(), id, installation, private }
     }
 
     /// Installation tokens live this long (GitHub: one hour).
@@ -240,14 +224,7 @@ impl FakeGitHub {
 
     /// Fails the next `times` requests of `method` to paths containing `path` with `status`.
     pub fn fail_next(&self, method: &'static str, path: &str, status: u16, times: usize) {
-        self.fail(FailRule {
-            method,
-            path_contains: path.to_string(),
-            status,
-            retry_after: None,
-            after_apply: false,
-            times,
-        });
+        self.fail(FailRule { method, path_contains: path.to_string(), status, retry_after: None, after_apply: false, times });
     }
 
     /// Makes the next matching request answer 403 with `retry-after`, as a
@@ -266,14 +243,7 @@ impl FakeGitHub {
     /// Carries out the next matching request but answers 502, as when
     /// GitHub acted and the answer was lost.
     pub fn lose_answer_to_next(&self, method: &'static str, path: &str) {
-        self.fail(FailRule {
-            method,
-            path_contains: path.to_string(),
-            status: 502,
-            retry_after: None,
-            after_apply: true,
-            times: 1,
-        });
+        self.fail(FailRule { method, path_contains: path.to_string(), status: 502, retry_after: None, after_apply: true, times: 1 });
     }
 
     /// Requests received, as (method, path).
@@ -283,75 +253,35 @@ impl FakeGitHub {
 
     /// Every status set on a commit, oldest first.
     pub fn statuses(&self, repo: &RepoHandle, sha: &str) -> Vec<StatusRecord> {
-        self.state()
-            .statuses
-            .get(&format!("{}@{sha}", repo.slug))
-            .cloned()
-            .unwrap_or_default()
+        self.state().statuses.get(&format!("{}@{sha}", repo.slug)).cloned().unwrap_or_default()
     }
 
     /// Every check run on a commit, oldest first.
     pub fn check_runs(&self, repo: &RepoHandle, sha: &str) -> Vec<CheckRunRecord> {
-        self.state()
-            .check_runs
-            .iter()
-            .filter(|c| c.repo == repo.slug && c.head_sha == sha)
-            .cloned()
-            .collect()
+        self.state().check_runs.iter().filter(|c| c.repo == repo.slug && c.head_sha == sha).cloned().collect()
     }
 
     /// Waits until the latest status of `context` on `sha` has `state`; returns it.
-    pub async fn expect_status(
-        &self,
-        repo: &RepoHandle,
-        sha: &str,
-        context: &str,
-        state: &str,
-    ) -> StatusRecord {
-        let found = self
-            .wait_for(|| {
-                self.statuses(repo, sha)
-                    .into_iter()
-                    .rev()
-                    .find(|s| s.context == context)
-                    .filter(|s| s.state == state)
-            })
-            .await;
-        found.unwrap_or_else(|| {
-            panic!(
-                "no {state} status {context} on {sha}; statuses: {:#?}",
-                self.statuses(repo, sha)
-            )
-        })
+    pub async fn expect_status(&self, repo: &RepoHandle, sha: &str, context: &str, state: &str) -> StatusRecord {
+        let found =
+            self.wait_for(|| self.statuses(repo, sha).into_iter().rev().find(|s| s.context == context).filter(|s| s.state == state)).await;
+        found.unwrap_or_else(|| panic!("no {state} status {context} on {sha}; statuses: {:#?}", self.statuses(repo, sha)))
     }
 
     /// Waits until the newest check run named `name` on `sha` has `status`
     /// (`queued`, `in_progress`) or conclusion (`success`, `failure`, …); returns it.
-    pub async fn expect_check_run(
-        &self,
-        repo: &RepoHandle,
-        sha: &str,
-        name: &str,
-        status_or_conclusion: &str,
-    ) -> CheckRunRecord {
+    pub async fn expect_check_run(&self, repo: &RepoHandle, sha: &str, name: &str, status_or_conclusion: &str) -> CheckRunRecord {
         let found = self
             .wait_for(|| {
                 self.check_runs(repo, sha)
                     .into_iter()
                     .rev()
                     .find(|c| c.name == name)
-                    .filter(|c| {
-                        c.status == status_or_conclusion
-                            || c.conclusion.as_deref() == Some(status_or_conclusion)
-                    })
+                    .filter(|c| c.status == status_or_conclusion || c.conclusion.as_deref() == Some(status_or_conclusion))
             })
             .await;
-        found.unwrap_or_else(|| {
-            panic!(
-                "no {status_or_conclusion} check run {name} on {sha}; check runs: {:#?}",
-                self.check_runs(repo, sha)
-            )
-        })
+        found
+            .unwrap_or_else(|| panic!("no {status_or_conclusion} check run {name} on {sha}; check runs: {:#?}", self.check_runs(repo, sha)))
     }
 
     /// Waits until `probe` finds something, re-checking on every write to the fake.

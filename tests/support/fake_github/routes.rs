@@ -22,31 +22,16 @@ pub fn router(shared: Shared_) -> Router {
         .route("/repos/{owner}/{repo}/contents/{*path}", get(contents))
         .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
         .route("/repos/{owner}/{repo}/check-runs", post(create_check_run))
-        .route(
-            "/repos/{owner}/{repo}/check-runs/{id}",
-            patch(update_check_run),
-        )
-        .route(
-            "/repos/{owner}/{repo}/commits/{sha}/check-runs",
-            get(list_check_runs),
-        )
+        .route("/repos/{owner}/{repo}/check-runs/{id}", patch(update_check_run))
+        .route("/repos/{owner}/{repo}/commits/{sha}/check-runs", get(list_check_runs))
         .route("/{owner}/{repo}/info/refs", get(git_http))
         .route("/{owner}/{repo}/git-upload-pack", post(git_http))
-        .layer(middleware::from_fn_with_state(
-            shared.clone(),
-            inject_failures,
-        ))
+        .layer(middleware::from_fn_with_state(shared.clone(), inject_failures))
         .with_state(shared)
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        axum::Json(
-            json!({ "message": message, "documentation_url": "https://docs.github.com/rest" }),
-        ),
-    )
-        .into_response()
+    (status, axum::Json(json!({ "message": message, "documentation_url": "https://docs.github.com/rest" }))).into_response()
 }
 
 fn invalid(message: String) -> Response {
@@ -63,10 +48,7 @@ async fn inject_failures(State(shared): State<Shared_>, request: Request, next: 
     let rule = {
         let mut state = shared.state.lock().unwrap();
         state.requests.push((method.clone(), path.clone()));
-        let found = state
-            .failures
-            .iter_mut()
-            .find(|r| r.method == method && path.contains(&r.path_contains) && r.times > 0);
+        let found = state.failures.iter_mut().find(|r| r.method == method && path.contains(&r.path_contains) && r.times > 0);
         found.map(|r| {
             r.times -= 1;
             r.clone()
@@ -78,24 +60,16 @@ async fn inject_failures(State(shared): State<Shared_>, request: Request, next: 
     if rule.after_apply {
         let _ = next.run(request).await;
     }
-    let mut response = error(
-        StatusCode::from_u16(rule.status).unwrap(),
-        "injected failure",
-    );
+    let mut response = error(StatusCode::from_u16(rule.status).unwrap(), "injected failure");
     if let Some(secs) = rule.retry_after {
-        response
-            .headers_mut()
-            .insert("retry-after", secs.to_string().parse().unwrap());
+        response.headers_mut().insert("retry-after", secs.to_string().parse().unwrap());
     }
     response
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get("authorization")?.to_str().ok()?;
-    value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("token "))
-        .map(str::to_string)
+    value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("token ")).map(str::to_string)
 }
 
 /// Why the fake refuses a request: status and GitHub's message.
@@ -106,46 +80,23 @@ fn refuse((status, message): Refusal) -> Response {
 }
 
 fn check_app_jwt(shared: &Shared, headers: &HeaderMap) -> Result<(), Refusal> {
-    let jwt = bearer(headers).ok_or_else(|| {
-        (
-            StatusCode::UNAUTHORIZED,
-            "A JSON web token could not be decoded".to_string(),
-        )
-    })?;
+    let jwt = bearer(headers).ok_or_else(|| (StatusCode::UNAUTHORIZED, "A JSON web token could not be decoded".to_string()))?;
     let mut validation = Validation::new(Algorithm::RS256);
     validation.leeway = 0;
     validation.set_required_spec_claims(&["exp", "iat", "iss"]);
     let claims = decode::<Value>(&jwt, &shared.key, &validation)
-        .map_err(|e| {
-            (
-                StatusCode::UNAUTHORIZED,
-                format!("A JSON web token could not be decoded: {e}"),
-            )
-        })?
+        .map_err(|e| (StatusCode::UNAUTHORIZED, format!("A JSON web token could not be decoded: {e}")))?
         .claims;
     let now = chrono::Utc::now().timestamp();
-    let iss = claims["iss"]
-        .as_str()
-        .map(str::to_string)
-        .or_else(|| claims["iss"].as_u64().map(|n| n.to_string()));
+    let iss = claims["iss"].as_str().map(str::to_string).or_else(|| claims["iss"].as_u64().map(|n| n.to_string()));
     if iss.as_deref() != Some(&APP_ID.to_string()) {
-        return Err((
-            StatusCode::UNAUTHORIZED,
-            "Integration not found".to_string(),
-        ));
+        return Err((StatusCode::UNAUTHORIZED, "Integration not found".to_string()));
     }
     if claims["exp"].as_i64().unwrap_or(0) > now + 600 {
-        return Err((
-            StatusCode::UNAUTHORIZED,
-            "'Expiration time' claim ('exp') is too far in the future".to_string(),
-        ));
+        return Err((StatusCode::UNAUTHORIZED, "'Expiration time' claim ('exp') is too far in the future".to_string()));
     }
     if claims["iat"].as_i64().unwrap_or(i64::MAX) > now + 1 {
-        return Err((
-            StatusCode::UNAUTHORIZED,
-            "'Issued at' claim ('iat') must be an Integer representing a time in the past"
-                .to_string(),
-        ));
+        return Err((StatusCode::UNAUTHORIZED, "'Issued at' claim ('iat') must be an Integer representing a time in the past".to_string()));
     }
     Ok(())
 }
@@ -153,33 +104,20 @@ fn check_app_jwt(shared: &Shared, headers: &HeaderMap) -> Result<(), Refusal> {
 /// The installation a token belongs to, if it is valid and covers `slug`.
 fn check_token(shared: &Shared, token: Option<String>, slug: &str) -> Result<(), Refusal> {
     let state = shared.state.lock().unwrap();
-    let token = token.and_then(|t| {
-        state
-            .tokens
-            .get(&t)
-            .map(|tok| (tok.installation, tok.expires_at))
-    });
+    let token = token.and_then(|t| state.tokens.get(&t).map(|tok| (tok.installation, tok.expires_at)));
     let Some((installation, expires_at)) = token else {
         return Err((StatusCode::UNAUTHORIZED, "Bad credentials".to_string()));
     };
     if expires_at <= chrono::Utc::now() {
         return Err((StatusCode::UNAUTHORIZED, "Bad credentials".to_string()));
     }
-    if !state
-        .installations
-        .get(&installation)
-        .is_some_and(|repos| repos.iter().any(|r| r == slug))
-    {
+    if !state.installations.get(&installation).is_some_and(|repos| repos.iter().any(|r| r == slug)) {
         return Err((StatusCode::NOT_FOUND, "Not Found".to_string()));
     }
     Ok(())
 }
 
-async fn mint_token(
-    State(shared): State<Shared_>,
-    Path(id): Path<u64>,
-    headers: HeaderMap,
-) -> Response {
+async fn mint_token(State(shared): State<Shared_>, Path(id): Path<u64>, headers: HeaderMap) -> Response {
     if let Err(e) = check_app_jwt(&shared, &headers) {
         return refuse(e);
     }
@@ -188,20 +126,9 @@ async fn mint_token(
     if !state.installations.contains_key(&id) {
         return error(StatusCode::NOT_FOUND, "Not Found");
     }
-    let token = format!(
-        "ghs_{}",
-        (0..36)
-            .map(|_| char::from(b'a' + rand::random::<u8>() % 26))
-            .collect::<String>()
-    );
+    let token = format!("ghs_{}", (0..36).map(|_| char::from(b'a' + rand::random::<u8>() % 26)).collect::<String>());
     let expires_at = chrono::Utc::now() + lifetime;
-    state.tokens.insert(
-        token.clone(),
-        Token {
-            installation: id,
-            expires_at,
-        },
-    );
+    state.tokens.insert(token.clone(), Token { installation: id, expires_at });
     state.tokens_minted += 1;
     (
         StatusCode::CREATED,
@@ -225,47 +152,27 @@ async fn contents(
     };
     let content = {
         let state = shared.state.lock().unwrap();
-        state
-            .repos
-            .get(&slug)
-            .and_then(|r| r.git.show(git_ref, &path))
+        state.repos.get(&slug).and_then(|r| r.git.show(git_ref, &path))
     };
     let Some(content) = content else {
         return error(StatusCode::NOT_FOUND, "Not Found");
     };
     // GitHub wraps base64 content at 60 characters.
     let encoded = base64::engine::general_purpose::STANDARD.encode(&content);
-    let wrapped: Vec<&str> = encoded
-        .as_bytes()
-        .chunks(60)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
+    let wrapped: Vec<&str> = encoded.as_bytes().chunks(60).map(|c| std::str::from_utf8(c).unwrap()).collect();
     axum::Json(json!({ "type": "file", "encoding": "base64", "size": content.len(), "name": path.rsplit('/').next(), "path": path, "content": wrapped.join("\n") + "\n" })).into_response()
 }
 
 /// The repository slug and JSON body of a write, once the token is checked.
-fn authorized_write(
-    shared: &Shared,
-    headers: &HeaderMap,
-    owner: &str,
-    repo: &str,
-    body: &[u8],
-) -> Result<(String, Value), Refusal> {
+fn authorized_write(shared: &Shared, headers: &HeaderMap, owner: &str, repo: &str, body: &[u8]) -> Result<(String, Value), Refusal> {
     let slug = format!("{owner}/{repo}");
     check_token(shared, bearer(headers), &slug)?;
-    let body = serde_json::from_slice::<Value>(body)
-        .map_err(|_| (StatusCode::BAD_REQUEST, "Problems parsing JSON".to_string()))?;
+    let body = serde_json::from_slice::<Value>(body).map_err(|_| (StatusCode::BAD_REQUEST, "Problems parsing JSON".to_string()))?;
     Ok((slug, body))
 }
 
 fn commit_exists(shared: &Shared, slug: &str, sha: &str) -> bool {
-    shared
-        .state
-        .lock()
-        .unwrap()
-        .repos
-        .get(slug)
-        .is_some_and(|r| r.git.has_commit(sha))
+    shared.state.lock().unwrap().repos.get(slug).is_some_and(|r| r.git.has_commit(sha))
 }
 
 async fn create_status(
@@ -280,9 +187,7 @@ async fn create_status(
     };
     let state_value = body["state"].as_str().unwrap_or_default().to_string();
     if !["error", "failure", "pending", "success"].contains(&state_value.as_str()) {
-        return invalid(format!(
-            "state is not included in the list: {state_value:?}"
-        ));
+        return invalid(format!("state is not included in the list: {state_value:?}"));
     }
     let description = body["description"].as_str().unwrap_or_default().to_string();
     if description.chars().count() > 140 {
@@ -301,25 +206,21 @@ async fn create_status(
     let mut state = shared.state.lock().unwrap();
     let list = state.statuses.entry(format!("{slug}@{sha}")).or_default();
     if list.iter().filter(|s| s.context == record.context).count() >= 1000 {
-        return invalid(
-            "This SHA and context has reached the maximum number of statuses.".to_string(),
-        );
+        return invalid("This SHA and context has reached the maximum number of statuses.".to_string());
     }
     list.push(record.clone());
     shared.changed.notify_waiters();
-    (StatusCode::CREATED, axum::Json(json!({ "state": record.state, "context": record.context, "description": record.description, "target_url": record.target_url }))).into_response()
+    (
+        StatusCode::CREATED,
+        axum::Json(
+            json!({ "state": record.state, "context": record.context, "description": record.description, "target_url": record.target_url }),
+        ),
+    )
+        .into_response()
 }
 
 const STATUSES: [&str; 3] = ["queued", "in_progress", "completed"];
-const CONCLUSIONS: [&str; 7] = [
-    "action_required",
-    "cancelled",
-    "failure",
-    "neutral",
-    "success",
-    "skipped",
-    "timed_out",
-];
+const CONCLUSIONS: [&str; 7] = ["action_required", "cancelled", "failure", "neutral", "success", "skipped", "timed_out"];
 const LEVELS: [&str; 3] = ["notice", "warning", "failure"];
 
 /// GitHub's documented rules for a check run body.
@@ -337,13 +238,8 @@ fn validate_check_run(body: &Value, create: bool) -> Result<(), String> {
         return Err(format!("status is not included in the list: {status}"));
     }
     if let Some(conclusion) = body.get("conclusion") {
-        if !conclusion
-            .as_str()
-            .is_some_and(|s| CONCLUSIONS.contains(&s))
-        {
-            return Err(format!(
-                "conclusion is not included in the list: {conclusion}"
-            ));
+        if !conclusion.as_str().is_some_and(|s| CONCLUSIONS.contains(&s)) {
+            return Err(format!("conclusion is not included in the list: {conclusion}"));
         }
     } else if body["status"] == "completed" || body.get("completed_at").is_some() {
         return Err("conclusion wasn't supplied.".to_string());
@@ -361,42 +257,21 @@ fn validate_check_run(body: &Value, create: bool) -> Result<(), String> {
         }
         if let Some(annotations) = output.get("annotations").and_then(Value::as_array) {
             if annotations.len() > 50 {
-                return Err(format!(
-                    "No more than 50 items are allowed; {} were supplied.",
-                    annotations.len()
-                ));
+                return Err(format!("No more than 50 items are allowed; {} were supplied.", annotations.len()));
             }
             for a in annotations {
-                for field in [
-                    "path",
-                    "start_line",
-                    "end_line",
-                    "annotation_level",
-                    "message",
-                ] {
+                for field in ["path", "start_line", "end_line", "annotation_level", "message"] {
                     if a.get(field).is_none() {
                         return Err(format!("annotation {field} wasn't supplied."));
                     }
                 }
-                if !a["annotation_level"]
-                    .as_str()
-                    .is_some_and(|l| LEVELS.contains(&l))
-                {
-                    return Err(format!(
-                        "annotation_level is not included in the list: {}",
-                        a["annotation_level"]
-                    ));
+                if !a["annotation_level"].as_str().is_some_and(|l| LEVELS.contains(&l)) {
+                    return Err(format!("annotation_level is not included in the list: {}", a["annotation_level"]));
                 }
-                if a["start_line"].as_u64().unwrap_or(0) < 1
-                    || a["end_line"].as_u64() < a["start_line"].as_u64()
-                {
-                    return Err(
-                        "annotation lines must start at 1 and end after they start".to_string()
-                    );
+                if a["start_line"].as_u64().unwrap_or(0) < 1 || a["end_line"].as_u64() < a["start_line"].as_u64() {
+                    return Err("annotation lines must start at 1 and end after they start".to_string());
                 }
-                if a["message"].as_str().is_some_and(|m| m.len() > 65_535)
-                    || a["title"].as_str().is_some_and(|t| t.chars().count() > 255)
-                {
+                if a["message"].as_str().is_some_and(|m| m.len() > 65_535) || a["title"].as_str().is_some_and(|t| t.chars().count() > 255) {
                     return Err("annotation message or title too long".to_string());
                 }
             }
@@ -408,13 +283,9 @@ fn validate_check_run(body: &Value, create: bool) -> Result<(), String> {
         }
         for a in actions {
             let len = |f: &str| a[f].as_str().map(|s| s.chars().count());
-            if len("label").is_none_or(|n| n > 20)
-                || len("description").is_none_or(|n| n > 40)
-                || len("identifier").is_none_or(|n| n > 20)
+            if len("label").is_none_or(|n| n > 20) || len("description").is_none_or(|n| n > 40) || len("identifier").is_none_or(|n| n > 20)
             {
-                return Err(format!(
-                    "action {a} exceeds label 20, description 40 or identifier 20 characters"
-                ));
+                return Err(format!("action {a} exceeds label 20, description 40 or identifier 20 characters"));
             }
         }
     }
@@ -451,18 +322,14 @@ fn apply(run: &mut CheckRunRecord, body: &Value) {
         if let Some(t) = output["text"].as_str() {
             run.text = Some(t.to_string());
         }
-        let annotations = output["annotations"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let annotations = output["annotations"].as_array().cloned().unwrap_or_default();
         run.annotation_batches.push(annotations.len());
         run.annotations.extend(annotations);
     }
     if let Some(actions) = body["actions"].as_array() {
         run.actions = actions.clone();
     }
-    run.history
-        .push(run.conclusion.clone().unwrap_or_else(|| run.status.clone()));
+    run.history.push(run.conclusion.clone().unwrap_or_else(|| run.status.clone()));
 }
 
 fn check_run_json(run: &CheckRunRecord) -> Value {
@@ -527,11 +394,7 @@ async fn update_check_run(
         return invalid(message);
     }
     let mut state = shared.state.lock().unwrap();
-    let Some(run) = state
-        .check_runs
-        .iter_mut()
-        .find(|c| c.id == id && c.repo == slug)
-    else {
+    let Some(run) = state.check_runs.iter_mut().find(|c| c.id == id && c.repo == slug) else {
         return error(StatusCode::NOT_FOUND, "Not Found");
     };
     apply(run, &body);
@@ -553,9 +416,7 @@ async fn list_check_runs(
     let runs: Vec<Value> = state
         .check_runs
         .iter()
-        .filter(|c| {
-            c.repo == slug && c.head_sha == sha && q.get("check_name").is_none_or(|n| n == &c.name)
-        })
+        .filter(|c| c.repo == slug && c.head_sha == sha && q.get("check_name").is_none_or(|n| n == &c.name))
         .map(check_run_json)
         .collect();
     axum::Json(json!({ "total_count": runs.len(), "check_runs": runs })).into_response()
@@ -575,13 +436,7 @@ async fn git_http(
         return error(StatusCode::NOT_FOUND, "Not Found");
     };
     let slug = format!("{owner}/{name}");
-    let private = shared
-        .state
-        .lock()
-        .unwrap()
-        .repos
-        .get(&slug)
-        .map(|r| r.private);
+    let private = shared.state.lock().unwrap().repos.get(&slug).map(|r| r.private);
     let Some(private) = private else {
         return error(StatusCode::NOT_FOUND, "Repository not found");
     };
@@ -599,23 +454,12 @@ async fn git_http(
         }
         Some(_) => return error(StatusCode::UNAUTHORIZED, "Invalid username or password."),
         None if private => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [("www-authenticate", "Basic realm=\"GitHub\"")],
-                "",
-            )
-                .into_response();
+            return (StatusCode::UNAUTHORIZED, [("www-authenticate", "Basic realm=\"GitHub\"")], "").into_response();
         }
         None => {}
     }
     let root = shared.root.path().to_path_buf();
-    let header = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let mut child = tokio::process::Command::new("git")
         .arg("http-backend")
         .env_clear()
@@ -641,24 +485,17 @@ async fn git_http(
     let out = child.wait_with_output().await.unwrap();
     let _ = writer.await;
     let raw = out.stdout;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| (p, 4))
-        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| (p, 2)));
+    let split =
+        raw.windows(4).position(|w| w == b"\r\n\r\n").map(|p| (p, 4)).or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| (p, 2)));
     let Some((end, sep)) = split else {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "git http-backend said nothing",
-        );
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "git http-backend said nothing");
     };
     let mut response = Response::new(Body::from(raw[end + sep..].to_vec()));
     for line in String::from_utf8_lossy(&raw[..end]).lines() {
         if let Some((k, v)) = line.split_once(':') {
             let (k, v) = (k.trim(), v.trim());
             if k.eq_ignore_ascii_case("status") {
-                *response.status_mut() =
-                    StatusCode::from_u16(v[..3].parse().unwrap_or(500)).unwrap();
+                *response.status_mut() = StatusCode::from_u16(v[..3].parse().unwrap_or(500)).unwrap();
             } else if let (Ok(name), Ok(value)) = (k.parse::<axum::http::HeaderName>(), v.parse()) {
                 response.headers_mut().insert(name, value);
             }
