@@ -129,3 +129,23 @@ fn serve_without_redis_url_runs_its_own_redis_and_answers() {
         "AOF persistence under the data dir"
     );
 }
+
+#[test]
+fn a_worker_without_a_usable_sandbox_refuses_to_start() {
+    let key = key_path();
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_greenlight"))
+        .arg("worker")
+        .env_clear()
+        .env("PATH", "/nonexistent")
+        .env("GITHUB_APP_ID", "1")
+        .env("GITHUB_PRIVATE_KEY_PATH", &key)
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .env("GREENLIGHT_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(text.contains("bwrap (bubblewrap) is not on PATH: install it (Debian/Ubuntu: apt-get install bubblewrap), or set GREENLIGHT_SANDBOX=none"), "{text}");
+}

@@ -247,3 +247,20 @@ async fn a_pipeline_waits_for_the_one_it_depends_on() {
     let build = app.expect_build_done(repo.id, 1).await;
     assert_eq!(build.status, Status::Failure);
 }
+
+#[tokio::test]
+async fn an_unsandboxed_runner_says_so_on_every_check_run() {
+    let github = FakeGitHub::start().await;
+    let repo = github.repo("acme/widget");
+    let sha = repo.push("main", &[(".drone.yml", ONE_ECHO_STEP)]);
+    let mut runner = support::app::runner_config();
+    runner.unsandboxed = true;
+    let app = TestApp::with_runner(&github, runner).await;
+
+    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+
+    let run = github.expect_check_run(&repo, &sha, "default (push)", "success").await;
+    assert!(run.summary.unwrap().starts_with("> **Warning:** these steps ran UNSANDBOXED"));
+    let build = app.expect_build_done(repo.id, 1).await;
+    assert_eq!(app.log(&build, "greet").await, "+ echo ok\nok\n");
+}

@@ -150,6 +150,12 @@ pub async fn run(sandbox: &Sandbox, workspace: &Path, spec: &StepSpec, lines: &m
         Err(e) => return Ending::Failed(format!("cannot create a pipe: {e}")),
     };
     let script_fd = script_read.as_raw_fd();
+    if let Some((uid, gid)) = sandbox.user() {
+        // Unsandboxed, the step reopens the pipe through /dev/fd, which
+        // checks the pipe's owner: give it to the step's user.
+        // SAFETY: fchown on a pipe we own.
+        unsafe { libc::fchown(script_fd, uid, gid) };
+    }
     let mut cmd = sandbox.command(workspace, Some(script_fd));
     cmd.args(["/bin/sh", "-e", &sandbox.script_path(script_fd)]);
     let stderr = match out_write.try_clone() {
