@@ -37,7 +37,11 @@ async fn run_pipeline(sandbox: &Sandbox, workspace: &std::path::Path, steps: usi
     let cancel = CancellationToken::new();
     let started = Instant::now();
     let outcomes = schedule::execute(&pipeline.steps, &facts, &cancel, |i| {
-        let spec = StepSpec { commands: pipeline.steps[i].commands.clone(), env: vec![("PATH".into(), "/usr/bin:/bin".into())], timeout: Duration::from_secs(60) };
+        let spec = StepSpec {
+            commands: pipeline.steps[i].commands.clone(),
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+            timeout: Duration::from_secs(60),
+        };
         let cancel = cancel.clone();
         async move {
             let (lines, mut rx) = tokio::sync::mpsc::channel(64);

@@ -147,5 +147,10 @@ fn a_worker_without_a_usable_sandbox_refuses_to_start() {
 
     assert!(!out.status.success());
     let text = stderr(&out);
-    assert!(text.contains("bwrap (bubblewrap) is not on PATH: install it (Debian/Ubuntu: apt-get install bubblewrap), or set GREENLIGHT_SANDBOX=none"), "{text}");
+    assert!(
+        text.contains(
+            "bwrap (bubblewrap) is not on PATH: install it (Debian/Ubuntu: apt-get install bubblewrap), or set GREENLIGHT_SANDBOX=none"
+        ),
+        "{text}"
+    );
 }
