@@ -121,8 +121,19 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
         let worker = worker(&config.common, &config.runner, &redis, publisher.clone(), &deps).await?;
         tasks.spawn(worker.run(shutdown.clone()));
     }
-    let planner = Planner::new(redis.clone(), publisher, deps.clock.clone(), consumer_name("planner"));
-    tasks.spawn(planner.run(shutdown.clone()));
+    let planner = Planner::new(redis.clone(), publisher.clone(), deps.clock.clone(), consumer_name("planner"));
+    tasks.spawn(planner.clone().run(shutdown.clone()));
+    let events = crate::api::change_channel();
+    tasks.spawn(crate::api::stream_feed(redis.clone(), events.clone(), shutdown.clone()));
+    let api = crate::api::ApiState {
+        store: Store::new(pool.clone()),
+        logs: crate::store::Logs::new(pool.clone()),
+        redis: redis.clone(),
+        token: config.api_token.clone().map(std::sync::Arc::new),
+        events,
+        control: crate::control::Control::new(Store::new(pool.clone()), planner, publisher, deps.clock.clone()),
+        public_url: config.common.public_url.clone(),
+    };
 
     let intake =
         Intake::new(config.webhook_secrets.clone(), redis.shared()?, WorkQueue::new(pool.clone(), DELIVERIES, PLANNERS), Store::new(pool));
@@ -131,7 +142,7 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let stop = shutdown.clone();
     tasks.spawn(async move {
-        let served = axum::serve(listener, server::router(intake)).with_graceful_shutdown(stop.cancelled_owned()).await;
+        let served = axum::serve(listener, server::router(intake, api)).with_graceful_shutdown(stop.cancelled_owned()).await;
         if let Err(e) = served {
             tracing::error!(error = %e, "HTTP server failed");
         }

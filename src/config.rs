@@ -102,6 +102,10 @@ pub struct ServeArgs {
     /// Runner settings (used unless --no-worker).
     #[command(flatten)]
     pub runner: RunnerArgs,
+    /// The admin token of the Drone API and build pages (private repositories,
+    /// restart, cancel). Unset: only public repositories are readable.
+    #[arg(long, env = "GREENLIGHT_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
 }
 
 /// Settings of `greenlight worker`.
@@ -283,6 +287,8 @@ pub struct ServeConfig {
     pub run_workers: bool,
     /// How stages run.
     pub runner: RunnerConfig,
+    /// The API's admin token.
+    pub api_token: Option<SecretString>,
 }
 
 /// Everything `worker` needs, validated.
@@ -388,6 +394,16 @@ impl ServeArgs {
             addr,
             run_workers: !self.no_worker,
             runner: self.runner.validate()?,
+            api_token: match self.api_token.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(t) if t.len() < 16 => {
+                    return Err(config_error(
+                        "GREENLIGHT_API_TOKEN",
+                        "is too short: use at least 16 characters (e.g. `openssl rand -hex 32`)",
+                    ));
+                }
+                Some(t) => Some(SecretString::from(t.to_string())),
+            },
         })
     }
 }

@@ -5,9 +5,11 @@
 //! `publish` pending feedback) → stage jobs for the `runner`. Every arrow is a
 //! Redis write, so each box can run in its own process or machine.
 
+pub mod api;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod exec;
 pub mod github;
 pub mod ids;
@@ -19,3 +21,4 @@ pub mod redis_server;
 pub mod runner;
 pub mod server;
 pub mod store;
+pub mod web;

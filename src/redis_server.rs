@@ -42,6 +42,11 @@ impl Redis {
         redis::aio::ConnectionManager::new_lazy_with_config(self.client.clone(), config).context("REDIS_URL: cannot connect")
     }
 
+    /// A subscriber connection.
+    pub async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
+        self.client.get_async_pubsub().await
+    }
+
     /// A connection for `XREADGROUP BLOCK` calls of up to `block`.
     pub async fn blocking(&self, block: Duration) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
         let config = redis::AsyncConnectionConfig::new()

@@ -40,9 +40,15 @@ impl Intake {
     }
 }
 
-/// The routes of the web process.
-pub fn router(intake: Intake) -> Router {
-    Router::new().route("/webhook", post(receive)).route("/healthz", get(|| async { "ok" })).route("/readyz", get(ready)).with_state(intake)
+/// The routes of the web process: intake, health, the Drone API and the pages.
+pub fn router(intake: Intake, api: crate::api::ApiState) -> Router {
+    Router::new()
+        .route("/webhook", post(receive))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .with_state(intake)
+        .merge(crate::api::router(api.clone()))
+        .merge(crate::web::router(api))
 }
 
 fn reply(status: StatusCode, message: impl Into<String>) -> Response {

@@ -153,6 +153,12 @@ pub struct Trigger {
     pub author_avatar: String,
     /// Who sent the event.
     pub sender: String,
+    /// The number of the build this one reruns (0 for a webhook).
+    #[serde(default)]
+    pub parent: i64,
+    /// Who asked for it: empty for a webhook (`@hook`), else a login.
+    #[serde(default)]
+    pub requested_by: String,
 }
 
 #[derive(Deserialize)]
@@ -375,6 +381,8 @@ fn pull_request(ev: PullRequestEvent, delivery: &DeliveryId) -> Result<Delivery,
         author_avatar: author.avatar_url,
         sender: ev.sender.map(|s| s.login).unwrap_or_default(),
         repo,
+        parent: 0,
+        requested_by: String::new(),
     })))
 }
 
@@ -422,6 +430,8 @@ fn push(ev: PushEvent, delivery: &DeliveryId) -> Result<Delivery, PayloadError> 
         author_email: author.email,
         author_avatar: sender.avatar_url,
         sender: sender.login,
+        parent: 0,
+        requested_by: String::new(),
     })))
 }
 

@@ -142,7 +142,7 @@ impl Publisher {
             (Status::Killed, _) if !finish.timed_out => format!(
                 "Build #{} was cancelled{}",
                 build.number,
-                finish.cancel_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+                finish.cancel_reason.as_deref().filter(|r| !r.is_empty()).map(|r| format!(": {r}")).unwrap_or_default()
             ),
             (_, Some(step)) => {
                 format!("Build #{} failed: step {step} {}", build.number, if finish.timed_out { "timed out" } else { "failed" })
@@ -162,7 +162,11 @@ impl Publisher {
         let now = finish.completed;
         let run = CheckRunBody {
             status: Some(CheckStatus::Completed),
-            conclusion: Some(report::conclusion(stage, finish.timed_out)),
+            conclusion: Some(if finish.cancel_reason.is_some() {
+                Conclusion::Cancelled
+            } else {
+                report::conclusion(stage, finish.timed_out)
+            }),
             completed_at: Some(now),
             details_url: Some(url),
             output: Some(Output {

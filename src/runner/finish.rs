@@ -46,28 +46,8 @@ pub(super) async fn finish(runner: &StageRunner, build: &Build, stage: &Stage) -
             done.push(waiting);
         }
         if runner.store.stage_done(build, finished.id).await? {
-            let status = build_status(&runner.store.stages(build).await?);
-            let now = runner.clock.now().timestamp();
-            runner
-                .store
-                .update_build(build.id, |b| {
-                    b.status = status;
-                    b.finished = now;
-                    if b.started == 0 {
-                        b.started = now;
-                    }
-                    b.updated = now;
-                })
-                .await?;
-            runner.store.release_delivery(&build.delivery, &build.entry).await?;
-            tracing::info!(repo = %build.repo_slug, number = build.number, status = status.as_str(), "build finished");
+            crate::control::complete_build(&runner.store, &runner.clock, build).await?;
         }
     }
     Ok(())
-}
-
-/// Drone's rule: in stage order, the first killed, failed or errored stage
-/// decides; otherwise the build passed.
-pub fn build_status(stages: &[Stage]) -> Status {
-    stages.iter().map(|s| s.status).find(|s| matches!(s, Status::Killed | Status::Failure | Status::Error)).unwrap_or(Status::Success)
 }

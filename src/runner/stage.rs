@@ -57,6 +57,20 @@ impl StageRunner {
     pub async fn run(&self, job: &StageJob, cancel: &CancellationToken, hand_back: &CancellationToken) -> anyhow::Result<()> {
         let mut stage = self.store.stage(job.stage).await?.context("stage vanished")?;
         let build = self.store.build(job.build).await?.context("build vanished")?;
+        if self.store.is_cancelled(build.id).await? {
+            if !stage.status.is_done() {
+                crate::control::skip_cancelled_stage(
+                    &self.store,
+                    &self.publisher,
+                    &self.clock,
+                    &build,
+                    &mut stage,
+                    self.sandbox.is_sandboxed(),
+                )
+                .await?;
+            }
+            return Ok(());
+        }
         let mut notes = Vec::new();
         if stage.status == Status::Running {
             tracing::warn!(stage = %stage.id, previous = %stage.machine, "taking over a stage whose worker stopped; running it again from the start");
@@ -186,7 +200,7 @@ impl StageRunner {
             tail: failed.and_then(|i| tails.get(&i)).map(Captured::tail_text).unwrap_or_default(),
             timed_out,
             sandboxed: self.sandbox.is_sandboxed(),
-            cancel_reason: cancelled.then(|| "cancelled".to_string()),
+            cancel_reason: cancelled.then(String::new),
             notes,
             completed: self.clock.now(),
         };

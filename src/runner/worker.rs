@@ -16,7 +16,6 @@ use crate::publish::Publisher;
 use crate::queue::{Entry, EntryId, STAGES, WORKERS, WorkQueue};
 use crate::redis_server::Redis;
 use crate::store::{Logs, StageJob, Store};
-use redis::AsyncCommands;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,22 +36,6 @@ pub struct WorkerSettings {
     pub grace: Duration,
     /// Stored log bytes per step.
     pub log_limit: u64,
-}
-
-/// Extends a lease if this worker still holds it. KEYS: lease; ARGV: owner, ms.
-const RENEW: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-";
-
-/// Drops a lease if this worker still holds it.
-const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-";
-
-fn lease_key(stage: StageId) -> String {
-    format!("gl:stage:{stage}:lease")
 }
 
 /// A worker process's stage runner.
@@ -210,22 +193,11 @@ impl Worker {
     }
 
     async fn acquire(&self, stage: StageId) -> redis::RedisResult<bool> {
-        let mut conn = self.redis.pool.get().await.map_err(crate::queue::pool_error)?;
-        let set: Option<String> = redis::cmd("SET")
-            .arg(lease_key(stage))
-            .arg(&self.consumer)
-            .arg("NX")
-            .arg("PX")
-            .arg(self.settings.lease.as_millis() as u64)
-            .query_async(&mut conn)
-            .await?;
-        Ok(set.is_some())
+        self.runner.store.acquire_lease(stage, &self.consumer, self.settings.lease).await
     }
 
     async fn release(&self, stage: StageId) -> redis::RedisResult<()> {
-        let mut conn = self.redis.pool.get().await.map_err(crate::queue::pool_error)?;
-        redis::Script::new(RELEASE).key(lease_key(stage)).arg(&self.consumer).invoke_async::<i64>(&mut conn).await?;
-        Ok(())
+        self.runner.store.release_lease(stage, &self.consumer).await
     }
 
     /// Renews the lease and the job's idle time, and watches for a cancel request.
@@ -236,21 +208,11 @@ impl Worker {
                 _ = tokio::time::sleep(every.min(Duration::from_secs(1))) => {}
                 _ = hand_back.cancelled() => { cancel.cancel(); return; }
             }
-            let Ok(mut conn) = self.redis.pool.get().await else {
-                continue;
-            };
-            let renewed: redis::RedisResult<i64> = redis::Script::new(RENEW)
-                .key(lease_key(job.stage))
-                .arg(&self.consumer)
-                .arg(self.settings.lease.as_millis() as u64)
-                .invoke_async(&mut conn)
-                .await;
-            if let Err(e) = &renewed {
+            if let Err(e) = self.runner.store.renew_lease(job.stage, &self.consumer, self.settings.lease).await {
                 tracing::warn!(error = %e, "renewing a stage lease failed");
             }
             let _ = self.jobs.keep_alive(&self.consumer, &entry).await;
-            let cancelled: redis::RedisResult<bool> = conn.exists(crate::store::cancel_key(job.build)).await;
-            if cancelled.unwrap_or(false) {
+            if self.runner.store.is_cancelled(job.build).await.unwrap_or(false) {
                 cancel.cancel();
             }
         }

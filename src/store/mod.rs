@@ -38,6 +38,9 @@ fn delivery_key(id: &DeliveryId) -> String {
     format!("gl:delivery:{id}")
 }
 
+/// The pub/sub channel on which every build change is announced.
+pub const EVENTS: &str = "gl:events";
+
 /// The key whose existence asks every worker to cancel a build's stages.
 pub fn cancel_key(build: BuildId) -> String {
     format!("gl:build:{build}:cancel")
@@ -80,6 +83,22 @@ if owner and owner ~= ARGV[1] then return owner end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', 604800)
 return ARGV[1]
 ";
+
+/// Extends a lease if its owner still holds it. KEYS: lease; ARGV: owner, ms.
+const RENEW_LEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+";
+
+/// Drops a lease if its owner still holds it.
+const RELEASE_LEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+fn lease_key(stage: StageId) -> String {
+    format!("gl:stage:{stage}:lease")
+}
 
 /// Releases a delivery claim if the entry still holds it.
 const RELEASE_DELIVERY: &str = r"
@@ -199,7 +218,9 @@ impl Store {
             pipe.set(stage_key(stage.id), serde_json::to_string(stage).expect("records serialize"));
         }
         pipe.zadd(builds_key(build.repo_id), build.id.0, build.number);
-        pipe.query_async::<()>(&mut self.conn().await?).await
+        pipe.zadd("gl:builds", build.id.0, build.id.0);
+        pipe.query_async::<()>(&mut self.conn().await?).await?;
+        self.announce(build.repo_id, build.id).await
     }
 
     /// A build by id.
@@ -225,10 +246,34 @@ impl Store {
         Ok(ids.into_iter().map(BuildId).collect())
     }
 
-    /// Overwrites a build record (bumping its version).
-    pub async fn save_build(&self, build: &mut Build) -> RedisResult<()> {
-        build.version += 1;
-        self.set_json(&build_key(build.id), build).await
+    /// Takes a stage's lease for `owner` unless someone holds it.
+    pub async fn acquire_lease(&self, stage: StageId, owner: &str, ttl: std::time::Duration) -> RedisResult<bool> {
+        let set: Option<String> = redis::cmd("SET")
+            .arg(lease_key(stage))
+            .arg(owner)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .query_async(&mut self.conn().await?)
+            .await?;
+        Ok(set.is_some())
+    }
+
+    /// Extends a stage's lease if `owner` still holds it.
+    pub async fn renew_lease(&self, stage: StageId, owner: &str, ttl: std::time::Duration) -> RedisResult<bool> {
+        let renewed: i64 = redis::Script::new(RENEW_LEASE)
+            .key(lease_key(stage))
+            .arg(owner)
+            .arg(ttl.as_millis() as u64)
+            .invoke_async(&mut self.conn().await?)
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    /// Drops a stage's lease if `owner` still holds it.
+    pub async fn release_lease(&self, stage: StageId, owner: &str) -> RedisResult<()> {
+        redis::Script::new(RELEASE_LEASE).key(lease_key(stage)).arg(owner).invoke_async::<i64>(&mut self.conn().await?).await?;
+        Ok(())
     }
 
     /// Reads, changes and writes a build atomically (optimistic: retried if
@@ -254,6 +299,7 @@ impl Store {
                 .query_async(&mut conn)
                 .await?;
             if written.is_some() {
+                self.announce(build.repo_id, build.id).await?;
                 return Ok(Some(build));
             }
         }
@@ -287,7 +333,56 @@ impl Store {
     /// Overwrites a stage record (bumping its version).
     pub async fn save_stage(&self, stage: &mut Stage) -> RedisResult<()> {
         stage.version += 1;
-        self.set_json(&stage_key(stage.id), stage).await
+        self.set_json(&stage_key(stage.id), stage).await?;
+        self.announce(stage.repo_id, stage.build_id).await
+    }
+
+    /// Tells every process (live pages, API streams) that a build changed.
+    async fn announce(&self, repo: RepoId, build: BuildId) -> RedisResult<()> {
+        let event = serde_json::json!({ "repo": repo, "build": build }).to_string();
+        self.conn().await?.publish(EVENTS, event).await
+    }
+
+    /// Every repository, ordered by slug.
+    pub async fn repos(&self) -> RedisResult<Vec<Repo>> {
+        let ids: Vec<i64> = self.conn().await?.smembers("gl:repos").await?;
+        let mut repos = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(repo) = self.repo(RepoId(id)).await? {
+                repos.push(repo);
+            }
+        }
+        repos.sort_by_key(|r| r.slug().to_ascii_lowercase());
+        Ok(repos)
+    }
+
+    /// Saves a repository record as it is.
+    pub async fn save_repo(&self, repo: &Repo) -> RedisResult<()> {
+        self.set_json(&repo_key(repo.id), repo).await?;
+        let mut conn = self.conn().await?;
+        let _: () = conn.set(slug_key(&repo.slug()), repo.id.0).await?;
+        conn.sadd("gl:repos", repo.id.0).await
+    }
+
+    /// The last build number of a repository.
+    pub async fn repo_counter(&self, repo: RepoId) -> RedisResult<i64> {
+        let n: Option<i64> = self.conn().await?.get(format!("gl:repo:{repo}:counter")).await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// The most recent builds of every repository, newest first.
+    pub async fn recent_builds(&self, offset: usize, count: usize) -> RedisResult<Vec<Build>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = self.conn().await?.zrevrange("gl:builds", offset as isize, (offset + count - 1) as isize).await?;
+        let mut builds = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(build) = self.build(BuildId(id)).await? {
+                builds.push(build);
+            }
+        }
+        Ok(builds)
     }
 
     /// Asks the workers running a build to cancel it.

@@ -12,6 +12,9 @@ use octocrab::jsonwebtoken::EncodingKey;
 use secrecy::SecretString;
 use std::time::Duration;
 
+/// The admin token of the API in tests.
+pub const API_TOKEN: &str = "test-admin-token-0123456789abcdef";
+
 /// The public URL build links start with.
 pub const PUBLIC_URL: &str = "http://greenlight.test";
 
@@ -98,6 +101,7 @@ impl TestApp {
             addr: "127.0.0.1:0".parse().unwrap(),
             run_workers: runner.is_some(),
             runner: runner.unwrap_or_else(runner_config),
+            api_token: Some(SecretString::from(API_TOKEN.to_string())),
         };
         let deps = Deps { retry: quick_retries(), ..Deps::default() };
         let running = app::start(config, deps).await.expect("greenlight starts");
@@ -215,6 +219,26 @@ impl TestApp {
     /// The first stage of a build.
     pub async fn stage(&self, build: &Build) -> greenlight::store::Stage {
         self.store.stage(build.stages[0]).await.unwrap().unwrap()
+    }
+
+    /// Calls the API as a guest or as the admin; returns status and JSON.
+    pub async fn api(&self, method: &str, path: &str, admin: bool) -> Answer {
+        let mut request = self.http.request(method.parse().unwrap(), format!("{}{path}", self.url()));
+        if admin {
+            request = request.bearer_auth(API_TOKEN);
+        }
+        let response = request.send().await.expect("greenlight answers");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(serde_json::Value::Null);
+        Answer { status, body }
+    }
+
+    /// GETs a path as a guest; returns status, headers and text.
+    pub async fn get_text(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+        let response = self.http.get(format!("{}{path}", self.url())).send().await.expect("greenlight answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.text().await.unwrap_or_default())
     }
 
     /// Stops greenlight.

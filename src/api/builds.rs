@@ -1,0 +1,177 @@
+//! Build endpoints: lists, single builds, logs, restart and cancel.
+
+use super::shapes::BuildJson;
+use super::{ApiError, ApiResult, ApiState, Viewer, readable_repo};
+use crate::store::{Build, LogLine, Repo};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+
+/// Drone's default page size.
+pub const DEFAULT_PER_PAGE: usize = 25;
+
+/// Drone's largest page size.
+pub const MAX_PER_PAGE: usize = 100;
+
+/// A filtered listing or a `latest` lookup looks through at most this many builds.
+pub const SCAN_LIMIT: usize = 10_000;
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    page: Option<String>,
+    per_page: Option<String>,
+    branch: Option<String>,
+    tag: Option<String>,
+}
+
+/// Builds of a repository, newest first, whose ref satisfies `keep`: skips
+/// `skip` matches and returns up to `take`.
+async fn scan(state: &ApiState, repo: &Repo, skip: usize, take: usize, keep: impl Fn(&Build) -> bool) -> ApiResult<Vec<Build>> {
+    let mut out = Vec::new();
+    let mut matched = 0;
+    let mut offset = 0;
+    while out.len() < take && offset < SCAN_LIMIT {
+        let ids = state.store.build_ids(repo.id, offset, 100).await?;
+        if ids.is_empty() {
+            break;
+        }
+        offset += ids.len();
+        for id in ids {
+            let Some(build) = state.store.build(id).await? else { continue };
+            if !keep(&build) {
+                continue;
+            }
+            matched += 1;
+            if matched > skip && out.len() < take {
+                out.push(build);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// GET /api/repos/{owner}/{name}/builds (`page` 1-based, `per_page` 1–100, `branch`, `tag`)
+pub async fn list(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path((owner, name)): Path<(String, String)>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Vec<BuildJson>>> {
+    let repo = readable_repo(&state, &viewer, &owner, &name).await?;
+    let page = q.page.and_then(|p| p.parse::<usize>().ok()).filter(|p| *p > 0).unwrap_or(1);
+    let per_page = q.per_page.and_then(|p| p.parse::<usize>().ok()).filter(|p| (1..=MAX_PER_PAGE).contains(p)).unwrap_or(DEFAULT_PER_PAGE);
+    let wanted = q.branch.map(|b| format!("refs/heads/{b}")).or(q.tag.map(|t| format!("refs/tags/{t}")));
+    let builds = scan(&state, &repo, (page - 1) * per_page, per_page, |b| wanted.as_ref().is_none_or(|r| &b.git_ref == r)).await?;
+    Ok(Json(builds.iter().map(BuildJson::new).collect()))
+}
+
+#[derive(Deserialize)]
+pub struct LatestQuery {
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
+    branch: Option<String>,
+}
+
+/// The ref a `latest` or badge lookup means: `branch` wins over `ref`; the default branch otherwise.
+pub fn wanted_ref(repo: &Repo, git_ref: Option<String>, branch: Option<String>) -> String {
+    match (branch, git_ref) {
+        (Some(b), _) if !b.is_empty() => format!("refs/heads/{b}"),
+        (_, Some(r)) if !r.is_empty() => r,
+        _ => format!("refs/heads/{}", repo.default_branch),
+    }
+}
+
+/// The newest build of a repository on a ref.
+pub async fn latest_on(state: &ApiState, repo: &Repo, git_ref: &str) -> ApiResult<Option<Build>> {
+    Ok(scan(state, repo, 0, 1, |b| b.git_ref == git_ref).await?.pop())
+}
+
+async fn with_stages(state: &ApiState, build: &Build) -> ApiResult<Json<BuildJson>> {
+    let stages = state.store.stages(build).await?;
+    Ok(Json(BuildJson::with_stages(build, &stages)))
+}
+
+/// GET /api/repos/{owner}/{name}/builds/latest (`ref` or `branch`)
+pub async fn latest(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path((owner, name)): Path<(String, String)>,
+    Query(q): Query<LatestQuery>,
+) -> ApiResult<Json<BuildJson>> {
+    let repo = readable_repo(&state, &viewer, &owner, &name).await?;
+    let wanted = wanted_ref(&repo, q.git_ref, q.branch);
+    let build = latest_on(&state, &repo, &wanted).await?.ok_or_else(ApiError::not_found)?;
+    with_stages(&state, &build).await
+}
+
+fn number(raw: &str, what: &str) -> ApiResult<i64> {
+    raw.parse().map_err(|_| ApiError::bad_request(format!("{what} must be a number, got {raw:?}")))
+}
+
+async fn find_build(state: &ApiState, viewer: &Viewer, owner: &str, name: &str, raw: &str) -> ApiResult<(Repo, Build)> {
+    let repo = readable_repo(state, viewer, owner, name).await?;
+    let number = number(raw, "build")?;
+    let build = state.store.build_by_number(repo.id, number).await?.ok_or_else(ApiError::not_found)?;
+    Ok((repo, build))
+}
+
+/// GET /api/repos/{owner}/{name}/builds/{number}: the build with its stages and steps.
+pub async fn find(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path((owner, name, raw)): Path<(String, String, String)>,
+) -> ApiResult<Json<BuildJson>> {
+    let (_, build) = find_build(&state, &viewer, &owner, &name, &raw).await?;
+    with_stages(&state, &build).await
+}
+
+/// GET /api/repos/{owner}/{name}/builds/{number}/logs/{stage}/{step}: the lines so far.
+pub async fn logs(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path((owner, name, raw, stage, step)): Path<(String, String, String, String, String)>,
+) -> ApiResult<Json<Vec<LogLine>>> {
+    let (_, build) = find_build(&state, &viewer, &owner, &name, &raw).await?;
+    let (stage, step) = (number(&stage, "stage")?, number(&step, "step")?);
+    let stages = state.store.stages(&build).await?;
+    let stage = stages.iter().find(|s| s.number == stage).ok_or_else(ApiError::not_found)?;
+    let step = stage.steps.iter().find(|s| s.number == step).ok_or_else(ApiError::not_found)?;
+    Ok(Json(state.logs.read(stage.id, step.number).await?))
+}
+
+/// POST /api/repos/{owner}/{name}/builds/{number}: restart as a new build.
+pub async fn restart(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path((owner, name, raw)): Path<(String, String, String)>,
+) -> ApiResult<Json<Option<BuildJson>>> {
+    if !viewer.admin {
+        return Err(ApiError::unauthorized());
+    }
+    let (repo, build) = find_build(&state, &viewer, &owner, &name, &raw).await?;
+    let restarted = state.control.restart(&repo, &build, "admin").await.map_err(|e| {
+        tracing::warn!(error = %e, "restart failed");
+        ApiError(axum::http::StatusCode::BAD_GATEWAY, format!("restart failed: {e}"))
+    })?;
+    match restarted {
+        Some(new) => Ok(Json(Some(with_stages(&state, &new).await?.0))),
+        None => Ok(Json(None)),
+    }
+}
+
+/// DELETE /api/repos/{owner}/{name}/builds/{number}: cancel; answers the build.
+pub async fn cancel(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path((owner, name, raw)): Path<(String, String, String)>,
+) -> ApiResult<Json<BuildJson>> {
+    if !viewer.admin {
+        return Err(ApiError::unauthorized());
+    }
+    let (_, build) = find_build(&state, &viewer, &owner, &name, &raw).await?;
+    let cancelled = state.control.cancel(&build, true).await.map_err(|e| {
+        tracing::warn!(error = %e, "cancel failed");
+        ApiError(axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("cancel failed: {e}"))
+    })?;
+    with_stages(&state, &cancelled).await
+}

@@ -1,0 +1,143 @@
+//! The Drone-compatible API (`/api/...`, Drone 2.x shapes) for existing
+//! Drone clients: the `drone` CLI, drone-node, dashboards.
+//!
+//! Access follows Drone: public repositories are readable by anyone;
+//! private ones, the user endpoints, restart and cancel need the admin
+//! token (`GREENLIGHT_API_TOKEN`), given as `Authorization: Bearer TOKEN`,
+//! the raw header, `?access_token=` or the build page's login cookie. A
+//! guest asking for a private repository gets 401, as from Drone.
+
+mod auth;
+mod badges;
+mod builds;
+mod repos;
+pub mod shapes;
+mod stream;
+
+pub use auth::{TOKEN_COOKIE, Viewer};
+
+use crate::control::Control;
+use crate::redis_server::Redis;
+use crate::store::{Logs, Repo, Store};
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use secrecy::SecretString;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// What the API handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Build state.
+    pub store: Store,
+    /// Step logs.
+    pub logs: Logs,
+    /// Redis, for live log streams.
+    pub redis: Redis,
+    /// The admin token, if one is configured.
+    pub token: Option<Arc<SecretString>>,
+    /// Build changes, fanned out to every stream.
+    pub events: broadcast::Sender<stream::Change>,
+    /// Restart and cancel.
+    pub control: Control,
+    /// Base of build page links.
+    pub public_url: String,
+}
+
+/// An API error: Drone's `{"message": ...}` with a status code.
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub String);
+
+impl ApiError {
+    /// 401 Unauthorized.
+    pub fn unauthorized() -> Self {
+        Self(StatusCode::UNAUTHORIZED, "Unauthorized".to_string())
+    }
+
+    /// 404 Not Found.
+    pub fn not_found() -> Self {
+        Self(StatusCode::NOT_FOUND, "Not Found".to_string())
+    }
+
+    /// 400 with a message.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self(StatusCode::BAD_REQUEST, message.into())
+    }
+}
+
+impl From<redis::RedisError> for ApiError {
+    fn from(e: redis::RedisError) -> Self {
+        tracing::error!(error = %e, "API: redis failed");
+        Self(StatusCode::SERVICE_UNAVAILABLE, "store unavailable".to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(serde_json::json!({ "message": self.1 }))).into_response()
+    }
+}
+
+/// The result of an API handler.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Finds a repository the viewer may read: 401 for a guest when it is
+/// missing or private (hiding whether it exists), 404 for the admin when missing.
+pub async fn readable_repo(state: &ApiState, viewer: &Viewer, owner: &str, name: &str) -> ApiResult<Repo> {
+    match state.store.repo_by_slug(&format!("{owner}/{name}")).await? {
+        Some(repo) if !repo.private || viewer.admin => Ok(repo),
+        Some(_) => Err(ApiError::unauthorized()),
+        None if viewer.admin => Err(ApiError::not_found()),
+        None => Err(ApiError::unauthorized()),
+    }
+}
+
+async fn not_implemented() -> ApiError {
+    ApiError(StatusCode::NOT_IMPLEMENTED, "Not Implemented".to_string())
+}
+
+/// The `/api` routes (mounted by the server), plus `/version`.
+pub fn router(state: ApiState) -> Router {
+    let cors = CorsLayer::new().allow_origin(Any).allow_methods(Any).allow_headers(Any).expose_headers([header::LINK]);
+    let api = Router::new()
+        .route("/user", get(repos::user))
+        .route("/user/repos", get(repos::user_repos))
+        .route("/user/builds", get(repos::user_builds))
+        .route("/user/builds/recent", get(repos::user_builds))
+        .route("/builds/incomplete", get(repos::incomplete))
+        .route("/repos/{owner}/{name}", get(repos::repo))
+        .route("/repos/{owner}/{name}/builds", get(builds::list))
+        .route("/repos/{owner}/{name}/builds/latest", get(builds::latest))
+        .route("/repos/{owner}/{name}/builds/{number}", get(builds::find).post(builds::restart).delete(builds::cancel))
+        .route("/repos/{owner}/{name}/builds/{number}/logs/{stage}/{step}", get(builds::logs))
+        .route("/stream", get(stream::builds))
+        .route("/stream/{owner}/{name}", get(stream::repo_builds))
+        .route("/stream/{owner}/{name}/{build}/{stage}/{step}", get(stream::log))
+        .route("/badges/{owner}/{name}/status.svg", get(badges::status_svg))
+        .route("/badges/{owner}/{name}/cc.xml", get(badges::cc_xml))
+        .fallback(not_implemented)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, no-store, must-revalidate, private, max-age=0"),
+        ))
+        .layer(cors)
+        .with_state(state.clone());
+    Router::new().nest("/api", api).route("/version", get(version)).with_state(state)
+}
+
+async fn version() -> impl IntoResponse {
+    axum::Json(
+        serde_json::json!({ "source": "https://github.com/greenlight-ci/greenlight", "version": env!("CARGO_PKG_VERSION"), "commit": "" }),
+    )
+}
+
+pub use stream::{Change, feed as stream_feed};
+
+/// A channel for build change events.
+pub fn change_channel() -> broadcast::Sender<stream::Change> {
+    broadcast::channel(1024).0
+}

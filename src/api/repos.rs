@@ -1,0 +1,87 @@
+//! The user and repository endpoints.
+
+use super::shapes::{BuildJson, RepoJson, UserJson};
+use super::{ApiError, ApiResult, ApiState, Viewer, readable_repo};
+use crate::store::{Build, Repo};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+
+/// How many builds `/api/user/builds` lists, as Drone.
+pub const RECENT_BUILDS: usize = 25;
+
+/// How many recent builds `/api/builds/incomplete` looks through.
+pub const INCOMPLETE_SCAN: usize = 500;
+
+fn require_admin(viewer: &Viewer) -> ApiResult<()> {
+    if viewer.admin { Ok(()) } else { Err(ApiError::unauthorized()) }
+}
+
+/// A repository with its counter, and optionally a build, as Drone shows it.
+pub async fn repo_json(state: &ApiState, repo: &Repo, build: Option<BuildJson>) -> ApiResult<RepoJson> {
+    let mut json = RepoJson::new(repo, state.store.repo_counter(repo.id).await?);
+    json.build = build;
+    Ok(json)
+}
+
+/// The newest build of a repository, if any.
+pub async fn latest_build(state: &ApiState, repo: &Repo) -> ApiResult<Option<Build>> {
+    match state.store.build_ids(repo.id, 0, 1).await?.first() {
+        Some(id) => Ok(state.store.build(*id).await?),
+        None => Ok(None),
+    }
+}
+
+/// GET /api/user
+pub async fn user(viewer: Viewer) -> ApiResult<Json<UserJson>> {
+    require_admin(&viewer)?;
+    Ok(Json(UserJson::admin()))
+}
+
+#[derive(Deserialize)]
+pub struct LatestQuery {
+    #[serde(default)]
+    latest: Option<String>,
+}
+
+/// GET /api/user/repos (`?latest=true` adds each repository's newest build)
+pub async fn user_repos(State(state): State<ApiState>, viewer: Viewer, Query(q): Query<LatestQuery>) -> ApiResult<Json<Vec<RepoJson>>> {
+    require_admin(&viewer)?;
+    let latest = q.latest.as_deref() == Some("true");
+    let mut out = Vec::new();
+    for repo in state.store.repos().await? {
+        let build = if latest { latest_build(&state, &repo).await?.map(|b| BuildJson::new(&b)) } else { None };
+        out.push(repo_json(&state, &repo, build).await?);
+    }
+    Ok(Json(out))
+}
+
+async fn with_repos(state: &ApiState, builds: Vec<Build>) -> ApiResult<Vec<RepoJson>> {
+    let mut out = Vec::new();
+    for build in builds {
+        if let Some(repo) = state.store.repo(build.repo_id).await? {
+            out.push(repo_json(state, &repo, Some(BuildJson::new(&build))).await?);
+        }
+    }
+    Ok(out)
+}
+
+/// GET /api/user/builds: the 25 most recent builds, each inside its repository.
+pub async fn user_builds(State(state): State<ApiState>, viewer: Viewer) -> ApiResult<Json<Vec<RepoJson>>> {
+    require_admin(&viewer)?;
+    let builds = state.store.recent_builds(0, RECENT_BUILDS).await?;
+    Ok(Json(with_repos(&state, builds).await?))
+}
+
+/// GET /api/builds/incomplete: pending and running builds, each inside its repository.
+pub async fn incomplete(State(state): State<ApiState>, viewer: Viewer) -> ApiResult<Json<Vec<RepoJson>>> {
+    require_admin(&viewer)?;
+    let builds = state.store.recent_builds(0, INCOMPLETE_SCAN).await?.into_iter().filter(|b| !b.status.is_done()).take(50).collect();
+    Ok(Json(with_repos(&state, builds).await?))
+}
+
+/// GET /api/repos/{owner}/{name}
+pub async fn repo(State(state): State<ApiState>, viewer: Viewer, Path((owner, name)): Path<(String, String)>) -> ApiResult<Json<RepoJson>> {
+    let repo = readable_repo(&state, &viewer, &owner, &name).await?;
+    Ok(Json(repo_json(&state, &repo, None).await?))
+}

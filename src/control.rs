@@ -1,0 +1,175 @@
+//! Acting on builds: restart (a new build with `parent` set, published like
+//! any other) and cancel (running steps killed, pending stages skipped, the
+//! build `killed`, its check runs `cancelled`), and finishing a build.
+
+use crate::clock::SharedClock;
+use crate::github::webhook::{RepoInfo, Trigger};
+use crate::ids::DeliveryId;
+use crate::planner::Planner;
+use crate::publish::{Publisher, StageReport};
+use crate::queue::EntryId;
+use crate::store::{Build, Repo, Stage, Status, Store};
+use std::time::Duration;
+
+/// Who holds a stage's lease while the API cancels it.
+const CANCEL_OWNER: &str = "api-cancel";
+
+/// Restarts and cancels builds.
+#[derive(Clone)]
+pub struct Control {
+    store: Store,
+    planner: Planner,
+    publisher: Publisher,
+    clock: SharedClock,
+}
+
+/// Drone's rule, plus cancellation: a cancelled build is `killed`; otherwise,
+/// in stage order, the first killed, failed or errored stage decides.
+pub fn build_status(stages: &[Stage], cancelled: bool) -> Status {
+    if cancelled {
+        return Status::Killed;
+    }
+    stages.iter().map(|s| s.status).find(|s| matches!(s, Status::Killed | Status::Failure | Status::Error)).unwrap_or(Status::Success)
+}
+
+/// Marks a build finished once its last stage is done, and releases its
+/// delivery so that a redelivery starts a new build.
+pub async fn complete_build(store: &Store, clock: &SharedClock, build: &Build) -> anyhow::Result<()> {
+    let cancelled = store.is_cancelled(build.id).await?;
+    let status = build_status(&store.stages(build).await?, cancelled);
+    let now = clock.now().timestamp();
+    store
+        .update_build(build.id, |b| {
+            b.status = status;
+            b.finished = now;
+            if b.started == 0 {
+                b.started = now;
+            }
+            b.updated = now;
+        })
+        .await?;
+    store.release_delivery(&build.delivery, &build.entry).await?;
+    tracing::info!(repo = %build.repo_slug, number = build.number, status = status.as_str(), "build finished");
+    Ok(())
+}
+
+/// Ends a stage that never started because its build was cancelled:
+/// skipped, its check run `cancelled`; finishes the build if it was the last.
+pub async fn skip_cancelled_stage(
+    store: &Store,
+    publisher: &Publisher,
+    clock: &SharedClock,
+    build: &Build,
+    stage: &mut Stage,
+    sandboxed: bool,
+) -> anyhow::Result<()> {
+    stage.status = Status::Skipped;
+    for step in &mut stage.steps {
+        if !step.status.is_done() {
+            step.status = Status::Skipped;
+            step.exit_code = 130;
+        }
+    }
+    stage.stopped = clock.now().timestamp();
+    store.save_stage(stage).await?;
+    let report = StageReport {
+        failed_step: None,
+        tail: String::new(),
+        timed_out: false,
+        sandboxed,
+        cancel_reason: Some("cancelled before it started".to_string()),
+        notes: vec!["The build was cancelled before this stage started.".to_string()],
+        completed: clock.now(),
+    };
+    if let Err(e) = publisher.stage_finished(build, stage, &report).await {
+        tracing::warn!(error = %e, "could not publish a cancelled stage");
+    }
+    if store.stage_done(build, stage.id).await? {
+        complete_build(store, clock, build).await?;
+    }
+    Ok(())
+}
+
+impl Control {
+    /// Restarts and cancels through these parts.
+    pub fn new(store: Store, planner: Planner, publisher: Publisher, clock: SharedClock) -> Self {
+        Self { store, planner, publisher, clock }
+    }
+
+    /// Starts a new build of the same commit and event, with `parent` = this
+    /// build's number; `None` when no pipeline matches any more.
+    pub async fn restart(&self, repo: &Repo, build: &Build, by: &str) -> anyhow::Result<Option<Build>> {
+        let nonce: u64 = rand::random();
+        let trigger = Trigger {
+            delivery: DeliveryId(format!("restart-{}-{nonce:016x}", build.id)),
+            installation: build.installation,
+            repo: RepoInfo {
+                id: repo.id,
+                owner: repo.namespace.clone(),
+                name: repo.name.clone(),
+                private: repo.private,
+                clone_url: repo.clone_url.clone(),
+                ssh_url: repo.ssh_url.clone(),
+                html_url: repo.link.clone(),
+                default_branch: repo.default_branch.clone(),
+            },
+            event: build.event,
+            action: build.action.clone(),
+            sha: build.after.clone(),
+            before: build.before.clone(),
+            git_ref: build.git_ref.clone(),
+            source: build.source.clone(),
+            target: build.target.clone(),
+            pull_request: build.pull_request,
+            source_repo: build.source_repo.clone(),
+            fork: build.fork,
+            title: build.title.clone(),
+            message: build.message.clone(),
+            link: build.link.clone(),
+            author_login: build.author_login.clone(),
+            author_name: build.author_name.clone(),
+            author_email: build.author_email.clone(),
+            author_avatar: build.author_avatar.clone(),
+            sender: by.to_string(),
+            parent: build.number,
+            requested_by: by.to_string(),
+        };
+        let entry = EntryId(format!("restart-{nonce:016x}"));
+        self.planner.plan(&entry, &trigger).await?;
+        match self.store.allocate_existing(&entry).await? {
+            Some(id) => Ok(self.store.build(id).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// Cancels a build: running steps are killed by their workers (within a
+    /// second), stages not yet started are skipped, the build becomes `killed`.
+    pub async fn cancel(&self, build: &Build, sandboxed: bool) -> anyhow::Result<Build> {
+        if build.status.is_done() {
+            return Ok(build.clone());
+        }
+        self.store.request_cancel(build.id).await?;
+        let now = self.clock.now().timestamp();
+        let build = self
+            .store
+            .update_build(build.id, |b| {
+                b.status = Status::Killed;
+                if b.started == 0 {
+                    b.started = now;
+                }
+                b.finished = now;
+                b.updated = now;
+            })
+            .await?
+            .unwrap_or_else(|| build.clone());
+        for mut stage in self.store.stages(&build).await? {
+            let waiting = matches!(stage.status, Status::Pending | Status::WaitingOnDependencies | Status::Blocked);
+            // Holding the lease keeps a worker from starting it meanwhile.
+            if waiting && self.store.acquire_lease(stage.id, CANCEL_OWNER, Duration::from_secs(60)).await? {
+                skip_cancelled_stage(&self.store, &self.publisher, &self.clock, &build, &mut stage, sandboxed).await?;
+                self.store.release_lease(stage.id, CANCEL_OWNER).await?;
+            }
+        }
+        Ok(self.store.build(build.id).await?.unwrap_or(build))
+    }
+}
