@@ -99,6 +99,13 @@ async fn receive(State(intake): State<Intake>, headers: HeaderMap, body: Body) -
         Ok(Delivery::Ignored(reason)) => {
             return reply(StatusCode::OK, format!("ignored: {reason}"));
         }
+        Ok(Delivery::Installation(change)) => {
+            let now = chrono::Utc::now().timestamp();
+            return match tokio::time::timeout(REDIS_WRITE_TIMEOUT, intake.store.apply_installation(&change, now)).await {
+                Ok(Ok(())) => reply(StatusCode::OK, format!("{} repositories added, {} removed", change.added.len(), change.removed.len())),
+                _ => reply(StatusCode::SERVICE_UNAVAILABLE, "store unavailable; redeliver later"),
+            };
+        }
         Ok(Delivery::Build(trigger)) => trigger,
         Err(e) => return reply(StatusCode::BAD_REQUEST, e.to_string()),
     };

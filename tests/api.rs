@@ -290,3 +290,21 @@ async fn badges_show_the_latest_build_of_a_branch() {
     assert!(none.contains(">none</text>"));
     assert!(cc.contains(r#"<Project name="acme/widget" activity="Sleeping" lastBuildStatus="Failure" lastBuildLabel="2""#), "{cc}");
 }
+
+#[tokio::test]
+async fn repositories_appear_when_the_app_is_installed_and_turn_inactive_when_removed() {
+    let github = FakeGitHub::start().await;
+    let repo = github.repo("acme/widget");
+    let app = TestApp::start(&github).await;
+
+    let installed = app.deliver(&Webhook::installation("created", &[&repo])).await;
+    let listed = app.api("GET", "/api/user/repos", true).await;
+    let removed = app.deliver(&Webhook::installation_repositories(false, &[&repo])).await;
+    let after = app.api("GET", "/api/repos/acme/widget", true).await;
+
+    assert_eq!((installed.status, installed.body["message"].as_str()), (200, Some("1 repositories added, 0 removed")));
+    let list = listed.body.as_array().unwrap();
+    assert_eq!((list.len(), list[0]["slug"].as_str(), list[0]["active"].as_bool()), (1, Some("acme/widget"), Some(true)));
+    assert_eq!(removed.status, 200);
+    assert_eq!(after.body["active"], false);
+}

@@ -14,7 +14,7 @@ mod repos;
 pub mod shapes;
 mod stream;
 
-pub use auth::{TOKEN_COOKIE, Viewer};
+pub use auth::{TOKEN_COOKIE, Viewer, is_admin_token};
 
 use crate::control::Control;
 use crate::redis_server::Redis;

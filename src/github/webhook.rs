@@ -293,8 +293,56 @@ pub enum Delivery {
     Ping,
     /// Start a build.
     Build(Box<Trigger>),
+    /// The App was installed on, or removed from, repositories.
+    Installation(InstallationChange),
     /// An event or action greenlight does not act on, with a short reason.
     Ignored(String),
+}
+
+/// A repository named in an installation event.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct InstalledRepo {
+    /// GitHub's id.
+    pub id: i64,
+    /// `owner/name`.
+    pub full_name: String,
+    /// Whether it is private.
+    #[serde(default)]
+    pub private: bool,
+}
+
+/// Repositories an installation gained or lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallationChange {
+    /// The installation.
+    pub installation: InstallationId,
+    /// Repositories now covered.
+    pub added: Vec<InstalledRepo>,
+    /// Repositories no longer covered.
+    pub removed: Vec<InstalledRepo>,
+}
+
+#[derive(Deserialize)]
+struct InstallationEvent {
+    action: String,
+    installation: InstallationRef,
+    #[serde(default)]
+    repositories: Vec<InstalledRepo>,
+    #[serde(default)]
+    repositories_added: Vec<InstalledRepo>,
+    #[serde(default)]
+    repositories_removed: Vec<InstalledRepo>,
+}
+
+fn installation_change(event: &str, ev: InstallationEvent) -> Delivery {
+    let installation = InstallationId(ev.installation.id);
+    let (added, removed) = match (event, ev.action.as_str()) {
+        ("installation", "created" | "unsuspend" | "new_permissions_accepted") => (ev.repositories, Vec::new()),
+        ("installation", "deleted" | "suspend") => (Vec::new(), ev.repositories),
+        ("installation_repositories", "added" | "removed") => (ev.repositories_added, ev.repositories_removed),
+        (_, other) => return Delivery::Ignored(format!("{event} action {other} changes nothing")),
+    };
+    Delivery::Installation(InstallationChange { installation, added, removed })
 }
 
 /// A payload that does not parse as the event it claims to be.
@@ -318,6 +366,7 @@ pub fn parse_delivery(event: &str, delivery: &DeliveryId, body: &[u8]) -> Result
         }
         "pull_request" => pull_request(serde_json::from_slice(body).map_err(wrap)?, delivery),
         "push" => push(serde_json::from_slice(body).map_err(wrap)?, delivery),
+        "installation" | "installation_repositories" => Ok(installation_change(event, serde_json::from_slice(body).map_err(wrap)?)),
         other => {
             serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(wrap)?;
             Ok(Delivery::Ignored(format!("event {other} starts no build")))

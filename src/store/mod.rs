@@ -157,6 +157,37 @@ impl Store {
         Ok(repo)
     }
 
+    /// Records what an installation event says: repositories added appear
+    /// (active), repositories removed turn inactive.
+    pub async fn apply_installation(&self, change: &crate::github::webhook::InstallationChange, now: i64) -> RedisResult<()> {
+        for (repos, active) in [(&change.added, true), (&change.removed, false)] {
+            for installed in repos {
+                let (owner, name) = installed.full_name.split_once('/').unwrap_or((&installed.full_name, ""));
+                let mut repo = self.repo(RepoId(installed.id)).await?.unwrap_or_else(|| Repo {
+                    id: RepoId(installed.id),
+                    namespace: owner.to_string(),
+                    name: name.to_string(),
+                    private: installed.private,
+                    clone_url: String::new(),
+                    ssh_url: String::new(),
+                    link: String::new(),
+                    default_branch: "main".to_string(),
+                    active,
+                    installation: change.installation,
+                    counter: 0,
+                    created: now,
+                    updated: now,
+                });
+                repo.active = active;
+                repo.private = installed.private;
+                repo.installation = change.installation;
+                repo.updated = now;
+                self.save_repo(&repo).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// A repository by id.
     pub async fn repo(&self, id: RepoId) -> RedisResult<Option<Repo>> {
         self.get_json(&repo_key(id)).await

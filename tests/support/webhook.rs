@@ -100,6 +100,36 @@ impl Webhook {
         Self::new("push", &payload)
     }
 
+    /// `installation` with `action` (created, deleted, suspend, …) covering `repos`.
+    pub fn installation(action: &str, repos: &[&RepoHandle]) -> Self {
+        let mut payload = fixture("installation.created.json");
+        payload["action"] = json!(action);
+        payload["installation"]["id"] = json!(repos[0].installation);
+        payload["repositories"] = json!(
+            repos
+                .iter()
+                .map(|r| json!({ "id": r.id, "name": r.slug.split('/').nth(1), "full_name": r.slug, "private": r.private }))
+                .collect::<Vec<_>>()
+        );
+        Self::new("installation", &payload)
+    }
+
+    /// `installation_repositories` with `repos` added or removed.
+    pub fn installation_repositories(added: bool, repos: &[&RepoHandle]) -> Self {
+        let mut payload = fixture("installation_repositories.added.json");
+        let list = json!(
+            repos
+                .iter()
+                .map(|r| json!({ "id": r.id, "name": r.slug.split('/').nth(1), "full_name": r.slug, "private": r.private }))
+                .collect::<Vec<_>>()
+        );
+        payload["action"] = json!(if added { "added" } else { "removed" });
+        payload["installation"]["id"] = json!(repos[0].installation);
+        payload["repositories_added"] = if added { list.clone() } else { json!([]) };
+        payload["repositories_removed"] = if added { json!([]) } else { list };
+        Self::new("installation_repositories", &payload)
+    }
+
     /// GitHub's `ping`.
     pub fn ping() -> Self {
         Self::new("ping", &fixture("ping.json"))
