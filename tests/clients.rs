@@ -1,0 +1,90 @@
+//! Real clients against a running greenlight: drone-node (npm, pinned in
+//! tests/js) and a headless Chromium on the build page.
+
+mod support;
+
+use std::path::PathBuf;
+use support::app::API_TOKEN;
+use support::{FakeGitHub, ONE_ECHO_STEP, TestApp, Webhook};
+
+fn js_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/js")
+}
+
+/// Runs a script of tests/js with node; fails, saying what to install, when something is missing.
+async fn node(script: &str, env: &[(&str, String)]) -> serde_json::Value {
+    assert!(js_dir().join("node_modules").exists(), "tests/js has no node_modules: run `npm ci --prefix tests/js`");
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(js_dir().join(script)).current_dir(js_dir());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.unwrap_or_else(|e| panic!("cannot run node ({e}): install it with `apt-get install nodejs npm`"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.trim().lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {stdout}"))
+}
+
+#[tokio::test]
+async fn drone_node_reads_builds_logs_and_restarts_and_cancels() {
+    let github = FakeGitHub::start().await;
+    let repo = github.repo("acme/widget");
+    let app = TestApp::with_workers(&github).await;
+    let sha = repo.push("main", &[(".drone.yml", ONE_ECHO_STEP)]);
+    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+    app.expect_build_done(repo.id, 1).await;
+    let slow = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: slow\n  commands: [sleep 60]\n";
+    let sha = repo.push("slow", &[(".drone.yml", slow)]);
+    app.deliver(&Webhook::push(&repo, "slow", &sha)).await;
+    github.expect_check_run(&repo, &sha, "default (push)", "in_progress").await;
+
+    let report = node(
+        "drone_client.mjs",
+        &[("DRONE_SERVER", app.url()), ("DRONE_TOKEN", API_TOKEN.to_string()), ("REPO", "acme/widget".to_string())],
+    )
+    .await;
+
+    assert_eq!(report["login"], "admin");
+    assert_eq!(report["slug"], "acme/widget");
+    assert_eq!(report["builds"], serde_json::json!([2, 1]));
+    assert_eq!(report["build1"], serde_json::json!({"status": "success", "steps": ["clone", "greet"]}));
+    assert_eq!(report["latest"], 1);
+    assert_eq!(report["log"], "+ echo ok\nok\n");
+    assert_eq!(report["retried"], serde_json::json!({"number": 3, "parent": 1}));
+    assert_eq!(report["cancelled"], "killed");
+    assert_eq!(report["missing"], 404);
+    github.expect_check_run(&repo, &sha, "default (push)", "cancelled").await;
+}
+
+#[tokio::test]
+async fn the_build_page_follows_a_running_build_in_a_real_browser() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_string());
+    assert!(std::path::Path::new(&chromium).exists(), "no Chromium at {chromium}: install it with `apt-get install chromium`");
+    let github = FakeGitHub::start().await;
+    let repo = github.repo("acme/widget");
+    let steps = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: ticker\n  commands:\n  - for i in 1 2 3 4 5 6; do echo tick $i; sleep 1; done\n";
+    let sha = repo.push("main", &[(".drone.yml", steps)]);
+    let app = TestApp::with_workers(&github).await;
+    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+    github.expect_check_run(&repo, &sha, "default (push)", "in_progress").await;
+
+    let report = node(
+        "build_page.mjs",
+        &[
+            ("PAGE_URL", format!("{}/acme/widget/1", app.url())),
+            ("LOG_SELECTOR", "#log-1-2".to_string()),
+            ("EXPECT_LINE", "tick 6".to_string()),
+            ("CHROMIUM", chromium),
+        ],
+    )
+    .await;
+
+    assert_eq!(report["status"], "success");
+    assert_eq!(report["loads"], 1, "the page never reloaded");
+    let initial = report["initial"].as_str().unwrap();
+    let last = report["final"].as_str().unwrap();
+    assert!(!initial.contains("tick 6"), "the page loaded before the step ended: {initial:?}");
+    assert!(last.contains("tick 1\n") && last.contains("tick 6\n"), "{last:?}");
+    assert_eq!(last.matches("tick 3\n").count(), 1, "no line twice: {last:?}");
+}

@@ -1,0 +1,27 @@
+// Opens a build page in headless Chromium and watches it follow a running
+// build: log lines must appear and the status turn to success without a reload.
+import { chromium } from "playwright-core";
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+try {
+  const page = await browser.newPage();
+  let loads = 0;
+  page.on("load", () => { loads += 1; });
+  await page.goto(process.env.PAGE_URL);
+  const initial = await page.textContent(process.env.LOG_SELECTOR);
+  await page.waitForFunction(
+    ([selector, text]) => document.querySelector(selector).textContent.includes(text),
+    [process.env.LOG_SELECTOR, process.env.EXPECT_LINE],
+    { timeout: 30000 },
+  );
+  await page.waitForFunction(() => document.getElementById("build-status").dataset.status === "success", null, { timeout: 30000 });
+  const final = await page.textContent(process.env.LOG_SELECTOR);
+  console.log(JSON.stringify({ loads, initial, final, status: await page.getAttribute("#build-status", "data-status") }));
+} finally {
+  await browser.close();
+}
