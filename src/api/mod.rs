@@ -96,6 +96,12 @@ pub async fn readable_repo(state: &ApiState, viewer: &Viewer, owner: &str, name:
     }
 }
 
+/// Drone answers 501 for what it does not serve; a known route with an
+/// unsupported method is no different.
+async fn method_not_allowed_is_not_implemented(response: Response) -> Response {
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED { not_implemented().await.into_response() } else { response }
+}
+
 async fn not_implemented() -> ApiError {
     ApiError(StatusCode::NOT_IMPLEMENTED, "Not Implemented".to_string())
 }
@@ -103,30 +109,34 @@ async fn not_implemented() -> ApiError {
 /// The `/api` routes (mounted by the server), plus `/version`.
 pub fn router(state: ApiState) -> Router {
     let cors = CorsLayer::new().allow_origin(Any).allow_methods(Any).allow_headers(Any).expose_headers([header::LINK]);
-    let api = Router::new()
-        .route("/user", get(repos::user))
-        .route("/user/repos", get(repos::user_repos))
-        .route("/user/builds", get(repos::user_builds))
-        .route("/user/builds/recent", get(repos::user_builds))
-        .route("/builds/incomplete", get(repos::incomplete))
-        .route("/repos/{owner}/{name}", get(repos::repo))
-        .route("/repos/{owner}/{name}/builds", get(builds::list))
-        .route("/repos/{owner}/{name}/builds/latest", get(builds::latest))
-        .route("/repos/{owner}/{name}/builds/{number}", get(builds::find).post(builds::restart).delete(builds::cancel))
-        .route("/repos/{owner}/{name}/builds/{number}/logs/{stage}/{step}", get(builds::logs))
-        .route("/stream", get(stream::builds))
-        .route("/stream/{owner}/{name}", get(stream::repo_builds))
-        .route("/stream/{owner}/{name}/{build}/{stage}/{step}", get(stream::log))
-        .route("/badges/{owner}/{name}/status.svg", get(badges::status_svg))
-        .route("/badges/{owner}/{name}/cc.xml", get(badges::cc_xml))
-        .fallback(not_implemented)
+    // Full paths rather than a nested router: `/api/{*rest}` then outranks
+    // the pages' `/{owner}/{repo}`, so `/api/anything` is never a page.
+    Router::new()
+        .route("/api/user", get(repos::user))
+        .route("/api/user/repos", get(repos::user_repos))
+        .route("/api/user/builds", get(repos::user_builds))
+        .route("/api/user/builds/recent", get(repos::user_builds))
+        .route("/api/builds/incomplete", get(repos::incomplete))
+        .route("/api/repos/{owner}/{name}", get(repos::repo))
+        .route("/api/repos/{owner}/{name}/builds", get(builds::list))
+        .route("/api/repos/{owner}/{name}/builds/latest", get(builds::latest))
+        .route("/api/repos/{owner}/{name}/builds/{number}", get(builds::find).post(builds::restart).delete(builds::cancel))
+        .route("/api/repos/{owner}/{name}/builds/{number}/logs/{stage}/{step}", get(builds::logs))
+        .route("/api/stream", get(stream::builds))
+        .route("/api/stream/{owner}/{name}", get(stream::repo_builds))
+        .route("/api/stream/{owner}/{name}/{build}/{stage}/{step}", get(stream::log))
+        .route("/api/badges/{owner}/{name}/status.svg", get(badges::status_svg))
+        .route("/api/badges/{owner}/{name}/cc.xml", get(badges::cc_xml))
+        .route("/api/repos", get(repos::all_repos))
+        .route("/api/{*rest}", axum::routing::any(not_implemented))
+        .route("/version", get(version))
+        .layer(axum::middleware::map_response(method_not_allowed_is_not_implemented))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache, no-store, must-revalidate, private, max-age=0"),
         ))
         .layer(cors)
-        .with_state(state.clone());
-    Router::new().nest("/api", api).route("/version", get(version)).with_state(state)
+        .with_state(state)
 }
 
 async fn version() -> impl IntoResponse {

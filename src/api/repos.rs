@@ -80,6 +80,24 @@ pub async fn incomplete(State(state): State<ApiState>, viewer: Viewer) -> ApiRes
     Ok(Json(with_repos(&state, builds).await?))
 }
 
+#[derive(Deserialize)]
+pub struct PageQuery {
+    page: Option<String>,
+    per_page: Option<String>,
+}
+
+/// GET /api/repos (admin): every repository, by slug, paginated.
+pub async fn all_repos(State(state): State<ApiState>, viewer: Viewer, Query(q): Query<PageQuery>) -> ApiResult<Json<Vec<RepoJson>>> {
+    require_admin(&viewer)?;
+    let page = q.page.and_then(|p| p.parse::<usize>().ok()).filter(|p| *p > 0).unwrap_or(1);
+    let per_page = q.per_page.and_then(|p| p.parse::<usize>().ok()).filter(|p| *p > 0).unwrap_or(super::builds::DEFAULT_PER_PAGE);
+    let mut out = Vec::new();
+    for repo in state.store.repos().await?.iter().skip((page - 1) * per_page).take(per_page) {
+        out.push(repo_json(&state, repo, None).await?);
+    }
+    Ok(Json(out))
+}
+
 /// GET /api/repos/{owner}/{name}
 pub async fn repo(State(state): State<ApiState>, viewer: Viewer, Path((owner, name)): Path<(String, String)>) -> ApiResult<Json<RepoJson>> {
     let repo = readable_repo(&state, &viewer, &owner, &name).await?;
