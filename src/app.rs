@@ -105,7 +105,8 @@ async fn worker(common: &Common, runner: &RunnerConfig, redis: &Redis, publisher
         grace: runner.grace,
         log_limit: runner.log_limit,
     };
-    Ok(Worker::new(redis.clone(), publisher, sandbox, deps.clock.clone(), settings, consumer_name("worker")))
+    let secrets = crate::secrets::SecretStore::new(redis.pool.clone(), common.secret_key.clone());
+    Ok(Worker::new(redis.clone(), publisher, sandbox, secrets, deps.clock.clone(), settings, consumer_name("worker")))
 }
 
 /// Starts `serve`: intake, planner and (unless `--no-worker`) workers.
@@ -133,6 +134,7 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
         events,
         control: crate::control::Control::new(Store::new(pool.clone()), planner, publisher, deps.clock.clone()),
         public_url: config.common.public_url.clone(),
+        secrets: crate::secrets::SecretStore::new(pool.clone(), config.common.secret_key.clone()),
     };
 
     let intake =

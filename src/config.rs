@@ -226,6 +226,10 @@ pub struct CommonArgs {
     /// Stages run at once by this process (default: the number of CPUs).
     #[arg(long, env = "GREENLIGHT_CONCURRENCY")]
     pub concurrency: Option<String>,
+    /// The key repository secrets are encrypted with: 32 bytes as 64 hex
+    /// digits or base64. Unset: no secrets.
+    #[arg(long, env = "GREENLIGHT_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
 }
 
 /// A configuration problem: which variable, and what is wrong with it.
@@ -270,6 +274,8 @@ pub struct Common {
     pub data_dir: PathBuf,
     /// Stages run at once per worker process.
     pub concurrency: usize,
+    /// The key secrets are sealed with.
+    pub secret_key: Option<crate::secrets::SecretKey>,
 }
 
 /// Everything `serve` needs, validated.
@@ -360,7 +366,14 @@ impl CommonArgs {
                 }
             },
         };
-        Ok(Common { redis_url, public_url, data_dir: self.data_dir.clone(), concurrency })
+        let secret_key = match self.secret_key.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(raw) => Some(
+                crate::secrets::SecretKey::parse(&SecretString::from(raw.to_string()))
+                    .map_err(|problem| config_error("GREENLIGHT_SECRET_KEY", problem))?,
+            ),
+        };
+        Ok(Common { redis_url, public_url, data_dir: self.data_dir.clone(), concurrency, secret_key })
     }
 }
 

@@ -80,6 +80,7 @@ pub async fn skip_cancelled_stage(
         cancel_reason: Some("cancelled before it started".to_string()),
         notes: vec!["The build was cancelled before this stage started.".to_string()],
         completed: clock.now(),
+        annotations: Vec::new(),
     };
     if let Err(e) = publisher.stage_finished(build, stage, &report).await {
         tracing::warn!(error = %e, "could not publish a cancelled stage");

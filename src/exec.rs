@@ -3,7 +3,7 @@
 //! no Redis: the way to try a pipeline before pushing.
 
 use crate::pipeline::{self, Facts, Pipeline};
-use crate::runner::env::{BuildFacts, step_env};
+use crate::runner::env::{BuildFacts, no_secrets, step_env};
 use crate::runner::sandbox::Sandbox;
 use crate::runner::schedule::{self, Outcome};
 use crate::runner::step::{self, Ending, StepSpec};
@@ -166,7 +166,7 @@ async fn run_pipeline(
                     }
                 })
             };
-            let ending = match step_env(build, pipeline, stage_number, step, i as i64 + 1, &workspace_in, &home) {
+            let ending = match step_env(build, pipeline, stage_number, step, i as i64 + 1, &workspace_in, &home, &no_secrets) {
                 Ok(env) => {
                     let spec = StepSpec { commands: step.commands.clone(), env, timeout: pipeline.step_timeout };
                     step::run(sandbox, workspace, &spec, &lines, &cancel).await

@@ -19,6 +19,7 @@ pub mod publish;
 pub mod queue;
 pub mod redis_server;
 pub mod runner;
+pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod web;

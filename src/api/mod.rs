@@ -11,6 +11,7 @@ mod auth;
 mod badges;
 mod builds;
 mod repos;
+mod secrets;
 pub mod shapes;
 mod stream;
 
@@ -46,6 +47,8 @@ pub struct ApiState {
     pub control: Control,
     /// Base of build page links.
     pub public_url: String,
+    /// Repository secrets.
+    pub secrets: crate::secrets::SecretStore,
 }
 
 /// An API error: Drone's `{"message": ...}` with a status code.
@@ -128,6 +131,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/badges/{owner}/{name}/status.svg", get(badges::status_svg))
         .route("/api/badges/{owner}/{name}/cc.xml", get(badges::cc_xml))
         .route("/api/repos", get(repos::all_repos))
+        .route("/api/repos/{owner}/{name}/secrets", get(secrets::list).post(secrets::create))
+        .route("/api/repos/{owner}/{name}/secrets/{secret}", get(secrets::find).patch(secrets::update).delete(secrets::delete))
         .route("/api/{*rest}", axum::routing::any(not_implemented))
         .route("/version", get(version))
         .layer(axum::middleware::map_response(method_not_allowed_is_not_implemented))

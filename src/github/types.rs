@@ -105,6 +105,15 @@ pub struct Annotation {
     pub annotation_level: String,
     /// The message.
     pub message: String,
+    /// First column (only when the annotation is on one line).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub start_column: Option<u32>,
+    /// Last column (only when the annotation is on one line).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub end_column: Option<u32>,
+    /// A title, at most 255 characters.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub title: Option<String>,
 }
 
 /// `POST /repos/{owner}/{repo}/check-runs` and the matching PATCH.

@@ -2,14 +2,15 @@
 //! pipeline, kept within GitHub's limits.
 
 use crate::github::types::{
-    CheckRunBody, CheckStatus, Conclusion, MAX_OUTPUT_BYTES, MAX_STATUS_DESCRIPTION_CHARS, Output, StatusBody, StatusState, truncate_bytes,
-    truncate_chars_ellipsis,
+    Annotation, CheckRunBody, CheckStatus, Conclusion, MAX_ANNOTATIONS_PER_REQUEST, MAX_OUTPUT_BYTES, MAX_STATUS_DESCRIPTION_CHARS, Output,
+    StatusBody, StatusState, truncate_bytes, truncate_chars_ellipsis,
 };
 use crate::github::{GitHub, GitHubError, RepoPath};
 use crate::ids::CheckRunId;
 use crate::store::{Build, Stage, Status};
 use chrono::{DateTime, Utc};
 
+pub mod annotations;
 pub mod report;
 
 /// Publishes build feedback to GitHub.
@@ -169,11 +170,40 @@ impl Publisher {
             }),
             completed_at: Some(now),
             details_url: Some(url),
+            output: None,
+            ..CheckRunBody::default()
+        };
+        let output = |annotations: Vec<Annotation>| Output {
+            title: report::title(stage),
+            summary: report::summary(stage, finish.sandboxed, &finish.notes),
+            text: text.clone(),
+            annotations,
+        };
+        // Annotations append: send all but the last batch first (title and
+        // summary each time, as GitHub requires), then complete with the last.
+        let mut batches: Vec<Vec<Annotation>> =
+            finish.annotations.chunks(MAX_ANNOTATIONS_PER_REQUEST).map(<[Annotation]>::to_vec).collect();
+        let last = batches.pop().unwrap_or_default();
+        for batch in batches {
+            let append = CheckRunBody { output: Some(output(batch)), ..CheckRunBody::default() };
+            self.github.update_check_run(build.installation, &repo_path(build), id, &append).await?;
+        }
+        let run = CheckRunBody { output: Some(output(last)), ..run };
+        self.github.update_check_run(build.installation, &repo_path(build), id, &run).await
+    }
+
+    /// Appends annotations to a running stage's check run (at most 50).
+    pub async fn annotate(&self, build: &Build, stage: &Stage, annotations: Vec<Annotation>) -> Result<(), GitHubError> {
+        let Some(id) = stage.check_run else {
+            return Ok(());
+        };
+        let count = annotations.len();
+        let run = CheckRunBody {
             output: Some(Output {
-                title: report::title(stage),
-                summary: report::summary(stage, finish.sandboxed, &finish.notes),
-                text,
-                annotations: Vec::new(),
+                title: format!("Running: {}", report::title(stage)),
+                summary: format!("Build #{} is running; {count} more annotation(s) so far.", build.number),
+                text: None,
+                annotations,
             }),
             ..CheckRunBody::default()
         };
@@ -198,4 +228,6 @@ pub struct StageReport {
     pub notes: Vec<String>,
     /// When it completed.
     pub completed: DateTime<Utc>,
+    /// Annotations not yet published.
+    pub annotations: Vec<Annotation>,
 }

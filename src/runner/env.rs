@@ -70,7 +70,16 @@ pub struct EnvError {
     pub reason: String,
 }
 
+/// Where a step's `from_secret` values come from: a value, or why not.
+pub type SecretSource<'a> = &'a (dyn Fn(&str) -> Result<String, String> + Sync);
+
+/// No secrets at all (`greenlight exec`).
+pub fn no_secrets(_: &str) -> Result<String, String> {
+    Err("`greenlight exec` has no secrets; set the variable in the step's environment to try it locally".to_string())
+}
+
 /// Builds a step's environment (sorted, for a stable script).
+#[allow(clippy::too_many_arguments)]
 pub fn step_env(
     facts: &BuildFacts,
     pipeline: &Pipeline,
@@ -79,6 +88,7 @@ pub fn step_env(
     step_number: i64,
     workspace: &str,
     home: &str,
+    secrets: SecretSource<'_>,
 ) -> Result<Vec<(String, String)>, EnvError> {
     let mut env = BTreeMap::new();
     let mut set = |k: &str, v: String| {
@@ -146,13 +156,10 @@ pub fn step_env(
     for (key, value) in pipeline.environment.iter().chain(step.environment.iter()) {
         match value {
             EnvValue::Plain(v) => set(key, v.clone()),
-            EnvValue::Secret(secret) => {
-                return Err(EnvError {
-                    step: step.name.clone(),
-                    secret: secret.clone(),
-                    reason: "this greenlight has no secret store configured".to_string(),
-                });
-            }
+            EnvValue::Secret(secret) => match secrets(secret) {
+                Ok(value) => set(key, value),
+                Err(reason) => return Err(EnvError { step: step.name.clone(), secret: secret.clone(), reason }),
+            },
         }
     }
     Ok(env.into_iter().collect())

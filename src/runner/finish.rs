@@ -39,6 +39,7 @@ pub(super) async fn finish(runner: &StageRunner, build: &Build, stage: &Stage) -
                 cancel_reason: None,
                 notes: vec![format!("Skipped: a pipeline it depends on ({}) did not pass.", waiting.depends_on.join(", "))],
                 completed: runner.clock.now(),
+                annotations: Vec::new(),
             };
             if let Err(e) = runner.publisher.stage_finished(build, &waiting, &report).await {
                 tracing::warn!(error = %e, "could not publish a skipped stage");

@@ -2,8 +2,11 @@
 //! capped, with the tail kept for the check run.
 
 use crate::ids::StageId;
+use crate::publish::annotations::{Collected, parse_line};
+use crate::secrets::Masker;
 use crate::store::{LogLine, Logs};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -49,9 +52,28 @@ impl Captured {
     }
 }
 
+/// Where a step's lines go, and what is done to them on the way.
+#[derive(Clone)]
+pub struct LogTarget {
+    /// The log store.
+    pub logs: Logs,
+    /// The stage.
+    pub stage: StageId,
+    /// The step's number.
+    pub step: i64,
+    /// Stored bytes at most.
+    pub limit: u64,
+    /// Secret values to hide, applied before anything else sees a line.
+    pub masker: Arc<Masker>,
+    /// Where annotations found in the lines are collected, and the
+    /// workspace path the step saw (to make paths relative).
+    pub annotations: Option<(Arc<std::sync::Mutex<Collected>>, String)>,
+}
+
 /// Starts the writer of one step's log; send it lines, drop the sender to
 /// finish, and await the handle for what was captured.
-pub fn spawn_writer(logs: Logs, stage: StageId, step: i64, limit: u64) -> (mpsc::Sender<String>, JoinHandle<Captured>) {
+pub fn spawn_writer(target: LogTarget) -> (mpsc::Sender<String>, JoinHandle<Captured>) {
+    let LogTarget { logs, stage, step, limit, masker, annotations } = target;
     let (tx, mut rx) = mpsc::channel::<String>(CHANNEL_LINES);
     let handle = tokio::spawn(async move {
         let started = Instant::now();
@@ -67,6 +89,12 @@ pub fn spawn_writer(logs: Logs, stage: StageId, step: i64, limit: u64) -> (mpsc:
             match next {
                 None => break,
                 Some(Some(line)) => {
+                    let line = masker.mask(&line);
+                    if let Some((collected, workspace)) = &annotations
+                        && let Some(found) = parse_line(&line, workspace)
+                    {
+                        collected.lock().expect("not poisoned").add(found);
+                    }
                     captured.bytes += line.len() as u64;
                     captured.keep(&line);
                     if captured.truncated {

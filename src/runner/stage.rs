@@ -3,20 +3,26 @@
 
 use super::clone;
 use super::env::{BuildFacts, step_env};
-use super::logs::{Captured, spawn_writer};
+use super::logs::{Captured, LogTarget, spawn_writer};
 use super::sandbox::Sandbox;
 use super::schedule::{self, Outcome};
 use super::step::{self, Ending, StepSpec};
 use super::worker::WorkerSettings;
 use crate::clock::SharedClock;
 use crate::github::types::{CheckRunBody, CheckStatus};
+use crate::github::webhook::Event;
+use crate::pipeline::EnvValue;
 use crate::pipeline::{Facts, Pipeline};
+use crate::publish::annotations::Collected;
 use crate::publish::{Publisher, StageReport, repo_path};
 use crate::queue::WorkQueue;
+use crate::secrets::{Masker, SecretStore};
 use crate::store::{Build, Logs, Stage, StageJob, Status, Store};
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -30,7 +36,11 @@ pub(super) struct StageRunner {
     pub clock: SharedClock,
     pub settings: WorkerSettings,
     pub machine: String,
+    pub secrets: SecretStore,
 }
+
+/// Annotations found so far are published at least this often while a stage runs.
+pub const ANNOTATION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// One stage's run in progress: its record (shared by steps running in
 /// parallel, saved after every change) and what its steps printed last.
@@ -46,6 +56,25 @@ struct Run<'a> {
     /// The workspace and HOME as the step sees them.
     workspace_in: String,
     home: String,
+    /// Every secret the pipeline asks for: its value, or why the step may not have it.
+    secrets: HashMap<String, Result<String, String>>,
+    /// Hides those values in every line.
+    masker: Arc<Masker>,
+    /// Annotations found in the output.
+    annotations: Arc<std::sync::Mutex<Collected>>,
+}
+
+impl Run<'_> {
+    fn log_target(&self, runner: &StageRunner, stage: crate::ids::StageId, step: i64) -> LogTarget {
+        LogTarget {
+            logs: runner.logs.clone(),
+            stage,
+            step,
+            limit: runner.settings.log_limit,
+            masker: self.masker.clone(),
+            annotations: Some((self.annotations.clone(), self.workspace_in.clone())),
+        }
+    }
 }
 
 impl StageRunner {
@@ -150,7 +179,12 @@ impl StageRunner {
         self.sandbox.give(workspace)?;
         let repo = self.store.repo(build.repo_id).await?;
         let workspace_in = self.sandbox.workspace_path(workspace).into_owned();
+        let secrets = self.resolve_secrets(build, &stage.pipeline).await;
+        let masker = Arc::new(Masker::new(secrets.values().filter_map(|v| v.as_deref().ok())));
         let run = Run {
+            secrets,
+            masker,
+            annotations: Arc::default(),
             build,
             facts: facts_of(build, repo.as_ref(), self.publisher.build_url(build)),
             offset: usize::from(!stage.pipeline.clone_disabled),
@@ -170,12 +204,19 @@ impl StageRunner {
             repo: &build.repo_slug,
         };
         let outcomes = if cloned {
-            schedule::execute(&run.pipeline.steps, &match_facts, cancel, |i| self.step(&run, i, cancel)).await
+            let steps = schedule::execute(&run.pipeline.steps, &match_facts, cancel, |i| self.step(&run, i, cancel));
+            let annotate = async {
+                loop {
+                    tokio::time::sleep(ANNOTATION_INTERVAL).await;
+                    self.publish_annotations(&run, false).await;
+                }
+            };
+            tokio::select! { outcomes = steps => outcomes, _ = annotate => unreachable!("the annotation loop never ends") }
         } else {
             vec![Outcome::skipped(); run.pipeline.steps.len()]
         };
 
-        let Run { mut stage, tails, pipeline, offset, .. } = run;
+        let Run { mut stage, tails, pipeline, offset, annotations: run_annotations, .. } = run;
         let (stage, tails) = (stage.get_mut(), tails.into_inner());
         for (i, outcome) in outcomes.iter().enumerate() {
             if outcome.status == Status::Skipped {
@@ -195,7 +236,13 @@ impl StageRunner {
         if timed_out {
             notes.push(format!("A step ran past the step timeout of {}s and was killed.", pipeline.step_timeout.as_secs()));
         }
+        let (annotations, annotation_line) = {
+            let mut collected = run_annotations.lock().expect("not poisoned");
+            (collected.pending.drain(..).collect(), collected.summary_line())
+        };
+        notes.extend(annotation_line);
         let report = StageReport {
+            annotations,
             failed_step: failed.map(|i| stage.steps[i].name.clone()),
             tail: failed.and_then(|i| tails.get(&i)).map(Captured::tail_text).unwrap_or_default(),
             timed_out,
@@ -205,6 +252,51 @@ impl StageRunner {
             completed: self.clock.now(),
         };
         Ok((stage.clone(), report))
+    }
+
+    /// Looks up every secret the pipeline names, deciding which the build may have.
+    async fn resolve_secrets(&self, build: &Build, pipeline: &Pipeline) -> HashMap<String, Result<String, String>> {
+        let names: std::collections::BTreeSet<&String> = pipeline
+            .environment
+            .values()
+            .chain(pipeline.steps.iter().flat_map(|s| s.environment.values()))
+            .filter_map(|v| match v {
+                EnvValue::Secret(name) => Some(name),
+                EnvValue::Plain(_) => None,
+            })
+            .collect();
+        let mut out = HashMap::new();
+        for name in names {
+            let value = if build.fork {
+                Err("secrets are never given to pull requests from forks".to_string())
+            } else {
+                match self.secrets.reveal(build.repo_id, name).await {
+                    Ok(Some((info, _))) if build.event == Event::PullRequest && !info.pull_request => {
+                        Err("it is not available to pull_request builds (its pull_request flag is off)".to_string())
+                    }
+                    Ok(Some((_, value))) => Ok(value.expose_secret().to_string()),
+                    Ok(None) => Err(format!("{} has no secret `{name}`", build.repo_slug)),
+                    Err(e) => Err(e.to_string()),
+                }
+            };
+            out.insert(name.clone(), value);
+        }
+        out
+    }
+
+    /// Publishes the annotations found so far, at most 50 per request.
+    async fn publish_annotations(&self, run: &Run<'_>, _final: bool) {
+        loop {
+            let batch = run.annotations.lock().expect("not poisoned").next_batch();
+            if batch.is_empty() {
+                return;
+            }
+            let stage = run.stage.lock().await.clone();
+            if let Err(e) = self.publisher.annotate(run.build, &stage, batch).await {
+                tracing::warn!(error = %e, "could not publish annotations");
+                return;
+            }
+        }
     }
 
     /// Marks step record `index` running; returns its number.
@@ -241,9 +333,10 @@ impl StageRunner {
             let stage = run.stage.lock().await;
             (stage.id, stage.number)
         };
-        let (lines, writer) = spawn_writer(self.logs.clone(), stage_id, number, self.settings.log_limit);
+        let (lines, writer) = spawn_writer(run.log_target(self, stage_id, number));
         let step = &run.pipeline.steps[i];
-        let ending = match step_env(&run.facts, &run.pipeline, stage_number, step, number, &run.workspace_in, &run.home) {
+        let secrets = |name: &str| run.secrets.get(name).cloned().unwrap_or_else(|| Err("not looked up".to_string()));
+        let ending = match step_env(&run.facts, &run.pipeline, stage_number, step, number, &run.workspace_in, &run.home, &secrets) {
             Ok(env) => {
                 let spec = StepSpec { commands: step.commands.clone(), env, timeout: run.pipeline.step_timeout };
                 step::run(&self.sandbox, &run.workspace, &spec, &lines, cancel).await
@@ -263,7 +356,7 @@ impl StageRunner {
     async fn clone_step(&self, run: &Run<'_>) -> bool {
         let number = self.step_started(run, 0).await;
         let stage_id = run.stage.lock().await.id;
-        let (lines, writer) = spawn_writer(self.logs.clone(), stage_id, number, self.settings.log_limit);
+        let (lines, writer) = spawn_writer(run.log_target(self, stage_id, number));
         let build = run.build;
         let result = match self.publisher.github().installation_token(build.installation).await {
             Ok(token) => clone::fetch(&self.sandbox, &run.workspace, &build.clone_url, &build.after.0, Some(&token), &lines).await,

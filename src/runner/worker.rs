@@ -53,6 +53,7 @@ impl Worker {
         redis: Redis,
         publisher: Publisher,
         sandbox: Sandbox,
+        secrets: crate::secrets::SecretStore,
         clock: SharedClock,
         settings: WorkerSettings,
         consumer: String,
@@ -67,6 +68,7 @@ impl Worker {
             clock,
             settings: settings.clone(),
             machine: consumer.clone(),
+            secrets,
         };
         Self { jobs: WorkQueue::new(pool, STAGES, WORKERS), redis, runner: Arc::new(runner), settings, consumer }
     }

@@ -15,6 +15,9 @@ use std::time::Duration;
 /// The admin token of the API in tests.
 pub const API_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
+/// The key test secrets are sealed with (64 hex digits).
+pub const SECRET_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
 /// The public URL build links start with.
 pub const PUBLIC_URL: &str = "http://greenlight.test";
 
@@ -96,6 +99,7 @@ impl TestApp {
                 public_url: PUBLIC_URL.to_string(),
                 data_dir: data_dir.path().to_path_buf(),
                 concurrency: 2,
+                secret_key: Some(greenlight::secrets::SecretKey::parse(&SecretString::from(SECRET_KEY.to_string())).unwrap()),
             },
             webhook_secrets: vec![SecretString::from(SECRET.to_string())],
             addr: "127.0.0.1:0".parse().unwrap(),
@@ -231,6 +235,33 @@ impl TestApp {
         let status = response.status().as_u16();
         let body = response.json().await.unwrap_or(serde_json::Value::Null);
         Answer { status, body }
+    }
+
+    /// Calls the API as the admin with a JSON body.
+    pub async fn api_json(&self, method: &str, path: &str, body: serde_json::Value) -> Answer {
+        let response = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.url()))
+            .bearer_auth(API_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("greenlight answers");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(serde_json::Value::Null);
+        Answer { status, body }
+    }
+
+    /// Adds a repository secret through the API.
+    pub async fn add_secret(&self, repo: &str, name: &str, value: &str, pull_request: bool) {
+        let answer = self
+            .api_json(
+                "POST",
+                &format!("/api/repos/{repo}/secrets"),
+                serde_json::json!({"name": name, "data": value, "pull_request": pull_request}),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
     }
 
     /// GETs a path as a guest; returns status, headers and text.

@@ -1,0 +1,178 @@
+//! Repository secrets: stored per repository, encrypted at rest with
+//! ChaCha20-Poly1305 under `GREENLIGHT_SECRET_KEY` (never stored beside the
+//! data), handed only to steps that ask for them, never to pull requests from
+//! forks, and masked in every log line and check run.
+
+mod mask;
+
+pub use mask::{MASK, MIN_SECRET_BYTES, Masker};
+
+use crate::ids::RepoId;
+use crate::queue::pool_error;
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use deadpool_redis::Pool;
+use redis::AsyncCommands;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// A secret's settings, as Drone's API shows them (never its value).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretInfo {
+    /// Name (`from_secret: NAME`).
+    pub name: String,
+    /// Whether pull requests from the repository itself may use it
+    /// (Drone's flag; forks never may).
+    pub pull_request: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    info: SecretInfo,
+    nonce: String,
+    data: String,
+}
+
+/// Why a secret operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// No key is configured.
+    #[error("this greenlight has no secret store: set GREENLIGHT_SECRET_KEY")]
+    NoKey,
+    /// The name is not usable.
+    #[error("secret names are letters, digits, `_` and `-`, got {0:?}")]
+    BadName(String),
+    /// The value is too short to mask safely.
+    #[error("secret values under {MIN_SECRET_BYTES} bytes are refused: masking them would blank ordinary text in every log")]
+    TooShort,
+    /// Stored data could not be decrypted (wrong key, or tampered with).
+    #[error("secret {0:?} cannot be decrypted with this GREENLIGHT_SECRET_KEY")]
+    Undecryptable(String),
+    /// Redis failed.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// The key secrets are sealed with.
+#[derive(Clone)]
+pub struct SecretKey(Arc<Key>);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey([redacted])")
+    }
+}
+
+impl SecretKey {
+    /// Reads a 32-byte key given as 64 hex digits or base64.
+    pub fn parse(text: &SecretString) -> Result<Self, String> {
+        let raw = text.expose_secret().trim();
+        let bytes = hex::decode(raw).ok().or_else(|| base64::engine::general_purpose::STANDARD.decode(raw).ok());
+        match bytes {
+            Some(b) if b.len() == 32 => Ok(Self(Arc::new(*Key::from_slice(&b)))),
+            _ => Err("must be 32 bytes as 64 hex digits or base64 (e.g. `openssl rand -hex 32`)".to_string()),
+        }
+    }
+}
+
+/// Secrets of every repository.
+#[derive(Clone)]
+pub struct SecretStore {
+    pool: Pool,
+    key: Option<SecretKey>,
+}
+
+fn key(repo: RepoId) -> String {
+    format!("gl:repo:{repo}:secrets")
+}
+
+fn aad(repo: RepoId, name: &str) -> Vec<u8> {
+    format!("greenlight secret {repo}/{name}").into_bytes()
+}
+
+/// Checks a secret name.
+pub fn valid_name(name: &str) -> Result<(), SecretError> {
+    if !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        Ok(())
+    } else {
+        Err(SecretError::BadName(name.to_string()))
+    }
+}
+
+impl SecretStore {
+    /// A store over Redis; without a key it holds nothing and says why.
+    pub fn new(pool: Pool, key: Option<SecretKey>) -> Self {
+        Self { pool, key }
+    }
+
+    fn cipher(&self) -> Result<ChaCha20Poly1305, SecretError> {
+        self.key.as_ref().map(|k| ChaCha20Poly1305::new(&k.0)).ok_or(SecretError::NoKey)
+    }
+
+    /// Creates or replaces a secret.
+    pub async fn put(&self, repo: RepoId, info: &SecretInfo, value: &SecretString) -> Result<(), SecretError> {
+        valid_name(&info.name)?;
+        if value.expose_secret().len() < MIN_SECRET_BYTES {
+            return Err(SecretError::TooShort);
+        }
+        let cipher = self.cipher()?;
+        let nonce_bytes: [u8; 12] = rand::random();
+        let sealed = cipher
+            .encrypt(Nonce::from_slice(&nonce_bytes), Payload { msg: value.expose_secret().as_bytes(), aad: &aad(repo, &info.name) })
+            .expect("encryption cannot fail");
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let record = Sealed { info: info.clone(), nonce: b64.encode(nonce_bytes), data: b64.encode(sealed) };
+        let json = serde_json::to_string(&record).expect("secrets serialize");
+        let mut conn = self.pool.get().await.map_err(pool_error)?;
+        let _: () = conn.hset(key(repo), &info.name, json).await?;
+        Ok(())
+    }
+
+    async fn sealed(&self, repo: RepoId, name: &str) -> Result<Option<Sealed>, SecretError> {
+        let mut conn = self.pool.get().await.map_err(pool_error)?;
+        let raw: Option<String> = conn.hget(key(repo), name).await?;
+        Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+    }
+
+    /// A secret's settings.
+    pub async fn info(&self, repo: RepoId, name: &str) -> Result<Option<SecretInfo>, SecretError> {
+        Ok(self.sealed(repo, name).await?.map(|s| s.info))
+    }
+
+    /// Every secret's settings, by name.
+    pub async fn list(&self, repo: RepoId) -> Result<Vec<SecretInfo>, SecretError> {
+        let mut conn = self.pool.get().await.map_err(pool_error)?;
+        let all: std::collections::HashMap<String, String> = conn.hgetall(key(repo)).await?;
+        let mut infos: Vec<SecretInfo> = all.values().filter_map(|r| serde_json::from_str::<Sealed>(r).ok()).map(|s| s.info).collect();
+        infos.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(infos)
+    }
+
+    /// A secret's settings and value.
+    pub async fn reveal(&self, repo: RepoId, name: &str) -> Result<Option<(SecretInfo, SecretString)>, SecretError> {
+        let Some(sealed) = self.sealed(repo, name).await? else {
+            return Ok(None);
+        };
+        let cipher = self.cipher()?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let undecryptable = || SecretError::Undecryptable(name.to_string());
+        let nonce = b64.decode(&sealed.nonce).map_err(|_| undecryptable())?;
+        let data = b64.decode(&sealed.data).map_err(|_| undecryptable())?;
+        if nonce.len() != 12 {
+            return Err(undecryptable());
+        }
+        let plain =
+            cipher.decrypt(Nonce::from_slice(&nonce), Payload { msg: &data, aad: &aad(repo, name) }).map_err(|_| undecryptable())?;
+        let text = String::from_utf8(plain).map_err(|_| undecryptable())?;
+        Ok(Some((sealed.info, SecretString::from(text))))
+    }
+
+    /// Deletes a secret; false when there was none.
+    pub async fn delete(&self, repo: RepoId, name: &str) -> Result<bool, SecretError> {
+        let mut conn = self.pool.get().await.map_err(pool_error)?;
+        let removed: i64 = conn.hdel(key(repo), name).await?;
+        Ok(removed == 1)
+    }
+}
