@@ -6,7 +6,7 @@
 //! reclaimed and resumed later without a second build.
 
 use crate::clock::SharedClock;
-use crate::github::webhook::Trigger;
+use crate::github::webhook::{Event, Trigger};
 use crate::github::{GitHubError, RepoPath};
 use crate::ids::StageId;
 use crate::pipeline::{self, Facts};
@@ -19,6 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Entries left pending this long by a planner are taken over by another.
 pub const RECLAIM_IDLE: Duration = Duration::from_secs(30);
+
+/// How many recent builds of a repository are checked for superseded ones.
+pub const SUPERSEDE_SCAN: usize = 100;
 
 /// How long one read waits for new deliveries.
 const READ_BLOCK: Duration = Duration::from_secs(2);
@@ -185,9 +188,17 @@ impl Planner {
             action: &trigger.action,
             repo: &slug,
         };
+        let auto_cancel = config.as_ref().is_ok_and(|c| c.settings.auto_cancel);
         let pipelines = match &config {
             Ok(config) => {
-                let chosen = config.matching(&facts);
+                let mut chosen = config.matching(&facts);
+                if !trigger.only_pipelines.is_empty() {
+                    chosen.retain(|p| trigger.only_pipelines.contains(&p.name));
+                    let names: Vec<String> = chosen.iter().map(|p| p.name.clone()).collect();
+                    for p in &mut chosen {
+                        p.depends_on.retain(|d| names.contains(d));
+                    }
+                }
                 if chosen.is_empty() {
                     tracing::info!(repo = %slug, sha = %trigger.sha, "no pipeline's trigger matches; no build");
                     self.store.release_delivery(&trigger.delivery, entry).await?;
@@ -296,7 +307,34 @@ impl Planner {
         };
         self.store.record_build(&build, &stages).await?;
         tracing::info!(repo = %build.repo_slug, number = build.number, stages = stages.len(), status = build.status.as_str(), "build recorded");
+        let new_push = build.event == Event::Push || (build.event == Event::PullRequest && build.action == "synchronized");
+        if auto_cancel && new_push && trigger.parent == 0 {
+            self.supersede(&build).await;
+        }
         Ok(Some((build, stages)))
+    }
+
+    /// Cancels the unfinished builds of the same branch or pull request for
+    /// older commits: a newer push supersedes them.
+    async fn supersede(&self, newer: &Build) {
+        let ids = match self.store.build_ids(newer.repo_id, 0, SUPERSEDE_SCAN).await {
+            Ok(ids) => ids,
+            Err(e) => return tracing::warn!(error = %e, "cannot look for superseded builds"),
+        };
+        let reason = format!("superseded by {}", newer.after.short());
+        for id in ids.into_iter().filter(|id| *id != newer.id) {
+            let Ok(Some(older)) = self.store.build(id).await else { continue };
+            let same_lane = match newer.event {
+                Event::PullRequest => older.event == Event::PullRequest && older.pull_request == newer.pull_request,
+                _ => older.event == newer.event && older.git_ref == newer.git_ref,
+            };
+            if same_lane && !older.status.is_done() && older.after != newer.after && older.number < newer.number {
+                tracing::info!(repo = %older.repo_slug, number = older.number, %reason, "cancelling a superseded build");
+                if let Err(e) = crate::control::cancel_build(&self.store, &self.publisher, &self.clock, &older, &reason).await {
+                    tracing::warn!(error = %e, "could not cancel a superseded build");
+                }
+            }
+        }
     }
 
     /// Publishes what is not yet on GitHub and queues what is not yet queued.

@@ -107,6 +107,13 @@ async fn receive(State(intake): State<Intake>, headers: HeaderMap, body: Body) -
             };
         }
         Ok(Delivery::Build(trigger)) => trigger,
+        Ok(Delivery::Rerun(request)) => {
+            match tokio::time::timeout(REDIS_WRITE_TIMEOUT, crate::control::rerun_trigger(&intake.store, &request, &delivery)).await {
+                Ok(Ok(Some(trigger))) => Box::new(trigger),
+                Ok(Ok(None)) => return reply(StatusCode::OK, "ignored: no greenlight build matches this check"),
+                _ => return reply(StatusCode::SERVICE_UNAVAILABLE, "store unavailable; redeliver later"),
+            }
+        }
         Err(e) => return reply(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let mut redis = intake.redis.clone();

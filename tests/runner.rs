@@ -3,7 +3,7 @@
 mod support;
 
 use greenlight::store::Status;
-use support::{FakeGitHub, ONE_ECHO_STEP, TestApp, Webhook};
+use support::{FakeGitHub, ONE_ECHO_STEP, TestApp, Webhook, processes_running};
 
 fn pipeline(steps: &str) -> String {
     format!("kind: pipeline\ntype: exec\nname: default\nsteps:\n{steps}")
@@ -90,13 +90,6 @@ async fn a_step_past_its_timeout_is_killed_even_if_it_ignores_sigterm() {
     let build = app.expect_build_done(repo.id, 1).await;
     assert!(app.log(&build, "stubborn").await.ends_with("[greenlight] step timed out after 2s and was killed\n"));
     assert!(!processes_running("while true; do sleep 1; done"), "the step's process tree is gone");
-}
-
-/// Whether any process's command line contains `needle`.
-fn processes_running(needle: &str) -> bool {
-    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
-        std::fs::read(entry.path().join("cmdline")).is_ok_and(|cmd| String::from_utf8_lossy(&cmd).replace('\0', " ").contains(needle))
-    })
 }
 
 #[tokio::test]

@@ -169,7 +169,7 @@ pub async fn cancel(
         return Err(ApiError::unauthorized());
     }
     let (_, build) = find_build(&state, &viewer, &owner, &name, &raw).await?;
-    let cancelled = state.control.cancel(&build, true).await.map_err(|e| {
+    let cancelled = state.control.cancel(&build, "").await.map_err(|e| {
         tracing::warn!(error = %e, "cancel failed");
         ApiError(axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("cancel failed: {e}"))
     })?;

@@ -146,6 +146,20 @@ pub struct CheckRunBody {
     /// Output.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<Output>,
+    /// Buttons shown on the completed check run (at most 3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actions: Option<Vec<Action>>,
+}
+
+/// A check run button: label at most 20 characters, description 40, identifier 20.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Action {
+    /// Button text.
+    pub label: String,
+    /// Tooltip.
+    pub description: String,
+    /// Sent back in the `requested_action` webhook.
+    pub identifier: String,
 }
 
 /// The fields of a check run greenlight reads back.

@@ -159,6 +159,9 @@ pub struct Trigger {
     /// Who asked for it: empty for a webhook (`@hook`), else a login.
     #[serde(default)]
     pub requested_by: String,
+    /// Only these pipelines (a rerun of some); empty means every matching one.
+    #[serde(default)]
+    pub only_pipelines: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -295,8 +298,106 @@ pub enum Delivery {
     Build(Box<Trigger>),
     /// The App was installed on, or removed from, repositories.
     Installation(InstallationChange),
+    /// A Re-run button was pressed.
+    Rerun(RerunRequest),
     /// An event or action greenlight does not act on, with a short reason.
     Ignored(String),
+}
+
+/// The identifier of the "Re-run failed" button on failed check runs
+/// (GitHub allows at most 20 characters).
+pub const RERUN_FAILED_ACTION: &str = "rerun-failed";
+
+/// Which build a Re-run button means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RerunTarget {
+    /// One check run's pipeline (`check_run` rerequested or its action button):
+    /// the build id we gave as `external_id`, and the check run's name.
+    CheckRun {
+        /// Our build id.
+        build: String,
+        /// `<pipeline> (<event>)`.
+        name: String,
+    },
+    /// Every pipeline of the newest build of a commit (`check_suite` rerequested).
+    Suite {
+        /// The commit.
+        sha: Sha,
+    },
+}
+
+/// A Re-run button press.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RerunRequest {
+    /// The repository.
+    pub repo: RepoId,
+    /// What to rerun.
+    pub target: RerunTarget,
+    /// Who pressed it.
+    pub sender: String,
+}
+
+#[derive(Deserialize)]
+struct CheckRunEvent {
+    action: String,
+    check_run: CheckRunPayload,
+    repository: RepoPayload,
+    #[serde(default)]
+    requested_action: Option<RequestedAction>,
+    sender: Option<Account>,
+}
+
+#[derive(Deserialize)]
+struct CheckRunPayload {
+    name: String,
+    #[serde(default)]
+    external_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RequestedAction {
+    identifier: String,
+}
+
+#[derive(Deserialize)]
+struct CheckSuiteEvent {
+    action: String,
+    check_suite: CheckSuitePayload,
+    repository: RepoPayload,
+    sender: Option<Account>,
+}
+
+#[derive(Deserialize)]
+struct CheckSuitePayload {
+    head_sha: String,
+}
+
+fn check_run(ev: CheckRunEvent) -> Delivery {
+    let wanted = match (ev.action.as_str(), &ev.requested_action) {
+        ("rerequested", _) => true,
+        ("requested_action", Some(action)) => action.identifier == RERUN_FAILED_ACTION,
+        _ => false,
+    };
+    match (wanted, ev.check_run.external_id) {
+        (true, Some(build)) if !build.is_empty() => Delivery::Rerun(RerunRequest {
+            repo: RepoId(ev.repository.id),
+            target: RerunTarget::CheckRun { build, name: ev.check_run.name },
+            sender: ev.sender.map(|s| s.login).unwrap_or_default(),
+        }),
+        (true, _) => Delivery::Ignored("check run without greenlight's external id".to_string()),
+        (false, _) => Delivery::Ignored(format!("check_run action {} starts no build", ev.action)),
+    }
+}
+
+fn check_suite(ev: CheckSuiteEvent) -> Delivery {
+    if ev.action != "rerequested" {
+        return Delivery::Ignored(format!("check_suite action {} starts no build", ev.action));
+    }
+    Delivery::Rerun(RerunRequest {
+        repo: RepoId(ev.repository.id),
+        target: RerunTarget::Suite { sha: Sha(ev.check_suite.head_sha) },
+        sender: ev.sender.map(|s| s.login).unwrap_or_default(),
+    })
 }
 
 /// A repository named in an installation event.
@@ -367,6 +468,8 @@ pub fn parse_delivery(event: &str, delivery: &DeliveryId, body: &[u8]) -> Result
         "pull_request" => pull_request(serde_json::from_slice(body).map_err(wrap)?, delivery),
         "push" => push(serde_json::from_slice(body).map_err(wrap)?, delivery),
         "installation" | "installation_repositories" => Ok(installation_change(event, serde_json::from_slice(body).map_err(wrap)?)),
+        "check_run" => Ok(check_run(serde_json::from_slice(body).map_err(wrap)?)),
+        "check_suite" => Ok(check_suite(serde_json::from_slice(body).map_err(wrap)?)),
         other => {
             serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(wrap)?;
             Ok(Delivery::Ignored(format!("event {other} starts no build")))
@@ -432,6 +535,7 @@ fn pull_request(ev: PullRequestEvent, delivery: &DeliveryId) -> Result<Delivery,
         repo,
         parent: 0,
         requested_by: String::new(),
+        only_pipelines: Vec::new(),
     })))
 }
 
@@ -481,6 +585,7 @@ fn push(ev: PushEvent, delivery: &DeliveryId) -> Result<Delivery, PayloadError> 
         sender: sender.login,
         parent: 0,
         requested_by: String::new(),
+        only_pipelines: Vec::new(),
     })))
 }
 

@@ -112,6 +112,7 @@ impl Publisher {
                 text: None,
                 annotations: Vec::new(),
             }),
+            actions: None,
         };
         self.github.create_check_run(build.installation, &repo_path(build), &run).await?;
         Ok(())
@@ -169,6 +170,7 @@ impl Publisher {
                 report::conclusion(stage, finish.timed_out)
             }),
             completed_at: Some(now),
+            actions: failed_action(stage),
             details_url: Some(url),
             output: None,
             ..CheckRunBody::default()
@@ -209,6 +211,17 @@ impl Publisher {
         };
         self.github.update_check_run(build.installation, &repo_path(build), id, &run).await
     }
+}
+
+/// The "Re-run failed" button of a failed stage's check run.
+fn failed_action(stage: &Stage) -> Option<Vec<crate::github::types::Action>> {
+    matches!(stage.status, Status::Failure | Status::Error).then(|| {
+        vec![crate::github::types::Action {
+            label: "Re-run failed".to_string(),
+            description: "Run this pipeline again".to_string(),
+            identifier: crate::github::webhook::RERUN_FAILED_ACTION.to_string(),
+        }]
+    })
 }
 
 /// What a finished stage reports beyond its record.

@@ -88,15 +88,8 @@ impl StageRunner {
         let build = self.store.build(job.build).await?.context("build vanished")?;
         if self.store.is_cancelled(build.id).await? {
             if !stage.status.is_done() {
-                crate::control::skip_cancelled_stage(
-                    &self.store,
-                    &self.publisher,
-                    &self.clock,
-                    &build,
-                    &mut stage,
-                    self.sandbox.is_sandboxed(),
-                )
-                .await?;
+                let reason = self.store.cancel_reason(build.id).await?.unwrap_or_default();
+                crate::control::skip_cancelled_stage(&self.store, &self.publisher, &self.clock, &build, &mut stage, &reason).await?;
             }
             return Ok(());
         }
@@ -233,6 +226,13 @@ impl StageRunner {
         stage.stopped = self.now();
         self.store.save_stage(stage).await?;
         let timed_out = outcomes.iter().any(|o| o.timed_out);
+        let cancel_reason = match cancelled {
+            true => Some(self.store.cancel_reason(build.id).await?.unwrap_or_default()),
+            false => None,
+        };
+        if let Some(reason) = &cancel_reason {
+            notes.push(crate::control::cancel_note(reason, "while running"));
+        }
         if timed_out {
             notes.push(format!("A step ran past the step timeout of {}s and was killed.", pipeline.step_timeout.as_secs()));
         }
@@ -247,7 +247,7 @@ impl StageRunner {
             tail: failed.and_then(|i| tails.get(&i)).map(Captured::tail_text).unwrap_or_default(),
             timed_out,
             sandboxed: self.sandbox.is_sandboxed(),
-            cancel_reason: cancelled.then(String::new),
+            cancel_reason,
             notes,
             completed: self.clock.now(),
         };

@@ -417,8 +417,13 @@ impl Store {
     }
 
     /// Asks the workers running a build to cancel it.
-    pub async fn request_cancel(&self, build: BuildId) -> RedisResult<()> {
-        self.conn().await?.set_ex(cancel_key(build), 1, 7 * 24 * 3600).await
+    pub async fn request_cancel(&self, build: BuildId, reason: &str) -> RedisResult<()> {
+        self.conn().await?.set_ex(cancel_key(build), reason, 7 * 24 * 3600).await
+    }
+
+    /// Why a build was cancelled (empty when no reason was given), if it was.
+    pub async fn cancel_reason(&self, build: BuildId) -> RedisResult<Option<String>> {
+        self.conn().await?.get(cancel_key(build)).await
     }
 
     /// Whether a build was asked to cancel.

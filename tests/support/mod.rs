@@ -14,3 +14,10 @@ pub use webhook::Webhook;
 
 /// A one-step exec pipeline.
 pub const ONE_ECHO_STEP: &str = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: greet\n  commands:\n  - echo ok\n";
+
+/// Whether any process's command line contains `needle` (to see that a step's processes are gone).
+pub fn processes_running(needle: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline")).is_ok_and(|cmd| String::from_utf8_lossy(&cmd).replace('\0', " ").contains(needle))
+    })
+}

@@ -130,6 +130,40 @@ impl Webhook {
         Self::new("installation_repositories", &payload)
     }
 
+    /// `check_run` rerequested (the Re-run button) on one of the fake's check runs.
+    pub fn check_run_rerequested(repo: &RepoHandle, run: &super::fake_github::CheckRunRecord) -> Self {
+        let mut payload = fixture("check_run.rerequested.json");
+        patch_repository(&mut payload, repo);
+        payload["action"] = json!("rerequested");
+        payload["check_run"]["id"] = json!(run.id);
+        payload["check_run"]["name"] = json!(run.name);
+        payload["check_run"]["head_sha"] = json!(run.head_sha);
+        payload["check_run"]["external_id"] = json!(run.external_id);
+        Self::new("check_run", &payload)
+    }
+
+    /// `check_run` requested_action: a button with `identifier` was pressed.
+    pub fn check_run_action(repo: &RepoHandle, run: &super::fake_github::CheckRunRecord, identifier: &str) -> Self {
+        let mut payload = fixture("check_run.requested_action.json");
+        patch_repository(&mut payload, repo);
+        payload["action"] = json!("requested_action");
+        payload["check_run"]["id"] = json!(run.id);
+        payload["check_run"]["name"] = json!(run.name);
+        payload["check_run"]["head_sha"] = json!(run.head_sha);
+        payload["check_run"]["external_id"] = json!(run.external_id);
+        payload["requested_action"] = json!({ "identifier": identifier });
+        Self::new("check_run", &payload)
+    }
+
+    /// `check_suite` rerequested (Re-run all) for a commit.
+    pub fn check_suite_rerequested(repo: &RepoHandle, sha: &str) -> Self {
+        let mut payload = fixture("check_suite.rerequested.json");
+        patch_repository(&mut payload, repo);
+        payload["action"] = json!("rerequested");
+        payload["check_suite"]["head_sha"] = json!(sha);
+        Self::new("check_suite", &payload)
+    }
+
     /// GitHub's `ping`.
     pub fn ping() -> Self {
         Self::new("ping", &fixture("ping.json"))
