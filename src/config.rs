@@ -31,9 +31,73 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run stages claimed from the shared Redis; start any number, on any machine.
     Worker(WorkerArgs),
+    /// Manage repository secrets (values are read from standard input, never from arguments).
+    Secret(SecretArgs),
     /// Run the .drone.yml of a local checkout in the same sandbox, printing
     /// the logs live: no GitHub, no Redis. Exits 1 when the pipeline fails.
     Exec(ExecArgs),
+}
+
+/// Settings of `greenlight secret`.
+#[derive(Debug, Args)]
+pub struct SecretArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: SecretAction,
+    /// Redis the service uses.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// The key secrets are encrypted with (as the service has it).
+    #[arg(long, env = "GREENLIGHT_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+}
+
+/// `greenlight secret` actions.
+#[derive(Debug, Subcommand)]
+pub enum SecretAction {
+    /// Create or replace a secret; its value is read from standard input.
+    Add {
+        /// `owner/name` of the repository.
+        repo: String,
+        /// The secret's name (`from_secret: NAME`).
+        name: String,
+        /// Also give it to pull requests from the repository itself (never to forks).
+        #[arg(long)]
+        pull_request: bool,
+    },
+    /// List a repository's secrets (names and settings, never values).
+    Ls {
+        /// `owner/name` of the repository.
+        repo: String,
+    },
+    /// Delete a secret.
+    Rm {
+        /// `owner/name` of the repository.
+        repo: String,
+        /// The secret's name.
+        name: String,
+    },
+}
+
+impl SecretArgs {
+    /// The Redis URL and key, validated.
+    pub fn validate(&self) -> Result<(String, crate::secrets::SecretKey), ConfigError> {
+        let url = self
+            .redis_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| config_error("REDIS_URL", "is not set (the Redis greenlight serve uses)"))?;
+        let raw = self
+            .secret_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| config_error("GREENLIGHT_SECRET_KEY", "is not set"))?;
+        let key =
+            crate::secrets::SecretKey::parse(&SecretString::from(raw.to_string())).map_err(|p| config_error("GREENLIGHT_SECRET_KEY", p))?;
+        Ok((url.to_string(), key))
+    }
 }
 
 /// Settings of `greenlight exec`.

@@ -36,6 +36,12 @@ fn main() -> ExitCode {
             Ok(config) => runtime.block_on(until_signal(app::start_worker(config, app::Deps::default()))),
             Err(e) => return config_failure(e),
         },
+        Command::Secret(args) => match args.validate() {
+            Ok((url, key)) => {
+                runtime.block_on(greenlight::secrets::command::run(args.action, &url, key, &mut std::io::stdin(), &mut std::io::stdout()))
+            }
+            Err(e) => return config_failure(e),
+        },
         Command::Exec(args) => match args.validate() {
             Ok(options) => {
                 return match runtime.block_on(greenlight::exec::run(options, &mut std::io::stdout())) {

@@ -132,3 +132,40 @@ async fn secrets_at_rest_cannot_be_read_without_the_key() {
     assert!(!stored.contains(TOKEN) && !stored.contains("3f9a8b7c"), "{stored}");
     assert!(matches!(wrong, Err(greenlight::secrets::SecretError::Undecryptable(_))));
 }
+
+#[tokio::test]
+async fn the_secret_command_reads_values_from_stdin_and_never_prints_them() {
+    let github = FakeGitHub::start().await;
+    let repo = github.repo("acme/widget");
+    let app = TestApp::start(&github).await;
+    app.deliver(&Webhook::installation("created", &[&repo])).await;
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_greenlight"))
+            .arg("secret")
+            .args(args)
+            .env_clear()
+            .env("REDIS_URL", app.redis.url())
+            .env("GREENLIGHT_SECRET_KEY", support::app::SECRET_KEY)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+
+    let added = run(&["add", "acme/widget", "deploy_token", "--pull-request"], &format!("{TOKEN}\n"));
+    let listed = run(&["ls", "acme/widget"], "");
+    let api = app.api("GET", "/api/repos/acme/widget/secrets/deploy_token", true).await;
+    let removed = run(&["rm", "acme/widget", "deploy_token"], "");
+    let unknown = run(&["ls", "acme/nothing"], "");
+
+    assert_eq!(added, (true, "secret deploy_token saved for acme/widget\n".to_string()));
+    assert_eq!(listed, (true, "deploy_token (pull requests too)\n".to_string()));
+    assert_eq!((api.status, api.body["pull_request"].as_bool()), (200, Some(true)));
+    assert!(removed.0);
+    assert!(!unknown.0 && unknown.1.contains("install the App on it first"), "{unknown:?}");
+}
