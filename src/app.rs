@@ -132,7 +132,13 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
         redis: redis.clone(),
         token: config.api_token.clone().map(std::sync::Arc::new),
         events,
-        control: crate::control::Control::new(Store::new(pool.clone()), planner, publisher, deps.clock.clone()),
+        control: crate::control::Control::new(
+            Store::new(pool.clone()),
+            WorkQueue::new(pool.clone(), crate::queue::STAGES, crate::queue::WORKERS),
+            planner,
+            publisher,
+            deps.clock.clone(),
+        ),
         public_url: config.common.public_url.clone(),
         secrets: crate::secrets::SecretStore::new(pool.clone(), config.common.secret_key.clone()),
     };

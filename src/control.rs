@@ -57,6 +57,7 @@ pub async fn rerun_trigger(store: &Store, request: &RerunRequest, delivery: &Del
 #[derive(Clone)]
 pub struct Control {
     store: Store,
+    jobs: crate::queue::WorkQueue<crate::store::StageJob>,
     planner: Planner,
     publisher: Publisher,
     clock: SharedClock,
@@ -178,8 +179,14 @@ pub fn trigger_from_build(repo: &Repo, build: &Build, by: &str, delivery: Delive
 
 impl Control {
     /// Restarts and cancels through these parts.
-    pub fn new(store: Store, planner: Planner, publisher: Publisher, clock: SharedClock) -> Self {
-        Self { store, planner, publisher, clock }
+    pub fn new(
+        store: Store,
+        jobs: crate::queue::WorkQueue<crate::store::StageJob>,
+        planner: Planner,
+        publisher: Publisher,
+        clock: SharedClock,
+    ) -> Self {
+        Self { store, jobs, planner, publisher, clock }
     }
 
     /// Starts a new build of the same commit and event, with `parent` = this
@@ -193,6 +200,37 @@ impl Control {
             Some(id) => Ok(self.store.build(id).await?),
             None => Ok(None),
         }
+    }
+
+    /// Approves a blocked stage (a fork's pull request on a protected
+    /// repository): it runs, with secrets. `Ok(false)` when it was not blocked.
+    pub async fn approve(&self, build: &Build, stage_number: i64) -> anyhow::Result<bool> {
+        let Some(mut stage) = self.store.stages(build).await?.into_iter().find(|s| s.number == stage_number) else {
+            return Ok(false);
+        };
+        if stage.status != Status::Blocked {
+            return Ok(false);
+        }
+        stage.approved = true;
+        stage.status = if stage.depends_on.is_empty() { Status::Pending } else { Status::WaitingOnDependencies };
+        if stage.status == Status::Pending {
+            stage.enqueued = true;
+        }
+        self.store.save_stage(&mut stage).await?;
+        if stage.status == Status::Pending {
+            self.jobs.push(&crate::store::StageJob { build: build.id, stage: stage.id }).await?;
+        }
+        let still_blocked = self.store.stages(build).await?.iter().any(|s| s.status == Status::Blocked);
+        if !still_blocked {
+            self.store
+                .update_build(build.id, |b| {
+                    if b.status == Status::Blocked {
+                        b.status = Status::Pending;
+                    }
+                })
+                .await?;
+        }
+        Ok(true)
     }
 
     /// Cancels a build: running steps are killed by their workers (within a

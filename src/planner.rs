@@ -153,12 +153,12 @@ impl Planner {
                     let stages = self.store.stages(&build).await?;
                     (build, stages)
                 }
-                None => match self.record(entry, trigger, repo.id).await? {
+                None => match self.record(entry, trigger, repo.id, repo.protected).await? {
                     Some(planned) => planned,
                     None => return Ok(()),
                 },
             },
-            None => match self.record(entry, trigger, repo.id).await? {
+            None => match self.record(entry, trigger, repo.id, repo.protected).await? {
                 Some(planned) => planned,
                 None => return Ok(()),
             },
@@ -172,7 +172,10 @@ impl Planner {
         entry: &EntryId,
         trigger: &Trigger,
         repo_id: crate::ids::RepoId,
+        protected: bool,
     ) -> Result<Option<(Build, Vec<Stage>)>, PlanError> {
+        // A fork's code on a protected repository waits for an administrator.
+        let blocked = trigger.fork && protected;
         let path = RepoPath { owner: trigger.repo.owner.clone(), name: trigger.repo.name.clone() };
         let config = match self.publisher.github().file_at(trigger.installation, &path, pipeline::CONFIG_PATH, &trigger.sha.0).await {
             Ok(Some(text)) => pipeline::parse(&text).map_err(|e| format!("{}: {e}", pipeline::CONFIG_PATH)),
@@ -246,7 +249,11 @@ impl Planner {
                     build_id: id,
                     number: i as i64 + 1,
                     name: pipeline.name.clone(),
-                    status: if pipeline.depends_on.is_empty() { Status::Pending } else { Status::WaitingOnDependencies },
+                    status: match (blocked, pipeline.depends_on.is_empty()) {
+                        (true, _) => Status::Blocked,
+                        (false, true) => Status::Pending,
+                        (false, false) => Status::WaitingOnDependencies,
+                    },
                     error: String::new(),
                     exit_code: 0,
                     machine: String::new(),
@@ -260,10 +267,12 @@ impl Planner {
                     pipeline,
                     check_run: None,
                     enqueued: false,
+                    approved: false,
                 }
             })
             .collect();
         let (status, error, finished) = match config {
+            Ok(_) if blocked => (Status::Blocked, String::new(), 0),
             Ok(_) => (Status::Pending, String::new(), 0),
             Err(message) => (Status::Error, message, now),
         };

@@ -169,3 +169,32 @@ async fn the_secret_command_reads_values_from_stdin_and_never_prints_them() {
     assert!(removed.0);
     assert!(!unknown.0 && unknown.1.contains("install the App on it first"), "{unknown:?}");
 }
+
+#[tokio::test]
+async fn on_a_protected_repository_a_fork_waits_for_approval_and_then_gets_its_secrets() {
+    let github = FakeGitHub::start().await;
+    let repo = github.repo("acme/widget");
+    let app = TestApp::with_workers(&github).await;
+    app.deliver(&Webhook::installation("created", &[&repo])).await;
+    app.add_secret("acme/widget", "deploy_token", TOKEN, true).await;
+    let protect = app.api_json("PATCH", "/api/repos/acme/widget", serde_json::json!({"protected": true})).await;
+    let sha =
+        repo.push("contrib", &[(".drone.yml", &pipeline(&["test \"$TOKEN\" = 'tok@3f9a8b7c6d5e4f30' && echo approved and trusted"]))]);
+
+    app.deliver(&Webhook::pull_request_from(&repo, "opened", 6, "contrib", &sha, Some("stranger/widget"))).await;
+    let waiting = github.expect_status(&repo, &sha, "greenlight/default/pull_request", "pending").await;
+    github.expect_check_run(&repo, &sha, "default (pull_request)", "queued").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let blocked = app.api("GET", "/api/repos/acme/widget/builds/1", true).await;
+    let guest = app.api("POST", "/api/repos/acme/widget/builds/1/approve/1", false).await;
+    let approved = app.api("POST", "/api/repos/acme/widget/builds/1/approve/1", true).await;
+    let again = app.api("POST", "/api/repos/acme/widget/builds/1/approve/1", true).await;
+
+    assert_eq!(protect.body["protected"], true);
+    assert!(waiting.description.contains("waiting for approval"), "{}", waiting.description);
+    assert_eq!((blocked.body["status"].as_str(), blocked.body["stages"][0]["status"].as_str()), (Some("blocked"), Some("blocked")));
+    assert_eq!((guest.status, approved.status, again.status), (401, 204, 400));
+    github.expect_check_run(&repo, &sha, "default (pull_request)", "success").await;
+    let build = app.expect_build_done(repo.id, 1).await;
+    assert!(app.log(&build, "deploy").await.contains("approved and trusted"));
+}

@@ -175,3 +175,21 @@ pub async fn cancel(
     })?;
     with_stages(&state, &cancelled).await
 }
+
+/// POST /api/repos/{owner}/{name}/builds/{number}/approve/{stage}: runs a blocked stage (204).
+pub async fn approve(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path((owner, name, raw, stage)): Path<(String, String, String, String)>,
+) -> ApiResult<axum::http::StatusCode> {
+    if !viewer.admin {
+        return Err(ApiError::unauthorized());
+    }
+    let (_, build) = find_build(&state, &viewer, &owner, &name, &raw).await?;
+    let stage = number(&stage, "stage")?;
+    match state.control.approve(&build, stage).await {
+        Ok(true) => Ok(axum::http::StatusCode::NO_CONTENT),
+        Ok(false) => Err(ApiError::bad_request("cannot approve a stage that is not blocked")),
+        Err(e) => Err(ApiError(axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("approve failed: {e}"))),
+    }
+}

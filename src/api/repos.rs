@@ -103,3 +103,25 @@ pub async fn repo(State(state): State<ApiState>, viewer: Viewer, Path((owner, na
     let repo = readable_repo(&state, &viewer, &owner, &name).await?;
     Ok(Json(repo_json(&state, &repo, None).await?))
 }
+
+#[derive(Deserialize)]
+pub struct RepoPatch {
+    protected: Option<bool>,
+}
+
+/// PATCH /api/repos/{owner}/{name} (admin): `protected` makes pull requests
+/// from forks wait for approval; other settings are accepted and not changed.
+pub async fn update_repo(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path((owner, name)): Path<(String, String)>,
+    Json(patch): Json<RepoPatch>,
+) -> ApiResult<Json<RepoJson>> {
+    require_admin(&viewer)?;
+    let mut repo = readable_repo(&state, &viewer, &owner, &name).await?;
+    if let Some(protected) = patch.protected {
+        repo.protected = protected;
+        state.store.save_repo(&repo).await?;
+    }
+    Ok(Json(repo_json(&state, &repo, None).await?))
+}

@@ -102,7 +102,7 @@ impl RepoJson {
             active: repo.active,
             config_path: crate::pipeline::CONFIG_PATH.to_string(),
             trusted: false,
-            protected: false,
+            protected: repo.protected,
             ignore_forks: false,
             ignore_pull_requests: false,
             auto_cancel_pull_requests: false,

@@ -70,7 +70,9 @@ impl Publisher {
     /// Announces a planned stage: a pending status and a queued check run.
     /// Returns the check run's id.
     pub async fn stage_planned(&self, build: &Build, stage: &Stage) -> Result<CheckRunId, GitHubError> {
-        let waiting = if stage.depends_on.is_empty() {
+        let waiting = if stage.status == Status::Blocked {
+            "waiting for approval (a pull request from a fork)".to_string()
+        } else if stage.depends_on.is_empty() {
             "waiting for a runner".to_string()
         } else {
             format!("waiting for {}", stage.depends_on.join(", "))

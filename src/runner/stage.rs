@@ -172,7 +172,7 @@ impl StageRunner {
         self.sandbox.give(workspace)?;
         let repo = self.store.repo(build.repo_id).await?;
         let workspace_in = self.sandbox.workspace_path(workspace).into_owned();
-        let secrets = self.resolve_secrets(build, &stage.pipeline).await;
+        let secrets = self.resolve_secrets(build, &stage.pipeline, stage.approved).await;
         let masker = Arc::new(Masker::new(secrets.values().filter_map(|v| v.as_deref().ok())));
         let run = Run {
             secrets,
@@ -255,7 +255,7 @@ impl StageRunner {
     }
 
     /// Looks up every secret the pipeline names, deciding which the build may have.
-    async fn resolve_secrets(&self, build: &Build, pipeline: &Pipeline) -> HashMap<String, Result<String, String>> {
+    async fn resolve_secrets(&self, build: &Build, pipeline: &Pipeline, approved: bool) -> HashMap<String, Result<String, String>> {
         let names: std::collections::BTreeSet<&String> = pipeline
             .environment
             .values()
@@ -267,8 +267,8 @@ impl StageRunner {
             .collect();
         let mut out = HashMap::new();
         for name in names {
-            let value = if build.fork {
-                Err("secrets are never given to pull requests from forks".to_string())
+            let value = if build.fork && !approved {
+                Err("secrets are never given to pull requests from forks unless an administrator approves the build".to_string())
             } else {
                 match self.secrets.reveal(build.repo_id, name).await {
                     Ok(Some((info, _))) if build.event == Event::PullRequest && !info.pull_request => {

@@ -82,6 +82,10 @@ pub struct Repo {
     pub default_branch: String,
     /// Whether the App is installed on it.
     pub active: bool,
+    /// Whether builds of pull requests from forks wait for approval (and
+    /// then get secrets) instead of running without secrets.
+    #[serde(default)]
+    pub protected: bool,
     /// The installation that covers it.
     pub installation: InstallationId,
     /// Last build number.
@@ -244,6 +248,9 @@ pub struct Stage {
     pub check_run: Option<CheckRunId>,
     /// Whether its job has been queued for a worker.
     pub enqueued: bool,
+    /// Whether an administrator approved it (a blocked fork stage).
+    #[serde(default)]
+    pub approved: bool,
 }
 
 /// The job a worker claims: run one stage.
