@@ -10,6 +10,12 @@ use secrecy::{ExposeSecret, SecretString};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod runner;
+mod tools;
+
+pub use runner::{RunnerArgs, RunnerConfig};
+pub use tools::{ExecArgs, SecretAction, SecretArgs};
+
 /// The command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -36,113 +42,6 @@ pub enum Command {
     /// Run the .drone.yml of a local checkout in the same sandbox, printing
     /// the logs live: no GitHub, no Redis. Exits 1 when the pipeline fails.
     Exec(ExecArgs),
-}
-
-/// Settings of `greenlight secret`.
-#[derive(Debug, Args)]
-pub struct SecretArgs {
-    /// What to do.
-    #[command(subcommand)]
-    pub action: SecretAction,
-    /// Redis the service uses.
-    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
-    /// The key secrets are encrypted with (as the service has it).
-    #[arg(long, env = "GREENLIGHT_SECRET_KEY", hide_env_values = true)]
-    pub secret_key: Option<String>,
-}
-
-/// `greenlight secret` actions.
-#[derive(Debug, Subcommand)]
-pub enum SecretAction {
-    /// Create or replace a secret; its value is read from standard input.
-    Add {
-        /// `owner/name` of the repository.
-        repo: String,
-        /// The secret's name (`from_secret: NAME`).
-        name: String,
-        /// Also give it to pull requests from the repository itself (never to forks).
-        #[arg(long)]
-        pull_request: bool,
-    },
-    /// List a repository's secrets (names and settings, never values).
-    Ls {
-        /// `owner/name` of the repository.
-        repo: String,
-    },
-    /// Delete a secret.
-    Rm {
-        /// `owner/name` of the repository.
-        repo: String,
-        /// The secret's name.
-        name: String,
-    },
-}
-
-impl SecretArgs {
-    /// The Redis URL and key, validated.
-    pub fn validate(&self) -> Result<(String, crate::secrets::SecretKey), ConfigError> {
-        let url = self
-            .redis_url
-            .as_deref()
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .ok_or_else(|| config_error("REDIS_URL", "is not set (the Redis greenlight serve uses)"))?;
-        let raw = self
-            .secret_key
-            .as_deref()
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| config_error("GREENLIGHT_SECRET_KEY", "is not set"))?;
-        let key =
-            crate::secrets::SecretKey::parse(&SecretString::from(raw.to_string())).map_err(|p| config_error("GREENLIGHT_SECRET_KEY", p))?;
-        Ok((url.to_string(), key))
-    }
-}
-
-/// Settings of `greenlight exec`.
-#[derive(Debug, Args)]
-pub struct ExecArgs {
-    /// The checkout whose .drone.yml to run.
-    #[arg(default_value = ".")]
-    pub dir: PathBuf,
-    /// Run only this pipeline (default: every pipeline whose trigger matches).
-    #[arg(long)]
-    pub pipeline: Option<String>,
-    /// The event to pretend: push, pull_request or tag.
-    #[arg(long, default_value = "push")]
-    pub event: String,
-    /// The branch to pretend (default: the checkout's current branch).
-    #[arg(long)]
-    pub branch: Option<String>,
-    /// `bwrap`, or `none` to run unsandboxed.
-    #[arg(long, env = "GREENLIGHT_SANDBOX", default_value = "bwrap")]
-    pub sandbox: String,
-    /// The uid steps run as when run as root (default 65534).
-    #[arg(long, env = "GREENLIGHT_SANDBOX_UID")]
-    pub sandbox_uid: Option<String>,
-}
-
-impl ExecArgs {
-    /// Validates the settings.
-    pub fn validate(&self) -> Result<crate::exec::ExecOptions, ConfigError> {
-        let runner = RunnerArgs {
-            sandbox: self.sandbox.clone(),
-            sandbox_uid: self.sandbox_uid.clone(),
-            stage_lease: "1".into(),
-            shutdown_grace: "1".into(),
-            log_limit_mb: "1".into(),
-        }
-        .validate()?;
-        Ok(crate::exec::ExecOptions {
-            dir: self.dir.clone(),
-            pipeline: self.pipeline.clone(),
-            event: self.event.clone(),
-            branch: self.branch.clone(),
-            unsandboxed: runner.unsandboxed,
-            sandbox_uid: runner.sandbox_uid,
-        })
-    }
 }
 
 /// Settings of `greenlight serve`.
@@ -184,78 +83,6 @@ pub struct WorkerArgs {
     /// Runner settings.
     #[command(flatten)]
     pub runner: RunnerArgs,
-}
-
-/// How stages are run.
-#[derive(Debug, Args)]
-pub struct RunnerArgs {
-    /// How steps are isolated: `bwrap` (bubblewrap namespaces), or `none` to
-    /// run them unsandboxed (every check run then says so).
-    #[arg(long, env = "GREENLIGHT_SANDBOX", default_value = "bwrap")]
-    pub sandbox: String,
-    /// The uid steps run as when greenlight runs as root (default 65534).
-    #[arg(long, env = "GREENLIGHT_SANDBOX_UID")]
-    pub sandbox_uid: Option<String>,
-    /// Seconds a stage's worker may stop renewing it before another worker takes it over.
-    #[arg(long, env = "GREENLIGHT_STAGE_LEASE", default_value = "30")]
-    pub stage_lease: String,
-    /// Seconds running stages get to finish after SIGTERM before they are handed back to the queue.
-    #[arg(long, env = "GREENLIGHT_SHUTDOWN_GRACE", default_value = "60")]
-    pub shutdown_grace: String,
-    /// Stored log per step, in MiB; output past it is drained, not stored.
-    #[arg(long, env = "GREENLIGHT_LOG_LIMIT_MB", default_value = "16")]
-    pub log_limit_mb: String,
-}
-
-/// Runner settings, validated.
-#[derive(Debug, Clone)]
-pub struct RunnerConfig {
-    /// Run steps without a sandbox.
-    pub unsandboxed: bool,
-    /// uid for steps when root.
-    pub sandbox_uid: Option<u32>,
-    /// Stage lease.
-    pub lease: std::time::Duration,
-    /// Shutdown grace.
-    pub grace: std::time::Duration,
-    /// Stored log bytes per step.
-    pub log_limit: u64,
-}
-
-fn positive(variable: &'static str, raw: &str, what: &str) -> Result<u64, ConfigError> {
-    match raw.trim().parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(config_error(variable, format!("must be a whole number of {what}, at least 1, got {raw:?}"))),
-    }
-}
-
-impl RunnerArgs {
-    /// Validates the runner settings.
-    pub fn validate(&self) -> Result<RunnerConfig, ConfigError> {
-        let unsandboxed = match self.sandbox.trim() {
-            "bwrap" => false,
-            "none" => true,
-            other => {
-                return Err(config_error("GREENLIGHT_SANDBOX", format!("must be `bwrap` or `none`, got {other:?}")));
-            }
-        };
-        let sandbox_uid = match self.sandbox_uid.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            None => None,
-            Some(raw) => Some(
-                raw.parse::<u32>()
-                    .ok()
-                    .filter(|u| *u != 0)
-                    .ok_or_else(|| config_error("GREENLIGHT_SANDBOX_UID", format!("must be a non-root numeric uid, got {raw:?}")))?,
-            ),
-        };
-        Ok(RunnerConfig {
-            unsandboxed,
-            sandbox_uid,
-            lease: std::time::Duration::from_secs(positive("GREENLIGHT_STAGE_LEASE", &self.stage_lease, "seconds")?),
-            grace: std::time::Duration::from_secs(positive("GREENLIGHT_SHUTDOWN_GRACE", &self.shutdown_grace, "seconds")?),
-            log_limit: positive("GREENLIGHT_LOG_LIMIT_MB", &self.log_limit_mb, "MiB")? * 1024 * 1024,
-        })
-    }
 }
 
 /// How to reach GitHub as the App.
@@ -306,7 +133,7 @@ pub struct ConfigError {
     pub problem: String,
 }
 
-fn config_error(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+pub(crate) fn config_error(variable: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError { variable, problem: problem.into() }
 }
 

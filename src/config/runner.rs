@@ -1,0 +1,76 @@
+//! How stages run: the sandbox, leases, shutdown grace, log limits.
+
+use super::{ConfigError, config_error};
+use clap::Args;
+
+/// How stages are run.
+#[derive(Debug, Args)]
+pub struct RunnerArgs {
+    /// How steps are isolated: `bwrap` (bubblewrap namespaces), or `none` to
+    /// run them unsandboxed (every check run then says so).
+    #[arg(long, env = "GREENLIGHT_SANDBOX", default_value = "bwrap")]
+    pub sandbox: String,
+    /// The uid steps run as when greenlight runs as root (default 65534).
+    #[arg(long, env = "GREENLIGHT_SANDBOX_UID")]
+    pub sandbox_uid: Option<String>,
+    /// Seconds a stage's worker may stop renewing it before another worker takes it over.
+    #[arg(long, env = "GREENLIGHT_STAGE_LEASE", default_value = "30")]
+    pub stage_lease: String,
+    /// Seconds running stages get to finish after SIGTERM before they are handed back to the queue.
+    #[arg(long, env = "GREENLIGHT_SHUTDOWN_GRACE", default_value = "60")]
+    pub shutdown_grace: String,
+    /// Stored log per step, in MiB; output past it is drained, not stored.
+    #[arg(long, env = "GREENLIGHT_LOG_LIMIT_MB", default_value = "16")]
+    pub log_limit_mb: String,
+}
+
+/// Runner settings, validated.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// Run steps without a sandbox.
+    pub unsandboxed: bool,
+    /// uid for steps when root.
+    pub sandbox_uid: Option<u32>,
+    /// Stage lease.
+    pub lease: std::time::Duration,
+    /// Shutdown grace.
+    pub grace: std::time::Duration,
+    /// Stored log bytes per step.
+    pub log_limit: u64,
+}
+
+fn positive(variable: &'static str, raw: &str, what: &str) -> Result<u64, ConfigError> {
+    match raw.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(config_error(variable, format!("must be a whole number of {what}, at least 1, got {raw:?}"))),
+    }
+}
+
+impl RunnerArgs {
+    /// Validates the runner settings.
+    pub fn validate(&self) -> Result<RunnerConfig, ConfigError> {
+        let unsandboxed = match self.sandbox.trim() {
+            "bwrap" => false,
+            "none" => true,
+            other => {
+                return Err(config_error("GREENLIGHT_SANDBOX", format!("must be `bwrap` or `none`, got {other:?}")));
+            }
+        };
+        let sandbox_uid = match self.sandbox_uid.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(raw) => Some(
+                raw.parse::<u32>()
+                    .ok()
+                    .filter(|u| *u != 0)
+                    .ok_or_else(|| config_error("GREENLIGHT_SANDBOX_UID", format!("must be a non-root numeric uid, got {raw:?}")))?,
+            ),
+        };
+        Ok(RunnerConfig {
+            unsandboxed,
+            sandbox_uid,
+            lease: std::time::Duration::from_secs(positive("GREENLIGHT_STAGE_LEASE", &self.stage_lease, "seconds")?),
+            grace: std::time::Duration::from_secs(positive("GREENLIGHT_SHUTDOWN_GRACE", &self.shutdown_grace, "seconds")?),
+            log_limit: positive("GREENLIGHT_LOG_LIMIT_MB", &self.log_limit_mb, "MiB")? * 1024 * 1024,
+        })
+    }
+}
