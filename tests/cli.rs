@@ -46,12 +46,16 @@ fn a_bad_private_key_is_named_without_echoing_it() {
 fn each_invalid_setting_is_named() {
     let key = key_path();
     let base = [("GITHUB_APP_ID", "1"), ("GITHUB_PRIVATE_KEY_PATH", key.as_str()), ("GITHUB_WEBHOOK_SECRET", "s")];
-    let cases: [(&str, &str, &str); 5] = [
+    let cases: [(&str, &str, &str); 9] = [
         ("GITHUB_APP_ID", "twelve", "GITHUB_APP_ID: must be a number"),
         ("GREENLIGHT_CONCURRENCY", "0", "GREENLIGHT_CONCURRENCY: must be a whole number of at least 1"),
         ("GREENLIGHT_ADDR", "nowhere", "GREENLIGHT_ADDR: must be HOST:PORT"),
         ("GITHUB_API_URL", "ftp://x", "GITHUB_API_URL: must be an http:// or https:// URL"),
         ("REDIS_URL", "localhost:6379", "REDIS_URL: must start with redis://"),
+        ("GREENLIGHT_SECRET_KEY", "not-a-key", "GREENLIGHT_SECRET_KEY: must be 32 bytes"),
+        ("GREENLIGHT_API_TOKEN", "short", "GREENLIGHT_API_TOKEN: is too short"),
+        ("GREENLIGHT_SANDBOX", "docker", "GREENLIGHT_SANDBOX: must be `bwrap` or `none`"),
+        ("GREENLIGHT_STAGE_LEASE", "0", "GREENLIGHT_STAGE_LEASE: must be a whole number of seconds"),
     ];
     for (variable, value, expected) in cases {
         let mut env: Vec<(&str, &str)> = base.iter().copied().filter(|(k, _)| *k != variable).collect();
