@@ -57,8 +57,11 @@ async fn latency(app: &TestApp, github: &FakeGitHub, samples: usize) -> Vec<Dura
     let repo = github.repo("bench/latency");
     let mut times = Vec::with_capacity(samples);
     for i in 0..samples {
-        let sha = repo.push("main", &[(".drone.yml", ONE_ECHO_STEP), ("n.txt", &i.to_string())]);
-        let hook = Webhook::push(&repo, "main", &sha);
+        // A branch each: a push to the same branch would cancel the previous
+        // build (auto-cancel), and this measures an idle server.
+        let branch = format!("b{i}");
+        let sha = repo.push(&branch, &[(".drone.yml", ONE_ECHO_STEP), ("n.txt", &i.to_string())]);
+        let hook = Webhook::push(&repo, &branch, &sha);
         let started = Instant::now();
         let answer = app.deliver(&hook).await;
         assert_eq!(answer.status, 202);

@@ -89,6 +89,7 @@ pub async fn complete_build(store: &Store, clock: &SharedClock, build: &Build) -
         })
         .await?;
     store.release_delivery(&build.delivery, &build.entry).await?;
+    store.mark_finished(build).await?;
     tracing::info!(repo = %build.repo_slug, number = build.number, status = status.as_str(), "build finished");
     Ok(())
 }

@@ -20,9 +20,6 @@ use tokio_util::sync::CancellationToken;
 /// Entries left pending this long by a planner are taken over by another.
 pub const RECLAIM_IDLE: Duration = Duration::from_secs(30);
 
-/// How many recent builds of a repository are checked for superseded ones.
-pub const SUPERSEDE_SCAN: usize = 100;
-
 /// How long one read waits for new deliveries.
 const READ_BLOCK: Duration = Duration::from_secs(2);
 
@@ -147,23 +144,27 @@ impl Planner {
             tracing::info!(delivery = %trigger.delivery, earlier = %other, "a copy of this delivery is still queued or running; nothing to do");
             return Ok(());
         }
-        let (build, stages) = match self.store.allocate_existing(entry).await? {
-            Some(id) => match self.store.build(id).await? {
-                Some(build) => {
-                    let stages = self.store.stages(&build).await?;
-                    (build, stages)
-                }
-                None => match self.record(entry, trigger, repo.id, repo.protected).await? {
-                    Some(planned) => planned,
-                    None => return Ok(()),
-                },
-            },
+        let existing = match self.store.allocate_existing(entry).await? {
+            Some(id) => self.store.build(id).await?,
+            None => None,
+        };
+        let (build, stages, supersedes) = match existing {
+            Some(build) => {
+                let stages = self.store.stages(&build).await?;
+                (build, stages, false)
+            }
             None => match self.record(entry, trigger, repo.id, repo.protected).await? {
                 Some(planned) => planned,
                 None => return Ok(()),
             },
         };
-        self.announce(build, stages).await
+        let newer = supersedes.then(|| build.clone());
+        self.announce(build, stages).await?;
+        // After the pending statuses are out: cancelling older builds must not delay them.
+        if let Some(newer) = newer {
+            self.supersede(&newer).await;
+        }
+        Ok(())
     }
 
     /// Reads `.drone.yml` and records the build; `None` when no pipeline matches.
@@ -173,7 +174,7 @@ impl Planner {
         trigger: &Trigger,
         repo_id: crate::ids::RepoId,
         protected: bool,
-    ) -> Result<Option<(Build, Vec<Stage>)>, PlanError> {
+    ) -> Result<Option<(Build, Vec<Stage>, bool)>, PlanError> {
         // A fork's code on a protected repository waits for an administrator.
         let blocked = trigger.fork && protected;
         let path = RepoPath { owner: trigger.repo.owner.clone(), name: trigger.repo.name.clone() };
@@ -317,22 +318,19 @@ impl Planner {
         self.store.record_build(&build, &stages).await?;
         tracing::info!(repo = %build.repo_slug, number = build.number, stages = stages.len(), status = build.status.as_str(), "build recorded");
         let new_push = build.event == Event::Push || (build.event == Event::PullRequest && build.action == "synchronized");
-        if auto_cancel && new_push && trigger.parent == 0 {
-            self.supersede(&build).await;
-        }
-        Ok(Some((build, stages)))
+        let supersedes = auto_cancel && new_push && trigger.parent == 0;
+        Ok(Some((build, stages, supersedes)))
     }
 
     /// Cancels the unfinished builds of the same branch or pull request for
     /// older commits: a newer push supersedes them.
     async fn supersede(&self, newer: &Build) {
-        let ids = match self.store.build_ids(newer.repo_id, 0, SUPERSEDE_SCAN).await {
-            Ok(ids) => ids,
+        let unfinished = match self.store.unfinished_in_lane(newer).await {
+            Ok(builds) => builds,
             Err(e) => return tracing::warn!(error = %e, "cannot look for superseded builds"),
         };
         let reason = format!("superseded by {}", newer.after.short());
-        for id in ids.into_iter().filter(|id| *id != newer.id) {
-            let Ok(Some(older)) = self.store.build(id).await else { continue };
+        for older in unfinished.into_iter().filter(|b| b.id != newer.id) {
             let same_lane = match newer.event {
                 Event::PullRequest => older.event == Event::PullRequest && older.pull_request == newer.pull_request,
                 _ => older.event == newer.event && older.git_ref == newer.git_ref,

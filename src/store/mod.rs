@@ -34,6 +34,14 @@ fn build_key(id: BuildId) -> String {
 fn stage_key(id: StageId) -> String {
     format!("gl:stage:{id}")
 }
+/// The set of unfinished builds of a build's lane: its pull request, or its ref.
+fn lane_key(build: &Build) -> String {
+    match build.pull_request {
+        Some(pr) => format!("gl:repo:{}:unfinished:pr:{pr}", build.repo_id),
+        None => format!("gl:repo:{}:unfinished:{}", build.repo_id, build.git_ref),
+    }
+}
+
 fn delivery_key(id: &DeliveryId) -> String {
     format!("gl:delivery:{id}")
 }
@@ -252,6 +260,9 @@ impl Store {
         }
         pipe.zadd(builds_key(build.repo_id), build.id.0, build.number);
         pipe.zadd("gl:builds", build.id.0, build.id.0);
+        if !build.status.is_done() {
+            pipe.sadd(lane_key(build), build.id.0);
+        }
         pipe.query_async::<()>(&mut self.conn().await?).await?;
         self.announce(build.repo_id, build.id).await
     }
@@ -336,6 +347,23 @@ impl Store {
                 return Ok(Some(build));
             }
         }
+    }
+
+    /// The unfinished builds of the same branch, tag or pull request as `build`.
+    pub async fn unfinished_in_lane(&self, build: &Build) -> RedisResult<Vec<Build>> {
+        let ids: Vec<i64> = self.conn().await?.smembers(lane_key(build)).await?;
+        let mut builds = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(build) = self.build(BuildId(id)).await? {
+                builds.push(build);
+            }
+        }
+        Ok(builds)
+    }
+
+    /// Forgets that a build is unfinished.
+    pub async fn mark_finished(&self, build: &Build) -> RedisResult<()> {
+        self.conn().await?.srem(lane_key(build), build.id.0).await
     }
 
     /// Counts a stage of a build as done; true for the call that counts the last one.
