@@ -58,3 +58,22 @@ async fn compiler_and_workflow_lines_with_absolute_paths_annotate_the_repository
     let build = app.expect_build_done(repo.id, 1).await;
     assert!(app.log(&build, "build").await.contains("/usr/include/stdio.h:1:1: error: outside the repository"), "kept in the log");
 }
+
+#[tokio::test]
+async fn annotations_reach_the_check_run_while_the_stage_still_runs() {
+    let github = FakeGitHub::start().await;
+    let repo = github.repo("acme/widget");
+    let steps = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: slow-lint\n  commands:\n  - |-\n    echo \"src/a.rs:1:1: warning: early\"; sleep 8\n";
+    let sha = repo.push("main", &[(".drone.yml", steps)]);
+    let app = TestApp::with_workers(&github).await;
+
+    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+
+    let running = github
+        .wait_for(|| github.check_runs(&repo, &sha).into_iter().find(|r| r.status == "in_progress" && !r.annotations.is_empty()))
+        .await
+        .expect("the annotation was published before the stage ended");
+    assert_eq!(running.annotations[0]["path"], "src/a.rs");
+    let done = github.expect_check_run(&repo, &sha, "default (push)", "success").await;
+    assert_eq!(done.annotations.len(), 1, "published once, not again at the end");
+}
