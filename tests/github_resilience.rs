@@ -118,3 +118,16 @@ async fn tokens_close_to_expiry_are_not_used() {
 
     assert!(github.tokens_minted() > minted);
 }
+
+#[tokio::test]
+async fn github_enterprise_server_is_reached_under_its_api_path() {
+    let github = FakeGitHub::start_enterprise().await;
+    let repo = github.repo("acme/widget");
+    let sha = repo.push("main", &[(".drone.yml", ONE_ECHO_STEP)]);
+    let app = TestApp::start(&github).await;
+
+    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+
+    github.expect_status(&repo, &sha, "greenlight/default/push", "pending").await;
+    assert!(github.requests().iter().all(|(_, path)| path.starts_with("/api/v3/")), "{:?}", github.requests());
+}

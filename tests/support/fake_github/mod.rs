@@ -129,6 +129,8 @@ pub struct FakeGitHub {
     pub(crate) shared: Arc<Shared>,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Path the REST API lives under ("" for github.com, "/api/v3" for Enterprise Server).
+    pub prefix: &'static str,
 }
 
 /// A repository on the fake.
@@ -151,6 +153,16 @@ pub const EXPECT_TIMEOUT: Duration = Duration::from_secs(20);
 impl FakeGitHub {
     /// Starts the fake on a free loopback port.
     pub async fn start() -> Self {
+        Self::start_at("").await
+    }
+
+    /// Starts the fake with its REST API under `prefix`, as GitHub Enterprise
+    /// Server serves it (`/api/v3`).
+    pub async fn start_enterprise() -> Self {
+        Self::start_at("/api/v3").await
+    }
+
+    async fn start_at(prefix: &'static str) -> Self {
         let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/test-app-key.pub.pem")).unwrap();
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
@@ -163,14 +175,18 @@ impl FakeGitHub {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         *shared.addr.lock().unwrap() = Some(addr);
-        let app = routes::router(shared.clone());
+        let app = if prefix.is_empty() {
+            routes::router(shared.clone())
+        } else {
+            axum::Router::new().nest(prefix, routes::router(shared.clone()))
+        };
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { shared, addr }
+        Self { shared, addr, prefix }
     }
 
     /// The API base URL to configure greenlight with.
     pub fn api_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}{}", self.addr, self.prefix)
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {

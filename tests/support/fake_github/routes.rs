@@ -45,9 +45,11 @@ fn invalid(message: String) -> Response {
 async fn inject_failures(State(shared): State<Shared_>, request: Request, next: Next) -> Response {
     let method = request.method().to_string();
     let path = request.uri().path().to_string();
+    // As the client sent it, before any Enterprise prefix was stripped.
+    let original = request.extensions().get::<axum::extract::OriginalUri>().map_or(path.clone(), |u| u.path().to_string());
     let rule = {
         let mut state = shared.state.lock().unwrap();
-        state.requests.push((method.clone(), path.clone()));
+        state.requests.push((method.clone(), original));
         let found = state.failures.iter_mut().find(|r| r.method == method && path.contains(&r.path_contains) && r.times > 0);
         found.map(|r| {
             r.times -= 1;
