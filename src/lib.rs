@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! greenlight: a self-hosted CI service shipped as a GitHub App.
 //!
 //! A delivery travels `github::webhook` (verify, compact) → `queue` (Redis

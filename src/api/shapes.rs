@@ -1,6 +1,11 @@
 //! Drone 2.x's JSON shapes (harness/drone v2.25 `core/*.go`): every field
 //! Drone always sends is present, the `omitempty` ones are omitted when
 //! empty, integers are i64 and timestamps Unix seconds (0 for "not yet").
+//!
+//! Each field is the Drone JSON key of the same name, with Drone's meaning
+//! (harness/drone `core/user.go`, `repo.go`, `build.go`, `stage.go`,
+//! `step.go`); they are not documented one by one here.
+#![allow(missing_docs)]
 
 use crate::store::{Build, Repo, Stage, StepRecord};
 use serde::Serialize;
