@@ -23,7 +23,9 @@ pub const RECLAIM_IDLE: Duration = Duration::from_secs(30);
 /// How long one read waits for new deliveries.
 const READ_BLOCK: Duration = Duration::from_secs(2);
 
-/// An entry that failed this many times is reported and dropped.
+/// An entry that failed this many times for a reason that retrying cannot
+/// fix is reported and dropped. Outages (GitHub or Redis) are retried for as
+/// long as they last: nothing is lost.
 pub const MAX_ATTEMPTS: u64 = 20;
 
 /// Plans builds from the delivery stream.
@@ -36,6 +38,16 @@ pub struct Planner {
     publisher: Publisher,
     clock: SharedClock,
     consumer: String,
+}
+
+impl PlanError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PlanError::Redis(_) => true,
+            PlanError::GitHub(e) => e.is_transient(),
+        }
+    }
 }
 
 /// Why planning an entry stopped before it was done.
@@ -126,7 +138,7 @@ impl Planner {
                     tracing::warn!(error = %e, "acknowledging a planned delivery failed; it will be resumed");
                 }
             }
-            Err(e) if entry.deliveries >= MAX_ATTEMPTS => {
+            Err(e) if entry.deliveries >= MAX_ATTEMPTS && !e.is_transient() => {
                 tracing::error!(delivery = %trigger.delivery, repo = %trigger.repo.slug(), error = %e, "giving up on a delivery after {MAX_ATTEMPTS} attempts");
                 let _ = self.deliveries.ack(&entry.id).await;
             }
