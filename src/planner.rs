@@ -82,17 +82,13 @@ impl Planner {
         let mut conn = None;
         while !shutdown.is_cancelled() {
             if conn.is_none() {
-                let ready = async {
+                let ensure = || async {
                     self.deliveries.ensure_group().await?;
-                    self.stages.ensure_group().await?;
-                    self.redis.blocking(READ_BLOCK).await
+                    self.stages.ensure_group().await
                 };
-                match ready.await {
-                    Ok(c) => conn = Some(c),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "planner cannot reach Redis; retrying");
-                        tokio::select! { _ = shutdown.cancelled() => break, _ = tokio::time::sleep(Duration::from_secs(1)) => continue }
-                    }
+                conn = crate::redis_server::blocking_reader(&self.redis, READ_BLOCK, ensure, &shutdown, "planner").await;
+                if conn.is_none() {
+                    break;
                 }
             }
             let c = conn.as_mut().expect("connected above");

@@ -103,16 +103,9 @@ impl Worker {
                 }
             }
             if conn.is_none() {
-                let ready = async {
-                    me.jobs.ensure_group().await?;
-                    me.redis.blocking(BLOCK).await
-                };
-                match ready.await {
-                    Ok(c) => conn = Some(c),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "worker cannot reach Redis; retrying");
-                        tokio::select! { _ = shutdown.cancelled() => break, _ = tokio::time::sleep(Duration::from_secs(1)) => continue }
-                    }
+                conn = crate::redis_server::blocking_reader(&me.redis, BLOCK, || me.jobs.ensure_group(), &shutdown, "worker").await;
+                if conn.is_none() {
+                    break;
                 }
             }
             let read = tokio::select! {
