@@ -139,9 +139,7 @@ async fn public_repositories_are_readable_by_anyone_private_ones_only_with_the_t
     let private = github.private_repo("acme/closed");
     let app = TestApp::with_workers(&github).await;
     for repo in [&public, &private] {
-        let sha = repo.push("main", &[(".drone.yml", ONE_ECHO_STEP)]);
-        app.deliver(&Webhook::push(repo, "main", &sha)).await;
-        app.expect_build_done(repo.id, 1).await;
+        app.push_and_finish(repo, "main", ONE_ECHO_STEP).await;
     }
 
     let open = app.api("GET", "/api/repos/acme/open", false).await;
@@ -273,12 +271,8 @@ async fn badges_show_the_latest_build_of_a_branch() {
     let repo = github.repo("acme/widget");
     let app = TestApp::with_workers(&github).await;
     let failing = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: t\n  commands: [exit 1]\n";
-    let sha = repo.push("main", &[(".drone.yml", ONE_ECHO_STEP)]);
-    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
-    app.expect_build_done(repo.id, 1).await;
-    let sha = repo.push("broken", &[(".drone.yml", failing)]);
-    app.deliver(&Webhook::push(&repo, "broken", &sha)).await;
-    app.expect_build_done(repo.id, 2).await;
+    app.push_and_finish(&repo, "main", ONE_ECHO_STEP).await;
+    app.push_and_finish(&repo, "broken", failing).await;
 
     let (status, headers, main) = app.get_text("/api/badges/acme/widget/status.svg").await;
     let (_, _, broken) = app.get_text("/api/badges/acme/widget/status.svg?branch=broken").await;

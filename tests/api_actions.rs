@@ -11,10 +11,8 @@ const SLOW: &str =
 async fn restart_makes_a_new_build_with_its_parent_published_to_github() {
     let github = FakeGitHub::start().await;
     let repo = github.repo("acme/widget");
-    let sha = repo.push("main", &[(".drone.yml", ONE_ECHO_STEP)]);
     let app = TestApp::with_workers(&github).await;
-    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
-    app.expect_build_done(repo.id, 1).await;
+    let (sha, _) = app.push_and_finish(&repo, "main", ONE_ECHO_STEP).await;
 
     let guest = app.api("POST", "/api/repos/acme/widget/builds/1", false).await;
     let restarted = app.api("POST", "/api/repos/acme/widget/builds/1", true).await;

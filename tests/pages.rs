@@ -3,17 +3,15 @@
 mod support;
 
 use support::app::API_TOKEN;
-use support::{FakeGitHub, ONE_ECHO_STEP, TestApp, Webhook};
+use support::{FakeGitHub, ONE_ECHO_STEP, TestApp};
 
 #[tokio::test]
 async fn the_build_page_shows_the_commit_steps_and_escaped_logs() {
     let github = FakeGitHub::start().await;
     let repo = github.repo("acme/widget");
     let steps = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: html\n  commands:\n  - echo '<b>not bold</b>'\n";
-    let sha = repo.push("main", &[(".drone.yml", steps)]);
     let app = TestApp::with_workers(&github).await;
-    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
-    app.expect_build_done(repo.id, 1).await;
+    let (sha, _) = app.push_and_finish(&repo, "main", steps).await;
 
     let (status, headers, page) = app.get_text("/acme/widget/1").await;
     let (_, _, list) = app.get_text("/acme/widget").await;
@@ -34,10 +32,8 @@ async fn a_long_log_shows_its_tail_and_links_the_rest() {
     let github = FakeGitHub::start().await;
     let repo = github.repo("acme/widget");
     let steps = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: chatty\n  commands:\n  - seq 1 3000\n";
-    let sha = repo.push("main", &[(".drone.yml", steps)]);
     let app = TestApp::with_workers(&github).await;
-    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
-    app.expect_build_done(repo.id, 1).await;
+    app.push_and_finish(&repo, "main", steps).await;
 
     let (_, _, page) = app.get_text("/acme/widget/1").await;
 
@@ -50,10 +46,8 @@ async fn a_long_log_shows_its_tail_and_links_the_rest() {
 async fn a_private_build_page_asks_for_the_token_and_keeps_it_in_a_cookie() {
     let github = FakeGitHub::start().await;
     let repo = github.private_repo("acme/secret");
-    let sha = repo.push("main", &[(".drone.yml", ONE_ECHO_STEP)]);
     let app = TestApp::with_workers(&github).await;
-    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
-    app.expect_build_done(repo.id, 1).await;
+    app.push_and_finish(&repo, "main", ONE_ECHO_STEP).await;
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
 
     let guest = http.get(format!("{}/acme/secret/1", app.url())).send().await.unwrap();

@@ -1,6 +1,6 @@
 //! greenlight started in-process against its own redis-server and the fake GitHub.
 
-use super::fake_github::{APP_ID, FakeGitHub};
+use super::fake_github::{APP_ID, FakeGitHub, RepoHandle};
 use super::redis::TestRedis;
 use super::webhook::{SECRET, Webhook};
 use greenlight::app::{self, Deps, Running};
@@ -196,6 +196,16 @@ impl TestApp {
             assert!(std::time::Instant::now() < deadline, "expected {n} builds, found {}: {builds:#?}", builds.len());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Pushes `pipeline` as `.drone.yml` to `branch`, delivers the push, and
+    /// waits for the build to finish; returns the commit and the build.
+    pub async fn push_and_finish(&self, repo: &RepoHandle, branch: &str, pipeline: &str) -> (String, Build) {
+        let number = self.store.repo_counter(RepoId(repo.id)).await.unwrap() + 1;
+        let sha = repo.push(branch, &[(".drone.yml", pipeline), ("build.txt", &number.to_string())]);
+        assert_eq!(self.deliver(&Webhook::push(repo, branch, &sha)).await.status, 202);
+        let build = self.expect_build_done(repo.id, number).await;
+        (sha, build)
     }
 
     /// Waits until build `number` of a repository is done; returns it.
