@@ -158,3 +158,27 @@ fn a_worker_without_a_usable_sandbox_refuses_to_start() {
         "{text}"
     );
 }
+
+#[test]
+fn serve_without_redis_url_or_redis_server_says_what_to_install() {
+    let key = key_path();
+    let data = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_greenlight"))
+        .args(["serve", "--no-worker"])
+        .env_clear()
+        .env("PATH", "/nonexistent")
+        .env("GITHUB_APP_ID", "1")
+        .env("GITHUB_PRIVATE_KEY_PATH", &key)
+        .env("GITHUB_WEBHOOK_SECRET", "s")
+        .env("GREENLIGHT_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out)
+            .contains("REDIS_URL is not set and redis-server is not on PATH: install it (Debian/Ubuntu: apt-get install redis-server)"),
+        "{}",
+        stderr(&out)
+    );
+}
