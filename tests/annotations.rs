@@ -63,7 +63,7 @@ async fn compiler_and_workflow_lines_with_absolute_paths_annotate_the_repository
 async fn annotations_reach_the_check_run_while_the_stage_still_runs() {
     let github = FakeGitHub::start().await;
     let repo = github.repo("acme/widget");
-    let steps = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: slow-lint\n  commands:\n  - |-\n    echo \"src/a.rs:1:1: warning: early\"; sleep 8\n";
+    let steps = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: slow-lint\n  commands:\n  - |-\n    echo \"src/a.rs:1:1: warning: early\"; sleep 14\n";
     let sha = repo.push("main", &[(".drone.yml", steps)]);
     let app = TestApp::with_workers(&github).await;
 

@@ -39,8 +39,10 @@ pub(super) struct StageRunner {
     pub secrets: SecretStore,
 }
 
-/// Annotations found so far are published at least this often while a stage runs.
-pub const ANNOTATION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3);
+/// Annotations found so far are published this often while a stage runs:
+/// at most 6 updates a minute per stage, well inside GitHub's secondary limit
+/// of about 80 content-creating requests a minute per installation.
+pub const ANNOTATION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One stage's run in progress: its record (shared by steps running in
 /// parallel, saved after every change) and what its steps printed last.
