@@ -277,6 +277,7 @@ impl Planner {
                     check_run: None,
                     enqueued: false,
                     approved: false,
+                    published: false,
                 }
             })
             .collect();

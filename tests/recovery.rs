@@ -64,3 +64,24 @@ async fn past_the_grace_period_a_stage_is_handed_back_to_another_worker() {
     github.expect_check_run(&repo, &sha, "default (push)", "success").await;
     assert_eq!(app.expect_build_done(repo.id, 1).await.status, Status::Success);
 }
+
+#[tokio::test]
+async fn a_result_github_could_not_take_is_published_when_it_is_back_without_running_again() {
+    let github = FakeGitHub::start().await;
+    let repo = github.repo("acme/widget");
+    let steps = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: once\n  commands: [sleep 1, echo ran, exit 3]\n";
+    let sha = repo.push("main", &[(".drone.yml", steps)]);
+    let app = TestApp::with_workers(&github).await;
+
+    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+    github.expect_check_run(&repo, &sha, "default (push)", "in_progress").await;
+    // More failures than one publication retries: the stage ends while GitHub is down.
+    github.fail_next("PATCH", "/check-runs/", 502, 6);
+
+    let run = github.expect_check_run(&repo, &sha, "default (push)", "failure").await;
+    assert!(run.summary.unwrap().contains("Published again"), "published by the retry");
+    assert!(run.text.unwrap().contains("ran"), "with the failing step's log tail");
+    let build = app.expect_build_done(repo.id, 1).await;
+    assert_eq!(build.status, Status::Failure);
+    assert_eq!(app.log(&build, "once").await.lines().filter(|l| *l == "ran").count(), 1, "the step did not run again");
+}

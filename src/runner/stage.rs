@@ -141,8 +141,55 @@ impl StageRunner {
         if hand_back.is_cancelled() && !self.store.is_cancelled(build.id).await.unwrap_or(false) {
             return self.requeue(&build, &mut stage).await;
         }
-        self.publisher.stage_finished(&build, &stage, &report).await.context("publishing the stage result")?;
-        super::finish::finish(self, &build, &stage).await
+        let published = self.publisher.stage_finished(&build, &stage, &report).await;
+        super::finish::finish(self, &build, &stage).await?;
+        // An outage at the very end must not run the stage again: its job
+        // stays queued and the next claim only publishes the result.
+        published.context("publishing the stage result")?;
+        stage.published = true;
+        self.store.save_stage(&mut stage).await?;
+        Ok(())
+    }
+
+    /// Publishes the result of a stage that finished while GitHub was
+    /// unreachable, rebuilt from the stored record and logs.
+    pub async fn republish(&self, job: &StageJob) -> anyhow::Result<()> {
+        let mut stage = self.store.stage(job.stage).await?.context("stage vanished")?;
+        let build = self.store.build(job.build).await?.context("build vanished")?;
+        let failed = stage.steps.iter().find(|s| s.status.is_failed() && !s.errignore && s.status != Status::Killed);
+        let tail = match failed {
+            Some(step) => {
+                let lines = self.logs.read(stage.id, step.number).await?;
+                let mut tail: Vec<&str> = Vec::new();
+                let mut size = 0;
+                for line in lines.iter().rev() {
+                    size += line.out.len();
+                    if size > super::logs::TAIL_BYTES {
+                        break;
+                    }
+                    tail.push(&line.out);
+                }
+                tail.into_iter().rev().collect()
+            }
+            None => String::new(),
+        };
+        let report = StageReport {
+            failed_step: failed.map(|s| s.name.clone()),
+            tail,
+            timed_out: stage.steps.iter().any(|s| s.error.starts_with("timed out")),
+            sandboxed: self.sandbox.is_sandboxed(),
+            cancel_reason: match stage.status {
+                Status::Killed => Some(self.store.cancel_reason(build.id).await?.unwrap_or_default()),
+                _ => None,
+            },
+            notes: vec!["Published again: GitHub was unreachable when the stage ended.".to_string()],
+            completed: self.clock.now(),
+            annotations: Vec::new(),
+        };
+        self.publisher.stage_finished(&build, &stage, &report).await.context("publishing the stage result again")?;
+        stage.published = true;
+        self.store.save_stage(&mut stage).await?;
+        Ok(())
     }
 
     /// Puts a stage back in the queue for another worker (graceful stop).

@@ -145,6 +145,15 @@ impl Worker {
             }
         };
         match self.runner.store.stage(job.stage).await {
+            Ok(Some(stage)) if stage.status.is_done() && !stage.published && stage.check_run.is_some() && stage.started > 0 => {
+                match self.runner.republish(&job).await {
+                    Ok(()) => {
+                        let _ = self.jobs.ack(&entry.id).await;
+                    }
+                    Err(e) => tracing::warn!(stage = %job.stage, error = %e, "publishing a finished stage failed again; it stays queued"),
+                }
+                return;
+            }
             Ok(Some(stage)) if stage.status.is_done() => {
                 let _ = self.jobs.ack(&entry.id).await;
                 return;

@@ -251,6 +251,9 @@ pub struct Stage {
     /// Whether an administrator approved it (a blocked fork stage).
     #[serde(default)]
     pub approved: bool,
+    /// Whether its final result reached GitHub.
+    #[serde(default)]
+    pub published: bool,
 }
 
 /// The job a worker claims: run one stage.
