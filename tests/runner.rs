@@ -116,7 +116,7 @@ async fn a_step_sees_nothing_of_the_server_and_writes_only_its_workspace() {
     let app = TestApp::with_workers(&github).await;
     let data_dir = app.data_dir.path().display().to_string();
     let steps = pipeline(&format!(
-        "- name: probe\n  commands:\n  - id -u\n  - cat {key} || echo key-unreadable\n  - cat /etc/shadow || echo shadow-unreadable\n  - ls {data_dir} || echo data-dir-invisible\n  - ls /drone\n  - touch /usr/escape || echo usr-read-only\n  - touch {marker} && echo tmp-private\n  - touch in-workspace && echo workspace-writable\n  - env | sort\n"
+        "- name: probe\n  commands:\n  - id -u\n  - echo core=$(ulimit -c)\n  - cat {key} || echo key-unreadable\n  - cat /etc/shadow || echo shadow-unreadable\n  - ls {data_dir} || echo data-dir-invisible\n  - ls /drone\n  - touch /usr/escape || echo usr-read-only\n  - touch {marker} && echo tmp-private\n  - touch in-workspace && echo workspace-writable\n  - env | sort\n"
     ));
     let sha = repo.push("main", &[(".drone.yml", &steps)]);
 
@@ -127,6 +127,7 @@ async fn a_step_sees_nothing_of_the_server_and_writes_only_its_workspace() {
     let log = app.log(&build, "probe").await;
     for expected in [
         "65534\n",
+        "core=0\n",
         "key-unreadable",
         "shadow-unreadable",
         "data-dir-invisible",

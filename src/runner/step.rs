@@ -14,6 +14,9 @@ use tokio_util::sync::CancellationToken;
 /// line cannot grow memory.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
 
+/// The largest file a step may write (`RLIMIT_FSIZE`).
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024 * 1024;
+
 /// After the step's process ends, its output is drained at most this long
 /// (unsandboxed, a background child may hold the pipe open).
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
@@ -163,11 +166,19 @@ pub async fn run(sandbox: &Sandbox, workspace: &Path, spec: &StepSpec, lines: &m
         Err(e) => return Ending::Failed(format!("cannot duplicate a pipe: {e}")),
     };
     cmd.stdout(out_write).stderr(stderr);
-    // SAFETY: fcntl is async-signal-safe; it only clears close-on-exec on the
-    // script pipe so that the child inherits it under the same number.
+    // SAFETY: fcntl and setrlimit are async-signal-safe; fcntl only clears
+    // close-on-exec on the script pipe so that the child inherits it under
+    // the same number.
     unsafe {
         cmd.pre_exec(move || {
             if libc::fcntl(script_fd, libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // No core dumps (they could hold secrets), and no single file
+            // larger than the disk should take.
+            let core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            let fsize = libc::rlimit { rlim_cur: MAX_FILE_BYTES, rlim_max: MAX_FILE_BYTES };
+            if libc::setrlimit(libc::RLIMIT_CORE, &core) == -1 || libc::setrlimit(libc::RLIMIT_FSIZE, &fsize) == -1 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
