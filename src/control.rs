@@ -248,28 +248,26 @@ pub async fn cancel_build(store: &Store, publisher: &Publisher, clock: &SharedCl
     if build.status.is_done() {
         return Ok(build.clone());
     }
-    {
-        store.request_cancel(build.id, reason).await?;
-        let now = clock.now().timestamp();
-        let build = store
-            .update_build(build.id, |b| {
-                b.status = Status::Killed;
-                if b.started == 0 {
-                    b.started = now;
-                }
-                b.finished = now;
-                b.updated = now;
-            })
-            .await?
-            .unwrap_or_else(|| build.clone());
-        for mut stage in store.stages(&build).await? {
-            let waiting = matches!(stage.status, Status::Pending | Status::WaitingOnDependencies | Status::Blocked);
-            // Holding the lease keeps a worker from starting it meanwhile.
-            if waiting && store.acquire_lease(stage.id, CANCEL_OWNER, Duration::from_secs(60)).await? {
-                skip_cancelled_stage(store, publisher, clock, &build, &mut stage, reason).await?;
-                store.release_lease(stage.id, CANCEL_OWNER).await?;
+    store.request_cancel(build.id, reason).await?;
+    let now = clock.now().timestamp();
+    let build = store
+        .update_build(build.id, |b| {
+            b.status = Status::Killed;
+            if b.started == 0 {
+                b.started = now;
             }
+            b.finished = now;
+            b.updated = now;
+        })
+        .await?
+        .unwrap_or_else(|| build.clone());
+    for mut stage in store.stages(&build).await? {
+        let waiting = matches!(stage.status, Status::Pending | Status::WaitingOnDependencies | Status::Blocked);
+        // Holding the lease keeps a worker from starting it meanwhile.
+        if waiting && store.acquire_lease(stage.id, CANCEL_OWNER, Duration::from_secs(60)).await? {
+            skip_cancelled_stage(store, publisher, clock, &build, &mut stage, reason).await?;
+            store.release_lease(stage.id, CANCEL_OWNER).await?;
         }
-        Ok(store.build(build.id).await?.unwrap_or(build))
     }
+    Ok(store.build(build.id).await?.unwrap_or(build))
 }

@@ -193,11 +193,6 @@ impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
         let mut conn = self.pool.get().await.map_err(pool_error)?;
         redis::cmd("XLEN").arg(self.stream).query_async(&mut conn).await
     }
-
-    /// The pool the queue uses (for dedicated blocking connections).
-    pub fn pool(&self) -> &Pool {
-        &self.pool
-    }
 }
 
 /// Turns a pool failure into a Redis error, so callers handle one error type.

@@ -250,7 +250,7 @@ impl StageRunner {
             let annotate = async {
                 loop {
                     tokio::time::sleep(ANNOTATION_INTERVAL).await;
-                    self.publish_annotations(&run, false).await;
+                    self.publish_annotations(&run).await;
                 }
             };
             tokio::select! { outcomes = steps => outcomes, _ = annotate => unreachable!("the annotation loop never ends") }
@@ -334,7 +334,7 @@ impl StageRunner {
     }
 
     /// Publishes the annotations found so far, at most 50 per request.
-    async fn publish_annotations(&self, run: &Run<'_>, _final: bool) {
+    async fn publish_annotations(&self, run: &Run<'_>) {
         loop {
             let batch = run.annotations.lock().expect("not poisoned").next_batch();
             if batch.is_empty() {

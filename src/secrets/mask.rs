@@ -81,11 +81,6 @@ impl Masker {
         }
         out
     }
-
-    /// Whether there is anything to hide.
-    pub fn is_empty(&self) -> bool {
-        self.needles.is_empty()
-    }
 }
 
 #[cfg(test)]

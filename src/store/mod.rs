@@ -153,7 +153,6 @@ impl Store {
             active: true,
             protected: existing.as_ref().is_some_and(|r| r.protected),
             installation,
-            counter: existing.as_ref().map_or(0, |r| r.counter),
             created: existing.as_ref().map_or(now, |r| r.created),
             updated: now,
         };
@@ -184,7 +183,6 @@ impl Store {
                     active,
                     protected: false,
                     installation: change.installation,
-                    counter: 0,
                     created: now,
                     updated: now,
                 });

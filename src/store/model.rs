@@ -88,8 +88,6 @@ pub struct Repo {
     pub protected: bool,
     /// The installation that covers it.
     pub installation: InstallationId,
-    /// Last build number.
-    pub counter: i64,
     /// Unix seconds.
     pub created: i64,
     /// Unix seconds.
