@@ -141,7 +141,7 @@ impl Store {
     /// Records (or refreshes) a repository from a delivery.
     pub async fn upsert_repo(&self, info: &RepoInfo, installation: InstallationId, now: i64) -> RedisResult<Repo> {
         let existing: Option<Repo> = self.get_json(&repo_key(info.id)).await?;
-        let repo = Repo {
+        let mut repo = Repo {
             id: info.id,
             namespace: info.owner.clone(),
             name: info.name.clone(),
@@ -154,13 +154,12 @@ impl Store {
             protected: existing.as_ref().is_some_and(|r| r.protected),
             installation,
             created: existing.as_ref().map_or(now, |r| r.created),
-            updated: now,
+            updated: existing.as_ref().map_or(now, |r| r.updated),
         };
+        // Written only when something changed, not on every delivery.
         if existing.as_ref() != Some(&repo) {
-            self.set_json(&repo_key(repo.id), &repo).await?;
-            let mut conn = self.conn().await?;
-            let _: () = conn.set(slug_key(&repo.slug()), repo.id.0).await?;
-            let _: () = conn.sadd("gl:repos", repo.id.0).await?;
+            repo.updated = now;
+            self.save_repo(&repo).await?;
         }
         Ok(repo)
     }
