@@ -23,4 +23,5 @@ pub mod runner;
 pub mod secrets;
 pub mod server;
 pub mod store;
+pub mod text;
 pub mod web;

@@ -104,14 +104,10 @@ pub struct EmbeddedRedis {
     socket: PathBuf,
 }
 
-fn find_on_path(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join(program)).find(|p| p.is_file()))
-}
-
 impl EmbeddedRedis {
     /// Starts `redis-server` (found on PATH) and waits until it answers.
     pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
-        let Some(binary) = find_on_path("redis-server") else {
+        let Some(binary) = crate::text::find_on_path("redis-server") else {
             bail!(
                 "REDIS_URL is not set and redis-server is not on PATH: install it (Debian/Ubuntu: apt-get install redis-server) or set REDIS_URL"
             );

@@ -328,7 +328,8 @@ impl GitHub {
         let (Some(name), Some(sha)) = (&run.name, &run.head_sha) else {
             return Ok(None);
         };
-        let path = format!("/repos/{repo}/commits/{sha}/check-runs?check_name={}&filter=all&per_page=100", encode_query(name));
+        let path =
+            format!("/repos/{repo}/commits/{sha}/check-runs?check_name={}&filter=all&per_page=100", crate::text::percent_encode(name, b""));
         let list: CheckRunList = self.call(Credential::Installation(installation), Method::GET, &path, None, true).await?;
         Ok(list.check_runs.into_iter().find(|c| &c.name == name && c.external_id == run.external_id).map(|c| CheckRunId(c.id)))
     }
@@ -352,14 +353,4 @@ impl GitHub {
 
 fn may_have_applied(err: &GitHubError) -> bool {
     matches!(err, GitHubError::Transport { .. }) || matches!(err, GitHubError::Api { status, .. } if *status >= 500)
-}
-
-fn encode_query(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

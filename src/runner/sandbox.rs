@@ -61,10 +61,6 @@ pub enum SandboxError {
     Unusable(String),
 }
 
-fn find_on_path(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| p.is_file()))
-}
-
 impl Sandbox {
     /// Finds bwrap and checks that it works here, as `uid` (default: 65534
     /// when running as root, else the current user), on a workspace under
@@ -84,7 +80,7 @@ impl Sandbox {
             tracing::warn!("GREENLIGHT_SANDBOX=none: steps run UNSANDBOXED; every check run says so");
             return Ok(Self { isolation: Isolation::Unsandboxed, user });
         }
-        let bwrap = find_on_path("bwrap").ok_or(SandboxError::Missing)?;
+        let bwrap = crate::text::find_on_path("bwrap").ok_or(SandboxError::Missing)?;
         let sandbox = Self { isolation: Isolation::Bwrap(bwrap), user };
         let dir = tempfile::Builder::new()
             .prefix("probe-")

@@ -2,6 +2,7 @@
 //! value, their base64 forms (also as they appear inside longer base64
 //! text) and their URL-encoded forms.
 
+use crate::text::percent_encode;
 use base64::Engine;
 
 /// What a hidden value is replaced with.
@@ -15,15 +16,6 @@ pub const MIN_SECRET_BYTES: usize = 4;
 #[derive(Debug, Default)]
 pub struct Masker {
     needles: Vec<String>,
-}
-
-fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The base64 text that encodes `value` wherever it starts in a longer
@@ -57,13 +49,13 @@ impl Masker {
                 }
             };
             add(value.to_string());
-            add(url_encode(value));
+            add(percent_encode(value, b""));
             for form in base64_forms(value.as_bytes()) {
                 add(form);
             }
             for line in value.lines().map(|l| l.trim_end_matches('\r')) {
                 add(line.to_string());
-                add(url_encode(line));
+                add(percent_encode(line, b""));
             }
         }
         // Longest first, so a value is hidden whole before any of its parts.

@@ -39,7 +39,7 @@ fn not_found(what: &str) -> Response {
 async fn visible_repo(state: &ApiState, viewer: &Viewer, owner: &str, repo: &str, here: &str) -> Result<Repo, Response> {
     match state.store.repo_by_slug(&format!("{owner}/{repo}")).await {
         Ok(Some(r)) if !r.private || viewer.admin => Ok(r),
-        Ok(Some(_)) => Err(Redirect::to(&format!("/login?next={}", login::encode(here))).into_response()),
+        Ok(Some(_)) => Err(Redirect::to(&format!("/login?next={}", crate::text::percent_encode(here, b"/"))).into_response()),
         Ok(None) => Err(not_found(&format!("greenlight has no repository {owner}/{repo}."))),
         Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}")).into_response()),
     }
