@@ -38,7 +38,8 @@ pub struct Captured {
 }
 
 impl Captured {
-    fn keep(&mut self, line: &str) {
+    /// Adds a line to the tail, dropping the oldest past [`TAIL_BYTES`].
+    pub fn keep(&mut self, line: &str) {
         self.tail.push_back(line.to_string());
         let mut size: usize = self.tail.iter().map(String::len).sum();
         while size > TAIL_BYTES && self.tail.len() > 1 {

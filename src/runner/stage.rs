@@ -159,17 +159,13 @@ impl StageRunner {
         let failed = stage.steps.iter().find(|s| s.status.is_failed() && !s.errignore && s.status != Status::Killed);
         let tail = match failed {
             Some(step) => {
-                let lines = self.logs.read(stage.id, step.number).await?;
-                let mut tail: Vec<&str> = Vec::new();
-                let mut size = 0;
-                for line in lines.iter().rev() {
-                    size += line.out.len();
-                    if size > super::logs::TAIL_BYTES {
-                        break;
-                    }
-                    tail.push(&line.out);
+                // Every line holds at least its newline, so this many cover the tail.
+                let lines = super::logs::TAIL_BYTES;
+                let mut captured = Captured::default();
+                for line in self.logs.tail(stage.id, step.number, lines).await?.lines {
+                    captured.keep(&line.out);
                 }
-                tail.into_iter().rev().collect()
+                captured.tail_text()
             }
             None => String::new(),
         };

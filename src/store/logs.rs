@@ -22,6 +22,15 @@ pub struct LogLine {
     pub time: i64,
 }
 
+/// The end of a step's log.
+#[derive(Debug, Clone, Default)]
+pub struct LogTail {
+    /// The last lines, in order.
+    pub lines: Vec<LogLine>,
+    /// How many lines the log has in all.
+    pub total: usize,
+}
+
 /// Where step logs live.
 #[derive(Clone)]
 pub struct Logs {
@@ -60,6 +69,29 @@ impl Logs {
             .filter_map(|e| e.get::<String>("lines"))
             .flat_map(|json| serde_json::from_str::<Vec<LogLine>>(&json).unwrap_or_default())
             .collect())
+    }
+
+    /// The last `max_lines` lines, read from the end of the stream (a page
+    /// showing a tail never loads a 16 MiB log), and how many lines there are.
+    pub async fn tail(&self, stage: StageId, step: i64, max_lines: usize) -> RedisResult<LogTail> {
+        let mut conn = self.pool.get().await.map_err(pool_error)?;
+        let mut batches: Vec<Vec<LogLine>> = Vec::new();
+        let mut collected = 0;
+        let mut before = "+".to_string();
+        while collected < max_lines {
+            let reply: StreamRangeReply =
+                redis::cmd("XREVRANGE").arg(log_key(stage, step)).arg(&before).arg("-").arg("COUNT").arg(1).query_async(&mut conn).await?;
+            let Some(entry) = reply.ids.into_iter().next() else { break };
+            // Exclusive ranges (`(id`) keep the next read before this entry.
+            before = format!("({}", entry.id);
+            let lines: Vec<LogLine> = entry.get::<String>("lines").and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default();
+            collected += lines.len();
+            batches.push(lines);
+        }
+        let total = batches.first().and_then(|b| b.last()).map_or(0, |l| l.pos as usize + 1);
+        let mut lines: Vec<LogLine> = batches.into_iter().rev().flatten().collect();
+        lines.drain(..lines.len().saturating_sub(max_lines));
+        Ok(LogTail { lines, total })
     }
 
     /// Forgets a step's log (a stage run again starts afresh).

@@ -8,7 +8,7 @@
 mod logs;
 mod model;
 
-pub use logs::{LogLine, Logs, log_key};
+pub use logs::{LogLine, LogTail, Logs, log_key};
 pub use model::{Build, Repo, Stage, StageJob, Status, StepRecord};
 
 use crate::github::webhook::RepoInfo;

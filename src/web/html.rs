@@ -1,7 +1,6 @@
 //! The HTML of the pages, and the script that keeps a build page live.
 
-use super::PAGE_LOG_LINES;
-use crate::store::{Build, LogLine, Repo, Stage, Status};
+use crate::store::{Build, LogTail, Repo, Stage, Status};
 
 /// Escapes text for HTML.
 pub fn escape(text: &str) -> String {
@@ -83,8 +82,8 @@ pub fn build_list(repo: &Repo, builds: &[Build]) -> String {
 }
 
 /// `/{owner}/{repo}/{number}`: the build, its stages and steps, each step's
-/// log (the last [`PAGE_LOG_LINES`] lines), and the script that follows it live.
-pub fn build_page(repo: &Repo, build: &Build, stages: &[Stage], logs: &[((i64, i64), Vec<LogLine>)]) -> String {
+/// log (the last [`super::PAGE_LOG_LINES`] lines), and the script that follows it live.
+pub fn build_page(repo: &Repo, build: &Build, stages: &[Stage], logs: &[((i64, i64), LogTail)]) -> String {
     let slug = repo.slug();
     let mut body = format!(
         "<p><a href=\"/{0}\">{0}</a></p><h1>Build #{1} {2}</h1>\
@@ -114,13 +113,14 @@ pub fn build_page(repo: &Repo, build: &Build, stages: &[Stage], logs: &[((i64, i
         ));
         for step in &stage.steps {
             let key = (stage.number, step.number);
-            let lines = logs.iter().find(|(k, _)| *k == key).map(|(_, l)| l.as_slice()).unwrap_or_default();
-            let shown = &lines[lines.len().saturating_sub(PAGE_LOG_LINES)..];
-            let note = if shown.len() < lines.len() {
+            let empty = LogTail::default();
+            let tail = logs.iter().find(|(k, _)| *k == key).map_or(&empty, |(_, t)| t);
+            let shown = &tail.lines;
+            let note = if shown.len() < tail.total {
                 format!(
                     "<p class=\"meta\">Showing the last {} of {} lines. <a href=\"/api/repos/{slug}/builds/{}/logs/{}/{}\">Full log</a></p>",
                     shown.len(),
-                    lines.len(),
+                    tail.total,
                     build.number,
                     stage.number,
                     step.number

@@ -80,8 +80,8 @@ async fn build_page(
     let mut logs = Vec::new();
     for stage in &stages {
         for step in &stage.steps {
-            let lines = state.logs.read(stage.id, step.number).await.unwrap_or_default();
-            logs.push(((stage.number, step.number), lines));
+            let tail = state.logs.tail(stage.id, step.number, PAGE_LOG_LINES).await.unwrap_or_default();
+            logs.push(((stage.number, step.number), tail));
         }
     }
     Html(html::build_page(&repo, &build, &stages, &logs)).into_response()
