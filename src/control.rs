@@ -118,17 +118,8 @@ pub async fn skip_cancelled_stage(
     }
     stage.stopped = clock.now().timestamp();
     store.save_stage(stage).await?;
-    let report = StageReport {
-        failed_step: None,
-        tail: String::new(),
-        timed_out: false,
-        // No step ran, so there is nothing the sandbox mode could have changed.
-        sandboxed: true,
-        cancel_reason: Some(reason.to_string()),
-        notes: vec![cancel_note(reason, "before this stage started")],
-        completed: clock.now(),
-        annotations: Vec::new(),
-    };
+    // No step ran, so there is nothing the sandbox mode could have changed.
+    let report = StageReport::not_run(cancel_note(reason, "before this stage started"), Some(reason.to_string()), true, clock.now());
     if let Err(e) = publisher.stage_finished(build, stage, &report).await {
         tracing::warn!(error = %e, "could not publish a cancelled stage");
     }

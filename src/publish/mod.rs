@@ -226,6 +226,23 @@ fn failed_action(stage: &Stage) -> Option<Vec<crate::github::types::Action>> {
     })
 }
 
+impl StageReport {
+    /// The report of a stage none of whose steps ran (skipped or cancelled
+    /// before it started): just a note, and the reason when it was cancelled.
+    pub fn not_run(note: String, cancel_reason: Option<String>, sandboxed: bool, completed: DateTime<Utc>) -> Self {
+        Self {
+            failed_step: None,
+            tail: String::new(),
+            timed_out: false,
+            sandboxed,
+            cancel_reason,
+            notes: vec![note],
+            completed,
+            annotations: Vec::new(),
+        }
+    }
+}
+
 /// What a finished stage reports beyond its record.
 #[derive(Debug, Clone)]
 pub struct StageReport {

@@ -31,16 +31,8 @@ pub(super) async fn finish(runner: &StageRunner, build: &Build, stage: &Stage) -
             }
             waiting.stopped = runner.clock.now().timestamp();
             runner.store.save_stage(&mut waiting).await?;
-            let report = StageReport {
-                failed_step: None,
-                tail: String::new(),
-                timed_out: false,
-                sandboxed: runner.sandbox.is_sandboxed(),
-                cancel_reason: None,
-                notes: vec![format!("Skipped: a pipeline it depends on ({}) did not pass.", waiting.depends_on.join(", "))],
-                completed: runner.clock.now(),
-                annotations: Vec::new(),
-            };
+            let note = format!("Skipped: a pipeline it depends on ({}) did not pass.", waiting.depends_on.join(", "));
+            let report = StageReport::not_run(note, None, runner.sandbox.is_sandboxed(), runner.clock.now());
             if let Err(e) = runner.publisher.stage_finished(build, &waiting, &report).await {
                 tracing::warn!(error = %e, "could not publish a skipped stage");
             }
