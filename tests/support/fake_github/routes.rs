@@ -145,10 +145,10 @@ async fn contents(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let slug = format!("{owner}/{repo}");
-    if let Err(e) = check_token(&shared, bearer(&headers), &slug) {
-        return refuse(e);
-    }
+    let slug = match authorized(&shared, &headers, &owner, &repo) {
+        Ok(slug) => slug,
+        Err(e) => return refuse(e),
+    };
     let Some(git_ref) = q.get("ref") else {
         return error(StatusCode::BAD_REQUEST, "this fake needs ?ref=");
     };
@@ -165,10 +165,16 @@ async fn contents(
     axum::Json(json!({ "type": "file", "encoding": "base64", "size": content.len(), "name": path.rsplit('/').next(), "path": path, "content": wrapped.join("\n") + "\n" })).into_response()
 }
 
-/// The repository slug and JSON body of a write, once the token is checked.
-fn authorized_write(shared: &Shared, headers: &HeaderMap, owner: &str, repo: &str, body: &[u8]) -> Result<(String, Value), Refusal> {
+/// The repository slug of a request, once its token is checked.
+fn authorized(shared: &Shared, headers: &HeaderMap, owner: &str, repo: &str) -> Result<String, Refusal> {
     let slug = format!("{owner}/{repo}");
     check_token(shared, bearer(headers), &slug)?;
+    Ok(slug)
+}
+
+/// The repository slug and JSON body of a write, once the token is checked.
+fn authorized_write(shared: &Shared, headers: &HeaderMap, owner: &str, repo: &str, body: &[u8]) -> Result<(String, Value), Refusal> {
+    let slug = authorized(shared, headers, owner, repo)?;
     let body = serde_json::from_slice::<Value>(body).map_err(|_| (StatusCode::BAD_REQUEST, "Problems parsing JSON".to_string()))?;
     Ok((slug, body))
 }
@@ -410,10 +416,10 @@ async fn list_check_runs(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let slug = format!("{owner}/{repo}");
-    if let Err(e) = check_token(&shared, bearer(&headers), &slug) {
-        return refuse(e);
-    }
+    let slug = match authorized(&shared, &headers, &owner, &repo) {
+        Ok(slug) => slug,
+        Err(e) => return refuse(e),
+    };
     let state = shared.state.lock().unwrap();
     let runs: Vec<Value> = state
         .check_runs
