@@ -3,15 +3,16 @@
 
 use crate::clock::{self, SharedClock};
 use crate::config::{Common, GitHubConfig, RunnerConfig, ServeConfig, WorkerConfig};
-use crate::github::GitHub;
 use crate::github::auth::{AppAuth, TokenCache};
 use crate::github::retry::RetryPolicy;
+use crate::github::{CloneCredentials, GitHub, RepoFiles};
+use crate::lifecycle::Lifecycle;
 use crate::planner::Planner;
 use crate::publish::Publisher;
-use crate::queue::{DELIVERIES, PLANNERS, WorkQueue};
+use crate::queue::WorkQueue;
 use crate::redis_server::{EmbeddedRedis, Redis};
 use crate::runner::sandbox::Sandbox;
-use crate::runner::{Worker, WorkerSettings};
+use crate::runner::{Worker, WorkerParts, WorkerSettings};
 use crate::server::{self, Intake};
 use crate::store::Store;
 use anyhow::Context;
@@ -77,7 +78,7 @@ pub fn consumer_name(role: &str) -> String {
 /// The GitHub client of an App.
 pub fn github(config: &GitHubConfig, pool: Pool, deps: &Deps) -> anyhow::Result<GitHub> {
     let app = AppAuth::new(config.app_id, config.key.clone(), deps.clock.clone());
-    let tokens = TokenCache::new(pool, deps.clock.clone());
+    let tokens = TokenCache::new(Store::new(pool), deps.clock.clone());
     GitHub::new(&config.api_url, app, tokens, deps.retry.clone(), deps.clock.clone()).context("GITHUB_API_URL: cannot build a client")
 }
 
@@ -92,7 +93,19 @@ async fn connect(common: &Common) -> anyhow::Result<(Redis, Option<EmbeddedRedis
     }
 }
 
-async fn worker(common: &Common, runner: &RunnerConfig, redis: &Redis, publisher: Publisher, deps: &Deps) -> anyhow::Result<Worker> {
+/// The lifecycle every role of a process shares.
+fn lifecycle(pool: &Pool, publisher: Publisher, deps: &Deps) -> Lifecycle {
+    Lifecycle::new(Store::new(pool.clone()), WorkQueue::stages(pool.clone()), publisher, deps.clock.clone())
+}
+
+async fn worker(
+    common: &Common,
+    runner: &RunnerConfig,
+    redis: &Redis,
+    github: &GitHub,
+    lifecycle: Lifecycle,
+    deps: &Deps,
+) -> anyhow::Result<Worker> {
     let workspaces = common.data_dir.join("workspaces");
     std::fs::create_dir_all(&workspaces).with_context(|| format!("GREENLIGHT_DATA_DIR: cannot create {}", workspaces.display()))?;
     // Traversable but not listable by the sandbox user, who owns only its own workspace.
@@ -105,8 +118,15 @@ async fn worker(common: &Common, runner: &RunnerConfig, redis: &Redis, publisher
         grace: runner.grace,
         log_limit: runner.log_limit,
     };
-    let secrets = crate::secrets::SecretStore::new(redis.pool.clone(), common.secret_key.clone());
-    Ok(Worker::new(redis.clone(), publisher, sandbox, secrets, deps.clock.clone(), settings, consumer_name("worker")))
+    let parts = WorkerParts {
+        lifecycle,
+        logs: crate::store::Logs::new(redis.pool.clone()),
+        sandbox,
+        secrets: crate::secrets::SecretStore::new(Store::new(redis.pool.clone()), common.secret_key.clone()),
+        credentials: CloneCredentials::new(github.clone()),
+        clock: deps.clock.clone(),
+    };
+    Ok(Worker::new(parts, WorkQueue::stages(redis.pool.clone()), settings, consumer_name("worker")))
 }
 
 /// Starts `serve`: intake, planner and (unless `--no-worker`) workers.
@@ -114,16 +134,19 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
     let (redis, embedded) = connect(&config.common).await?;
     let pool = redis.pool.clone();
     let github = github(&config.github, pool.clone(), &deps)?;
-    let publisher = Publisher::new(github, config.common.public_url.clone());
+    let publisher = Publisher::new(github.clone(), config.common.public_url.clone());
+    let lifecycle = lifecycle(&pool, publisher, &deps);
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
 
     if config.run_workers {
-        let worker = worker(&config.common, &config.runner, &redis, publisher.clone(), &deps).await?;
-        tasks.spawn(worker.run(shutdown.clone()));
+        let worker = worker(&config.common, &config.runner, &redis, &github, lifecycle.clone(), &deps).await?;
+        let jobs = worker.consumer(redis.clone());
+        tasks.spawn(worker.run(jobs, shutdown.clone()));
     }
-    let planner = Planner::new(redis.clone(), publisher.clone(), deps.clock.clone(), consumer_name("planner"));
-    tasks.spawn(planner.clone().run(shutdown.clone()));
+    let planner = Planner::new(lifecycle.clone(), RepoFiles::new(github));
+    let planning = Planner::consumer(WorkQueue::deliveries(pool.clone()), redis.clone(), consumer_name("planner"));
+    tasks.spawn(planner.clone().run(planning, shutdown.clone()));
     let events = crate::api::change_channel();
     tasks.spawn(crate::api::stream_feed(redis.clone(), events.clone(), shutdown.clone()));
     let api = crate::api::ApiState {
@@ -132,19 +155,13 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
         redis: redis.clone(),
         token: config.api_token.clone().map(std::sync::Arc::new),
         events,
-        control: crate::control::Control::new(
-            Store::new(pool.clone()),
-            WorkQueue::new(pool.clone(), crate::queue::STAGES, crate::queue::WORKERS),
-            planner,
-            publisher,
-            deps.clock.clone(),
-        ),
+        lifecycle,
+        planner,
         public_url: config.common.public_url.clone(),
-        secrets: crate::secrets::SecretStore::new(pool.clone(), config.common.secret_key.clone()),
+        secrets: crate::secrets::SecretStore::new(Store::new(pool.clone()), config.common.secret_key.clone()),
     };
 
-    let intake =
-        Intake::new(config.webhook_secrets.clone(), redis.shared()?, WorkQueue::new(pool.clone(), DELIVERIES, PLANNERS), Store::new(pool));
+    let intake = Intake::new(config.webhook_secrets.clone(), redis.shared()?, WorkQueue::deliveries(pool.clone()), Store::new(pool));
     let listener =
         tokio::net::TcpListener::bind(config.addr).await.with_context(|| format!("GREENLIGHT_ADDR: cannot listen on {}", config.addr))?;
     let addr = listener.local_addr()?;
@@ -166,11 +183,13 @@ pub async fn start_worker(config: WorkerConfig, deps: Deps) -> anyhow::Result<Ru
         anyhow::bail!("REDIS_URL: a worker needs the Redis its `serve` uses; set REDIS_URL");
     }
     let github = github(&config.github, redis.pool.clone(), &deps)?;
-    let publisher = Publisher::new(github, config.common.public_url.clone());
+    let publisher = Publisher::new(github.clone(), config.common.public_url.clone());
+    let lifecycle = lifecycle(&redis.pool, publisher, &deps);
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    let worker = worker(&config.common, &config.runner, &redis, publisher, &deps).await?;
-    tasks.spawn(worker.run(shutdown.clone()));
+    let worker = worker(&config.common, &config.runner, &redis, &github, lifecycle, &deps).await?;
+    let jobs = worker.consumer(redis.clone());
+    tasks.spawn(worker.run(jobs, shutdown.clone()));
     tracing::info!(concurrency = config.common.concurrency, "greenlight worker is running");
     Ok(Running { addr: SocketAddr::from(([0, 0, 0, 0], 0)), shutdown, tasks, embedded })
 }

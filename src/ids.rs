@@ -69,3 +69,15 @@ impl fmt::Display for DeliveryId {
         f.write_str(&self.0)
     }
 }
+
+/// A Redis stream entry id (`1700000000000-0`): the queue's handle on one
+/// delivery or stage job, which planning is idempotent per.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EntryId(pub String);
+
+impl fmt::Display for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -2,18 +2,20 @@
 //! greenlight: a self-hosted CI service shipped as a GitHub App.
 //!
 //! A delivery travels `github::webhook` (verify, compact) → `queue` (Redis
-//! stream) → `planner` (fetch `.drone.yml`, record the build in `store`,
-//! `publish` pending feedback) → stage jobs for the `runner`. Every arrow is a
+//! stream) → `planner` (fetch `.drone.yml`) → `lifecycle` (record the build
+//! in `store`, `publish` pending feedback, queue stage jobs) → the `runner`,
+//! which begins and ends stages through `lifecycle` again. Every arrow is a
 //! Redis write, so each box can run in its own process or machine.
 
 pub mod api;
 pub mod app;
 pub mod clock;
 pub mod config;
-pub mod control;
 pub mod exec;
 pub mod github;
 pub mod ids;
+pub mod lifecycle;
+pub mod model;
 pub mod pipeline;
 pub mod planner;
 pub mod publish;

@@ -3,7 +3,11 @@
 //! An entry stays in the group's pending list until it is acknowledged, so
 //! work survives a crash: a consumer that dies leaves its entries pending,
 //! and [`WorkQueue::reclaim`] hands them to another after they sat idle.
+//! [`Consumer`] is the one read loop planners and workers share.
 
+use crate::model::{StageJob, Trigger};
+use crate::redis_server::Redis;
+use crate::store::StoreResult;
 use deadpool_redis::{Connection, Pool};
 use redis::aio::ConnectionLike;
 use redis::streams::{StreamAutoClaimReply, StreamReadReply};
@@ -11,28 +15,21 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// The stream of accepted webhook deliveries, read by planners.
-pub const DELIVERIES: &str = "gl:deliveries";
+const DELIVERIES: &str = "gl:deliveries";
 /// The consumer group of planners.
-pub const PLANNERS: &str = "planners";
+const PLANNERS: &str = "planners";
 /// The stream of stage jobs, read by workers.
-pub const STAGES: &str = "gl:stages";
+const STAGES: &str = "gl:stages";
 /// The consumer group of workers.
-pub const WORKERS: &str = "workers";
+const WORKERS: &str = "workers";
 
 /// The field of a stream entry holding the JSON record.
 const FIELD: &str = "data";
 
-/// A stream entry id (`1700000000000-0`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct EntryId(pub String);
-
-impl std::fmt::Display for EntryId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use crate::ids::EntryId;
 
 /// One entry read from a queue.
 #[derive(Debug)]
@@ -42,6 +39,17 @@ pub struct Entry<T> {
     /// The record, or why it could not be read (such entries are poison:
     /// acknowledge them after reporting).
     pub item: Result<T, String>,
+    /// How often it has been delivered to a consumer (1 the first time).
+    pub deliveries: u64,
+}
+
+/// An entry whose record was read: what a [`Consumer`] hands out.
+#[derive(Debug)]
+pub struct Work<T> {
+    /// Its id, for acknowledging.
+    pub id: EntryId,
+    /// The record.
+    pub item: T,
     /// How often it has been delivered to a consumer (1 the first time).
     pub deliveries: u64,
 }
@@ -66,57 +74,64 @@ fn decode<T: DeserializeOwned>(fields: &std::collections::HashMap<String, redis:
     serde_json::from_str(&text).map_err(|e| e.to_string())
 }
 
+impl WorkQueue<Trigger> {
+    /// Accepted deliveries (and reruns, restarts), read by planners.
+    pub fn deliveries(pool: Pool) -> Self {
+        Self::new(pool, DELIVERIES, PLANNERS)
+    }
+}
+
+impl WorkQueue<StageJob> {
+    /// Stage jobs, read by workers.
+    pub fn stages(pool: Pool) -> Self {
+        Self::new(pool, STAGES, WORKERS)
+    }
+}
+
 impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
-    /// A queue over `stream`, read by `group`.
-    pub fn new(pool: Pool, stream: &'static str, group: &'static str) -> Self {
+    fn new(pool: Pool, stream: &'static str, group: &'static str) -> Self {
         Self { pool, stream, group, _item: PhantomData }
     }
 
     /// Creates the stream and its group if they do not exist yet.
-    pub async fn ensure_group(&self) -> redis::RedisResult<()> {
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
+    pub async fn ensure_group(&self) -> StoreResult<()> {
+        let mut conn = self.pool.get().await?;
         let created: redis::RedisResult<()> =
             redis::cmd("XGROUP").arg("CREATE").arg(self.stream).arg(self.group).arg("0").arg("MKSTREAM").query_async(&mut conn).await;
         match created {
             Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-            other => other,
+            other => Ok(other?),
         }
     }
 
     /// Appends a record. When this returns, Redis holds it.
-    pub async fn push(&self, item: &T) -> redis::RedisResult<EntryId> {
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
+    pub async fn push(&self, item: &T) -> StoreResult<EntryId> {
+        let mut conn = self.pool.get().await?;
         self.push_on(&mut conn, item).await
     }
 
     /// Appends a record on a given connection.
-    pub async fn push_on(&self, conn: &mut impl ConnectionLike, item: &T) -> redis::RedisResult<EntryId> {
+    pub async fn push_on(&self, conn: &mut impl ConnectionLike, item: &T) -> StoreResult<EntryId> {
         let json = serde_json::to_string(item).expect("queue records serialize");
         let id: String = redis::cmd("XADD").arg(self.stream).arg("*").arg(FIELD).arg(json).query_async(conn).await?;
         Ok(EntryId(id))
     }
 
-    /// Reads up to `count` new entries for `consumer`, waiting up to `block`.
+    /// Reads up to `count` new entries for `consumer`, waiting up to `block`
+    /// for one (`None`: answers at once).
     pub async fn read(
         &self,
         conn: &mut impl ConnectionLike,
         consumer: &str,
         count: usize,
-        block: Duration,
-    ) -> redis::RedisResult<Vec<Entry<T>>> {
-        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(self.group)
-            .arg(consumer)
-            .arg("COUNT")
-            .arg(count)
-            .arg("BLOCK")
-            .arg(block.as_millis() as u64)
-            .arg("STREAMS")
-            .arg(self.stream)
-            .arg(">")
-            .query_async(conn)
-            .await?;
+        block: Option<Duration>,
+    ) -> StoreResult<Vec<Entry<T>>> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP").arg(self.group).arg(consumer).arg("COUNT").arg(count);
+        if let Some(block) = block {
+            cmd.arg("BLOCK").arg(block.as_millis() as u64);
+        }
+        let reply: Option<StreamReadReply> = cmd.arg("STREAMS").arg(self.stream).arg(">").query_async(conn).await?;
         Ok(reply
             .into_iter()
             .flat_map(|r| r.keys)
@@ -127,8 +142,8 @@ impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
 
     /// Takes over entries that another consumer left pending for at least
     /// `min_idle` (it died, or is stuck).
-    pub async fn reclaim(&self, consumer: &str, min_idle: Duration, count: usize) -> redis::RedisResult<Vec<Entry<T>>> {
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
+    pub async fn reclaim(&self, consumer: &str, min_idle: Duration, count: usize) -> StoreResult<Vec<Entry<T>>> {
+        let mut conn = self.pool.get().await?;
         let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
             .arg(self.stream)
             .arg(self.group)
@@ -150,15 +165,15 @@ impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
         Ok(entries)
     }
 
-    async fn delivery_count(&self, conn: &mut Connection, id: &str) -> redis::RedisResult<u64> {
+    async fn delivery_count(&self, conn: &mut Connection, id: &str) -> StoreResult<u64> {
         let rows: Vec<(String, String, u64, u64)> =
             redis::cmd("XPENDING").arg(self.stream).arg(self.group).arg(id).arg(id).arg(1).query_async(conn).await?;
         Ok(rows.first().map_or(1, |r| r.3))
     }
 
     /// Resets an entry's idle time, telling other consumers it is still being worked on.
-    pub async fn keep_alive(&self, consumer: &str, id: &EntryId) -> redis::RedisResult<()> {
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
+    pub async fn keep_alive(&self, consumer: &str, id: &EntryId) -> StoreResult<()> {
+        let mut conn = self.pool.get().await?;
         let _: redis::Value = redis::cmd("XCLAIM")
             .arg(self.stream)
             .arg(self.group)
@@ -172,15 +187,15 @@ impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
     }
 
     /// Marks an entry done.
-    pub async fn ack(&self, id: &EntryId) -> redis::RedisResult<()> {
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
+    pub async fn ack(&self, id: &EntryId) -> StoreResult<()> {
+        let mut conn = self.pool.get().await?;
         let _: i64 = redis::cmd("XACK").arg(self.stream).arg(self.group).arg(&id.0).query_async(&mut conn).await?;
         Ok(())
     }
 
     /// Entries not yet acknowledged.
-    pub async fn pending(&self) -> redis::RedisResult<u64> {
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
+    pub async fn pending(&self) -> StoreResult<u64> {
+        let mut conn = self.pool.get().await?;
         let summary: redis::Value = redis::cmd("XPENDING").arg(self.stream).arg(self.group).query_async(&mut conn).await?;
         match summary {
             redis::Value::Array(items) => Ok(items.first().and_then(|v| redis::from_redis_value::<u64>(v.clone()).ok()).unwrap_or(0)),
@@ -189,16 +204,115 @@ impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
     }
 
     /// Entries in the stream (acknowledged or not).
-    pub async fn len(&self) -> redis::RedisResult<u64> {
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
-        redis::cmd("XLEN").arg(self.stream).query_async(&mut conn).await
+    pub async fn len(&self) -> StoreResult<u64> {
+        let mut conn = self.pool.get().await?;
+        Ok(redis::cmd("XLEN").arg(self.stream).query_async(&mut conn).await?)
     }
 }
 
-/// Turns a pool failure into a Redis error, so callers handle one error type.
-pub fn pool_error(e: deadpool_redis::PoolError) -> redis::RedisError {
-    match e {
-        deadpool_redis::PoolError::Backend(e) => e,
-        other => redis::RedisError::from((redis::ErrorKind::Io, "redis pool", other.to_string())),
+/// One process's reader of a queue: the loop planners and workers share.
+/// It reads new entries on a connection of its own (blocking reads would
+/// stall a pool), takes over entries another consumer left idle for
+/// `reclaim_idle` (looking every half of it), reconnects after Redis
+/// failures, and acknowledges unreadable entries after reporting them.
+pub struct Consumer<T> {
+    queue: WorkQueue<T>,
+    redis: Redis,
+    name: String,
+    reclaim_idle: Duration,
+    block: Duration,
+    conn: Option<redis::aio::MultiplexedConnection>,
+    last_reclaim: Option<tokio::time::Instant>,
+}
+
+impl<T: Serialize + DeserializeOwned> Consumer<T> {
+    /// `name`'s reader of `queue`, waiting up to `block` for new entries.
+    pub fn new(queue: WorkQueue<T>, redis: Redis, name: String, reclaim_idle: Duration, block: Duration) -> Self {
+        Self { queue, redis, name, reclaim_idle, block, conn: None, last_reclaim: None }
+    }
+
+    /// The consumer's name in the group (its pending entries are listed under it).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The queue it reads.
+    pub fn queue(&self) -> &WorkQueue<T> {
+        &self.queue
+    }
+
+    /// Up to `count` entries: idle ones of other consumers when it is time
+    /// to look for them, else new ones (waiting up to the block time).
+    /// Empty after a failure (logged; the next call reconnects); `None`
+    /// once `shutdown` is cancelled.
+    pub async fn next(&mut self, count: usize, shutdown: &CancellationToken) -> Option<Vec<Work<T>>> {
+        if self.last_reclaim.is_none_or(|t| t.elapsed() >= self.reclaim_idle / 2) {
+            self.last_reclaim = Some(tokio::time::Instant::now());
+            match self.queue.reclaim(&self.name, self.reclaim_idle, count).await {
+                Ok(entries) if !entries.is_empty() => {
+                    tracing::warn!(consumer = %self.name, count = entries.len(), "took over entries another consumer left idle");
+                    return Some(self.readable(entries).await);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "reclaiming idle entries failed"),
+            }
+        }
+        if self.conn.is_none() {
+            self.conn = Some(self.connect(shutdown).await?);
+        }
+        let conn = self.conn.as_mut().expect("connected above");
+        let read = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            read = self.queue.read(conn, &self.name, count, Some(self.block)) => read,
+        };
+        match read {
+            Ok(entries) => Some(self.readable(entries).await),
+            Err(e) => {
+                tracing::warn!(error = %e, consumer = %self.name, "reading the queue failed; reconnecting");
+                self.conn = None;
+                Some(Vec::new())
+            }
+        }
+    }
+
+    /// Waits until Redis answers and the group exists; returns a connection
+    /// for blocking reads, or `None` on shutdown.
+    async fn connect(&self, shutdown: &CancellationToken) -> Option<redis::aio::MultiplexedConnection> {
+        loop {
+            let ready = async {
+                self.queue.ensure_group().await?;
+                Ok::<_, crate::store::StoreError>(self.redis.blocking(self.block).await?)
+            };
+            match ready.await {
+                Ok(conn) => return Some(conn),
+                Err(e) => {
+                    tracing::warn!(error = %e, consumer = %self.name, "cannot reach Redis; retrying");
+                    tokio::select! { _ = shutdown.cancelled() => return None, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
+                }
+            }
+        }
+    }
+
+    /// New entries only, without waiting: for driving a consumer step by step.
+    pub async fn poll(&mut self, count: usize) -> StoreResult<Vec<Work<T>>> {
+        self.queue.ensure_group().await?;
+        let mut conn = self.queue.pool.get().await?;
+        let entries = self.queue.read(&mut conn, &self.name, count, None).await?;
+        Ok(self.readable(entries).await)
+    }
+
+    /// The entries whose records parse; the others are reported and acknowledged.
+    async fn readable(&self, entries: Vec<Entry<T>>) -> Vec<Work<T>> {
+        let mut work = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match entry.item {
+                Ok(item) => work.push(Work { id: entry.id, item, deliveries: entry.deliveries }),
+                Err(reason) => {
+                    tracing::error!(entry = %entry.id, %reason, "dropping an unreadable queue entry");
+                    let _ = self.queue.ack(&entry.id).await;
+                }
+            }
+        }
+        work
     }
 }

@@ -56,34 +56,6 @@ impl Redis {
     }
 }
 
-/// Waits until Redis answers and `ensure` (creating consumer groups)
-/// succeeds; returns a connection for blocking reads, or `None` on shutdown.
-pub async fn blocking_reader<F, Fut>(
-    redis: &Redis,
-    block: Duration,
-    ensure: F,
-    shutdown: &tokio_util::sync::CancellationToken,
-    role: &str,
-) -> Option<redis::aio::MultiplexedConnection>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = redis::RedisResult<()>>,
-{
-    loop {
-        let ready = async {
-            ensure().await?;
-            redis.blocking(block).await
-        };
-        match ready.await {
-            Ok(conn) => return Some(conn),
-            Err(e) => {
-                tracing::warn!(error = %e, role, "cannot reach Redis; retrying");
-                tokio::select! { _ = shutdown.cancelled() => return None, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
-            }
-        }
-    }
-}
-
 /// A pool whose waits fail fast, so an unreachable Redis turns into a 503
 /// rather than a delivery GitHub times out on.
 pub fn pool(url: &str) -> anyhow::Result<Pool> {

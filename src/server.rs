@@ -4,8 +4,9 @@
 //! compact trigger to the delivery stream and answers. It never calls GitHub:
 //! GitHub gives up on a delivery after 10 seconds.
 
-use crate::github::webhook::{self, Delivery, MAX_PAYLOAD_BYTES, Trigger};
+use crate::github::webhook::{self, Delivery, MAX_PAYLOAD_BYTES};
 use crate::ids::DeliveryId;
+use crate::model::Trigger;
 use crate::queue::WorkQueue;
 use crate::store::Store;
 use axum::Json;
@@ -108,7 +109,7 @@ async fn receive(State(intake): State<Intake>, headers: HeaderMap, body: Body) -
         }
         Ok(Delivery::Build(trigger)) => trigger,
         Ok(Delivery::Rerun(request)) => {
-            match tokio::time::timeout(REDIS_WRITE_TIMEOUT, crate::control::rerun_trigger(&intake.store, &request, &delivery)).await {
+            match tokio::time::timeout(REDIS_WRITE_TIMEOUT, crate::lifecycle::rerun_trigger(&intake.store, &request, &delivery)).await {
                 Ok(Ok(Some(trigger))) => Box::new(trigger),
                 Ok(Ok(None)) => return reply(StatusCode::OK, "ignored: no greenlight build matches this check"),
                 _ => return reply(StatusCode::SERVICE_UNAVAILABLE, "store unavailable; redeliver later"),
@@ -119,7 +120,7 @@ async fn receive(State(intake): State<Intake>, headers: HeaderMap, body: Body) -
     let mut redis = intake.redis.clone();
     match tokio::time::timeout(REDIS_WRITE_TIMEOUT, intake.deliveries.push_on(&mut redis, &trigger)).await {
         Ok(Ok(entry)) => {
-            tracing::info!(%delivery, event, repo = %trigger.repo.slug(), sha = %trigger.sha, %entry, "delivery queued");
+            tracing::info!(%delivery, event, repo = %trigger.repo.slug(), sha = %trigger.commit.sha, %entry, "delivery queued");
             (StatusCode::ACCEPTED, Json(json!({ "message": "queued", "delivery": delivery, "entry": entry }))).into_response()
         }
         Ok(Err(e)) => {

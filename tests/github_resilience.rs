@@ -68,14 +68,8 @@ async fn a_longer_outage_leaves_the_delivery_queued_not_lost() {
 
     assert!(github.statuses(&repo, &sha).is_empty());
     assert_eq!(app.builds(repo.id).await.len(), 0);
-    let pending = greenlight::queue::WorkQueue::<greenlight::github::webhook::Trigger>::new(
-        greenlight::redis_server::pool(&app.redis.url()).unwrap(),
-        greenlight::queue::DELIVERIES,
-        greenlight::queue::PLANNERS,
-    )
-    .pending()
-    .await
-    .unwrap();
+    let pending =
+        greenlight::queue::WorkQueue::deliveries(greenlight::redis_server::pool(&app.redis.url()).unwrap()).pending().await.unwrap();
     assert_eq!(pending, 1, "the delivery stays pending, to be reclaimed and retried");
 }
 

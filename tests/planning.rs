@@ -20,7 +20,7 @@ async fn a_pull_request_gets_a_pending_status_and_a_queued_check_run_before_any_
     assert_eq!(run.details_url.as_deref(), Some("http://greenlight.test/acme/widget/1"));
     let build = &app.expect_builds(repo.id, 1).await[0];
     assert_eq!(run.external_id, Some(build.id.to_string()));
-    assert_eq!((build.number, build.git_ref.as_str(), build.after.0.as_str()), (1, "refs/pull/7/head", sha.as_str()));
+    assert_eq!((build.number, build.commit.git_ref.as_str(), build.commit.sha.0.as_str()), (1, "refs/pull/7/head", sha.as_str()));
 }
 
 #[tokio::test]
@@ -52,8 +52,8 @@ async fn a_fork_pull_request_is_reported_on_the_base_repository() {
 
     github.expect_status(&repo, &sha, "greenlight/default/pull_request", "pending").await;
     let build = &app.expect_builds(repo.id, 1).await[0];
-    assert!(build.fork);
-    assert_eq!(build.source_repo, "stranger/widget");
+    assert!(build.commit.fork);
+    assert_eq!(build.commit.source_repo, "stranger/widget");
 }
 
 #[tokio::test]

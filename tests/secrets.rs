@@ -125,8 +125,9 @@ async fn secrets_at_rest_cannot_be_read_without_the_key() {
     let raw: std::collections::HashMap<String, String> =
         redis::cmd("HGETALL").arg(format!("gl:repo:{}:secrets", repo.id)).query_async(&mut conn).await.unwrap();
     let other_key = greenlight::secrets::SecretKey::parse(&secrecy::SecretString::from("ff".repeat(32))).unwrap();
-    let wrong =
-        greenlight::secrets::SecretStore::new(pool.clone(), Some(other_key)).reveal(greenlight::ids::RepoId(repo.id), "deploy_token").await;
+    let wrong = greenlight::secrets::SecretStore::new(greenlight::store::Store::new(pool.clone()), Some(other_key))
+        .reveal(greenlight::ids::RepoId(repo.id), "deploy_token")
+        .await;
 
     let stored = raw.values().next().unwrap();
     assert!(!stored.contains(TOKEN) && !stored.contains("3f9a8b7c"), "{stored}");

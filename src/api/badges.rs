@@ -63,8 +63,8 @@ fn xml_escape(text: &str) -> String {
 /// GET /api/badges/{owner}/{name}/cc.xml: the newest build, for CCMenu.
 pub async fn cc_xml(State(state): State<ApiState>, viewer: Viewer, Path((owner, name)): Path<(String, String)>) -> ApiResult<Response> {
     let repo = readable_repo(&state, &viewer, &owner, &name).await?;
-    let counter = state.store.repo_counter(repo.id).await?;
-    let build = state.store.build_by_number(repo.id, counter).await?.ok_or_else(ApiError::not_found)?;
+    let counter = state.store.repo_counter(repo.info.id).await?;
+    let build = state.store.build_by_number(repo.info.id, counter).await?.ok_or_else(ApiError::not_found)?;
     let (activity, last) = match build.status {
         Status::Pending | Status::Running | Status::Blocked | Status::WaitingOnDependencies => ("Building", "Unknown"),
         Status::Success => ("Sleeping", "Success"),

@@ -31,7 +31,7 @@ async fn scan(state: &ApiState, repo: &Repo, skip: usize, take: usize, keep: imp
     let mut matched = 0;
     let mut offset = 0;
     while out.len() < take && offset < SCAN_LIMIT {
-        let ids = state.store.build_ids(repo.id, offset, 100).await?;
+        let ids = state.store.build_ids(repo.info.id, offset, 100).await?;
         if ids.is_empty() {
             break;
         }
@@ -61,7 +61,7 @@ pub async fn list(
     let page = q.page.and_then(|p| p.parse::<usize>().ok()).filter(|p| *p > 0).unwrap_or(1);
     let per_page = q.per_page.and_then(|p| p.parse::<usize>().ok()).filter(|p| (1..=MAX_PER_PAGE).contains(p)).unwrap_or(DEFAULT_PER_PAGE);
     let wanted = q.branch.map(|b| format!("refs/heads/{b}")).or(q.tag.map(|t| format!("refs/tags/{t}")));
-    let builds = scan(&state, &repo, (page - 1) * per_page, per_page, |b| wanted.as_ref().is_none_or(|r| &b.git_ref == r)).await?;
+    let builds = scan(&state, &repo, (page - 1) * per_page, per_page, |b| wanted.as_ref().is_none_or(|r| &b.commit.git_ref == r)).await?;
     Ok(Json(builds.iter().map(BuildJson::new).collect()))
 }
 
@@ -77,13 +77,13 @@ pub fn wanted_ref(repo: &Repo, git_ref: Option<String>, branch: Option<String>) 
     match (branch, git_ref) {
         (Some(b), _) if !b.is_empty() => format!("refs/heads/{b}"),
         (_, Some(r)) if !r.is_empty() => r,
-        _ => format!("refs/heads/{}", repo.default_branch),
+        _ => format!("refs/heads/{}", repo.info.default_branch),
     }
 }
 
 /// The newest build of a repository on a ref.
 pub async fn latest_on(state: &ApiState, repo: &Repo, git_ref: &str) -> ApiResult<Option<Build>> {
-    Ok(scan(state, repo, 0, 1, |b| b.git_ref == git_ref).await?.pop())
+    Ok(scan(state, repo, 0, 1, |b| b.commit.git_ref == git_ref).await?.pop())
 }
 
 async fn with_stages(state: &ApiState, build: &Build) -> ApiResult<Json<BuildJson>> {
@@ -111,7 +111,7 @@ fn number(raw: &str, what: &str) -> ApiResult<i64> {
 async fn find_build(state: &ApiState, viewer: &Viewer, owner: &str, name: &str, raw: &str) -> ApiResult<(Repo, Build)> {
     let repo = readable_repo(state, viewer, owner, name).await?;
     let number = number(raw, "build")?;
-    let build = state.store.build_by_number(repo.id, number).await?.ok_or_else(ApiError::not_found)?;
+    let build = state.store.build_by_number(repo.info.id, number).await?.ok_or_else(ApiError::not_found)?;
     Ok((repo, build))
 }
 
@@ -149,7 +149,7 @@ pub async fn restart(
         return Err(ApiError::unauthorized());
     }
     let (repo, build) = find_build(&state, &viewer, &owner, &name, &raw).await?;
-    let restarted = state.control.restart(&repo, &build, "admin").await.map_err(|e| {
+    let restarted = state.planner.restart(&repo, &build, "admin").await.map_err(|e| {
         tracing::warn!(error = %e, "restart failed");
         ApiError(axum::http::StatusCode::BAD_GATEWAY, format!("restart failed: {e}"))
     })?;
@@ -169,7 +169,7 @@ pub async fn cancel(
         return Err(ApiError::unauthorized());
     }
     let (_, build) = find_build(&state, &viewer, &owner, &name, &raw).await?;
-    let cancelled = state.control.cancel(&build, "").await.map_err(|e| {
+    let cancelled = state.lifecycle.cancel(&build, "").await.map_err(|e| {
         tracing::warn!(error = %e, "cancel failed");
         ApiError(axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("cancel failed: {e}"))
     })?;
@@ -187,7 +187,7 @@ pub async fn approve(
     }
     let (_, build) = find_build(&state, &viewer, &owner, &name, &raw).await?;
     let stage = number(&stage, "stage")?;
-    match state.control.approve(&build, stage).await {
+    match state.lifecycle.approve(&build, stage).await {
         Ok(true) => Ok(axum::http::StatusCode::NO_CONTENT),
         Ok(false) => Err(ApiError::bad_request("cannot approve a stage that is not blocked")),
         Err(e) => Err(ApiError(axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("approve failed: {e}"))),

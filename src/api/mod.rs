@@ -17,7 +17,8 @@ mod stream;
 
 pub use auth::{TOKEN_COOKIE, Viewer, is_admin_token};
 
-use crate::control::Control;
+use crate::lifecycle::Lifecycle;
+use crate::planner::Planner;
 use crate::redis_server::Redis;
 use crate::store::{Logs, Repo, Store};
 use axum::Router;
@@ -43,8 +44,10 @@ pub struct ApiState {
     pub token: Option<Arc<SecretString>>,
     /// Build changes, fanned out to every stream.
     pub events: broadcast::Sender<stream::Change>,
-    /// Restart and cancel.
-    pub control: Control,
+    /// Cancel and approve.
+    pub lifecycle: Lifecycle,
+    /// Restart (a new build, planned like any other).
+    pub planner: Planner,
     /// Base of build page links.
     pub public_url: String,
     /// Repository secrets.
@@ -72,8 +75,8 @@ impl ApiError {
     }
 }
 
-impl From<redis::RedisError> for ApiError {
-    fn from(e: redis::RedisError) -> Self {
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
         tracing::error!(error = %e, "API: redis failed");
         Self(StatusCode::SERVICE_UNAVAILABLE, "store unavailable".to_string())
     }
@@ -92,7 +95,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// missing or private (hiding whether it exists), 404 for the admin when missing.
 pub async fn readable_repo(state: &ApiState, viewer: &Viewer, owner: &str, name: &str) -> ApiResult<Repo> {
     match state.store.repo_by_slug(&format!("{owner}/{name}")).await? {
-        Some(repo) if !repo.private || viewer.admin => Ok(repo),
+        Some(repo) if !repo.info.private || viewer.admin => Ok(repo),
         Some(_) => Err(ApiError::unauthorized()),
         None if viewer.admin => Err(ApiError::not_found()),
         None => Err(ApiError::unauthorized()),

@@ -19,14 +19,14 @@ fn require_admin(viewer: &Viewer) -> ApiResult<()> {
 
 /// A repository with its counter, and optionally a build, as Drone shows it.
 pub async fn repo_json(state: &ApiState, repo: &Repo, build: Option<BuildJson>) -> ApiResult<RepoJson> {
-    let mut json = RepoJson::new(repo, state.store.repo_counter(repo.id).await?);
+    let mut json = RepoJson::new(repo, state.store.repo_counter(repo.info.id).await?);
     json.build = build;
     Ok(json)
 }
 
 /// The newest build of a repository, if any.
 pub async fn latest_build(state: &ApiState, repo: &Repo) -> ApiResult<Option<Build>> {
-    match state.store.build_ids(repo.id, 0, 1).await?.first() {
+    match state.store.build_ids(repo.info.id, 0, 1).await?.first() {
         Some(id) => Ok(state.store.build(*id).await?),
         None => Ok(None),
     }
@@ -59,7 +59,7 @@ pub async fn user_repos(State(state): State<ApiState>, viewer: Viewer, Query(q):
 async fn with_repos(state: &ApiState, builds: Vec<Build>) -> ApiResult<Vec<RepoJson>> {
     let mut out = Vec::new();
     for build in builds {
-        if let Some(repo) = state.store.repo(build.repo_id).await? {
+        if let Some(repo) = state.store.repo(build.repo.id).await? {
             out.push(repo_json(state, &repo, Some(BuildJson::new(&build))).await?);
         }
     }

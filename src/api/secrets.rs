@@ -43,7 +43,7 @@ impl From<SecretError> for ApiError {
             SecretError::NoKey => ApiError(StatusCode::NOT_IMPLEMENTED, e.to_string()),
             SecretError::BadName(_) | SecretError::TooShort => ApiError::bad_request(e.to_string()),
             SecretError::Undecryptable(_) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-            SecretError::Redis(e) => e.into(),
+            SecretError::Store(e) => e.into(),
         }
     }
 }
@@ -62,7 +62,7 @@ pub async fn list(
     Path((owner, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Vec<SecretJson>>> {
     let repo = admin_repo(&state, &viewer, &owner, &name).await?;
-    Ok(Json(state.secrets.list(repo.id).await?.iter().map(|i| json(repo.id.0, i)).collect()))
+    Ok(Json(state.secrets.list(repo.info.id).await?.iter().map(|i| json(repo.info.id.0, i)).collect()))
 }
 
 /// GET /api/repos/{o}/{n}/secrets/{secret}
@@ -72,8 +72,8 @@ pub async fn find(
     Path((owner, name, secret)): Path<(String, String, String)>,
 ) -> ApiResult<Json<SecretJson>> {
     let repo = admin_repo(&state, &viewer, &owner, &name).await?;
-    let info = state.secrets.info(repo.id, &secret).await?.ok_or_else(ApiError::not_found)?;
-    Ok(Json(json(repo.id.0, &info)))
+    let info = state.secrets.info(repo.info.id, &secret).await?.ok_or_else(ApiError::not_found)?;
+    Ok(Json(json(repo.info.id.0, &info)))
 }
 
 /// POST /api/repos/{o}/{n}/secrets
@@ -85,8 +85,8 @@ pub async fn create(
 ) -> ApiResult<Json<SecretJson>> {
     let repo = admin_repo(&state, &viewer, &owner, &name).await?;
     let info = SecretInfo { name: new.name, pull_request: new.pull_request };
-    state.secrets.put(repo.id, &info, &SecretString::from(new.data)).await?;
-    Ok(Json(json(repo.id.0, &info)))
+    state.secrets.put(repo.info.id, &info, &SecretString::from(new.data)).await?;
+    Ok(Json(json(repo.info.id.0, &info)))
 }
 
 /// PATCH /api/repos/{o}/{n}/secrets/{secret}
@@ -97,13 +97,13 @@ pub async fn update(
     Json(patch): Json<SecretPatch>,
 ) -> ApiResult<Json<SecretJson>> {
     let repo = admin_repo(&state, &viewer, &owner, &name).await?;
-    let (mut info, value) = state.secrets.reveal(repo.id, &secret).await?.ok_or_else(ApiError::not_found)?;
+    let (mut info, value) = state.secrets.reveal(repo.info.id, &secret).await?.ok_or_else(ApiError::not_found)?;
     if let Some(flag) = patch.pull_request {
         info.pull_request = flag;
     }
     let value = patch.data.map(SecretString::from).unwrap_or(value);
-    state.secrets.put(repo.id, &info, &value).await?;
-    Ok(Json(json(repo.id.0, &info)))
+    state.secrets.put(repo.info.id, &info, &value).await?;
+    Ok(Json(json(repo.info.id.0, &info)))
 }
 
 /// DELETE /api/repos/{o}/{n}/secrets/{secret}
@@ -113,5 +113,5 @@ pub async fn delete(
     Path((owner, name, secret)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     let repo = admin_repo(&state, &viewer, &owner, &name).await?;
-    if state.secrets.delete(repo.id, &secret).await? { Ok(StatusCode::NO_CONTENT.into_response()) } else { Err(ApiError::not_found()) }
+    if state.secrets.delete(repo.info.id, &secret).await? { Ok(StatusCode::NO_CONTENT.into_response()) } else { Err(ApiError::not_found()) }
 }

@@ -6,11 +6,10 @@ use super::shapes::BuildJson;
 use super::{ApiError, ApiResult, ApiState, Viewer, readable_repo};
 use crate::ids::{BuildId, RepoId};
 use crate::redis_server::Redis;
-use crate::store::{EVENTS, LogLine, log_key};
+use crate::store::EVENTS;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
-use redis::streams::StreamReadReply;
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
@@ -83,7 +82,7 @@ async fn builds_stream(state: ApiState, viewer: Viewer, only: Option<RepoId>) ->
             }
             let message = async {
                 let repo = state.store.repo(change.repo).await.ok()??;
-                if repo.private && !viewer.admin {
+                if repo.info.private && !viewer.admin {
                     return None;
                 }
                 let build = state.store.build(change.build).await.ok()??;
@@ -113,7 +112,7 @@ pub async fn repo_builds(
     Path((owner, name)): Path<(String, String)>,
 ) -> ApiResult<EventStream> {
     let repo = readable_repo(&state, &viewer, &owner, &name).await?;
-    Ok(builds_stream(state, viewer, Some(repo.id)).await)
+    Ok(builds_stream(state, viewer, Some(repo.info.id)).await)
 }
 
 /// GET /api/stream/{owner}/{name}/{build}/{stage}/{step}: a step's log lines,
@@ -126,7 +125,7 @@ pub async fn log(
     let repo = readable_repo(&state, &viewer, &owner, &name).await?;
     let parse = |raw: &str| raw.parse::<i64>().map_err(|_| ApiError::bad_request(format!("{raw:?} is not a number")));
     let (number, stage_number, step_number) = (parse(&build)?, parse(&stage)?, parse(&step)?);
-    let build = state.store.build_by_number(repo.id, number).await?.ok_or_else(ApiError::not_found)?;
+    let build = state.store.build_by_number(repo.info.id, number).await?.ok_or_else(ApiError::not_found)?;
     let stages = state.store.stages(&build).await?;
     let stage = stages.iter().find(|s| s.number == stage_number).ok_or_else(ApiError::not_found)?;
     if !stage.steps.iter().any(|s| s.number == step_number) {
@@ -135,12 +134,11 @@ pub async fn log(
     let stage_id = stage.id;
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(async move {
-        let key = log_key(stage_id, step_number);
-        let mut last = "0-0".to_string();
-        let Ok(mut conn) = state.redis.blocking(LOG_BLOCK).await else {
+        let Ok(conn) = state.redis.blocking(LOG_BLOCK).await else {
             let _ = tx.send(eof()).await;
             return;
         };
+        let mut follower = state.logs.follow(conn, stage_id, step_number);
         loop {
             // Whether the step was done before this read: if so, this read is the last.
             let done = state
@@ -151,23 +149,11 @@ pub async fn log(
                 .flatten()
                 .and_then(|s| s.steps.into_iter().find(|st| st.number == step_number))
                 .is_none_or(|st| st.status.is_done());
-            let reply: redis::RedisResult<Option<StreamReadReply>> = redis::cmd("XREAD")
-                .arg("BLOCK")
-                .arg(LOG_BLOCK.as_millis() as u64)
-                .arg("STREAMS")
-                .arg(&key)
-                .arg(&last)
-                .query_async(&mut conn)
-                .await;
-            let Ok(reply) = reply else { break };
-            for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
-                last = entry.id.clone();
-                let lines: Vec<LogLine> = entry.get::<String>("lines").and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default();
-                for line in lines {
-                    let json = serde_json::to_string(&line).expect("lines serialize");
-                    if tx.send(Event::default().data(json)).await.is_err() {
-                        return;
-                    }
+            let Ok(lines) = follower.next(LOG_BLOCK).await else { break };
+            for line in lines {
+                let json = serde_json::to_string(&line).expect("lines serialize");
+                if tx.send(Event::default().data(json)).await.is_err() {
+                    return;
                 }
             }
             if done || tx.is_closed() {

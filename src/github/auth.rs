@@ -3,10 +3,9 @@
 
 use crate::clock::SharedClock;
 use crate::ids::InstallationId;
+use crate::store::Store;
 use chrono::{DateTime, Utc};
-use deadpool_redis::Pool;
 use octocrab::jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use redis::AsyncCommands;
 use secrecy::SecretString;
 use serde::Serialize;
 
@@ -53,25 +52,19 @@ impl AppAuth {
 /// Installation tokens shared through Redis by every process.
 #[derive(Clone)]
 pub struct TokenCache {
-    pool: Pool,
+    store: Store,
     clock: SharedClock,
 }
 
-fn key(installation: InstallationId) -> String {
-    format!("gl:token:{installation}")
-}
-
 impl TokenCache {
-    /// A cache over the given Redis pool.
-    pub fn new(pool: Pool, clock: SharedClock) -> Self {
-        Self { pool, clock }
+    /// A cache kept in `store`.
+    pub fn new(store: Store, clock: SharedClock) -> Self {
+        Self { store, clock }
     }
 
     /// The cached token of an installation, if one is still fresh.
     pub async fn get(&self, installation: InstallationId) -> anyhow::Result<Option<SecretString>> {
-        let mut conn = self.pool.get().await?;
-        let token: Option<String> = conn.get(key(installation)).await?;
-        Ok(token.map(SecretString::from))
+        Ok(self.store.cached_token(installation).await?.map(SecretString::from))
     }
 
     /// Keeps a token until 5 minutes before it expires.
@@ -81,15 +74,12 @@ impl TokenCache {
         if ttl_ms <= 0 {
             return Ok(());
         }
-        let mut conn = self.pool.get().await?;
-        let _: () = conn.pset_ex(key(installation), token.expose_secret(), ttl_ms as u64).await?;
-        Ok(())
+        let ttl = std::time::Duration::from_millis(ttl_ms as u64);
+        Ok(self.store.cache_token(installation, token.expose_secret(), ttl).await?)
     }
 
     /// Forgets a token GitHub refused.
     pub async fn invalidate(&self, installation: InstallationId) -> anyhow::Result<()> {
-        let mut conn = self.pool.get().await?;
-        let _: () = conn.del(key(installation)).await?;
-        Ok(())
+        Ok(self.store.forget_token(installation).await?)
     }
 }

@@ -3,8 +3,10 @@
 
 pub mod auth;
 pub mod client;
+pub mod ports;
 pub mod retry;
 pub mod types;
 pub mod webhook;
 
 pub use client::{GitHub, GitHubError, RepoPath};
+pub use ports::{CloneCredentials, RepoFiles};

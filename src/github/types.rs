@@ -18,6 +18,11 @@ pub const MAX_OUTPUT_BYTES: usize = 65_535;
 /// appended by later updates.
 pub const MAX_ANNOTATIONS_PER_REQUEST: usize = 50;
 
+/// The identifier of the "Re-run failed" button on failed check runs
+/// (GitHub allows at most 20 characters); a `requested_action` delivery
+/// carrying it asks for a rerun.
+pub const RERUN_FAILED_ACTION: &str = "rerun-failed";
+
 /// A commit status state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

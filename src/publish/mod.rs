@@ -7,7 +7,7 @@ use crate::github::types::{
 };
 use crate::github::{GitHub, GitHubError, RepoPath};
 use crate::ids::CheckRunId;
-use crate::store::{Build, Stage, Status};
+use crate::model::{Build, Stage, StageState, Status};
 use chrono::{DateTime, Utc};
 
 pub mod annotations;
@@ -36,8 +36,7 @@ pub fn check_name(pipeline: &str, event: &str) -> String {
 
 /// The repository route of a build.
 pub fn repo_path(build: &Build) -> RepoPath {
-    let (owner, name) = build.repo_slug.split_once('/').unwrap_or((&build.repo_slug, ""));
-    RepoPath { owner: owner.to_string(), name: name.to_string() }
+    RepoPath { owner: build.repo.owner.clone(), name: build.repo.name.clone() }
 }
 
 impl Publisher {
@@ -46,14 +45,9 @@ impl Publisher {
         Self { github, public_url }
     }
 
-    /// The GitHub client.
-    pub fn github(&self) -> &GitHub {
-        &self.github
-    }
-
     /// The build page: `GREENLIGHT_PUBLIC_URL/{owner}/{repo}/{number}`.
     pub fn build_url(&self, build: &Build) -> String {
-        format!("{}/{}/{}", self.public_url, build.repo_slug, build.number)
+        format!("{}/{}/{}", self.public_url, build.slug(), build.number)
     }
 
     /// Sets a pipeline's commit status; the description is cut to GitHub's 140 characters.
@@ -62,15 +56,15 @@ impl Publisher {
             state,
             target_url: self.build_url(build),
             description: truncate_chars_ellipsis(description, MAX_STATUS_DESCRIPTION_CHARS),
-            context: status_context(pipeline, build.event.as_str()),
+            context: status_context(pipeline, build.commit.event.as_str()),
         };
-        self.github.create_status(build.installation, &repo_path(build), &build.after.0, &body).await
+        self.github.create_status(build.installation, &repo_path(build), &build.commit.sha.0, &body).await
     }
 
     /// Announces a planned stage: a pending status and a queued check run.
     /// Returns the check run's id.
     pub async fn stage_planned(&self, build: &Build, stage: &Stage) -> Result<CheckRunId, GitHubError> {
-        let waiting = if stage.status == Status::Blocked {
+        let waiting = if stage.state == StageState::Blocked {
             "waiting for approval (a pull request from a fork)".to_string()
         } else if stage.depends_on.is_empty() {
             "waiting for a runner".to_string()
@@ -79,8 +73,8 @@ impl Publisher {
         };
         self.status(build, &stage.name, StatusState::Pending, &format!("Build #{} is pending: {waiting}", build.number)).await?;
         let run = CheckRunBody {
-            name: Some(check_name(&stage.name, build.event.as_str())),
-            head_sha: Some(build.after.0.clone()),
+            name: Some(check_name(&stage.name, build.commit.event.as_str())),
+            head_sha: Some(build.commit.sha.0.clone()),
             details_url: Some(self.build_url(build)),
             external_id: Some(build.id.to_string()),
             status: Some(CheckStatus::Queued),
@@ -96,12 +90,12 @@ impl Publisher {
         let summary = format!(
             "greenlight could not plan build #{} for `{}`:\n\n```\n{}\n```\n\nFix `.drone.yml` and push again, or redeliver the webhook.",
             build.number,
-            build.after.short(),
+            build.commit.sha.short(),
             build.error
         );
         let run = CheckRunBody {
-            name: Some(check_name(CONFIG_CHECK, build.event.as_str())),
-            head_sha: Some(build.after.0.clone()),
+            name: Some(check_name(CONFIG_CHECK, build.commit.event.as_str())),
+            head_sha: Some(build.commit.sha.0.clone()),
             details_url: Some(self.build_url(build)),
             external_id: Some(build.id.to_string()),
             status: Some(CheckStatus::Completed),
@@ -139,7 +133,7 @@ impl Publisher {
     /// log tail) and sets its final commit status.
     pub async fn stage_finished(&self, build: &Build, stage: &Stage, finish: &StageReport) -> Result<(), GitHubError> {
         let state = report::status_state(stage);
-        let description = match (&stage.status, &finish.failed_step) {
+        let description = match (&stage.status(), &finish.failed_step) {
             (Status::Success, _) => {
                 format!("Build #{} passed: {}", build.number, report::title(stage))
             }
@@ -196,6 +190,15 @@ impl Publisher {
         self.github.update_check_run(build.installation, &repo_path(build), id, &run).await
     }
 
+    /// Shows a stage handed back to the queue: its check run `queued` again.
+    pub async fn stage_handed_back(&self, build: &Build, stage: &Stage) -> Result<(), GitHubError> {
+        let Some(id) = stage.check_run else {
+            return Ok(());
+        };
+        let queued = CheckRunBody { status: Some(CheckStatus::Queued), ..CheckRunBody::default() };
+        self.github.update_check_run(build.installation, &repo_path(build), id, &queued).await
+    }
+
     /// Appends annotations to a running stage's check run (at most 50).
     pub async fn annotate(&self, build: &Build, stage: &Stage, annotations: Vec<Annotation>) -> Result<(), GitHubError> {
         let Some(id) = stage.check_run else {
@@ -217,11 +220,11 @@ impl Publisher {
 
 /// The "Re-run failed" button of a failed stage's check run.
 fn failed_action(stage: &Stage) -> Option<Vec<crate::github::types::Action>> {
-    matches!(stage.status, Status::Failure | Status::Error).then(|| {
+    matches!(stage.status(), Status::Failure | Status::Error).then(|| {
         vec![crate::github::types::Action {
             label: "Re-run failed".to_string(),
             description: "Run this pipeline again".to_string(),
-            identifier: crate::github::webhook::RERUN_FAILED_ACTION.to_string(),
+            identifier: crate::github::types::RERUN_FAILED_ACTION.to_string(),
         }]
     })
 }

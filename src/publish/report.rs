@@ -6,7 +6,7 @@ use crate::store::{Stage, Status};
 
 /// How a stage maps to a check run conclusion.
 pub fn conclusion(stage: &Stage, timed_out: bool) -> Conclusion {
-    match stage.status {
+    match stage.status() {
         Status::Success => Conclusion::Success,
         Status::Killed if timed_out => Conclusion::TimedOut,
         Status::Killed => Conclusion::Cancelled,
@@ -18,7 +18,7 @@ pub fn conclusion(stage: &Stage, timed_out: bool) -> Conclusion {
 
 /// How a stage maps to a commit status state.
 pub fn status_state(stage: &Stage) -> StatusState {
-    match stage.status {
+    match stage.status() {
         Status::Success | Status::Skipped => StatusState::Success,
         Status::Failure => StatusState::Failure,
         Status::Pending | Status::Running | Status::WaitingOnDependencies | Status::Blocked => StatusState::Pending,
@@ -30,7 +30,7 @@ pub fn status_state(stage: &Stage) -> StatusState {
 pub fn title(stage: &Stage) -> String {
     let ran: Vec<_> = stage.steps.iter().filter(|s| s.status != Status::Skipped).collect();
     let passed = ran.iter().filter(|s| s.status == Status::Success).count();
-    match stage.status {
+    match stage.status() {
         Status::Killed => format!("Cancelled after {passed} of {} steps", stage.steps.len()),
         _ => format!("{passed} of {} steps passed", stage.steps.len()),
     }

@@ -2,7 +2,7 @@
 //! `CI_*` aliases), the pipeline's and the step's `environment`. Nothing of
 //! the worker's own environment reaches a step.
 
-use crate::github::webhook::Event;
+use crate::model::Event;
 use crate::pipeline::{EnvValue, Pipeline, Step};
 use std::collections::BTreeMap;
 

@@ -1,14 +1,16 @@
 //! Running stages: workers claim stage jobs, fetch the commit, run each step
-//! in the sandbox, store the logs and report to GitHub.
+//! in the sandbox, store the logs, and begin and end each stage through the
+//! lifecycle.
 
 pub mod clone;
 pub mod env;
-mod finish;
 pub mod logs;
 pub mod sandbox;
 pub mod schedule;
+mod settings;
 mod stage;
 pub mod step;
 mod worker;
 
-pub use worker::{Worker, WorkerSettings};
+pub use settings::WorkerSettings;
+pub use worker::{Worker, WorkerParts};

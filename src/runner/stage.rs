@@ -6,18 +6,17 @@ use super::env::{BuildFacts, step_env};
 use super::logs::{Captured, LogTarget, spawn_writer};
 use super::sandbox::Sandbox;
 use super::schedule::{self, Outcome};
+use super::settings::WorkerSettings;
 use super::step::{self, Ending, StepSpec};
-use super::worker::WorkerSettings;
 use crate::clock::SharedClock;
-use crate::github::types::{CheckRunBody, CheckStatus};
-use crate::github::webhook::Event;
-use crate::pipeline::EnvValue;
-use crate::pipeline::{Facts, Pipeline};
+use crate::github::CloneCredentials;
+use crate::lifecycle::{self, Begun, Lifecycle, StepEnd};
+use crate::model::{Build, Event, Stage, StageJob, Status};
+use crate::pipeline::{EnvValue, Pipeline};
+use crate::publish::StageReport;
 use crate::publish::annotations::Collected;
-use crate::publish::{Publisher, StageReport, repo_path};
-use crate::queue::WorkQueue;
 use crate::secrets::{Masker, SecretStore};
-use crate::store::{Build, Logs, Stage, StageJob, Status, Store};
+use crate::store::Logs;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use std::collections::HashMap;
@@ -28,15 +27,14 @@ use tokio_util::sync::CancellationToken;
 
 /// Everything needed to run stages.
 pub(super) struct StageRunner {
-    pub store: Store,
+    pub lifecycle: Lifecycle,
     pub logs: Logs,
-    pub jobs: WorkQueue<StageJob>,
-    pub publisher: Publisher,
     pub sandbox: Sandbox,
     pub clock: SharedClock,
     pub settings: WorkerSettings,
     pub machine: String,
     pub secrets: SecretStore,
+    pub credentials: CloneCredentials,
 }
 
 /// Annotations found so far are published this often while a stage runs:
@@ -86,76 +84,25 @@ impl StageRunner {
 
     /// Runs a stage; `Err` leaves its job queued to be retried.
     pub async fn run(&self, job: &StageJob, cancel: &CancellationToken, hand_back: &CancellationToken) -> anyhow::Result<()> {
-        let mut stage = self.store.stage(job.stage).await?.context("stage vanished")?;
-        let build = self.store.build(job.build).await?.context("build vanished")?;
-        if self.store.is_cancelled(build.id).await? {
-            if !stage.status.is_done() {
-                let reason = self.store.cancel_reason(build.id).await?.unwrap_or_default();
-                crate::control::skip_cancelled_stage(&self.store, &self.publisher, &self.clock, &build, &mut stage, &reason).await?;
-            }
+        let Some(Begun { build, stage, notes }) = self.lifecycle.begin(job, &self.machine).await? else {
             return Ok(());
-        }
-        let mut notes = Vec::new();
-        if stage.status == Status::Running {
-            tracing::warn!(stage = %stage.id, previous = %stage.machine, "taking over a stage whose worker stopped; running it again from the start");
-            notes.push(format!(
-                "The worker `{}` stopped while running this stage; `{}` ran it again from the start.",
-                stage.machine, self.machine
-            ));
-        }
-        for step in &mut stage.steps {
-            step.status = Status::Pending;
-            step.started = 0;
-            step.stopped = 0;
-            step.exit_code = 0;
-            step.error.clear();
+        };
+        for step in &stage.steps {
             self.logs.clear(stage.id, step.number).await?;
         }
-        let started = self.clock.now();
-        stage.status = Status::Running;
-        stage.started = started.timestamp();
-        stage.stopped = 0;
-        stage.error.clear();
-        stage.machine = self.machine.clone();
-        self.store.save_stage(&mut stage).await?;
-        let build = self
-            .store
-            .update_build(build.id, |b| {
-                if b.status == Status::Pending {
-                    b.status = Status::Running;
-                    b.started = started.timestamp();
-                }
-                b.updated = started.timestamp();
-            })
-            .await?
-            .unwrap_or(build);
-        if let Err(e) = self.publisher.stage_started(&build, &stage, started).await {
-            tracing::warn!(error = %e, "could not mark the check run in progress; going on");
-        }
-
         let workspace = self.settings.data_dir.join("workspaces").join(format!("stage-{}", stage.id));
         let outcome = self.execute(&build, stage, &workspace, cancel, notes).await;
         let _ = tokio::fs::remove_dir_all(&workspace).await;
-        let (mut stage, report) = outcome?;
-
-        if hand_back.is_cancelled() && !self.store.is_cancelled(build.id).await.unwrap_or(false) {
-            return self.requeue(&build, &mut stage).await;
+        let (mut stage, status, report) = outcome?;
+        if hand_back.is_cancelled() && !self.lifecycle.store().is_cancelled(build.id).await.unwrap_or(false) {
+            return self.lifecycle.hand_back(&build, &mut stage).await;
         }
-        let published = self.publisher.stage_finished(&build, &stage, &report).await;
-        super::finish::finish(self, &build, &stage).await?;
-        // An outage at the very end must not run the stage again: its job
-        // stays queued and the next claim only publishes the result.
-        published.context("publishing the stage result")?;
-        stage.published = true;
-        self.store.save_stage(&mut stage).await?;
-        Ok(())
+        self.lifecycle.end(&build, &mut stage, status, &report).await
     }
 
-    /// Publishes the result of a stage that finished while GitHub was
+    /// Publishes the result of a stage that ended while GitHub was
     /// unreachable, rebuilt from the stored record and logs.
-    pub async fn republish(&self, job: &StageJob) -> anyhow::Result<()> {
-        let mut stage = self.store.stage(job.stage).await?.context("stage vanished")?;
-        let build = self.store.build(job.build).await?.context("build vanished")?;
+    pub async fn republish(&self, build: &Build, mut stage: Stage) -> anyhow::Result<()> {
         let failed = stage.steps.iter().find(|s| s.status.is_failed() && !s.errignore && s.status != Status::Killed);
         let tail = match failed {
             Some(step) => {
@@ -174,34 +121,15 @@ impl StageRunner {
             tail,
             timed_out: stage.steps.iter().any(|s| s.error.starts_with("timed out")),
             sandboxed: self.sandbox.is_sandboxed(),
-            cancel_reason: match stage.status {
-                Status::Killed => Some(self.store.cancel_reason(build.id).await?.unwrap_or_default()),
+            cancel_reason: match stage.status() {
+                Status::Killed => Some(self.lifecycle.store().cancel_reason(build.id).await?.unwrap_or_default()),
                 _ => None,
             },
             notes: vec!["Published again: GitHub was unreachable when the stage ended.".to_string()],
             completed: self.clock.now(),
             annotations: Vec::new(),
         };
-        self.publisher.stage_finished(&build, &stage, &report).await.context("publishing the stage result again")?;
-        stage.published = true;
-        self.store.save_stage(&mut stage).await?;
-        Ok(())
-    }
-
-    /// Puts a stage back in the queue for another worker (graceful stop).
-    async fn requeue(&self, build: &Build, stage: &mut Stage) -> anyhow::Result<()> {
-        stage.status = Status::Pending;
-        for step in &mut stage.steps {
-            step.status = Status::Pending;
-        }
-        self.store.save_stage(stage).await?;
-        if let Some(id) = stage.check_run {
-            let queued = CheckRunBody { status: Some(CheckStatus::Queued), ..CheckRunBody::default() };
-            let _ = self.publisher.github().update_check_run(build.installation, &repo_path(build), id, &queued).await;
-        }
-        self.jobs.push(&StageJob { build: build.id, stage: stage.id }).await?;
-        tracing::info!(stage = %stage.id, "handed a stage back to the queue");
-        Ok(())
+        self.lifecycle.publish_again(build, &mut stage, &report).await
     }
 
     async fn execute(
@@ -211,20 +139,19 @@ impl StageRunner {
         workspace: &Path,
         cancel: &CancellationToken,
         mut notes: Vec<String>,
-    ) -> anyhow::Result<(Stage, StageReport)> {
+    ) -> anyhow::Result<(Stage, Status, StageReport)> {
         let _ = tokio::fs::remove_dir_all(workspace).await;
         tokio::fs::create_dir_all(workspace).await.with_context(|| format!("creating {}", workspace.display()))?;
         self.sandbox.give(workspace)?;
-        let repo = self.store.repo(build.repo_id).await?;
         let workspace_in = self.sandbox.workspace_path(workspace).into_owned();
-        let secrets = self.resolve_secrets(build, &stage.pipeline, stage.approved).await;
+        let secrets = self.resolve_secrets(build, &stage.pipeline, stage.state.approved()).await;
         let masker = Arc::new(Masker::new(secrets.values().filter_map(|v| v.as_deref().ok())));
         let run = Run {
             secrets,
             masker,
             annotations: Arc::default(),
             build,
-            facts: facts_of(build, repo.as_ref(), self.publisher.build_url(build)),
+            facts: facts_of(build, self.lifecycle.publisher().build_url(build)),
             offset: usize::from(!stage.pipeline.clone_disabled),
             pipeline: stage.pipeline.clone(),
             stage: Mutex::new(stage),
@@ -234,13 +161,8 @@ impl StageRunner {
             workspace_in,
         };
         let cloned = run.offset == 0 || self.clone_step(&run).await;
-        let match_facts = Facts {
-            event: build.event.as_str(),
-            branch: &build.target,
-            git_ref: &build.git_ref,
-            action: &build.action,
-            repo: &build.repo_slug,
-        };
+        let slug = build.slug();
+        let match_facts = lifecycle::facts(&build.commit, &slug);
         let outcomes = if cloned {
             let steps = schedule::execute(&run.pipeline.steps, &match_facts, cancel, |i| self.step(&run, i, cancel));
             let annotate = async {
@@ -258,25 +180,23 @@ impl StageRunner {
         let (stage, tails) = (stage.get_mut(), tails.into_inner());
         for (i, outcome) in outcomes.iter().enumerate() {
             if outcome.status == Status::Skipped {
-                stage.steps[i + offset].status = Status::Skipped;
+                lifecycle::step_skipped(stage, i + offset);
             }
         }
         let cancelled = cancel.is_cancelled();
-        stage.status = if cloned { schedule::stage_status(&pipeline.steps, &outcomes, cancelled) } else { Status::Failure };
+        let status = if cloned { schedule::stage_status(&pipeline.steps, &outcomes, cancelled) } else { Status::Failure };
         let failed = stage.steps.iter().position(|s| s.status.is_failed() && !s.errignore && s.status != Status::Killed);
         stage.exit_code = failed.map_or(0, |i| stage.steps[i].exit_code);
         if let Some(error) = stage.steps.iter().find(|s| s.status == Status::Error).map(|s| s.error.clone()) {
             stage.error = error;
         }
-        stage.stopped = self.now();
-        self.store.save_stage(stage).await?;
         let timed_out = outcomes.iter().any(|o| o.timed_out);
         let cancel_reason = match cancelled {
-            true => Some(self.store.cancel_reason(build.id).await?.unwrap_or_default()),
+            true => Some(self.lifecycle.store().cancel_reason(build.id).await?.unwrap_or_default()),
             false => None,
         };
         if let Some(reason) = &cancel_reason {
-            notes.push(crate::control::cancel_note(reason, "while running"));
+            notes.push(lifecycle::cancel_note(reason, "while running"));
         }
         if timed_out {
             notes.push(format!("A step ran past the step timeout of {}s and was killed.", pipeline.step_timeout.as_secs()));
@@ -296,7 +216,7 @@ impl StageRunner {
             notes,
             completed: self.clock.now(),
         };
-        Ok((stage.clone(), report))
+        Ok((stage.clone(), status, report))
     }
 
     /// Looks up every secret the pipeline names, deciding which the build may have.
@@ -312,15 +232,15 @@ impl StageRunner {
             .collect();
         let mut out = HashMap::new();
         for name in names {
-            let value = if build.fork && !approved {
+            let value = if build.commit.fork && !approved {
                 Err("secrets are never given to pull requests from forks unless an administrator approves the build".to_string())
             } else {
-                match self.secrets.reveal(build.repo_id, name).await {
-                    Ok(Some((info, _))) if build.event == Event::PullRequest && !info.pull_request => {
+                match self.secrets.reveal(build.repo.id, name).await {
+                    Ok(Some((info, _))) if build.commit.event == Event::PullRequest && !info.pull_request => {
                         Err("it is not available to pull_request builds (its pull_request flag is off)".to_string())
                     }
                     Ok(Some((_, value))) => Ok(value.expose_secret().to_string()),
-                    Ok(None) => Err(format!("{} has no secret `{name}`", build.repo_slug)),
+                    Ok(None) => Err(format!("{} has no secret `{name}`", build.slug())),
                     Err(e) => Err(e.to_string()),
                 }
             };
@@ -337,7 +257,7 @@ impl StageRunner {
                 return;
             }
             let stage = run.stage.lock().await.clone();
-            if let Err(e) = self.publisher.annotate(run.build, &stage, batch).await {
+            if let Err(e) = self.lifecycle.publisher().annotate(run.build, &stage, batch).await {
                 tracing::warn!(error = %e, "could not publish annotations");
                 return;
             }
@@ -347,10 +267,8 @@ impl StageRunner {
     /// Marks step record `index` running; returns its number.
     async fn step_started(&self, run: &Run<'_>, index: usize) -> i64 {
         let mut stage = run.stage.lock().await;
-        stage.steps[index].status = Status::Running;
-        stage.steps[index].started = self.now();
-        let number = stage.steps[index].number;
-        if let Err(e) = self.store.save_stage(&mut stage).await {
+        let number = lifecycle::step_started(&mut stage, index, self.now());
+        if let Err(e) = self.lifecycle.store().save_stage(&mut stage).await {
             tracing::warn!(error = %e, "could not record a step start");
         }
         number
@@ -360,12 +278,9 @@ impl StageRunner {
     async fn step_ended(&self, run: &Run<'_>, index: usize, outcome: &Outcome, captured: Captured) {
         run.tails.lock().await.insert(index, captured);
         let mut stage = run.stage.lock().await;
-        let record = &mut stage.steps[index];
-        record.status = outcome.status;
-        record.exit_code = outcome.exit_code;
-        record.error = outcome.error.clone();
-        record.stopped = self.now();
-        if let Err(e) = self.store.save_stage(&mut stage).await {
+        let end = StepEnd { status: outcome.status, exit_code: outcome.exit_code, error: outcome.error.clone() };
+        lifecycle::step_ended(&mut stage, index, end, self.now());
+        if let Err(e) = self.lifecycle.store().save_stage(&mut stage).await {
             tracing::warn!(error = %e, "could not record a step's end");
         }
     }
@@ -403,8 +318,10 @@ impl StageRunner {
         let stage_id = run.stage.lock().await.id;
         let (lines, writer) = spawn_writer(run.log_target(self, stage_id, number));
         let build = run.build;
-        let result = match self.publisher.github().installation_token(build.installation).await {
-            Ok(token) => clone::fetch(&self.sandbox, &run.workspace, &build.clone_url, &build.after.0, Some(&token), &lines).await,
+        let result = match self.credentials.token(build.installation).await {
+            Ok(token) => {
+                clone::fetch(&self.sandbox, &run.workspace, &build.repo.clone_url, &build.commit.sha.0, Some(&token), &lines).await
+            }
             Err(e) => Err(format!("cannot get an installation token to clone with: {e}")),
         };
         let outcome = match &result {
@@ -420,29 +337,30 @@ impl StageRunner {
     }
 }
 
-fn facts_of(build: &Build, repo: Option<&crate::store::Repo>, build_link: String) -> BuildFacts {
+fn facts_of(build: &Build, build_link: String) -> BuildFacts {
+    let commit = &build.commit;
     BuildFacts {
         number: build.number,
         parent: build.parent,
-        event: build.event.as_str().to_string(),
-        action: build.action.clone(),
-        sha: build.after.0.clone(),
-        before: build.before.clone(),
-        git_ref: build.git_ref.clone(),
-        source: build.source.clone(),
-        target: build.target.clone(),
-        pull_request: build.pull_request,
-        title: build.title.clone(),
-        message: build.message.clone(),
-        link: build.link.clone(),
-        author: build.author_login.clone(),
-        author_name: build.author_name.clone(),
-        author_email: build.author_email.clone(),
-        repo: build.repo_slug.clone(),
-        repo_link: repo.map(|r| r.link.clone()).unwrap_or_default(),
-        clone_url: build.clone_url.clone(),
-        default_branch: repo.map(|r| r.default_branch.clone()).unwrap_or_default(),
-        private: repo.is_some_and(|r| r.private),
+        event: commit.event.as_str().to_string(),
+        action: commit.action.clone(),
+        sha: commit.sha.0.clone(),
+        before: commit.before.clone(),
+        git_ref: commit.git_ref.clone(),
+        source: commit.source.clone(),
+        target: commit.target.clone(),
+        pull_request: commit.pull_request,
+        title: commit.title.clone(),
+        message: commit.message.clone(),
+        link: commit.link.clone(),
+        author: commit.author.login.clone(),
+        author_name: commit.author.name.clone(),
+        author_email: commit.author.email.clone(),
+        repo: build.slug(),
+        repo_link: build.repo.html_url.clone(),
+        clone_url: build.repo.clone_url.clone(),
+        default_branch: build.repo.default_branch.clone(),
+        private: build.repo.private,
         build_link,
     }
 }

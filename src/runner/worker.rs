@@ -9,119 +9,91 @@
 //! the start. The lease also keeps two workers from running one stage at once.
 
 use super::sandbox::Sandbox;
+use super::settings::WorkerSettings;
 use super::stage::StageRunner;
 use crate::clock::SharedClock;
-use crate::ids::StageId;
-use crate::publish::Publisher;
-use crate::queue::{Entry, EntryId, STAGES, WORKERS, WorkQueue};
+use crate::github::CloneCredentials;
+use crate::ids::{EntryId, StageId};
+use crate::lifecycle::{JobState, Lifecycle};
+use crate::model::StageJob;
+use crate::queue::{Consumer, WorkQueue};
 use crate::redis_server::Redis;
-use crate::store::{Logs, StageJob, Store};
-use std::path::PathBuf;
+use crate::secrets::SecretStore;
+use crate::store::{Logs, StoreResult};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// How a worker behaves.
-#[derive(Debug, Clone)]
-pub struct WorkerSettings {
-    /// Stages run at once.
-    pub concurrency: usize,
-    /// Where workspaces live.
-    pub data_dir: PathBuf,
-    /// A stage whose worker stops renewing for this long is taken over.
-    pub lease: Duration,
-    /// On SIGTERM, running stages get this long to finish before they are handed back.
-    pub grace: Duration,
-    /// Stored log bytes per step.
-    pub log_limit: u64,
-}
+/// How long one read waits for a new job before looking for idle ones again.
+const READ_BLOCK: Duration = Duration::from_secs(1);
 
 /// A worker process's stage runner.
 pub struct Worker {
-    redis: Redis,
     jobs: WorkQueue<StageJob>,
-    runner: Arc<StageRunner>,
+    runner: StageRunner,
     settings: WorkerSettings,
     consumer: String,
 }
 
+/// What a worker is given.
+pub struct WorkerParts {
+    /// Where stages begin and end.
+    pub lifecycle: Lifecycle,
+    /// Where step logs go.
+    pub logs: Logs,
+    /// How steps are confined.
+    pub sandbox: Sandbox,
+    /// The secrets steps may ask for.
+    pub secrets: SecretStore,
+    /// Clone tokens.
+    pub credentials: CloneCredentials,
+    /// The clock.
+    pub clock: SharedClock,
+}
+
 impl Worker {
-    /// A worker named `consumer`.
-    pub fn new(
-        redis: Redis,
-        publisher: Publisher,
-        sandbox: Sandbox,
-        secrets: crate::secrets::SecretStore,
-        clock: SharedClock,
-        settings: WorkerSettings,
-        consumer: String,
-    ) -> Self {
-        let pool = redis.pool.clone();
+    /// A worker named `consumer` (its name in the workers' group and on the stages it runs).
+    pub fn new(parts: WorkerParts, jobs: WorkQueue<StageJob>, settings: WorkerSettings, consumer: String) -> Self {
         let runner = StageRunner {
-            store: Store::new(pool.clone()),
-            logs: Logs::new(pool.clone()),
-            jobs: WorkQueue::new(pool.clone(), STAGES, WORKERS),
-            publisher,
-            sandbox,
-            clock,
+            lifecycle: parts.lifecycle,
+            logs: parts.logs,
+            sandbox: parts.sandbox,
+            clock: parts.clock,
             settings: settings.clone(),
             machine: consumer.clone(),
-            secrets,
+            secrets: parts.secrets,
+            credentials: parts.credentials,
         };
-        Self { jobs: WorkQueue::new(pool, STAGES, WORKERS), redis, runner: Arc::new(runner), settings, consumer }
+        Self { jobs, runner, settings, consumer }
+    }
+
+    /// The stage queue's reader for this worker: it takes over jobs idle for one lease.
+    pub fn consumer(&self, redis: Redis) -> Consumer<StageJob> {
+        Consumer::new(self.jobs.clone(), redis, self.consumer.clone(), self.settings.lease, READ_BLOCK)
     }
 
     /// Claims and runs stages until `shutdown`; then lets running stages
     /// finish within the grace period and hands the rest back.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(self, mut consumer: Consumer<StageJob>, shutdown: CancellationToken) {
         let me = Arc::new(self);
         let slots = Arc::new(Semaphore::new(me.settings.concurrency));
         let hand_back = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let mut conn = None;
-        let mut last_reclaim = tokio::time::Instant::now() - me.settings.lease;
-        const BLOCK: Duration = Duration::from_secs(1);
         while !shutdown.is_cancelled() {
             while tasks.try_join_next().is_some() {}
             let permit = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
             };
-            if last_reclaim.elapsed() >= me.settings.lease / 2 {
-                last_reclaim = tokio::time::Instant::now();
-                match me.jobs.reclaim(&me.consumer, me.settings.lease, 1).await {
-                    Ok(mut entries) if !entries.is_empty() => {
-                        let entry = entries.remove(0);
-                        tracing::warn!(entry = %entry.id, "took over a stage job whose worker stopped renewing it");
-                        tasks.spawn(me.clone().job(entry, permit, hand_back.clone()));
-                        continue;
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "reclaiming stage jobs failed"),
-                }
-            }
-            if conn.is_none() {
-                conn = crate::redis_server::blocking_reader(&me.redis, BLOCK, || me.jobs.ensure_group(), &shutdown, "worker").await;
-                if conn.is_none() {
-                    break;
-                }
-            }
-            let read = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                read = me.jobs.read(conn.as_mut().expect("connected above"), &me.consumer, 1, BLOCK) => read,
-            };
-            match read {
-                Ok(entries) => {
-                    if let Some(entry) = entries.into_iter().next() {
-                        tasks.spawn(me.clone().job(entry, permit, hand_back.clone()));
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading stage jobs failed");
-                    conn = None;
-                }
+            let Some(mut batch) = consumer.next(1, &shutdown).await else { break };
+            if let Some(work) = batch.pop() {
+                let (me, hand_back) = (me.clone(), hand_back.clone());
+                tasks.spawn(async move {
+                    me.process(work.id, work.item, &hand_back).await;
+                    drop(permit);
+                });
             }
         }
         if !tasks.is_empty() {
@@ -135,88 +107,84 @@ impl Worker {
         }
     }
 
-    async fn job(self: Arc<Self>, entry: Entry<StageJob>, _permit: tokio::sync::OwnedSemaphorePermit, hand_back: CancellationToken) {
-        let job = match entry.item {
-            Ok(job) => job,
-            Err(reason) => {
-                tracing::error!(entry = %entry.id, %reason, "dropping an unreadable stage job");
-                let _ = self.jobs.ack(&entry.id).await;
-                return;
-            }
+    /// Runs the next queued job to its end, without waiting for one; false
+    /// when none was queued. Drives a worker step by step (the `run` loop
+    /// does the same, concurrently, forever).
+    pub async fn run_queued(self: &Arc<Self>, consumer: &mut Consumer<StageJob>) -> StoreResult<bool> {
+        let Some(work) = consumer.poll(1).await?.pop() else {
+            return Ok(false);
         };
-        match self.runner.store.stage(job.stage).await {
-            Ok(Some(stage)) if stage.status.is_done() && !stage.published && stage.check_run.is_some() && stage.started > 0 => {
-                match self.runner.republish(&job).await {
-                    Ok(()) => {
-                        let _ = self.jobs.ack(&entry.id).await;
-                    }
+        self.process(work.id, work.item, &CancellationToken::new()).await;
+        Ok(true)
+    }
+
+    /// Does what a claimed job asks: runs its stage under a lease, publishes
+    /// a result GitHub missed, or drops a duplicate. Acknowledges the job
+    /// once its stage is final.
+    async fn process(self: &Arc<Self>, entry: EntryId, job: StageJob, hand_back: &CancellationToken) {
+        match self.runner.lifecycle.examine(&job).await {
+            Ok(JobState::Run) => {}
+            Ok(JobState::Republish(found)) => {
+                let (build, stage) = *found;
+                match self.runner.republish(&build, stage).await {
+                    Ok(()) => self.ack(&entry).await,
                     Err(e) => tracing::warn!(stage = %job.stage, error = %e, "publishing a finished stage failed again; it stays queued"),
                 }
                 return;
             }
-            Ok(Some(stage)) if stage.status.is_done() => {
-                let _ = self.jobs.ack(&entry.id).await;
-                return;
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => {
+            Ok(JobState::Over) => return self.ack(&entry).await,
+            Ok(JobState::Unknown) => {
                 tracing::error!(stage = %job.stage, "stage job for an unknown stage; dropping it");
-                let _ = self.jobs.ack(&entry.id).await;
-                return;
+                return self.ack(&entry).await;
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read a stage; the job will be retried");
-                return;
-            }
+            Err(e) => return tracing::warn!(error = %e, "cannot read a stage; the job will be retried"),
         }
         match self.acquire(job.stage).await {
             Ok(true) => {}
-            Ok(false) => {
-                // Another worker holds the stage; its job stays pending here
-                // and is acknowledged once the stage is final.
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot take a stage lease; the job will be retried");
-                return;
-            }
+            // Another worker holds the stage; its job stays pending here
+            // and is acknowledged once the stage is final.
+            Ok(false) => return,
+            Err(e) => return tracing::warn!(error = %e, "cannot take a stage lease; the job will be retried"),
         }
         let cancel = CancellationToken::new();
-        let keepalive = tokio::spawn(self.clone().keep_alive(entry.id.clone(), job.clone(), cancel.clone(), hand_back.clone()));
-        let handed_back = self.runner.run(&job, &cancel, &hand_back).await;
+        let keepalive = tokio::spawn(self.clone().keep_alive(entry.clone(), job.clone(), cancel.clone(), hand_back.clone()));
+        let ran = self.runner.run(&job, &cancel, hand_back).await;
         keepalive.abort();
         let _ = self.release(job.stage).await;
-        match handed_back {
-            Ok(()) => {
-                let _ = self.jobs.ack(&entry.id).await;
-            }
-            Err(e) => {
-                tracing::warn!(stage = %job.stage, error = %e, "stage did not finish; its job stays queued")
-            }
+        match ran {
+            Ok(()) => self.ack(&entry).await,
+            Err(e) => tracing::warn!(stage = %job.stage, error = %e, "stage did not finish; its job stays queued"),
         }
     }
 
-    async fn acquire(&self, stage: StageId) -> redis::RedisResult<bool> {
-        self.runner.store.acquire_lease(stage, &self.consumer, self.settings.lease).await
+    async fn ack(&self, entry: &EntryId) {
+        if let Err(e) = self.jobs.ack(entry).await {
+            tracing::warn!(error = %e, "acknowledging a stage job failed; it will be seen again");
+        }
     }
 
-    async fn release(&self, stage: StageId) -> redis::RedisResult<()> {
-        self.runner.store.release_lease(stage, &self.consumer).await
+    async fn acquire(&self, stage: StageId) -> StoreResult<bool> {
+        self.runner.lifecycle.store().acquire_lease(stage, &self.consumer, self.settings.lease).await
+    }
+
+    async fn release(&self, stage: StageId) -> StoreResult<()> {
+        self.runner.lifecycle.store().release_lease(stage, &self.consumer).await
     }
 
     /// Renews the lease and the job's idle time, and watches for a cancel request.
     async fn keep_alive(self: Arc<Self>, entry: EntryId, job: StageJob, cancel: CancellationToken, hand_back: CancellationToken) {
         let every = self.settings.lease / 3;
+        let store = self.runner.lifecycle.store();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every.min(Duration::from_secs(1))) => {}
                 _ = hand_back.cancelled() => { cancel.cancel(); return; }
             }
-            if let Err(e) = self.runner.store.renew_lease(job.stage, &self.consumer, self.settings.lease).await {
+            if let Err(e) = store.renew_lease(job.stage, &self.consumer, self.settings.lease).await {
                 tracing::warn!(error = %e, "renewing a stage lease failed");
             }
             let _ = self.jobs.keep_alive(&self.consumer, &entry).await;
-            if self.runner.store.is_cancelled(job.build).await.unwrap_or(false) {
+            if store.is_cancelled(job.build).await.unwrap_or(false) {
                 cancel.cancel();
             }
         }

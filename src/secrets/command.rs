@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 pub async fn run(action: SecretAction, redis_url: &str, key: SecretKey, input: &mut dyn Read, out: &mut dyn Write) -> anyhow::Result<()> {
     let pool = redis_server::pool(redis_url)?;
     let store = Store::new(pool.clone());
-    let secrets = SecretStore::new(pool, Some(key));
+    let secrets = SecretStore::new(crate::store::Store::new(pool), Some(key));
     let repo_of = |slug: String| {
         let store = store.clone();
         async move {
@@ -32,18 +32,18 @@ pub async fn run(action: SecretAction, redis_url: &str, key: SecretKey, input: &
             if value.is_empty() {
                 bail!("no value on standard input: pipe it in, e.g. `greenlight secret add owner/repo NAME < value.txt`");
             }
-            secrets.put(repo.id, &SecretInfo { name: name.clone(), pull_request }, &SecretString::from(value)).await?;
+            secrets.put(repo.info.id, &SecretInfo { name: name.clone(), pull_request }, &SecretString::from(value)).await?;
             writeln!(out, "secret {name} saved for {}", repo.slug())?;
         }
         SecretAction::Ls { repo } => {
             let repo = repo_of(repo).await?;
-            for info in secrets.list(repo.id).await? {
+            for info in secrets.list(repo.info.id).await? {
                 writeln!(out, "{}{}", info.name, if info.pull_request { " (pull requests too)" } else { "" })?;
             }
         }
         SecretAction::Rm { repo, name } => {
             let repo = repo_of(repo).await?;
-            if !secrets.delete(repo.id, &name).await? {
+            if !secrets.delete(repo.info.id, &name).await? {
                 bail!("{} has no secret {name}", repo.slug());
             }
             writeln!(out, "secret {name} deleted from {}", repo.slug())?;

@@ -9,12 +9,10 @@ mod mask;
 pub use mask::{MASK, MIN_SECRET_BYTES, Masker};
 
 use crate::ids::RepoId;
-use crate::queue::pool_error;
+use crate::store::{Store, StoreError};
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use deadpool_redis::Pool;
-use redis::AsyncCommands;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -51,9 +49,9 @@ pub enum SecretError {
     /// Stored data could not be decrypted (wrong key, or tampered with).
     #[error("secret {0:?} cannot be decrypted with this GREENLIGHT_SECRET_KEY")]
     Undecryptable(String),
-    /// Redis failed.
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The key secrets are sealed with.
@@ -81,12 +79,8 @@ impl SecretKey {
 /// Secrets of every repository.
 #[derive(Clone)]
 pub struct SecretStore {
-    pool: Pool,
+    store: Store,
     key: Option<SecretKey>,
-}
-
-fn key(repo: RepoId) -> String {
-    format!("gl:repo:{repo}:secrets")
 }
 
 fn aad(repo: RepoId, name: &str) -> Vec<u8> {
@@ -103,9 +97,9 @@ pub fn valid_name(name: &str) -> Result<(), SecretError> {
 }
 
 impl SecretStore {
-    /// A store over Redis; without a key it holds nothing and says why.
-    pub fn new(pool: Pool, key: Option<SecretKey>) -> Self {
-        Self { pool, key }
+    /// Secrets kept in `store`; without a key it holds nothing and says why.
+    pub fn new(store: Store, key: Option<SecretKey>) -> Self {
+        Self { store, key }
     }
 
     fn cipher(&self) -> Result<ChaCha20Poly1305, SecretError> {
@@ -126,14 +120,11 @@ impl SecretStore {
         let b64 = base64::engine::general_purpose::STANDARD;
         let record = Sealed { info: info.clone(), nonce: b64.encode(nonce_bytes), data: b64.encode(sealed) };
         let json = serde_json::to_string(&record).expect("secrets serialize");
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
-        let _: () = conn.hset(key(repo), &info.name, json).await?;
-        Ok(())
+        Ok(self.store.put_sealed_secret(repo, &info.name, &json).await?)
     }
 
     async fn sealed(&self, repo: RepoId, name: &str) -> Result<Option<Sealed>, SecretError> {
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
-        let raw: Option<String> = conn.hget(key(repo), name).await?;
+        let raw = self.store.sealed_secret(repo, name).await?;
         Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
     }
 
@@ -144,8 +135,7 @@ impl SecretStore {
 
     /// Every secret's settings, by name.
     pub async fn list(&self, repo: RepoId) -> Result<Vec<SecretInfo>, SecretError> {
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
-        let all: std::collections::HashMap<String, String> = conn.hgetall(key(repo)).await?;
+        let all = self.store.sealed_secrets(repo).await?;
         let mut infos: Vec<SecretInfo> = all.values().filter_map(|r| serde_json::from_str::<Sealed>(r).ok()).map(|s| s.info).collect();
         infos.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(infos)
@@ -172,8 +162,6 @@ impl SecretStore {
 
     /// Deletes a secret; false when there was none.
     pub async fn delete(&self, repo: RepoId, name: &str) -> Result<bool, SecretError> {
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
-        let removed: i64 = conn.hdel(key(repo), name).await?;
-        Ok(removed == 1)
+        Ok(self.store.remove_secret(repo, name).await?)
     }
 }

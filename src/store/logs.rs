@@ -4,10 +4,9 @@
 //! Each stream entry holds a batch of lines (one XADD per batch, not per
 //! line), which keeps a step printing at 50 MB/s from flooding Redis.
 
+use super::StoreResult;
 use crate::ids::StageId;
-use crate::queue::pool_error;
 use deadpool_redis::Pool;
-use redis::RedisResult;
 use redis::streams::StreamRangeReply;
 use serde::{Deserialize, Serialize};
 
@@ -38,7 +37,7 @@ pub struct Logs {
 }
 
 /// The stream key of a step's log.
-pub fn log_key(stage: StageId, step: i64) -> String {
+fn log_key(stage: StageId, step: i64) -> String {
     format!("gl:log:{stage}:{step}")
 }
 
@@ -49,19 +48,19 @@ impl Logs {
     }
 
     /// Appends a batch of lines.
-    pub async fn append(&self, stage: StageId, step: i64, lines: &[LogLine]) -> RedisResult<()> {
+    pub async fn append(&self, stage: StageId, step: i64, lines: &[LogLine]) -> StoreResult<()> {
         if lines.is_empty() {
             return Ok(());
         }
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
+        let mut conn = self.pool.get().await?;
         let json = serde_json::to_string(lines).expect("log lines serialize");
         redis::cmd("XADD").arg(log_key(stage, step)).arg("*").arg("lines").arg(json).query_async::<String>(&mut conn).await?;
         Ok(())
     }
 
     /// Every line stored so far.
-    pub async fn read(&self, stage: StageId, step: i64) -> RedisResult<Vec<LogLine>> {
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
+    pub async fn read(&self, stage: StageId, step: i64) -> StoreResult<Vec<LogLine>> {
+        let mut conn = self.pool.get().await?;
         let reply: StreamRangeReply = redis::cmd("XRANGE").arg(log_key(stage, step)).arg("-").arg("+").query_async(&mut conn).await?;
         Ok(reply
             .ids
@@ -73,8 +72,8 @@ impl Logs {
 
     /// The last `max_lines` lines, read from the end of the stream (a page
     /// showing a tail never loads a 16 MiB log), and how many lines there are.
-    pub async fn tail(&self, stage: StageId, step: i64, max_lines: usize) -> RedisResult<LogTail> {
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
+    pub async fn tail(&self, stage: StageId, step: i64, max_lines: usize) -> StoreResult<LogTail> {
+        let mut conn = self.pool.get().await?;
         let mut batches: Vec<Vec<LogLine>> = Vec::new();
         let mut collected = 0;
         let mut before = "+".to_string();
@@ -95,9 +94,44 @@ impl Logs {
     }
 
     /// Forgets a step's log (a stage run again starts afresh).
-    pub async fn clear(&self, stage: StageId, step: i64) -> RedisResult<()> {
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
+    pub async fn clear(&self, stage: StageId, step: i64) -> StoreResult<()> {
+        let mut conn = self.pool.get().await?;
         redis::cmd("DEL").arg(log_key(stage, step)).query_async::<i64>(&mut conn).await?;
         Ok(())
+    }
+}
+
+/// A reader following one step's log as it grows, on a connection of its
+/// own (its reads block, which would stall a pooled connection).
+pub struct LogFollower {
+    key: String,
+    last: String,
+    conn: redis::aio::MultiplexedConnection,
+}
+
+impl Logs {
+    /// Follows a step's log from its first line, reading on `conn`.
+    pub fn follow(&self, conn: redis::aio::MultiplexedConnection, stage: StageId, step: i64) -> LogFollower {
+        LogFollower { key: log_key(stage, step), last: "0-0".to_string(), conn }
+    }
+}
+
+impl LogFollower {
+    /// The lines stored after those already returned, waiting up to `block` for some.
+    pub async fn next(&mut self, block: std::time::Duration) -> StoreResult<Vec<LogLine>> {
+        let reply: Option<redis::streams::StreamReadReply> = redis::cmd("XREAD")
+            .arg("BLOCK")
+            .arg(block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&self.key)
+            .arg(&self.last)
+            .query_async(&mut self.conn)
+            .await?;
+        let mut lines = Vec::new();
+        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+            self.last = entry.id.clone();
+            lines.extend(entry.get::<String>("lines").and_then(|j| serde_json::from_str::<Vec<LogLine>>(&j).ok()).unwrap_or_default());
+        }
+        Ok(lines)
     }
 }

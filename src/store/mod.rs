@@ -5,17 +5,18 @@
 //! planner and, when a stage ends, by whichever worker ends the last stage;
 //! a stage is written only by the worker that holds its job.
 
+mod error;
 mod logs;
-mod model;
+mod side;
 
-pub use logs::{LogLine, LogTail, Logs, log_key};
-pub use model::{Build, Repo, Stage, StageJob, Status, StepRecord};
+pub use crate::model::{Build, Repo, Stage, StageJob, StageState, Status, StepRecord};
+pub use error::{StoreError, StoreResult};
+pub use logs::{LogFollower, LogLine, LogTail, Logs};
 
-use crate::github::webhook::RepoInfo;
-use crate::ids::{BuildId, DeliveryId, InstallationId, RepoId, StageId};
-use crate::queue::{EntryId, pool_error};
+use crate::ids::{BuildId, DeliveryId, EntryId, InstallationId, RepoId, StageId};
+use crate::model::{InstallationChange, RepoRef};
 use deadpool_redis::Pool;
-use redis::{AsyncCommands, RedisResult};
+use redis::AsyncCommands;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -36,9 +37,9 @@ fn stage_key(id: StageId) -> String {
 }
 /// The set of unfinished builds of a build's lane: its pull request, or its ref.
 fn lane_key(build: &Build) -> String {
-    match build.pull_request {
-        Some(pr) => format!("gl:repo:{}:unfinished:pr:{pr}", build.repo_id),
-        None => format!("gl:repo:{}:unfinished:{}", build.repo_id, build.git_ref),
+    match build.commit.pull_request {
+        Some(pr) => format!("gl:repo:{}:unfinished:pr:{pr}", build.repo.id),
+        None => format!("gl:repo:{}:unfinished:{}", build.repo.id, build.commit.git_ref),
     }
 }
 
@@ -50,7 +51,7 @@ fn delivery_key(id: &DeliveryId) -> String {
 pub const EVENTS: &str = "gl:events";
 
 /// The key whose existence asks every worker to cancel a build's stages.
-pub fn cancel_key(build: BuildId) -> String {
+fn cancel_key(build: BuildId) -> String {
     format!("gl:build:{build}:cancel")
 }
 
@@ -120,36 +121,25 @@ impl Store {
         Self { pool }
     }
 
-    async fn conn(&self) -> RedisResult<deadpool_redis::Connection> {
-        self.pool.get().await.map_err(pool_error)
+    async fn conn(&self) -> StoreResult<deadpool_redis::Connection> {
+        Ok(self.pool.get().await?)
     }
 
-    async fn get_json<T: DeserializeOwned>(&self, key: &str) -> RedisResult<Option<T>> {
+    async fn get_json<T: DeserializeOwned>(&self, key: &str) -> StoreResult<Option<T>> {
         let raw: Option<String> = self.conn().await?.get(key).await?;
-        raw.map(|text| {
-            serde_json::from_str(&text)
-                .map_err(|e| redis::RedisError::from((redis::ErrorKind::Parse, "corrupt record", format!("{key}: {e}"))))
-        })
-        .transpose()
+        raw.map(|text| error::decode(key, &text)).transpose()
     }
 
-    async fn set_json<T: Serialize>(&self, key: &str, value: &T) -> RedisResult<()> {
+    async fn set_json<T: Serialize>(&self, key: &str, value: &T) -> StoreResult<()> {
         let json = serde_json::to_string(value).expect("records serialize");
-        self.conn().await?.set(key, json).await
+        Ok(self.conn().await?.set(key, json).await?)
     }
 
     /// Records (or refreshes) a repository from a delivery.
-    pub async fn upsert_repo(&self, info: &RepoInfo, installation: InstallationId, now: i64) -> RedisResult<Repo> {
+    pub async fn upsert_repo(&self, info: &RepoRef, installation: InstallationId, now: i64) -> StoreResult<Repo> {
         let existing: Option<Repo> = self.get_json(&repo_key(info.id)).await?;
         let mut repo = Repo {
-            id: info.id,
-            namespace: info.owner.clone(),
-            name: info.name.clone(),
-            private: info.private,
-            clone_url: info.clone_url.clone(),
-            ssh_url: info.ssh_url.clone(),
-            link: info.html_url.clone(),
-            default_branch: info.default_branch.clone(),
+            info: info.clone(),
             active: true,
             protected: existing.as_ref().is_some_and(|r| r.protected),
             installation,
@@ -166,19 +156,21 @@ impl Store {
 
     /// Records what an installation event says: repositories added appear
     /// (active), repositories removed turn inactive.
-    pub async fn apply_installation(&self, change: &crate::github::webhook::InstallationChange, now: i64) -> RedisResult<()> {
+    pub async fn apply_installation(&self, change: &InstallationChange, now: i64) -> StoreResult<()> {
         for (repos, active) in [(&change.added, true), (&change.removed, false)] {
             for installed in repos {
                 let (owner, name) = installed.full_name.split_once('/').unwrap_or((&installed.full_name, ""));
                 let mut repo = self.repo(RepoId(installed.id)).await?.unwrap_or_else(|| Repo {
-                    id: RepoId(installed.id),
-                    namespace: owner.to_string(),
-                    name: name.to_string(),
-                    private: installed.private,
-                    clone_url: String::new(),
-                    ssh_url: String::new(),
-                    link: String::new(),
-                    default_branch: "main".to_string(),
+                    info: RepoRef {
+                        id: RepoId(installed.id),
+                        owner: owner.to_string(),
+                        name: name.to_string(),
+                        private: installed.private,
+                        clone_url: String::new(),
+                        ssh_url: String::new(),
+                        html_url: String::new(),
+                        default_branch: "main".to_string(),
+                    },
                     active,
                     protected: false,
                     installation: change.installation,
@@ -186,7 +178,7 @@ impl Store {
                     updated: now,
                 });
                 repo.active = active;
-                repo.private = installed.private;
+                repo.info.private = installed.private;
                 repo.installation = change.installation;
                 repo.updated = now;
                 self.save_repo(&repo).await?;
@@ -196,12 +188,12 @@ impl Store {
     }
 
     /// A repository by id.
-    pub async fn repo(&self, id: RepoId) -> RedisResult<Option<Repo>> {
+    pub async fn repo(&self, id: RepoId) -> StoreResult<Option<Repo>> {
         self.get_json(&repo_key(id)).await
     }
 
     /// A repository by `owner/name` (case-insensitive, as GitHub's are).
-    pub async fn repo_by_slug(&self, slug: &str) -> RedisResult<Option<Repo>> {
+    pub async fn repo_by_slug(&self, slug: &str) -> StoreResult<Option<Repo>> {
         let id: Option<i64> = self.conn().await?.get(slug_key(slug)).await?;
         match id {
             Some(id) => self.repo(RepoId(id)).await,
@@ -210,14 +202,14 @@ impl Store {
     }
 
     /// Claims a delivery GUID for a queue entry (see [`Claim`]).
-    pub async fn claim_delivery(&self, delivery: &DeliveryId, entry: &EntryId) -> RedisResult<Claim> {
+    pub async fn claim_delivery(&self, delivery: &DeliveryId, entry: &EntryId) -> StoreResult<Claim> {
         let owner: String =
             redis::Script::new(CLAIM_DELIVERY).key(delivery_key(delivery)).arg(&entry.0).invoke_async(&mut self.conn().await?).await?;
         Ok(if owner == entry.0 { Claim::Owned } else { Claim::InFlight(EntryId(owner)) })
     }
 
     /// Releases a delivery once its build has finished, so that a redelivery starts a new build.
-    pub async fn release_delivery(&self, delivery: &DeliveryId, entry: &EntryId) -> RedisResult<()> {
+    pub async fn release_delivery(&self, delivery: &DeliveryId, entry: &EntryId) -> StoreResult<()> {
         let _: i64 =
             redis::Script::new(RELEASE_DELIVERY).key(delivery_key(delivery)).arg(&entry.0).invoke_async(&mut self.conn().await?).await?;
         Ok(())
@@ -225,7 +217,7 @@ impl Store {
 
     /// The build id and number of a queue entry, allocated on first call.
     /// Returns `(id, number, fresh)`.
-    pub async fn allocate_build(&self, entry: &EntryId, repo: RepoId) -> RedisResult<(BuildId, i64, bool)> {
+    pub async fn allocate_build(&self, entry: &EntryId, repo: RepoId) -> StoreResult<(BuildId, i64, bool)> {
         let (id, number, fresh): (i64, i64, i64) = redis::Script::new(ALLOCATE_BUILD)
             .key(format!("gl:entry:{entry}:build"))
             .key("gl:ids:build")
@@ -235,42 +227,42 @@ impl Store {
         Ok((BuildId(id), number, fresh == 1))
     }
 
-    /// The build an entry already allocated, if any.
-    pub async fn allocate_existing(&self, entry: &EntryId) -> RedisResult<Option<BuildId>> {
+    /// The build an entry allocated earlier, if it did: planning resumes it.
+    pub async fn entry_build(&self, entry: &EntryId) -> StoreResult<Option<BuildId>> {
         let raw: Option<String> = self.conn().await?.get(format!("gl:entry:{entry}:build")).await?;
         Ok(raw.and_then(|r| r.split(':').next().and_then(|id| id.parse().ok())).map(BuildId))
     }
 
     /// Reserves `count` consecutive ids of a kind (`stage`, `step`); returns the first.
-    pub async fn allocate_ids(&self, kind: &str, count: usize) -> RedisResult<i64> {
+    pub async fn allocate_ids(&self, kind: &str, count: usize) -> StoreResult<i64> {
         let last: i64 = self.conn().await?.incr(format!("gl:ids:{kind}"), count).await?;
         Ok(last - count as i64 + 1)
     }
 
     /// Writes a new build and its stages at once, and lists it under its repository.
-    pub async fn record_build(&self, build: &Build, stages: &[Stage]) -> RedisResult<()> {
+    pub async fn record_build(&self, build: &Build, stages: &[Stage]) -> StoreResult<()> {
         let mut pipe = redis::pipe();
         pipe.atomic();
         pipe.set(build_key(build.id), serde_json::to_string(build).expect("records serialize"));
         for stage in stages {
             pipe.set(stage_key(stage.id), serde_json::to_string(stage).expect("records serialize"));
         }
-        pipe.zadd(builds_key(build.repo_id), build.id.0, build.number);
+        pipe.zadd(builds_key(build.repo.id), build.id.0, build.number);
         pipe.zadd("gl:builds", build.id.0, build.id.0);
         if !build.status.is_done() {
             pipe.sadd(lane_key(build), build.id.0);
         }
         pipe.query_async::<()>(&mut self.conn().await?).await?;
-        self.announce(build.repo_id, build.id).await
+        self.announce(build.repo.id, build.id).await
     }
 
     /// A build by id.
-    pub async fn build(&self, id: BuildId) -> RedisResult<Option<Build>> {
+    pub async fn build(&self, id: BuildId) -> StoreResult<Option<Build>> {
         self.get_json(&build_key(id)).await
     }
 
     /// A build by repository and number.
-    pub async fn build_by_number(&self, repo: RepoId, number: i64) -> RedisResult<Option<Build>> {
+    pub async fn build_by_number(&self, repo: RepoId, number: i64) -> StoreResult<Option<Build>> {
         let ids: Vec<i64> = self.conn().await?.zrangebyscore(builds_key(repo), number, number).await?;
         match ids.first() {
             Some(id) => self.build(BuildId(*id)).await,
@@ -279,7 +271,7 @@ impl Store {
     }
 
     /// The numbers and ids of a repository's builds, newest first.
-    pub async fn build_ids(&self, repo: RepoId, offset: usize, count: usize) -> RedisResult<Vec<BuildId>> {
+    pub async fn build_ids(&self, repo: RepoId, offset: usize, count: usize) -> StoreResult<Vec<BuildId>> {
         if count == 0 {
             return Ok(Vec::new());
         }
@@ -288,7 +280,7 @@ impl Store {
     }
 
     /// Takes a stage's lease for `owner` unless someone holds it.
-    pub async fn acquire_lease(&self, stage: StageId, owner: &str, ttl: std::time::Duration) -> RedisResult<bool> {
+    pub async fn acquire_lease(&self, stage: StageId, owner: &str, ttl: std::time::Duration) -> StoreResult<bool> {
         let set: Option<String> = redis::cmd("SET")
             .arg(lease_key(stage))
             .arg(owner)
@@ -301,7 +293,7 @@ impl Store {
     }
 
     /// Extends a stage's lease if `owner` still holds it.
-    pub async fn renew_lease(&self, stage: StageId, owner: &str, ttl: std::time::Duration) -> RedisResult<bool> {
+    pub async fn renew_lease(&self, stage: StageId, owner: &str, ttl: std::time::Duration) -> StoreResult<bool> {
         let renewed: i64 = redis::Script::new(RENEW_LEASE)
             .key(lease_key(stage))
             .arg(owner)
@@ -312,14 +304,14 @@ impl Store {
     }
 
     /// Drops a stage's lease if `owner` still holds it.
-    pub async fn release_lease(&self, stage: StageId, owner: &str) -> RedisResult<()> {
+    pub async fn release_lease(&self, stage: StageId, owner: &str) -> StoreResult<()> {
         redis::Script::new(RELEASE_LEASE).key(lease_key(stage)).arg(owner).invoke_async::<i64>(&mut self.conn().await?).await?;
         Ok(())
     }
 
     /// Reads, changes and writes a build atomically (optimistic: retried if
     /// another process wrote it meanwhile). Returns the build as written.
-    pub async fn update_build(&self, id: BuildId, mut change: impl FnMut(&mut Build)) -> RedisResult<Option<Build>> {
+    pub async fn update_build(&self, id: BuildId, mut change: impl FnMut(&mut Build)) -> StoreResult<Option<Build>> {
         let key = build_key(id);
         let mut conn = self.conn().await?;
         loop {
@@ -329,8 +321,7 @@ impl Store {
                 redis::cmd("UNWATCH").query_async::<()>(&mut conn).await?;
                 return Ok(None);
             };
-            let mut build: Build = serde_json::from_str(&raw)
-                .map_err(|e| redis::RedisError::from((redis::ErrorKind::Parse, "corrupt build", e.to_string())))?;
+            let mut build: Build = error::decode(&key, &raw)?;
             change(&mut build);
             build.version += 1;
             let written: Option<()> = redis::pipe()
@@ -340,14 +331,14 @@ impl Store {
                 .query_async(&mut conn)
                 .await?;
             if written.is_some() {
-                self.announce(build.repo_id, build.id).await?;
+                self.announce(build.repo.id, build.id).await?;
                 return Ok(Some(build));
             }
         }
     }
 
     /// The unfinished builds of the same branch, tag or pull request as `build`.
-    pub async fn unfinished_in_lane(&self, build: &Build) -> RedisResult<Vec<Build>> {
+    pub async fn unfinished_in_lane(&self, build: &Build) -> StoreResult<Vec<Build>> {
         let ids: Vec<i64> = self.conn().await?.smembers(lane_key(build)).await?;
         let mut builds = Vec::with_capacity(ids.len());
         for id in ids {
@@ -358,13 +349,14 @@ impl Store {
         Ok(builds)
     }
 
-    /// Forgets that a build is unfinished.
-    pub async fn mark_finished(&self, build: &Build) -> RedisResult<()> {
-        self.conn().await?.srem(lane_key(build), build.id.0).await
+    /// Forgets that a build is unfinished (it leaves its auto-cancel lane).
+    pub async fn leave_lane(&self, build: &Build) -> StoreResult<()> {
+        Ok(self.conn().await?.srem(lane_key(build), build.id.0).await?)
     }
 
-    /// Counts a stage of a build as done; true for the call that counts the last one.
-    pub async fn stage_done(&self, build: &Build, stage: StageId) -> RedisResult<bool> {
+    /// Counts a stage of a build as done; true for the one call that counts
+    /// the last one (a stage counted twice, after a takeover, counts once).
+    pub async fn count_stage_done(&self, build: &Build, stage: StageId) -> StoreResult<bool> {
         let key = format!("gl:build:{}:done", build.id);
         // One transaction, so exactly one caller sees the count reach the total.
         let (added, done): (i64, usize) =
@@ -373,12 +365,12 @@ impl Store {
     }
 
     /// A stage by id.
-    pub async fn stage(&self, id: StageId) -> RedisResult<Option<Stage>> {
+    pub async fn stage(&self, id: StageId) -> StoreResult<Option<Stage>> {
         self.get_json(&stage_key(id)).await
     }
 
     /// The stages of a build, in order.
-    pub async fn stages(&self, build: &Build) -> RedisResult<Vec<Stage>> {
+    pub async fn stages(&self, build: &Build) -> StoreResult<Vec<Stage>> {
         let mut out = Vec::with_capacity(build.stages.len());
         for id in &build.stages {
             if let Some(stage) = self.stage(*id).await? {
@@ -389,20 +381,20 @@ impl Store {
     }
 
     /// Overwrites a stage record (bumping its version).
-    pub async fn save_stage(&self, stage: &mut Stage) -> RedisResult<()> {
+    pub async fn save_stage(&self, stage: &mut Stage) -> StoreResult<()> {
         stage.version += 1;
         self.set_json(&stage_key(stage.id), stage).await?;
         self.announce(stage.repo_id, stage.build_id).await
     }
 
     /// Tells every process (live pages, API streams) that a build changed.
-    async fn announce(&self, repo: RepoId, build: BuildId) -> RedisResult<()> {
+    async fn announce(&self, repo: RepoId, build: BuildId) -> StoreResult<()> {
         let event = serde_json::json!({ "repo": repo, "build": build }).to_string();
-        self.conn().await?.publish(EVENTS, event).await
+        Ok(self.conn().await?.publish(EVENTS, event).await?)
     }
 
     /// Every repository, ordered by slug.
-    pub async fn repos(&self) -> RedisResult<Vec<Repo>> {
+    pub async fn repos(&self) -> StoreResult<Vec<Repo>> {
         let ids: Vec<i64> = self.conn().await?.smembers("gl:repos").await?;
         let mut repos = Vec::with_capacity(ids.len());
         for id in ids {
@@ -415,21 +407,21 @@ impl Store {
     }
 
     /// Saves a repository record as it is.
-    pub async fn save_repo(&self, repo: &Repo) -> RedisResult<()> {
-        self.set_json(&repo_key(repo.id), repo).await?;
+    pub async fn save_repo(&self, repo: &Repo) -> StoreResult<()> {
+        self.set_json(&repo_key(repo.info.id), repo).await?;
         let mut conn = self.conn().await?;
-        let _: () = conn.set(slug_key(&repo.slug()), repo.id.0).await?;
-        conn.sadd("gl:repos", repo.id.0).await
+        let _: () = conn.set(slug_key(&repo.slug()), repo.info.id.0).await?;
+        Ok(conn.sadd("gl:repos", repo.info.id.0).await?)
     }
 
     /// The last build number of a repository.
-    pub async fn repo_counter(&self, repo: RepoId) -> RedisResult<i64> {
+    pub async fn repo_counter(&self, repo: RepoId) -> StoreResult<i64> {
         let n: Option<i64> = self.conn().await?.get(format!("gl:repo:{repo}:counter")).await?;
         Ok(n.unwrap_or(0))
     }
 
     /// The most recent builds of every repository, newest first.
-    pub async fn recent_builds(&self, offset: usize, count: usize) -> RedisResult<Vec<Build>> {
+    pub async fn recent_builds(&self, offset: usize, count: usize) -> StoreResult<Vec<Build>> {
         if count == 0 {
             return Ok(Vec::new());
         }
@@ -444,23 +436,24 @@ impl Store {
     }
 
     /// Asks the workers running a build to cancel it.
-    pub async fn request_cancel(&self, build: BuildId, reason: &str) -> RedisResult<()> {
-        self.conn().await?.set_ex(cancel_key(build), reason, 7 * 24 * 3600).await
+    pub async fn request_cancel(&self, build: BuildId, reason: &str) -> StoreResult<()> {
+        Ok(self.conn().await?.set_ex(cancel_key(build), reason, 7 * 24 * 3600).await?)
     }
 
     /// Why a build was cancelled (empty when no reason was given), if it was.
-    pub async fn cancel_reason(&self, build: BuildId) -> RedisResult<Option<String>> {
-        self.conn().await?.get(cancel_key(build)).await
+    pub async fn cancel_reason(&self, build: BuildId) -> StoreResult<Option<String>> {
+        Ok(self.conn().await?.get(cancel_key(build)).await?)
     }
 
     /// Whether a build was asked to cancel.
-    pub async fn is_cancelled(&self, build: BuildId) -> RedisResult<bool> {
-        self.conn().await?.exists(cancel_key(build)).await
+    pub async fn is_cancelled(&self, build: BuildId) -> StoreResult<bool> {
+        Ok(self.conn().await?.exists(cancel_key(build)).await?)
     }
 
     /// Whether Redis answers.
-    pub async fn ping(&self) -> RedisResult<()> {
+    pub async fn ping(&self) -> StoreResult<()> {
         let mut conn = self.conn().await?;
-        redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ())
+        redis::cmd("PING").query_async::<String>(&mut conn).await?;
+        Ok(())
     }
 }

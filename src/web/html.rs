@@ -61,10 +61,10 @@ pub fn build_list(repo: &Repo, builds: &[Build]) -> String {
         rows.push_str(&format!(
             "<tr><td><a href=\"/{slug}/{n}\">#{n}</a></td><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
             status(b.status, &format!("build-status-{}", b.number)),
-            escape(b.event.as_str()),
-            escape(&b.git_ref),
-            escape(b.after.short()),
-            escape(b.message.lines().next().unwrap_or_default()),
+            escape(b.commit.event.as_str()),
+            escape(&b.commit.git_ref),
+            escape(b.commit.sha.short()),
+            escape(b.commit.message.lines().next().unwrap_or_default()),
             when(b.created),
             n = b.number,
         ));
@@ -92,14 +92,14 @@ pub fn build_page(repo: &Repo, build: &Build, stages: &[Stage], logs: &[((i64, i
         escape(&slug),
         build.number,
         status(build.status, "build-status"),
-        escape(build.event.as_str()),
-        escape(&build.git_ref),
-        escape(&build.after.0),
-        escape(if build.author_login.is_empty() { &build.sender } else { &build.author_login }),
+        escape(build.commit.event.as_str()),
+        escape(&build.commit.git_ref),
+        escape(&build.commit.sha.0),
+        escape(if build.commit.author.login.is_empty() { &build.commit.sender } else { &build.commit.author.login }),
         when(build.created),
         when(build.started),
         when(build.finished),
-        escape(&build.message),
+        escape(&build.commit.message),
     );
     if !build.error.is_empty() {
         body.push_str(&format!("<p class=\"error\">{}</p>", escape(&build.error)));
@@ -109,7 +109,7 @@ pub fn build_page(repo: &Repo, build: &Build, stages: &[Stage], logs: &[((i64, i
             "<section id=\"stage-{0}\"><h2>{1} {2}</h2>",
             stage.number,
             escape(&stage.name),
-            status(stage.status, &format!("stage-status-{}", stage.number))
+            status(stage.status(), &format!("stage-status-{}", stage.number))
         ));
         for step in &stage.steps {
             let key = (stage.number, step.number);

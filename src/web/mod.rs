@@ -38,7 +38,7 @@ fn not_found(what: &str) -> Response {
 /// The repository, or the response to send instead (login for a private one).
 async fn visible_repo(state: &ApiState, viewer: &Viewer, owner: &str, repo: &str, here: &str) -> Result<Repo, Response> {
     match state.store.repo_by_slug(&format!("{owner}/{repo}")).await {
-        Ok(Some(r)) if !r.private || viewer.admin => Ok(r),
+        Ok(Some(r)) if !r.info.private || viewer.admin => Ok(r),
         Ok(Some(_)) => Err(Redirect::to(&format!("/login?next={}", crate::text::percent_encode(here, b"/"))).into_response()),
         Ok(None) => Err(not_found(&format!("greenlight has no repository {owner}/{repo}."))),
         Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}")).into_response()),
@@ -52,7 +52,7 @@ async fn build_list(State(state): State<ApiState>, viewer: Viewer, Path((owner, 
         Err(response) => return response,
     };
     let mut builds = Vec::new();
-    for id in state.store.build_ids(repo.id, 0, PAGE_BUILDS).await.unwrap_or_default() {
+    for id in state.store.build_ids(repo.info.id, 0, PAGE_BUILDS).await.unwrap_or_default() {
         if let Ok(Some(b)) = state.store.build(id).await {
             builds.push(b);
         }
@@ -73,7 +73,7 @@ async fn build_page(
     let Ok(number) = number.parse::<i64>() else {
         return not_found("Build numbers are numbers.");
     };
-    let Ok(Some(build)) = state.store.build_by_number(repo.id, number).await else {
+    let Ok(Some(build)) = state.store.build_by_number(repo.info.id, number).await else {
         return not_found(&format!("{} has no build #{number}.", repo.slug()));
     };
     let stages = state.store.stages(&build).await.unwrap_or_default();

@@ -160,14 +160,7 @@ impl TestApp {
 
     /// Entries in the delivery stream.
     pub async fn queued_deliveries(&self) -> u64 {
-        greenlight::queue::WorkQueue::<greenlight::github::webhook::Trigger>::new(
-            greenlight::redis_server::pool(&self.redis.url()).unwrap(),
-            greenlight::queue::DELIVERIES,
-            greenlight::queue::PLANNERS,
-        )
-        .len()
-        .await
-        .unwrap_or(0)
+        greenlight::queue::WorkQueue::deliveries(greenlight::redis_server::pool(&self.redis.url()).unwrap()).len().await.unwrap_or(0)
     }
 
     /// The store, to read builds as the API will.

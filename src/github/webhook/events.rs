@@ -2,10 +2,12 @@
 //! structs), and what each event asks for.
 
 use super::RERUN_FAILED_ACTION;
-use super::{
-    Delivery, Event, InstallationChange, InstalledRepo, MAX_MESSAGE_CHARS, PayloadError, RepoInfo, RerunRequest, RerunTarget, Trigger,
-};
+use super::{Delivery, PayloadError};
 use crate::ids::{DeliveryId, InstallationId, RepoId, Sha};
+use crate::model::{
+    Author, Commit, Event, InstallationChange, InstalledRepo, MAX_MESSAGE_CHARS, RepoRef, RerunRequest, RerunTarget, Trigger,
+    truncate_chars,
+};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -42,10 +44,10 @@ struct OwnerPayload {
 }
 
 impl RepoPayload {
-    fn info(self) -> RepoInfo {
+    fn info(self) -> RepoRef {
         let owner =
             self.owner.login.or(self.owner.name).unwrap_or_else(|| self.full_name.split('/').next().unwrap_or_default().to_string());
-        RepoInfo {
+        RepoRef {
             id: RepoId(self.id),
             owner,
             name: self.name,
@@ -219,13 +221,6 @@ pub(super) fn installation_change(event: &str, ev: InstallationEvent) -> Deliver
     Delivery::Installation(InstallationChange { installation, added, removed })
 }
 
-fn truncate_chars(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => text[..cut].to_string(),
-        None => text.to_string(),
-    }
-}
-
 fn installation(event: &str, inst: Option<InstallationRef>) -> Result<InstallationId, Delivery> {
     inst.map(|i| InstallationId(i.id))
         .ok_or_else(|| Delivery::Ignored(format!("{event} delivery without an installation (not sent to a GitHub App)")))
@@ -253,9 +248,7 @@ pub(super) fn pull_request(ev: PullRequestEvent, delivery: &DeliveryId) -> Resul
         None => (String::new(), true),
     };
     let author = pr.user.unwrap_or(Account { login: String::new(), avatar_url: String::new() });
-    Ok(Delivery::Build(Box::new(Trigger {
-        delivery: delivery.clone(),
-        installation,
+    let commit = Commit {
         event: Event::PullRequest,
         action: action.to_string(),
         sha: Sha(pr.head.sha),
@@ -269,16 +262,10 @@ pub(super) fn pull_request(ev: PullRequestEvent, delivery: &DeliveryId) -> Resul
         title: truncate_chars(&pr.title, MAX_MESSAGE_CHARS),
         message: truncate_chars(pr.body.as_deref().filter(|b| !b.is_empty()).unwrap_or(&pr.title), MAX_MESSAGE_CHARS),
         link: pr.html_url,
-        author_login: author.login,
-        author_name: String::new(),
-        author_email: String::new(),
-        author_avatar: author.avatar_url,
+        author: Author { login: author.login, name: String::new(), email: String::new(), avatar: author.avatar_url },
         sender: ev.sender.map(|s| s.login).unwrap_or_default(),
-        repo,
-        parent: 0,
-        requested_by: String::new(),
-        only_pipelines: Vec::new(),
-    })))
+    };
+    Ok(Delivery::Build(Box::new(webhook_trigger(delivery, repo, installation, commit))))
 }
 
 pub(super) fn push(ev: PushEvent, delivery: &DeliveryId) -> Result<Delivery, PayloadError> {
@@ -303,10 +290,7 @@ pub(super) fn push(ev: PushEvent, delivery: &DeliveryId) -> Result<Delivery, Pay
     let author = author.unwrap_or(CommitAuthor { name: String::new(), email: String::new(), username: None });
     let sender = ev.sender.unwrap_or(Account { login: String::new(), avatar_url: String::new() });
     let target = if event == Event::Tag { String::new() } else { branch.clone() };
-    Ok(Delivery::Build(Box::new(Trigger {
-        delivery: delivery.clone(),
-        installation,
-        repo: ev.repository.info(),
+    let commit = Commit {
         event,
         action: action.to_string(),
         sha: Sha(ev.after),
@@ -320,24 +304,18 @@ pub(super) fn push(ev: PushEvent, delivery: &DeliveryId) -> Result<Delivery, Pay
         title: String::new(),
         message: truncate_chars(&message, MAX_MESSAGE_CHARS),
         link: ev.compare,
-        author_login: author.username.unwrap_or_else(|| sender.login.clone()),
-        author_name: author.name,
-        author_email: author.email,
-        author_avatar: sender.avatar_url,
+        author: Author {
+            login: author.username.unwrap_or_else(|| sender.login.clone()),
+            name: author.name,
+            email: author.email,
+            avatar: sender.avatar_url,
+        },
         sender: sender.login,
-        parent: 0,
-        requested_by: String::new(),
-        only_pipelines: Vec::new(),
-    })))
+    };
+    Ok(Delivery::Build(Box::new(webhook_trigger(delivery, ev.repository.info(), installation, commit))))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_are_cut_on_char_boundaries() {
-        assert_eq!(truncate_chars("héllo", 2), "hé");
-        assert_eq!(truncate_chars("hi", 5), "hi");
-    }
+/// The trigger of a webhook delivery: no parent, no requester, every pipeline.
+fn webhook_trigger(delivery: &DeliveryId, repo: RepoRef, installation: InstallationId, commit: Commit) -> Trigger {
+    Trigger { delivery: delivery.clone(), installation, repo, commit, parent: 0, requested_by: String::new(), only_pipelines: Vec::new() }
 }

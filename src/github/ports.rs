@@ -1,0 +1,45 @@
+//! Narrow views of the GitHub client for the parts that need one thing of
+//! it: the planner reads pipeline files, the runner gets clone credentials.
+//! Neither can post a status or a check run; only `publish` does that.
+
+use super::{GitHub, GitHubError, RepoPath};
+use crate::ids::{InstallationId, Sha};
+use crate::model::RepoRef;
+use secrecy::SecretString;
+
+/// Reads a repository's files at a commit (the planner's `.drone.yml`).
+#[derive(Clone)]
+pub struct RepoFiles {
+    github: GitHub,
+}
+
+impl RepoFiles {
+    /// Files read through `github`.
+    pub fn new(github: GitHub) -> Self {
+        Self { github }
+    }
+
+    /// The text of `path` at `sha`, or `None` when the commit has no such file.
+    pub async fn read(&self, installation: InstallationId, repo: &RepoRef, path: &str, sha: &Sha) -> Result<Option<String>, GitHubError> {
+        let route = RepoPath { owner: repo.owner.clone(), name: repo.name.clone() };
+        self.github.file_at(installation, &route, path, &sha.0).await
+    }
+}
+
+/// Mints the short-lived installation token a worker clones with.
+#[derive(Clone)]
+pub struct CloneCredentials {
+    github: GitHub,
+}
+
+impl CloneCredentials {
+    /// Credentials minted through `github`.
+    pub fn new(github: GitHub) -> Self {
+        Self { github }
+    }
+
+    /// A token for the installation's repositories (cached, shared by every process).
+    pub async fn token(&self, installation: InstallationId) -> Result<SecretString, GitHubError> {
+        self.github.installation_token(installation).await
+    }
+}

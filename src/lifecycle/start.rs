@@ -1,0 +1,325 @@
+//! Starting a build from a trigger, whatever asked for it: a webhook, a
+//! Re-run button, the API's restart. Recorded once per queue entry, then
+//! announced (pending statuses, queued check runs, stage jobs) as far as
+//! it had not been, so a planner that crashed or met a GitHub outage resumes
+//! without a second build or a second check run.
+
+use super::Lifecycle;
+use crate::github::{GitHubError, RepoFiles};
+use crate::ids::{BuildId, DeliveryId, EntryId, StageId};
+use crate::model::{Build, Commit, Repo, RerunRequest, RerunTarget, Stage, StageState, Status, StepRecord, Trigger};
+use crate::pipeline::{self, Facts, Pipeline};
+use crate::publish::CONFIG_CHECK;
+use crate::store::{Claim, Store, StoreError, StoreResult};
+
+/// How many recent builds of a repository a check suite rerun looks through.
+pub const RERUN_SCAN: usize = 100;
+
+/// Why starting a build stopped before it was done.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// GitHub failed.
+    #[error(transparent)]
+    GitHub(#[from] GitHubError),
+    /// Queueing a stage failed.
+    #[error(transparent)]
+    Queue(#[from] anyhow::Error),
+}
+
+impl StartError {
+    /// Whether trying again later may succeed (an outage, not a refusal).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StartError::Store(e) => e.is_transient(),
+            StartError::GitHub(e) => e.is_transient(),
+            StartError::Queue(_) => true,
+        }
+    }
+}
+
+/// What `.drone.yml` says to build for a trigger.
+enum Plan {
+    /// These pipelines (at least one); `auto_cancel` from the file's settings.
+    Pipelines { pipelines: Vec<Pipeline>, auto_cancel: bool },
+    /// The file is missing or invalid: an errored build saying why.
+    Invalid(String),
+}
+
+impl Lifecycle {
+    /// Starts (or resumes) the build of queue entry `entry`; safe to call
+    /// again for the same entry. Returns the build, `None` when nothing is
+    /// to be built (another copy of the delivery is in flight, or no
+    /// pipeline matches).
+    pub async fn start(&self, entry: &EntryId, trigger: &Trigger, files: &RepoFiles) -> Result<Option<BuildId>, StartError> {
+        let repo = self.store.upsert_repo(&trigger.repo, trigger.installation, self.now()).await?;
+        if let Claim::InFlight(other) = self.store.claim_delivery(&trigger.delivery, entry).await? {
+            tracing::info!(delivery = %trigger.delivery, earlier = %other, "a copy of this delivery is still queued or running; nothing to do");
+            return Ok(None);
+        }
+        let existing = match self.store.entry_build(entry).await? {
+            Some(id) => self.store.build(id).await?,
+            None => None,
+        };
+        let (build, stages, supersedes) = match existing {
+            Some(build) => {
+                let stages = self.store.stages(&build).await?;
+                (build, stages, false)
+            }
+            None => {
+                let plan = match read_plan(trigger, files).await? {
+                    Some(plan) => plan,
+                    None => {
+                        tracing::info!(repo = %trigger.repo.slug(), sha = %trigger.commit.sha, "no pipeline's trigger matches; no build");
+                        self.store.release_delivery(&trigger.delivery, entry).await?;
+                        return Ok(None);
+                    }
+                };
+                self.record(entry, trigger, &repo, plan).await?
+            }
+        };
+        let id = build.id;
+        self.announce(&build, stages).await?;
+        // After the pending statuses are out: cancelling older builds must not delay them.
+        if supersedes {
+            self.supersede(&build).await;
+        }
+        Ok(Some(id))
+    }
+
+    /// Starts a new build of a build's commit and event, with `parent` set
+    /// to its number; `None` when no pipeline matches any more.
+    pub async fn restart(&self, repo: &Repo, build: &Build, by: &str, files: &RepoFiles) -> Result<Option<Build>, StartError> {
+        let nonce: u64 = rand::random();
+        let delivery = DeliveryId(format!("restart-{}-{nonce:016x}", build.id));
+        let trigger = trigger_from_build(repo, build, by, delivery, Vec::new());
+        match self.start(&EntryId(format!("restart-{nonce:016x}")), &trigger, files).await? {
+            Some(id) => Ok(self.store.build(id).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// Records the build and its stages; returns them and whether the build
+    /// supersedes older ones of its lane.
+    async fn record(&self, entry: &EntryId, trigger: &Trigger, repo: &Repo, plan: Plan) -> StoreResult<(Build, Vec<Stage>, bool)> {
+        // A fork's code on a protected repository waits for an administrator.
+        let blocked = trigger.commit.fork && repo.protected;
+        let (id, number, _) = self.store.allocate_build(entry, repo.info.id).await?;
+        let now = self.now();
+        let (status, error, auto_cancel, stages) = match plan {
+            Plan::Pipelines { pipelines, auto_cancel } => {
+                let stages = self.new_stages(id, trigger, pipelines, blocked).await?;
+                (if blocked { Status::Blocked } else { Status::Pending }, String::new(), auto_cancel, stages)
+            }
+            Plan::Invalid(message) => (Status::Error, message, false, Vec::new()),
+        };
+        let finished = if status == Status::Error { now } else { 0 };
+        let build = Build {
+            id,
+            repo: trigger.repo.clone(),
+            number,
+            parent: trigger.parent,
+            status,
+            error,
+            trigger: if trigger.requested_by.is_empty() { "@hook".to_string() } else { trigger.requested_by.clone() },
+            commit: trigger.commit.clone(),
+            installation: trigger.installation,
+            delivery: trigger.delivery.clone(),
+            entry: entry.clone(),
+            stages: stages.iter().map(|s| s.id).collect(),
+            started: finished,
+            finished,
+            created: now,
+            updated: now,
+            version: 1,
+        };
+        self.store.record_build(&build, &stages).await?;
+        tracing::info!(repo = %build.slug(), number, stages = stages.len(), status = status.as_str(), "build recorded");
+        let supersedes = auto_cancel && build.commit.is_new_push() && trigger.parent == 0;
+        Ok((build, stages, supersedes))
+    }
+
+    /// One stage per pipeline, each with its step records (the clone first).
+    async fn new_stages(&self, build: BuildId, trigger: &Trigger, pipelines: Vec<Pipeline>, blocked: bool) -> StoreResult<Vec<Stage>> {
+        let now = self.now();
+        let first_stage = self.store.allocate_ids("stage", pipelines.len().max(1)).await?;
+        let step_count: usize = pipelines.iter().map(|p| p.steps.len() + 1).sum();
+        let mut next_step = self.store.allocate_ids("step", step_count.max(1)).await?;
+        let mut stages = Vec::with_capacity(pipelines.len());
+        for (i, pipeline) in pipelines.into_iter().enumerate() {
+            let steps = step_records(&pipeline, next_step);
+            next_step += steps.len() as i64;
+            stages.push(Stage {
+                id: StageId(first_stage + i as i64),
+                repo_id: trigger.repo.id,
+                build_id: build,
+                number: i as i64 + 1,
+                name: pipeline.name.clone(),
+                state: match (blocked, pipeline.depends_on.is_empty()) {
+                    (true, _) => StageState::Blocked,
+                    (false, true) => StageState::Pending { approved: false, queued: false },
+                    (false, false) => StageState::Waiting { approved: false },
+                },
+                error: String::new(),
+                exit_code: 0,
+                machine: String::new(),
+                started: 0,
+                stopped: 0,
+                created: now,
+                updated: now,
+                version: 1,
+                depends_on: pipeline.depends_on.clone(),
+                steps,
+                pipeline,
+                check_run: None,
+            });
+        }
+        Ok(stages)
+    }
+
+    /// Publishes what is not yet on GitHub and queues what is not yet queued.
+    async fn announce(&self, build: &Build, stages: Vec<Stage>) -> Result<(), StartError> {
+        if build.status == Status::Error && stages.is_empty() {
+            self.publisher.config_error(build, self.clock.now()).await?;
+            self.store.release_delivery(&build.delivery, &build.entry).await?;
+            return Ok(());
+        }
+        for mut stage in stages {
+            if stage.check_run.is_none() {
+                stage.check_run = Some(self.publisher.stage_planned(build, &stage).await?);
+                self.store.save_stage(&mut stage).await?;
+            }
+            if let StageState::Pending { queued: false, .. } = stage.state {
+                self.queue_stage(build, &mut stage).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cancels the unfinished builds of the same branch or pull request for
+    /// older commits: a newer push supersedes them.
+    async fn supersede(&self, newer: &Build) {
+        let unfinished = match self.store.unfinished_in_lane(newer).await {
+            Ok(builds) => builds,
+            Err(e) => return tracing::warn!(error = %e, "cannot look for superseded builds"),
+        };
+        let reason = format!("superseded by {}", newer.commit.sha.short());
+        for older in unfinished.into_iter().filter(|b| b.id != newer.id) {
+            let superseded = newer.commit.same_lane(&older.commit) && older.commit.sha != newer.commit.sha && older.number < newer.number;
+            if superseded && !older.status.is_done() {
+                tracing::info!(repo = %older.slug(), number = older.number, %reason, "cancelling a superseded build");
+                if let Err(e) = self.cancel(&older, &reason).await {
+                    tracing::warn!(error = %e, "could not cancel a superseded build");
+                }
+            }
+        }
+    }
+}
+
+/// Reads `.drone.yml` at the trigger's commit and chooses its pipelines;
+/// `None` when none matches. Only outages are errors: a missing or invalid
+/// file is a plan too (an errored build that says why).
+async fn read_plan(trigger: &Trigger, files: &RepoFiles) -> Result<Option<Plan>, GitHubError> {
+    let path = pipeline::CONFIG_PATH;
+    let config = match files.read(trigger.installation, &trigger.repo, path, &trigger.commit.sha).await {
+        Ok(Some(text)) => pipeline::parse(&text).map_err(|e| format!("{path}: {e}")),
+        Ok(None) => Err(format!("no {path} in {} at {}", trigger.repo.slug(), trigger.commit.sha.short())),
+        Err(e) if e.is_transient() => return Err(e),
+        Err(e) => Err(format!("could not read {path}: {e}")),
+    };
+    let config = match config {
+        Ok(config) => config,
+        Err(message) => return Ok(Some(Plan::Invalid(message))),
+    };
+    let slug = trigger.repo.slug();
+    let mut chosen = config.matching(&facts(&trigger.commit, &slug));
+    if !trigger.only_pipelines.is_empty() {
+        chosen.retain(|p| trigger.only_pipelines.contains(&p.name));
+        let names: Vec<String> = chosen.iter().map(|p| p.name.clone()).collect();
+        for p in &mut chosen {
+            p.depends_on.retain(|d| names.contains(d));
+        }
+    }
+    Ok((!chosen.is_empty()).then_some(Plan::Pipelines { pipelines: chosen, auto_cancel: config.settings.auto_cancel }))
+}
+
+/// What `trigger` and `when` conditions match a commit against.
+pub fn facts<'a>(commit: &'a Commit, slug: &'a str) -> Facts<'a> {
+    Facts { event: commit.event.as_str(), branch: &commit.target, git_ref: &commit.git_ref, action: &commit.action, repo: slug }
+}
+
+/// A pipeline's step records, numbered from 1 (the clone first unless
+/// disabled), with global ids from `first_id`.
+fn step_records(pipeline: &Pipeline, first_id: i64) -> Vec<StepRecord> {
+    let clone = (!pipeline.clone_disabled).then(|| ("clone".to_string(), false, Vec::new()));
+    let named = pipeline.steps.iter().map(|s| (s.name.clone(), s.ignore_failure, s.depends_on.clone()));
+    clone
+        .into_iter()
+        .chain(named)
+        .enumerate()
+        .map(|(n, (name, errignore, depends_on))| StepRecord {
+            id: first_id + n as i64,
+            number: n as i64 + 1,
+            name,
+            status: Status::Pending,
+            error: String::new(),
+            errignore,
+            exit_code: 0,
+            started: 0,
+            stopped: 0,
+            version: 1,
+            depends_on,
+        })
+        .collect()
+}
+
+/// The trigger a Re-run button means: the build it points at, again, with
+/// only the pressed check run's pipeline (all of them for a suite). Reads
+/// Redis only, so intake can answer at once. `None` when greenlight has no
+/// such build.
+pub async fn rerun_trigger(store: &Store, request: &RerunRequest, delivery: &DeliveryId) -> StoreResult<Option<Trigger>> {
+    let Some(repo) = store.repo(request.repo).await? else {
+        return Ok(None);
+    };
+    let (build, only) = match &request.target {
+        RerunTarget::CheckRun { build, name } => {
+            let Ok(id) = build.parse::<i64>() else { return Ok(None) };
+            let Some(build) = store.build(BuildId(id)).await?.filter(|b| b.repo.id == repo.info.id) else {
+                return Ok(None);
+            };
+            let pipeline = name.rsplit_once(" (").map_or(name.as_str(), |(p, _)| p);
+            let only = if pipeline == CONFIG_CHECK { Vec::new() } else { vec![pipeline.to_string()] };
+            (build, only)
+        }
+        RerunTarget::Suite { sha } => {
+            let mut found = None;
+            for id in store.build_ids(repo.info.id, 0, RERUN_SCAN).await? {
+                if let Some(b) = store.build(id).await?.filter(|b| &b.commit.sha == sha) {
+                    found = Some(b);
+                    break;
+                }
+            }
+            let Some(build) = found else { return Ok(None) };
+            (build, Vec::new())
+        }
+    };
+    let by = if request.sender.is_empty() { "github" } else { &request.sender };
+    Ok(Some(trigger_from_build(&repo, &build, by, delivery.clone(), only)))
+}
+
+/// A trigger that builds a build's commit again (a rerun or restart): the
+/// same commit and event, the repository as it is now, `parent` = its
+/// number, only `only_pipelines` when given.
+fn trigger_from_build(repo: &Repo, build: &Build, by: &str, delivery: DeliveryId, only_pipelines: Vec<String>) -> Trigger {
+    Trigger {
+        delivery,
+        installation: build.installation,
+        repo: repo.info.clone(),
+        commit: Commit { sender: by.to_string(), ..build.commit.clone() },
+        parent: build.number,
+        requested_by: by.to_string(),
+        only_pipelines,
+    }
+}

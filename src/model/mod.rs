@@ -1,0 +1,15 @@
+//! greenlight's own domain types: commits, repositories, triggers, builds,
+//! stages. Everything else (the webhook parser, the store, the runner, the
+//! Drone API) speaks these, so no module depends on another's wire format.
+
+mod build;
+mod commit;
+mod repo;
+mod stage;
+mod trigger;
+
+pub use build::{Build, Status};
+pub use commit::{Author, Commit, Event, MAX_MESSAGE_CHARS, truncate_chars};
+pub use repo::{InstallationChange, InstalledRepo, Repo, RepoRef};
+pub use stage::{Stage, StageJob, StageState, StepRecord};
+pub use trigger::{RerunRequest, RerunTarget, Trigger};
