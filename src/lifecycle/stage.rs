@@ -126,6 +126,9 @@ impl Lifecycle {
     /// its last stage. `Err` when GitHub could not take the result: the
     /// stage is over anyway, and the job's next claim publishes it again.
     pub async fn end(&self, build: &Build, stage: &mut Stage, status: Status, report: &StageReport) -> anyhow::Result<()> {
+        if !self.still_ours(stage).await? {
+            return Ok(());
+        }
         stage.state = StageState::Done { status, published: false };
         stage.stopped = self.now();
         self.store.save_stage(stage).await?;
@@ -142,6 +145,19 @@ impl Lifecycle {
         self.mark_published(stage).await
     }
 
+    /// Whether the worker that began `stage` still has it: another worker
+    /// may have taken it over (this one stalled past its lease) and begun
+    /// or even ended it since. A stale worker's end or hand back is dropped,
+    /// so a stage ends once, with the result of the run GitHub was told about.
+    async fn still_ours(&self, stage: &Stage) -> anyhow::Result<bool> {
+        let current = self.store.stage(stage.id).await?.context("stage vanished")?;
+        let ours = current.machine == stage.machine && matches!(current.state, StageState::Running { .. });
+        if !ours {
+            tracing::warn!(stage = %stage.id, worker = %stage.machine, now = %current.machine, "a stage this worker ran was taken over; dropping its result");
+        }
+        Ok(ours)
+    }
+
     async fn mark_published(&self, stage: &mut Stage) -> anyhow::Result<()> {
         if let StageState::Done { status, .. } = stage.state {
             stage.state = StageState::Done { status, published: true };
@@ -153,6 +169,9 @@ impl Lifecycle {
     /// Puts a running stage back in the queue for another worker (a
     /// graceful stop ran out of time): pending, its check run queued again.
     pub async fn hand_back(&self, build: &Build, stage: &mut Stage) -> anyhow::Result<()> {
+        if !self.still_ours(stage).await? {
+            return Ok(());
+        }
         reset_steps(stage);
         if let Err(e) = self.publisher.stage_handed_back(build, stage).await {
             tracing::warn!(error = %e, "could not mark the check run queued again");

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod fake_github;
 pub mod redis;
+pub mod stepper;
 pub mod webhook;
 pub mod worker;
 

@@ -1,0 +1,187 @@
+//! The build lifecycle, one transition at a time: nothing runs on its own,
+//! each test plans and runs stage jobs by hand and drives the races the
+//! lifecycle's docs name in a fixed order, against a real redis-server,
+//! real git and real bwrap.
+
+mod support;
+
+use greenlight::model::{Stage, StageState, Status};
+use greenlight::publish::StageReport;
+use support::Webhook;
+use support::stepper::Stepper;
+
+const PASSING: &str = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: greet\n  commands:\n  - echo ok\n";
+
+/// Two pipelines: `test` (which runs `test_command`) and `deploy`, which depends on it.
+fn two_pipelines(test_command: &str) -> String {
+    format!(
+        "kind: pipeline\ntype: exec\nname: test\nsteps:\n- name: t\n  commands: [\"{test_command}\"]\n---\nkind: pipeline\ntype: exec\nname: deploy\ndepends_on: [test]\nsteps:\n- name: d\n  commands: [echo deployed]\n"
+    )
+}
+
+fn states(stages: &[Stage]) -> Vec<StageState> {
+    stages.iter().map(|s| s.state).collect()
+}
+
+const DONE_PUBLISHED: fn(Status) -> StageState = |status| StageState::Done { status, published: true };
+
+#[tokio::test]
+async fn a_build_goes_from_queued_to_running_to_done_one_step_at_a_time() {
+    let mut gl = Stepper::new().await;
+    let mut worker = gl.worker("worker-a").await;
+    let sha = gl.push("main", PASSING).await;
+
+    assert_eq!(gl.plan().await, 1);
+    assert_eq!(states(&gl.stages(1).await), vec![StageState::Pending { approved: false, queued: true }]);
+    assert_eq!(gl.build(1).await.status, Status::Pending);
+    assert_eq!(gl.github.check_runs(&gl.repo, &sha)[0].status, "queued");
+
+    assert!(worker.run_next().await);
+    assert_eq!(states(&gl.stages(1).await), vec![DONE_PUBLISHED(Status::Success)]);
+    let build = gl.build(1).await;
+    assert_eq!((build.status, build.started > 0, build.finished > 0), (Status::Success, true, true));
+    let run = gl.github.check_runs(&gl.repo, &sha).pop().unwrap();
+    assert_eq!(run.history, vec!["queued", "in_progress", "success"]);
+    assert_eq!(gl.stages(1).await[0].machine, worker.name);
+    assert!(!worker.run_next().await, "no job is left behind");
+}
+
+#[tokio::test]
+async fn a_dependent_pipeline_waits_then_runs_after_its_dependency_passes() {
+    let mut gl = Stepper::new().await;
+    let mut worker = gl.worker("worker-a").await;
+    gl.push("main", &two_pipelines("true")).await;
+    gl.plan().await;
+    assert_eq!(
+        states(&gl.stages(1).await),
+        vec![StageState::Pending { approved: false, queued: true }, StageState::Waiting { approved: false }]
+    );
+
+    assert!(worker.run_next().await);
+    assert_eq!(
+        states(&gl.stages(1).await),
+        vec![DONE_PUBLISHED(Status::Success), StageState::Pending { approved: false, queued: true }],
+        "the dependency passed: deploy is queued"
+    );
+    assert_eq!(gl.build(1).await.status, Status::Running);
+    assert!(worker.run_next().await);
+    assert_eq!(states(&gl.stages(1).await), vec![DONE_PUBLISHED(Status::Success), DONE_PUBLISHED(Status::Success)]);
+    assert_eq!(gl.build(1).await.status, Status::Success);
+}
+
+#[tokio::test]
+async fn a_dependent_pipeline_is_skipped_when_its_dependency_fails() {
+    let mut gl = Stepper::new().await;
+    let mut worker = gl.worker("worker-a").await;
+    let sha = gl.push("main", &two_pipelines("exit 1")).await;
+    gl.plan().await;
+
+    assert!(worker.run_next().await);
+    assert_eq!(states(&gl.stages(1).await), vec![DONE_PUBLISHED(Status::Failure), DONE_PUBLISHED(Status::Skipped)]);
+    assert_eq!(gl.build(1).await.status, Status::Failure);
+    let deploy = gl.github.check_runs(&gl.repo, &sha).into_iter().find(|r| r.name == "deploy (push)").unwrap();
+    assert_eq!(deploy.conclusion.as_deref(), Some("skipped"));
+    assert!(deploy.summary.unwrap().contains("a pipeline it depends on (test) did not pass"));
+    assert!(!worker.run_next().await, "the skipped stage's job was never queued");
+}
+
+#[tokio::test]
+async fn a_cancel_after_a_hand_back_skips_the_stage_before_any_worker_runs_it() {
+    let mut gl = Stepper::new().await;
+    let mut worker = gl.worker("worker-b").await;
+    let sha = gl.push("main", PASSING).await;
+    gl.plan().await;
+    let job = gl.job(1, 0).await;
+
+    // worker-a begins the stage, then runs out of grace and hands it back…
+    let begun = gl.lifecycle.begin(&job, "worker-a").await.unwrap().expect("not cancelled");
+    let mut stage = begun.stage;
+    gl.lifecycle.hand_back(&begun.build, &mut stage).await.unwrap();
+    assert_eq!(gl.stages(1).await[0].state, StageState::Pending { approved: false, queued: true });
+    assert_eq!(gl.github.check_runs(&gl.repo, &sha)[0].status, "queued", "handed back: queued again");
+    // …and the build is cancelled before another worker claims it.
+    gl.lifecycle.cancel(&gl.build(1).await, "stop").await.unwrap();
+
+    assert_eq!(states(&gl.stages(1).await), vec![DONE_PUBLISHED(Status::Skipped)]);
+    while worker.run_next().await {}
+    assert_eq!(states(&gl.stages(1).await), vec![DONE_PUBLISHED(Status::Skipped)], "no worker ran it");
+    assert_eq!(gl.build(1).await.status, Status::Killed);
+    let run = gl.github.check_runs(&gl.repo, &sha).pop().unwrap();
+    assert_eq!(run.conclusion.as_deref(), Some("cancelled"));
+    assert!(run.summary.unwrap().contains("Cancelled before this stage started: stop."));
+}
+
+#[tokio::test]
+async fn a_cancel_while_a_stage_is_being_handed_back_is_honoured_by_the_next_worker() {
+    let mut gl = Stepper::new().await;
+    let mut worker = gl.worker("worker-b").await;
+    let sha = gl.push("main", PASSING).await;
+    gl.plan().await;
+    let job = gl.job(1, 0).await;
+
+    // The cancel lands while worker-a still runs the stage (it leaves
+    // running stages to their workers); worker-a's hand back lands after it.
+    let begun = gl.lifecycle.begin(&job, "worker-a").await.unwrap().expect("not cancelled");
+    gl.lifecycle.cancel(&begun.build, "").await.unwrap();
+    let mut stage = begun.stage;
+    gl.lifecycle.hand_back(&begun.build, &mut stage).await.unwrap();
+    assert_eq!(gl.stages(1).await[0].state, StageState::Pending { approved: false, queued: true });
+
+    while worker.run_next().await {}
+    assert_eq!(states(&gl.stages(1).await), vec![DONE_PUBLISHED(Status::Skipped)], "skipped on the next claim, not run");
+    assert_eq!(gl.build(1).await.status, Status::Killed);
+    assert_eq!(gl.github.check_runs(&gl.repo, &sha).pop().unwrap().conclusion.as_deref(), Some("cancelled"));
+}
+
+#[tokio::test]
+async fn a_stage_taken_over_ends_once_and_the_stalled_workers_late_result_is_dropped() {
+    let mut gl = Stepper::new().await;
+    let mut worker_b = gl.worker("worker-b").await;
+    let sha = gl.push("main", PASSING).await;
+    gl.plan().await;
+    let job = gl.job(1, 0).await;
+
+    // worker-a begins and stalls past its lease; worker-b takes the stage over and ends it.
+    let stalled = gl.lifecycle.begin(&job, "worker-a").await.unwrap().expect("not cancelled");
+    assert!(worker_b.run_next().await);
+    let run = gl.github.check_runs(&gl.repo, &sha).pop().unwrap();
+    assert!(run.summary.unwrap().contains("The worker `worker-a` stopped while running this stage; `worker-b` ran it again"));
+    // worker-a wakes up and ends the stage too, with another result.
+    let mut late = stalled.stage;
+    let report = StageReport::not_run("late".to_string(), None, true, chrono::Utc::now());
+    gl.lifecycle.end(&stalled.build, &mut late, Status::Failure, &report).await.unwrap();
+
+    assert_eq!(states(&gl.stages(1).await), vec![DONE_PUBLISHED(Status::Success)]);
+    assert_eq!(gl.build(1).await.status, Status::Success);
+    let run = gl.github.check_runs(&gl.repo, &sha).pop().unwrap();
+    assert_eq!(run.history, vec!["queued", "in_progress", "in_progress", "success"], "GitHub saw one end");
+    assert_eq!(gl.github.statuses(&gl.repo, &sha).last().unwrap().state, "success");
+}
+
+#[tokio::test]
+async fn approving_a_blocked_stage_whose_dependency_already_ended_runs_it() {
+    let mut gl = Stepper::new().await;
+    let mut worker = gl.worker("worker-a").await;
+    gl.push("main", PASSING).await;
+    gl.plan().await;
+    let mut repo = gl.store().repo(greenlight::ids::RepoId(gl.repo.id)).await.unwrap().unwrap();
+    repo.protected = true;
+    gl.store().save_repo(&repo).await.unwrap();
+    while worker.run_next().await {}
+
+    let sha = gl.repo.push("feature", &[(".drone.yml", &two_pipelines("true"))]);
+    gl.queue(&Webhook::pull_request_from(&gl.repo, "opened", 7, "feature", &sha, Some("stranger/widget"))).await;
+    gl.plan().await;
+    assert_eq!(states(&gl.stages(2).await), vec![StageState::Blocked, StageState::Blocked]);
+    assert_eq!(gl.build(2).await.status, Status::Blocked);
+
+    assert!(gl.lifecycle.approve(&gl.build(2).await, 1).await.unwrap());
+    assert!(worker.run_next().await);
+    assert_eq!(states(&gl.stages(2).await), vec![DONE_PUBLISHED(Status::Success), StageState::Blocked], "deploy still waits for a person");
+    assert!(gl.lifecycle.approve(&gl.build(2).await, 2).await.unwrap());
+    assert_eq!(gl.stages(2).await[1].state, StageState::Pending { approved: true, queued: true }, "its dependency had passed already");
+    assert!(worker.run_next().await);
+    assert_eq!(states(&gl.stages(2).await), vec![DONE_PUBLISHED(Status::Success), DONE_PUBLISHED(Status::Success)]);
+    assert_eq!(gl.build(2).await.status, Status::Success);
+    assert!(!gl.lifecycle.approve(&gl.build(2).await, 2).await.unwrap(), "a stage that is not blocked is not approved again");
+}

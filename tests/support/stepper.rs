@@ -1,0 +1,149 @@
+//! greenlight's roles assembled from the library, with nothing running on
+//! its own: a test plans the queued deliveries, then runs one stage job on
+//! the worker of its choice, then asserts. Races are driven by calling the
+//! lifecycle's transitions in the order a test wants, instead of hoping a
+//! busy machine produces them.
+
+use super::app::{PUBLIC_URL, app_key, quick_retries};
+use super::fake_github::{APP_ID, FakeGitHub, RepoHandle};
+use super::redis::TestRedis;
+use super::webhook::Webhook;
+use greenlight::app::Deps;
+use greenlight::config::GitHubConfig;
+use greenlight::github::webhook::{Delivery, parse_delivery};
+use greenlight::github::{CloneCredentials, RepoFiles};
+use greenlight::ids::{DeliveryId, RepoId};
+use greenlight::lifecycle::Lifecycle;
+use greenlight::model::{Build, Stage, StageJob, Trigger};
+use greenlight::planner::Planner;
+use greenlight::publish::Publisher;
+use greenlight::queue::{Consumer, WorkQueue};
+use greenlight::redis_server::Redis;
+use greenlight::runner::sandbox::Sandbox;
+use greenlight::runner::{Worker, WorkerParts, WorkerSettings};
+use greenlight::secrets::SecretStore;
+use greenlight::store::{Logs, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A worker that runs only when told to.
+pub struct SteppedWorker {
+    worker: Arc<Worker>,
+    jobs: Consumer<StageJob>,
+    /// Its name: the `machine` of the stages it runs.
+    pub name: String,
+}
+
+impl SteppedWorker {
+    /// Runs the next queued stage job to its end; false when none was queued.
+    pub async fn run_next(&mut self) -> bool {
+        self.worker.run_queued(&mut self.jobs).await.expect("redis answers")
+    }
+}
+
+/// A repository, a fake GitHub, a Redis, and greenlight's roles, idle.
+pub struct Stepper {
+    /// The fake GitHub.
+    pub github: FakeGitHub,
+    /// `acme/widget`, with the App installed.
+    pub repo: RepoHandle,
+    /// Every transition.
+    pub lifecycle: Lifecycle,
+    redis: TestRedis,
+    planner: Planner,
+    deliveries: Consumer<Trigger>,
+    github_config: GitHubConfig,
+    data: tempfile::TempDir,
+}
+
+impl Stepper {
+    /// Everything set up, nothing running.
+    pub async fn new() -> Self {
+        let github = FakeGitHub::start().await;
+        let repo = github.repo("acme/widget");
+        let redis = TestRedis::start();
+        let pool = greenlight::redis_server::pool(&redis.url()).unwrap();
+        let github_config = GitHubConfig { app_id: APP_ID, key: app_key(), api_url: github.api_url() };
+        let deps = Deps { retry: quick_retries(), ..Deps::default() };
+        let client = greenlight::app::github(&github_config, pool.clone(), &deps).unwrap();
+        let publisher = Publisher::new(client.clone(), PUBLIC_URL.to_string());
+        let lifecycle = Lifecycle::new(Store::new(pool.clone()), WorkQueue::stages(pool.clone()), publisher, deps.clock.clone());
+        let planner = Planner::new(lifecycle.clone(), RepoFiles::new(client));
+        let deliveries = Planner::consumer(WorkQueue::deliveries(pool), Redis::open(&redis.url()).unwrap(), "planner-test".to_string());
+        let data = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(data.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        Self { github, repo, lifecycle, redis, planner, deliveries, github_config, data }
+    }
+
+    /// The store, to read builds and stages.
+    pub fn store(&self) -> &Store {
+        self.lifecycle.store()
+    }
+
+    /// A worker named `name` (concurrency 1, a 2 s lease).
+    pub async fn worker(&self, name: &str) -> SteppedWorker {
+        let pool = greenlight::redis_server::pool(&self.redis.url()).unwrap();
+        let workspaces = self.data.path().join("workspaces");
+        std::fs::create_dir_all(&workspaces).unwrap();
+        std::fs::set_permissions(&workspaces, std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
+        let sandbox = Sandbox::probe(false, None, &workspaces).await.expect("bwrap works (apt-get install bubblewrap)");
+        let deps = Deps { retry: quick_retries(), ..Deps::default() };
+        let client = greenlight::app::github(&self.github_config, pool.clone(), &deps).unwrap();
+        let parts = WorkerParts {
+            lifecycle: self.lifecycle.clone(),
+            logs: Logs::new(pool.clone()),
+            sandbox,
+            secrets: SecretStore::new(Store::new(pool.clone()), None),
+            credentials: CloneCredentials::new(client),
+            clock: deps.clock,
+        };
+        let settings = WorkerSettings {
+            concurrency: 1,
+            data_dir: self.data.path().to_path_buf(),
+            lease: Duration::from_secs(2),
+            grace: Duration::from_secs(2),
+            log_limit: 1 << 20,
+        };
+        let worker = Worker::new(parts, WorkQueue::stages(pool), settings, name.to_string());
+        let jobs = worker.consumer(Redis::open(&self.redis.url()).unwrap());
+        SteppedWorker { worker: Arc::new(worker), jobs, name: name.to_string() }
+    }
+
+    /// Commits `.drone.yml` to `branch` and queues its push as intake would; returns the sha.
+    pub async fn push(&self, branch: &str, pipeline: &str) -> String {
+        let sha = self.repo.push(branch, &[(".drone.yml", pipeline)]);
+        self.queue(&Webhook::push(&self.repo, branch, &sha)).await;
+        sha
+    }
+
+    /// Queues a delivery's trigger, as intake does after verifying it.
+    pub async fn queue(&self, hook: &Webhook) {
+        let Ok(Delivery::Build(trigger)) = parse_delivery(hook.event, &DeliveryId(hook.guid.clone()), &hook.body) else {
+            panic!("{} is not a build trigger", hook.event);
+        };
+        let pool = greenlight::redis_server::pool(&self.redis.url()).unwrap();
+        WorkQueue::deliveries(pool).push(&trigger).await.unwrap();
+    }
+
+    /// Plans every queued delivery; returns how many there were.
+    pub async fn plan(&mut self) -> usize {
+        self.planner.plan_queued(&mut self.deliveries).await.expect("redis answers")
+    }
+
+    /// Build `number` of the repository.
+    pub async fn build(&self, number: i64) -> Build {
+        self.store().build_by_number(RepoId(self.repo.id), number).await.unwrap().unwrap_or_else(|| panic!("no build {number}"))
+    }
+
+    /// The stages of build `number`.
+    pub async fn stages(&self, number: i64) -> Vec<Stage> {
+        let build = self.build(number).await;
+        self.store().stages(&build).await.unwrap()
+    }
+
+    /// The stage job of stage `index` (0-based) of build `number`, as a worker claims it.
+    pub async fn job(&self, number: i64, index: usize) -> StageJob {
+        let build = self.build(number).await;
+        StageJob { build: build.id, stage: build.stages[index] }
+    }
+}
