@@ -40,44 +40,39 @@ id_type!(
     CheckRunId(u64)
 );
 
-/// A full 40-hex git commit sha.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Sha(pub String);
+macro_rules! text_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+text_id!(
+    /// A full 40-hex git commit sha.
+    Sha
+);
+text_id!(
+    /// The `X-GitHub-Delivery` GUID. GitHub reuses it when a delivery is
+    /// redelivered, so it identifies the event, not one HTTP request.
+    DeliveryId
+);
+text_id!(
+    /// A Redis stream entry id (`1700000000000-0`): the queue's handle on one
+    /// delivery or stage job, which planning is idempotent per.
+    EntryId
+);
 
 impl Sha {
     /// The first seven characters, as GitHub shows them.
     pub fn short(&self) -> &str {
         self.0.get(..7).unwrap_or(&self.0)
-    }
-}
-
-impl fmt::Display for Sha {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The `X-GitHub-Delivery` GUID. GitHub reuses it when a delivery is
-/// redelivered, so it identifies the event, not one HTTP request.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct DeliveryId(pub String);
-
-impl fmt::Display for DeliveryId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A Redis stream entry id (`1700000000000-0`): the queue's handle on one
-/// delivery or stage job, which planning is idempotent per.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct EntryId(pub String);
-
-impl fmt::Display for EntryId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }

@@ -85,16 +85,22 @@ async fn a_dependent_pipeline_is_skipped_when_its_dependency_fails() {
     assert!(!worker.run_next().await, "the skipped stage's job was never queued");
 }
 
-#[tokio::test]
-async fn a_cancel_after_a_hand_back_skips_the_stage_before_any_worker_runs_it() {
+/// A build of [`PASSING`] planned, its stage begun by `worker-a` (which
+/// then stalls or stops), and `worker-b` ready to claim jobs.
+async fn begun_by_worker_a() -> (Stepper, support::stepper::SteppedWorker, String, greenlight::lifecycle::Begun) {
     let mut gl = Stepper::new().await;
-    let mut worker = gl.worker("worker-b").await;
+    let worker_b = gl.worker("worker-b").await;
     let sha = gl.push("main", PASSING).await;
     gl.plan().await;
     let job = gl.job(1, 0).await;
-
-    // worker-a begins the stage, then runs out of grace and hands it back…
     let begun = gl.lifecycle.begin(&job, "worker-a").await.unwrap().expect("not cancelled");
+    (gl, worker_b, sha, begun)
+}
+
+#[tokio::test]
+async fn a_cancel_after_a_hand_back_skips_the_stage_before_any_worker_runs_it() {
+    // worker-a begins the stage, then runs out of grace and hands it back…
+    let (gl, mut worker, sha, begun) = begun_by_worker_a().await;
     let mut stage = begun.stage;
     gl.lifecycle.hand_back(&begun.build, &mut stage).await.unwrap();
     assert_eq!(gl.stages(1).await[0].state, StageState::Pending { approved: false, queued: true });
@@ -113,15 +119,9 @@ async fn a_cancel_after_a_hand_back_skips_the_stage_before_any_worker_runs_it() 
 
 #[tokio::test]
 async fn a_cancel_while_a_stage_is_being_handed_back_is_honoured_by_the_next_worker() {
-    let mut gl = Stepper::new().await;
-    let mut worker = gl.worker("worker-b").await;
-    let sha = gl.push("main", PASSING).await;
-    gl.plan().await;
-    let job = gl.job(1, 0).await;
-
     // The cancel lands while worker-a still runs the stage (it leaves
     // running stages to their workers); worker-a's hand back lands after it.
-    let begun = gl.lifecycle.begin(&job, "worker-a").await.unwrap().expect("not cancelled");
+    let (gl, mut worker, sha, begun) = begun_by_worker_a().await;
     gl.lifecycle.cancel(&begun.build, "").await.unwrap();
     let mut stage = begun.stage;
     gl.lifecycle.hand_back(&begun.build, &mut stage).await.unwrap();
@@ -135,14 +135,8 @@ async fn a_cancel_while_a_stage_is_being_handed_back_is_honoured_by_the_next_wor
 
 #[tokio::test]
 async fn a_stage_taken_over_ends_once_and_the_stalled_workers_late_result_is_dropped() {
-    let mut gl = Stepper::new().await;
-    let mut worker_b = gl.worker("worker-b").await;
-    let sha = gl.push("main", PASSING).await;
-    gl.plan().await;
-    let job = gl.job(1, 0).await;
-
     // worker-a begins and stalls past its lease; worker-b takes the stage over and ends it.
-    let stalled = gl.lifecycle.begin(&job, "worker-a").await.unwrap().expect("not cancelled");
+    let (gl, mut worker_b, sha, stalled) = begun_by_worker_a().await;
     assert!(worker_b.run_next().await);
     let run = gl.github.check_runs(&gl.repo, &sha).pop().unwrap();
     assert!(run.summary.unwrap().contains("The worker `worker-a` stopped while running this stage; `worker-b` ran it again"));
