@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 /// What the roles are given rather than reaching for globals.
 #[derive(Clone)]
 pub struct Deps {
-    /// The clock.
+    /// Every timestamp's source (tests inject their own).
     pub clock: SharedClock,
     /// How calls to GitHub are retried.
     pub retry: RetryPolicy,

@@ -48,7 +48,7 @@ pub struct Entry<T> {
 pub struct Work<T> {
     /// Its id, for acknowledging.
     pub id: EntryId,
-    /// The record.
+    /// The record, parsed.
     pub item: T,
     /// How often it has been delivered to a consumer (1 the first time).
     pub deliveries: u64,

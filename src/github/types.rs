@@ -40,7 +40,7 @@ pub enum StatusState {
 /// `POST /repos/{owner}/{repo}/statuses/{sha}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusBody {
-    /// The state.
+    /// What the commit's checks box shows for this context.
     pub state: StatusState,
     /// Link to the build page.
     pub target_url: String,
@@ -85,7 +85,7 @@ pub enum Conclusion {
 /// A check run's output.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Output {
-    /// Title.
+    /// The headline on the check run page ("2 of 3 steps passed").
     pub title: String,
     /// Markdown summary, at most 65,535 bytes.
     pub summary: String,
@@ -104,11 +104,11 @@ pub struct Annotation {
     pub path: String,
     /// First line (1-based).
     pub start_line: u32,
-    /// Last line.
+    /// Last line (the same as `start_line` for one line).
     pub end_line: u32,
     /// `notice`, `warning` or `failure`.
     pub annotation_level: String,
-    /// The message.
+    /// What the diagnostic says, shown beside the line.
     pub message: String,
     /// First column (only when the annotation is on one line).
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -136,7 +136,7 @@ pub struct CheckRunBody {
     /// Our build id, to map Re-run requests back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
-    /// Status.
+    /// Where the run is: queued, in progress or completed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<CheckStatus>,
     /// Conclusion, when completed.
@@ -148,7 +148,7 @@ pub struct CheckRunBody {
     /// When it completed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<DateTime<Utc>>,
-    /// Output.
+    /// Title, summary, details and annotations (annotations append across updates).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<Output>,
     /// Buttons shown on the completed check run (at most 3).
@@ -159,9 +159,9 @@ pub struct CheckRunBody {
 /// A check run button: label at most 20 characters, description 40, identifier 20.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Action {
-    /// Button text.
+    /// Button text (at most 20 characters).
     pub label: String,
-    /// Tooltip.
+    /// Tooltip (at most 40 characters).
     pub description: String,
     /// Sent back in the `requested_action` webhook.
     pub identifier: String,
@@ -172,7 +172,7 @@ pub struct Action {
 pub struct CheckRun {
     /// GitHub's id.
     pub id: u64,
-    /// Name.
+    /// `<pipeline> (<event>)`: with the external id, how a retried create finds a run GitHub made.
     pub name: String,
     /// The external id we gave it.
     #[serde(default)]

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 pub struct RepoRef {
     /// GitHub's repository id: stable across renames, the key of everything stored.
     pub id: RepoId,
-    /// Owner login.
+    /// Owner login: the first half of the slug in routes and build pages.
     pub owner: String,
-    /// Repository name.
+    /// Repository name: the second half.
     pub name: String,
     /// Whether only the admin token may read its builds.
     pub private: bool,
@@ -75,7 +75,7 @@ pub struct InstalledRepo {
 /// Repositories an installation gained or lost.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallationChange {
-    /// The installation.
+    /// The installation whose repositories changed.
     pub installation: InstallationId,
     /// Repositories now covered.
     pub added: Vec<InstalledRepo>,

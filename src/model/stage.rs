@@ -63,7 +63,7 @@ impl StageState {
 /// One step's record within a stage (the clone is step 1 unless disabled).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRecord {
-    /// Global id.
+    /// Global id (Drone's step id).
     pub id: i64,
     /// 1-based within the stage; the log's address in the API.
     pub number: i64,
@@ -90,11 +90,11 @@ pub struct StepRecord {
 /// A stage: one pipeline of a build, run by one worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stage {
-    /// Global id.
+    /// Global id: its key in the store and the Drone API's `stage.id`.
     pub id: StageId,
-    /// Repository.
+    /// Its repository, so a stage alone says whom to announce its changes to.
     pub repo_id: RepoId,
-    /// Build.
+    /// Its build.
     pub build_id: BuildId,
     /// 1-based within the build; the API's and the approve route's address.
     pub number: i64,
@@ -120,7 +120,7 @@ pub struct Stage {
     pub version: i64,
     /// Pipelines it waits for.
     pub depends_on: Vec<String>,
-    /// Steps.
+    /// Its steps' records, the clone first (unless disabled).
     pub steps: Vec<StepRecord>,
     /// The pipeline as parsed at planning time (a later push cannot change a queued stage).
     pub pipeline: Pipeline,
@@ -138,8 +138,8 @@ impl Stage {
 /// The job a worker claims: run one stage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageJob {
-    /// The build.
+    /// The stage's build (read with the stage when the job is claimed).
     pub build: BuildId,
-    /// The stage.
+    /// The stage to run.
     pub stage: StageId,
 }

@@ -42,7 +42,7 @@ pub enum RerunTarget {
     },
     /// Every pipeline of the newest build of a commit (`check_suite` rerequested).
     Suite {
-        /// The commit.
+        /// The commit whose newest build is rerun.
         sha: Sha,
     },
 }
@@ -50,7 +50,7 @@ pub enum RerunTarget {
 /// A Re-run button press.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RerunRequest {
-    /// The repository.
+    /// The repository the button was pressed in (a build of another repository is never rerun).
     pub repo: RepoId,
     /// What to rerun.
     pub target: RerunTarget,

@@ -47,9 +47,9 @@ pub struct WorkerParts {
     pub sandbox: Sandbox,
     /// The secrets steps may ask for.
     pub secrets: SecretStore,
-    /// Clone tokens.
+    /// The installation tokens clones are fetched with.
     pub credentials: CloneCredentials,
-    /// The clock.
+    /// Step times and check run timestamps (injected, so tests can set it).
     pub clock: SharedClock,
 }
 
