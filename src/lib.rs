@@ -22,6 +22,7 @@ pub mod publish;
 pub mod queue;
 pub mod redis_server;
 pub mod runner;
+pub mod secret_command;
 pub mod secrets;
 pub mod server;
 pub mod store;

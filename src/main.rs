@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         },
         Command::Secret(args) => match args.validate() {
             Ok((url, key)) => {
-                runtime.block_on(greenlight::secrets::command::run(args.action, &url, key, &mut std::io::stdin(), &mut std::io::stdout()))
+                runtime.block_on(greenlight::secret_command::run(args.action, &url, key, &mut std::io::stdin(), &mut std::io::stdout()))
             }
             Err(e) => return config_failure(e),
         },

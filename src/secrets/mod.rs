@@ -3,7 +3,6 @@
 //! data), handed only to steps that ask for them, never to pull requests from
 //! forks, and masked in every log line and check run.
 
-pub mod command;
 mod mask;
 
 pub use mask::{MASK, MIN_SECRET_BYTES, Masker};

@@ -1,7 +1,7 @@
 //! `greenlight secret`: manage repository secrets from a shell. Values come
 //! from standard input, so they never show in argv or shell history.
 
-use super::{SecretInfo, SecretKey, SecretStore};
+use crate::secrets::{SecretInfo, SecretKey, SecretStore};
 use crate::config::SecretAction;
 use crate::redis_server;
 use crate::store::Store;
