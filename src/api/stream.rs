@@ -6,7 +6,6 @@ use super::shapes::BuildJson;
 use super::{ApiError, ApiResult, ApiState, Viewer, readable_repo};
 use crate::ids::{BuildId, RepoId};
 use crate::redis_server::Redis;
-use crate::store::EVENTS;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
@@ -33,12 +32,7 @@ pub struct Change {
 /// Relays Redis change announcements (from every process) to local streams.
 pub async fn feed(redis: Redis, events: broadcast::Sender<Change>, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
-        let subscribed = async {
-            let mut pubsub = redis.pubsub().await?;
-            pubsub.subscribe(EVENTS).await?;
-            redis::RedisResult::Ok(pubsub)
-        };
-        let mut pubsub = match subscribed.await {
+        let mut pubsub = match crate::store::subscribe_changes(&redis).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot subscribe to build changes; retrying");

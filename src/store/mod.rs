@@ -48,7 +48,15 @@ fn delivery_key(id: &DeliveryId) -> String {
 }
 
 /// The pub/sub channel on which every build change is announced.
-pub const EVENTS: &str = "gl:events";
+const EVENTS: &str = "gl:events";
+
+/// A subscription to every build change announced by any process (live
+/// pages and API streams follow it). Messages are `{"repo": id, "build": id}`.
+pub async fn subscribe_changes(redis: &crate::redis_server::Redis) -> StoreResult<redis::aio::PubSub> {
+    let mut pubsub = redis.pubsub().await?;
+    pubsub.subscribe(EVENTS).await?;
+    Ok(pubsub)
+}
 
 /// The key whose existence asks every worker to cancel a build's stages.
 fn cancel_key(build: BuildId) -> String {
