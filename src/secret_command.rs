@@ -1,9 +1,9 @@
 //! `greenlight secret`: manage repository secrets from a shell. Values come
 //! from standard input, so they never show in argv or shell history.
 
-use crate::secrets::{SecretInfo, SecretKey, SecretStore};
 use crate::config::SecretAction;
 use crate::redis_server;
+use crate::secrets::{SecretInfo, SecretKey, SecretStore};
 use crate::store::Store;
 use anyhow::{Context, bail};
 use secrecy::SecretString;

@@ -132,21 +132,32 @@ impl StageRunner {
         self.lifecycle.publish_again(build, &mut stage, &report).await
     }
 
+    /// Runs the stage's steps in `workspace`; returns the stage with its
+    /// step records, its status and what its check run should say.
     async fn execute(
         &self,
         build: &Build,
         stage: Stage,
         workspace: &Path,
         cancel: &CancellationToken,
-        mut notes: Vec<String>,
+        notes: Vec<String>,
     ) -> anyhow::Result<(Stage, Status, StageReport)> {
+        let run = self.prepare(build, stage, workspace).await?;
+        let cloned = run.offset == 0 || self.clone_step(&run).await;
+        let outcomes = if cloned { self.run_steps(&run, cancel).await } else { vec![Outcome::skipped(); run.pipeline.steps.len()] };
+        self.conclude(run, cloned, &outcomes, cancel.is_cancelled(), notes).await
+    }
+
+    /// A fresh workspace given to the sandbox user, the secrets the build
+    /// may have, and the masker that hides them.
+    async fn prepare<'a>(&self, build: &'a Build, stage: Stage, workspace: &Path) -> anyhow::Result<Run<'a>> {
         let _ = tokio::fs::remove_dir_all(workspace).await;
         tokio::fs::create_dir_all(workspace).await.with_context(|| format!("creating {}", workspace.display()))?;
         self.sandbox.give(workspace)?;
         let workspace_in = self.sandbox.workspace_path(workspace).into_owned();
         let secrets = self.resolve_secrets(build, &stage.pipeline, stage.state.approved()).await;
         let masker = Arc::new(Masker::new(secrets.values().filter_map(|v| v.as_deref().ok())));
-        let run = Run {
+        Ok(Run {
             secrets,
             masker,
             annotations: Arc::default(),
@@ -159,32 +170,41 @@ impl StageRunner {
             workspace: workspace.to_path_buf(),
             home: if self.sandbox.is_sandboxed() { "/tmp".to_string() } else { workspace_in.clone() },
             workspace_in,
-        };
-        let cloned = run.offset == 0 || self.clone_step(&run).await;
-        let slug = build.slug();
-        let match_facts = lifecycle::facts(&build.commit, &slug);
-        let outcomes = if cloned {
-            let steps = schedule::execute(&run.pipeline.steps, &match_facts, cancel, |i| self.step(&run, i, cancel));
-            let annotate = async {
-                loop {
-                    tokio::time::sleep(ANNOTATION_INTERVAL).await;
-                    self.publish_annotations(&run).await;
-                }
-            };
-            tokio::select! { outcomes = steps => outcomes, _ = annotate => unreachable!("the annotation loop never ends") }
-        } else {
-            vec![Outcome::skipped(); run.pipeline.steps.len()]
-        };
+        })
+    }
 
-        let Run { mut stage, tails, pipeline, offset, annotations: run_annotations, .. } = run;
-        let (stage, tails) = (stage.get_mut(), tails.into_inner());
+    /// Runs the pipeline's steps in their order, publishing annotations
+    /// found meanwhile every [`ANNOTATION_INTERVAL`].
+    async fn run_steps(&self, run: &Run<'_>, cancel: &CancellationToken) -> Vec<Outcome> {
+        let slug = run.build.slug();
+        let match_facts = lifecycle::facts(&run.build.commit, &slug);
+        let steps = schedule::execute(&run.pipeline.steps, &match_facts, cancel, |i| self.step(run, i, cancel));
+        let annotate = async {
+            loop {
+                tokio::time::sleep(ANNOTATION_INTERVAL).await;
+                self.publish_annotations(run).await;
+            }
+        };
+        tokio::select! { outcomes = steps => outcomes, _ = annotate => unreachable!("the annotation loop never ends") }
+    }
+
+    /// The stage's status and report from its steps' outcomes.
+    async fn conclude(
+        &self,
+        run: Run<'_>,
+        cloned: bool,
+        outcomes: &[Outcome],
+        cancelled: bool,
+        mut notes: Vec<String>,
+    ) -> anyhow::Result<(Stage, Status, StageReport)> {
+        let Run { stage, tails, pipeline, offset, annotations, build, .. } = run;
+        let (mut stage, tails) = (stage.into_inner(), tails.into_inner());
         for (i, outcome) in outcomes.iter().enumerate() {
             if outcome.status == Status::Skipped {
-                lifecycle::step_skipped(stage, i + offset);
+                lifecycle::step_skipped(&mut stage, i + offset);
             }
         }
-        let cancelled = cancel.is_cancelled();
-        let status = if cloned { schedule::stage_status(&pipeline.steps, &outcomes, cancelled) } else { Status::Failure };
+        let status = if cloned { schedule::stage_status(&pipeline.steps, outcomes, cancelled) } else { Status::Failure };
         let failed = stage.steps.iter().position(|s| s.status.is_failed() && !s.errignore && s.status != Status::Killed);
         stage.exit_code = failed.map_or(0, |i| stage.steps[i].exit_code);
         if let Some(error) = stage.steps.iter().find(|s| s.status == Status::Error).map(|s| s.error.clone()) {
@@ -202,7 +222,7 @@ impl StageRunner {
             notes.push(format!("A step ran past the step timeout of {}s and was killed.", pipeline.step_timeout.as_secs()));
         }
         let (annotations, annotation_line) = {
-            let mut collected = run_annotations.lock().expect("not poisoned");
+            let mut collected = annotations.lock().expect("not poisoned");
             (collected.pending.drain(..).collect(), collected.summary_line())
         };
         notes.extend(annotation_line);
@@ -216,7 +236,7 @@ impl StageRunner {
             notes,
             completed: self.clock.now(),
         };
-        Ok((stage.clone(), status, report))
+        Ok((stage, status, report))
     }
 
     /// Looks up every secret the pipeline names, deciding which the build may have.
