@@ -3,10 +3,10 @@
 //! no Redis: the way to try a pipeline before pushing.
 
 use crate::pipeline::{self, Facts, Pipeline};
-use crate::runner::env::{BuildFacts, no_secrets, step_env};
+use crate::runner::env::{BuildFacts, no_secrets};
+use crate::runner::executor::{StepExecutor, StepTask};
 use crate::runner::sandbox::Sandbox;
 use crate::runner::schedule::{self, Outcome};
-use crate::runner::step::{self, Ending, StepSpec};
 use crate::store::Status;
 use anyhow::{Context, bail};
 use std::io::Write;
@@ -142,8 +142,7 @@ async fn run_pipeline(
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<Vec<StepRun>> {
     let (printer_tx, mut printer_rx) = mpsc::channel::<String>(1024);
-    let workspace_in = sandbox.workspace_path(workspace).into_owned();
-    let home = if sandbox.is_sandboxed() { "/tmp".to_string() } else { workspace_in.clone() };
+    let executor = &StepExecutor::new(sandbox, workspace);
     let cancel = CancellationToken::new();
     let timings = std::sync::Mutex::new(vec![0.0; pipeline.steps.len()]);
     let durations = &timings;
@@ -151,32 +150,14 @@ async fn run_pipeline(
     // The closure owns the printer's sender, so printing ends when the steps do.
     let steps = schedule::execute(&pipeline.steps, facts, &cancel, move |i| {
         let printer = printer_tx.clone();
-        let (workspace_in, home, cancel) = (workspace_in.clone(), home.clone(), step_cancel.clone());
+        let cancel = step_cancel.clone();
         async move {
             let step = &pipeline.steps[i];
             let started = Instant::now();
             let _ = printer.send(format!("--> step {}\n", step.name)).await;
-            let (lines, mut rx) = mpsc::channel::<String>(1024);
-            let prefix = format!("[{}] ", step.name);
-            let forward = {
-                let printer = printer.clone();
-                tokio::spawn(async move {
-                    while let Some(line) = rx.recv().await {
-                        let _ = printer.send(format!("{prefix}{line}")).await;
-                    }
-                })
-            };
-            let ending = match step_env(build, pipeline, stage_number, step, i as i64 + 1, &workspace_in, &home, &no_secrets) {
-                Ok(env) => {
-                    let spec = StepSpec { commands: step.commands.clone(), env, timeout: pipeline.step_timeout };
-                    step::run(sandbox, workspace, &spec, &lines, &cancel).await
-                }
-                Err(e) => Ending::Failed(e.to_string()),
-            };
-            let (outcome, note) = ending.outcome(pipeline.step_timeout);
-            if let Some(note) = note {
-                let _ = lines.send(note).await;
-            }
+            let (lines, forward) = prefixed(printer, format!("[{}] ", step.name));
+            let task = StepTask { facts: build, pipeline, stage_number, step, step_number: i as i64 + 1, secrets: &no_secrets };
+            let outcome = executor.run(&task, &lines, &cancel).await;
             drop(lines);
             let _ = forward.await;
             durations.lock().expect("not poisoned")[i] = started.elapsed().as_secs_f64();
@@ -198,4 +179,16 @@ async fn run_pipeline(
         .zip(durations)
         .map(|((s, outcome), secs)| StepRun { name: s.name.clone(), outcome, secs })
         .collect())
+}
+
+/// A sink for one step's lines that prints each to `printer` after `prefix`;
+/// the task ends once every sender of the sink is dropped.
+fn prefixed(printer: mpsc::Sender<String>, prefix: String) -> (mpsc::Sender<String>, tokio::task::JoinHandle<()>) {
+    let (lines, mut rx) = mpsc::channel::<String>(1024);
+    let forward = tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            let _ = printer.send(format!("{prefix}{line}")).await;
+        }
+    });
+    (lines, forward)
 }

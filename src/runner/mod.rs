@@ -3,6 +3,7 @@
 
 pub mod clone;
 pub mod env;
+pub mod executor;
 mod finish;
 pub mod logs;
 pub mod sandbox;
