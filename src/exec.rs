@@ -2,7 +2,7 @@
 //! sandbox with the same step semantics, printing the logs live. No GitHub,
 //! no Redis: the way to try a pipeline before pushing.
 
-use crate::pipeline::{self, Facts, Pipeline};
+use crate::pipeline::{self, Config, Facts, Pipeline};
 use crate::runner::env::{BuildFacts, no_secrets};
 use crate::runner::executor::{StepExecutor, StepTask};
 use crate::runner::sandbox::Sandbox;
@@ -15,20 +15,20 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// What to run.
+/// What `greenlight exec` runs, from its command line.
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
-    /// The checkout.
+    /// The checkout whose `.drone.yml` runs; it is copied, never written.
     pub dir: PathBuf,
-    /// Only this pipeline.
+    /// Run only this pipeline, whatever its trigger says.
     pub pipeline: Option<String>,
     /// push, pull_request or tag.
     pub event: String,
     /// The branch (default: the checkout's current branch).
     pub branch: Option<String>,
-    /// Run unsandboxed.
+    /// Run steps without bubblewrap, for hosts that cannot create namespaces.
     pub unsandboxed: bool,
-    /// uid for steps when root.
+    /// The uid steps run as when greenlight runs as root (default 65534).
     pub sandbox_uid: Option<u32>,
 }
 
@@ -62,13 +62,7 @@ pub async fn run(options: ExecOptions, out: &mut (dyn Write + Send)) -> anyhow::
         other => bail!("--event must be push, pull_request or tag, not {other:?}"),
     };
     let facts = Facts { event: &options.event, branch: &branch, git_ref: &git_ref, action: "", repo: "local/checkout" };
-    let pipelines: Vec<Pipeline> = match &options.pipeline {
-        Some(name) => vec![config.pipelines.iter().find(|p| &p.name == name).cloned().with_context(|| {
-            let names: Vec<&str> = config.pipelines.iter().map(|p| p.name.as_str()).collect();
-            format!("no pipeline named {name:?} (there are: {})", names.join(", "))
-        })?],
-        None => config.matching(&facts),
-    };
+    let pipelines = chosen_pipelines(&config, options.pipeline.as_deref(), &facts)?;
     if pipelines.is_empty() {
         writeln!(out, "no pipeline's trigger matches event {} on branch {branch}", options.event)?;
         return Ok(true);
@@ -108,8 +102,30 @@ pub async fn run(options: ExecOptions, out: &mut (dyn Write + Send)) -> anyhow::
         }
         results.push((pipeline.name.clone(), steps));
     }
+    print_summary(out, &results)?;
+    let passed = failed_pipelines.is_empty();
+    writeln!(out, "{}", if passed { "pipeline passed" } else { "pipeline failed" })?;
+    Ok(passed)
+}
+
+/// The pipeline named on the command line, or else every pipeline whose
+/// trigger matches the local facts.
+fn chosen_pipelines(config: &Config, name: Option<&str>, facts: &Facts<'_>) -> anyhow::Result<Vec<Pipeline>> {
+    let Some(name) = name else {
+        return Ok(config.matching(facts));
+    };
+    let pipeline = config.pipelines.iter().find(|p| p.name == name).cloned().with_context(|| {
+        let names: Vec<&str> = config.pipelines.iter().map(|p| p.name.as_str()).collect();
+        format!("no pipeline named {name:?} (there are: {})", names.join(", "))
+    })?;
+    Ok(vec![pipeline])
+}
+
+/// One line per step that ran: its pipeline, status (with the exit code
+/// when it failed) and how long it took.
+fn print_summary(out: &mut (dyn Write + Send), results: &[(String, Vec<StepRun>)]) -> anyhow::Result<()> {
     writeln!(out, "\nsummary")?;
-    for (name, steps) in &results {
+    for (name, steps) in results {
         for run in steps {
             let status = match run.outcome.status {
                 Status::Failure | Status::Error => format!("{} (exit {})", run.outcome.status.as_str(), run.outcome.exit_code),
@@ -118,11 +134,10 @@ pub async fn run(options: ExecOptions, out: &mut (dyn Write + Send)) -> anyhow::
             writeln!(out, "  {name} / {}: {status} in {:.1}s", run.name, run.secs)?;
         }
     }
-    let passed = failed_pipelines.is_empty();
-    writeln!(out, "{}", if passed { "pipeline passed" } else { "pipeline failed" })?;
-    Ok(passed)
+    Ok(())
 }
 
+/// Copies the checkout, `.git` included, into a fresh workspace.
 fn copy_checkout(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to)?;
     let status = std::process::Command::new("cp").arg("-a").arg(format!("{}/.", from.display())).arg(to).status()?;
@@ -132,6 +147,8 @@ fn copy_checkout(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs one pipeline's steps in `workspace`, printing their output live,
+/// each line prefixed with its step's name.
 async fn run_pipeline(
     sandbox: &Sandbox,
     workspace: &Path,
