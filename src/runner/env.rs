@@ -6,55 +6,55 @@ use crate::github::webhook::Event;
 use crate::pipeline::{EnvValue, Pipeline, Step};
 use std::collections::BTreeMap;
 
-/// PATH inside the sandbox.
+/// PATH for every step: the system's usual directories, never the worker's own PATH.
 pub const STEP_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The facts of a build a step's environment describes.
 #[derive(Debug, Clone, Default)]
 pub struct BuildFacts {
-    /// Build number.
+    /// The repository's build number (`DRONE_BUILD_NUMBER`).
     pub number: i64,
-    /// Parent build number (reruns).
+    /// The build this one reruns, 0 for none (`DRONE_BUILD_PARENT`).
     pub parent: i64,
-    /// push, pull_request or tag.
+    /// push, pull_request or tag (`DRONE_BUILD_EVENT`); a tag build has no branch.
     pub event: String,
-    /// Drone's action.
+    /// The pull request action, e.g. `opened` (`DRONE_BUILD_ACTION`).
     pub action: String,
-    /// The commit.
+    /// The commit being built (`DRONE_COMMIT_SHA`).
     pub sha: String,
-    /// Previous commit.
+    /// The branch's commit before the push (`DRONE_COMMIT_BEFORE`).
     pub before: String,
-    /// Full ref.
+    /// The full git ref, e.g. `refs/tags/v1` (`DRONE_COMMIT_REF`; a tag's name becomes `DRONE_TAG`).
     pub git_ref: String,
-    /// Source branch.
+    /// The branch the change comes from (`DRONE_SOURCE_BRANCH`).
     pub source: String,
-    /// Target branch.
+    /// The branch the change goes to (`DRONE_TARGET_BRANCH`, and `DRONE_BRANCH` unless a tag).
     pub target: String,
-    /// PR number.
+    /// The pull request, when the build is one (`DRONE_PULL_REQUEST`).
     pub pull_request: Option<u64>,
-    /// PR title.
+    /// The pull request's title (`DRONE_PULL_REQUEST_TITLE`).
     pub title: String,
-    /// Commit message.
+    /// `DRONE_COMMIT_MESSAGE`.
     pub message: String,
-    /// Commit link.
+    /// The commit's (or comparison's) web page (`DRONE_COMMIT_LINK`).
     pub link: String,
-    /// Author login.
+    /// The author's GitHub login (`DRONE_COMMIT_AUTHOR`).
     pub author: String,
-    /// Author name.
+    /// `DRONE_COMMIT_AUTHOR_NAME`.
     pub author_name: String,
-    /// Author email.
+    /// `DRONE_COMMIT_AUTHOR_EMAIL`.
     pub author_email: String,
-    /// `owner/name`.
+    /// `owner/name` (`DRONE_REPO`, split into `DRONE_REPO_OWNER` and `DRONE_REPO_NAME`).
     pub repo: String,
-    /// Web URL of the repository.
+    /// The repository's web page (`DRONE_REPO_LINK`).
     pub repo_link: String,
-    /// Clone URL.
+    /// The HTTPS clone URL (`DRONE_GIT_HTTP_URL`, `DRONE_REMOTE_URL`).
     pub clone_url: String,
-    /// Default branch.
+    /// The repository's default branch (`DRONE_REPO_BRANCH`).
     pub default_branch: String,
-    /// Whether the repository is private.
+    /// `DRONE_REPO_PRIVATE`.
     pub private: bool,
-    /// The build page.
+    /// greenlight's page for the build (`DRONE_BUILD_LINK`).
     pub build_link: String,
 }
 
@@ -62,11 +62,11 @@ pub struct BuildFacts {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("step `{step}` asks for secret `{secret}`, which greenlight cannot give it: {reason}")]
 pub struct EnvError {
-    /// The step.
+    /// The step that asked, to say which step to fix.
     pub step: String,
-    /// The secret.
+    /// The secret's name as the step's `from_secret` gives it.
     pub secret: String,
-    /// Why not.
+    /// Why it is withheld: missing, fork build, pull_request flag off, or a store error.
     pub reason: String,
 }
 

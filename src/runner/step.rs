@@ -25,27 +25,28 @@ pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024 * 1024;
 /// (unsandboxed, a background child may hold the pipe open).
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
-/// What to run.
+/// Everything the step's process gets: nothing of the worker reaches it
+/// but these.
 #[derive(Debug, Clone)]
 pub struct StepSpec {
     /// Commands, run in order with `set -e`.
     pub commands: Vec<String>,
     /// The step's environment (nothing else reaches it).
     pub env: Vec<(String, String)>,
-    /// Wall-clock limit.
+    /// Wall-clock limit, after which the step and everything it started are killed.
     pub timeout: Duration,
 }
 
 /// How a step's process ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
-    /// It exited with this code.
+    /// It exited with this code (128 + the signal when a signal killed it).
     Exited(i32),
     /// It ran past its timeout and was killed.
     TimedOut,
     /// It was cancelled and killed.
     Cancelled,
-    /// It could not be started.
+    /// It could not be run: no environment (a withheld secret), or no process.
     Failed(String),
 }
 
