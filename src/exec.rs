@@ -2,12 +2,13 @@
 //! sandbox with the same step semantics, printing the logs live. No GitHub,
 //! no Redis: the way to try a pipeline before pushing.
 
-use crate::pipeline::{self, Facts, Pipeline};
-use crate::runner::env::{BuildFacts, no_secrets, step_env};
+use crate::ids::Sha;
+use crate::model::{Commit, Event, RepoRef, Status};
+use crate::pipeline::{self, Config, Facts, Pipeline};
+use crate::runner::env::{BuildFacts, no_secrets};
+use crate::runner::executor::{StepExecutor, StepTask};
 use crate::runner::sandbox::Sandbox;
 use crate::runner::schedule::{self, Outcome};
-use crate::runner::step::{self, Ending, StepSpec};
-use crate::store::Status;
 use anyhow::{Context, bail};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,20 +16,20 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// What to run.
+/// What `greenlight exec` runs, from its command line.
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
-    /// The checkout.
+    /// The checkout whose `.drone.yml` runs; it is copied, never written.
     pub dir: PathBuf,
-    /// Only this pipeline.
+    /// Run only this pipeline, whatever its trigger says.
     pub pipeline: Option<String>,
     /// push, pull_request or tag.
     pub event: String,
     /// The branch (default: the checkout's current branch).
     pub branch: Option<String>,
-    /// Run unsandboxed.
+    /// Run steps without bubblewrap, for hosts that cannot create namespaces.
     pub unsandboxed: bool,
-    /// uid for steps when root.
+    /// The uid steps run as when greenlight runs as root (default 65534).
     pub sandbox_uid: Option<u32>,
 }
 
@@ -44,31 +45,42 @@ struct StepRun {
     secs: f64,
 }
 
-/// Runs the pipelines; returns whether all passed.
-pub async fn run(options: ExecOptions, out: &mut (dyn Write + Send)) -> anyhow::Result<bool> {
-    let file = options.dir.join(pipeline::CONFIG_PATH);
-    let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let config = pipeline::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+/// What a local run's steps are told of their build: build 1 of
+/// `local/checkout`, at the checkout's HEAD, on its branch (or `--branch`).
+fn local_build(options: &ExecOptions) -> anyhow::Result<BuildFacts> {
     let branch = options
         .branch
         .clone()
         .or_else(|| git_output(&options.dir, &["rev-parse", "--abbrev-ref", "HEAD"]))
         .unwrap_or_else(|| "main".to_string());
-    let sha = git_output(&options.dir, &["rev-parse", "HEAD"]).unwrap_or_default();
-    let git_ref = match options.event.as_str() {
-        "tag" => format!("refs/tags/{branch}"),
-        "pull_request" => "refs/pull/0/head".to_string(),
-        "push" => format!("refs/heads/{branch}"),
+    let (event, git_ref) = match options.event.as_str() {
+        "tag" => (Event::Tag, format!("refs/tags/{branch}")),
+        "pull_request" => (Event::PullRequest, "refs/pull/0/head".to_string()),
+        "push" => (Event::Push, format!("refs/heads/{branch}")),
         other => bail!("--event must be push, pull_request or tag, not {other:?}"),
     };
-    let facts = Facts { event: &options.event, branch: &branch, git_ref: &git_ref, action: "", repo: "local/checkout" };
-    let pipelines: Vec<Pipeline> = match &options.pipeline {
-        Some(name) => vec![config.pipelines.iter().find(|p| &p.name == name).cloned().with_context(|| {
-            let names: Vec<&str> = config.pipelines.iter().map(|p| p.name.as_str()).collect();
-            format!("no pipeline named {name:?} (there are: {})", names.join(", "))
-        })?],
-        None => config.matching(&facts),
+    let commit = Commit {
+        event,
+        sha: Sha(git_output(&options.dir, &["rev-parse", "HEAD"]).unwrap_or_default()),
+        git_ref,
+        source: branch.clone(),
+        target: if event == Event::Tag { String::new() } else { branch.clone() },
+        ..Commit::default()
     };
+    let repo = RepoRef { owner: "local".to_string(), name: "checkout".to_string(), default_branch: branch, ..RepoRef::default() };
+    Ok(BuildFacts { number: 1, commit, repo, ..BuildFacts::default() })
+}
+
+/// Runs the pipelines; returns whether all passed.
+pub async fn run(options: ExecOptions, out: &mut (dyn Write + Send)) -> anyhow::Result<bool> {
+    let file = options.dir.join(pipeline::CONFIG_PATH);
+    let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let config = pipeline::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let build = local_build(&options)?;
+    let branch = build.commit.source.clone();
+    let slug = build.repo.slug();
+    let facts = build.commit.facts(&slug);
+    let pipelines = chosen_pipelines(&config, options.pipeline.as_deref(), &facts)?;
     if pipelines.is_empty() {
         writeln!(out, "no pipeline's trigger matches event {} on branch {branch}", options.event)?;
         return Ok(true);
@@ -79,17 +91,6 @@ pub async fn run(options: ExecOptions, out: &mut (dyn Write + Send)) -> anyhow::
     if !sandbox.is_sandboxed() {
         writeln!(out, "warning: steps run UNSANDBOXED")?;
     }
-    let build = BuildFacts {
-        number: 1,
-        event: options.event.clone(),
-        sha,
-        git_ref: git_ref.clone(),
-        source: branch.clone(),
-        target: branch.clone(),
-        repo: "local/checkout".to_string(),
-        default_branch: branch.clone(),
-        ..BuildFacts::default()
-    };
     let mut results: Vec<(String, Vec<StepRun>)> = Vec::new();
     let mut failed_pipelines: Vec<String> = Vec::new();
     for (number, pipeline) in pipelines.iter().enumerate() {
@@ -108,8 +109,30 @@ pub async fn run(options: ExecOptions, out: &mut (dyn Write + Send)) -> anyhow::
         }
         results.push((pipeline.name.clone(), steps));
     }
+    print_summary(out, &results)?;
+    let passed = failed_pipelines.is_empty();
+    writeln!(out, "{}", if passed { "pipeline passed" } else { "pipeline failed" })?;
+    Ok(passed)
+}
+
+/// The pipeline named on the command line, or else every pipeline whose
+/// trigger matches the local facts.
+fn chosen_pipelines(config: &Config, name: Option<&str>, facts: &Facts<'_>) -> anyhow::Result<Vec<Pipeline>> {
+    let Some(name) = name else {
+        return Ok(config.matching(facts));
+    };
+    let pipeline = config.pipelines.iter().find(|p| p.name == name).cloned().with_context(|| {
+        let names: Vec<&str> = config.pipelines.iter().map(|p| p.name.as_str()).collect();
+        format!("no pipeline named {name:?} (there are: {})", names.join(", "))
+    })?;
+    Ok(vec![pipeline])
+}
+
+/// One line per step that ran: its pipeline, status (with the exit code
+/// when it failed) and how long it took.
+fn print_summary(out: &mut (dyn Write + Send), results: &[(String, Vec<StepRun>)]) -> anyhow::Result<()> {
     writeln!(out, "\nsummary")?;
-    for (name, steps) in &results {
+    for (name, steps) in results {
         for run in steps {
             let status = match run.outcome.status {
                 Status::Failure | Status::Error => format!("{} (exit {})", run.outcome.status.as_str(), run.outcome.exit_code),
@@ -118,11 +141,10 @@ pub async fn run(options: ExecOptions, out: &mut (dyn Write + Send)) -> anyhow::
             writeln!(out, "  {name} / {}: {status} in {:.1}s", run.name, run.secs)?;
         }
     }
-    let passed = failed_pipelines.is_empty();
-    writeln!(out, "{}", if passed { "pipeline passed" } else { "pipeline failed" })?;
-    Ok(passed)
+    Ok(())
 }
 
+/// Copies the checkout, `.git` included, into a fresh workspace.
 fn copy_checkout(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to)?;
     let status = std::process::Command::new("cp").arg("-a").arg(format!("{}/.", from.display())).arg(to).status()?;
@@ -132,6 +154,8 @@ fn copy_checkout(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs one pipeline's steps in `workspace`, printing their output live,
+/// each line prefixed with its step's name.
 async fn run_pipeline(
     sandbox: &Sandbox,
     workspace: &Path,
@@ -142,8 +166,7 @@ async fn run_pipeline(
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<Vec<StepRun>> {
     let (printer_tx, mut printer_rx) = mpsc::channel::<String>(1024);
-    let workspace_in = sandbox.workspace_path(workspace).into_owned();
-    let home = if sandbox.is_sandboxed() { "/tmp".to_string() } else { workspace_in.clone() };
+    let executor = &StepExecutor::new(sandbox, workspace);
     let cancel = CancellationToken::new();
     let timings = std::sync::Mutex::new(vec![0.0; pipeline.steps.len()]);
     let durations = &timings;
@@ -151,32 +174,14 @@ async fn run_pipeline(
     // The closure owns the printer's sender, so printing ends when the steps do.
     let steps = schedule::execute(&pipeline.steps, facts, &cancel, move |i| {
         let printer = printer_tx.clone();
-        let (workspace_in, home, cancel) = (workspace_in.clone(), home.clone(), step_cancel.clone());
+        let cancel = step_cancel.clone();
         async move {
             let step = &pipeline.steps[i];
             let started = Instant::now();
             let _ = printer.send(format!("--> step {}\n", step.name)).await;
-            let (lines, mut rx) = mpsc::channel::<String>(1024);
-            let prefix = format!("[{}] ", step.name);
-            let forward = {
-                let printer = printer.clone();
-                tokio::spawn(async move {
-                    while let Some(line) = rx.recv().await {
-                        let _ = printer.send(format!("{prefix}{line}")).await;
-                    }
-                })
-            };
-            let ending = match step_env(build, pipeline, stage_number, step, i as i64 + 1, &workspace_in, &home, &no_secrets) {
-                Ok(env) => {
-                    let spec = StepSpec { commands: step.commands.clone(), env, timeout: pipeline.step_timeout };
-                    step::run(sandbox, workspace, &spec, &lines, &cancel).await
-                }
-                Err(e) => Ending::Failed(e.to_string()),
-            };
-            let (outcome, note) = ending.outcome(pipeline.step_timeout);
-            if let Some(note) = note {
-                let _ = lines.send(note).await;
-            }
+            let (lines, forward) = prefixed(printer, format!("[{}] ", step.name));
+            let task = StepTask { facts: build, pipeline, stage_number, step, step_number: i as i64 + 1, secrets: &no_secrets };
+            let outcome = executor.run(&task, &lines, &cancel).await;
             drop(lines);
             let _ = forward.await;
             durations.lock().expect("not poisoned")[i] = started.elapsed().as_secs_f64();
@@ -198,4 +203,16 @@ async fn run_pipeline(
         .zip(durations)
         .map(|((s, outcome), secs)| StepRun { name: s.name.clone(), outcome, secs })
         .collect())
+}
+
+/// A sink for one step's lines that prints each to `printer` after `prefix`;
+/// the task ends once every sender of the sink is dropped.
+fn prefixed(printer: mpsc::Sender<String>, prefix: String) -> (mpsc::Sender<String>, tokio::task::JoinHandle<()>) {
+    let (lines, mut rx) = mpsc::channel::<String>(1024);
+    let forward = tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            let _ = printer.send(format!("{prefix}{line}")).await;
+        }
+    });
+    (lines, forward)
 }

@@ -34,9 +34,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 /// What the API handlers share.
 #[derive(Clone)]
 pub struct ApiState {
-    /// Build state.
+    /// Builds, stages and repositories the handlers read and change.
     pub store: Store,
-    /// Step logs.
+    /// Stored step logs, for log requests of finished steps.
     pub logs: Logs,
     /// Redis, for live log streams.
     pub redis: Redis,
@@ -44,13 +44,13 @@ pub struct ApiState {
     pub token: Option<Arc<SecretString>>,
     /// Build changes, fanned out to every stream.
     pub events: broadcast::Sender<stream::Change>,
-    /// Cancel and approve.
+    /// Cancels builds and approves blocked stages, through the one lifecycle.
     pub lifecycle: Lifecycle,
-    /// Restart (a new build, planned like any other).
+    /// Restarts builds: a new build, planned like any other.
     pub planner: Planner,
-    /// Base of build page links.
+    /// greenlight's public URL, the base of the build links the API returns.
     pub public_url: String,
-    /// Repository secrets.
+    /// Repository secrets, for the admin secret endpoints (values are never returned).
     pub secrets: crate::secrets::SecretStore,
 }
 

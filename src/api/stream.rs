@@ -20,12 +20,13 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// How long one wait for new log lines lasts before the step's state is checked again.
 const LOG_BLOCK: Duration = Duration::from_secs(1);
 
-/// A build changed.
+/// A build changed: announced through Redis by whichever process changed
+/// it, so every API process can tell its open streams.
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
 pub struct Change {
-    /// Its repository.
+    /// The build's repository, so streams of one repository skip the rest.
     pub repo: RepoId,
-    /// The build.
+    /// The build to read again.
     pub build: BuildId,
 }
 

@@ -27,15 +27,17 @@ pub struct RunnerArgs {
 /// Runner settings, validated.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
-    /// Run steps without a sandbox.
+    /// Run steps without a sandbox (`GREENLIGHT_SANDBOX=none`); check runs say so.
     pub unsandboxed: bool,
-    /// uid for steps when root.
+    /// The uid steps run as when greenlight runs as root; `None` means 65534.
     pub sandbox_uid: Option<u32>,
-    /// Stage lease.
+    /// How long a stage's worker may go without renewing its claim before
+    /// another worker takes the stage over.
     pub lease: std::time::Duration,
-    /// Shutdown grace.
+    /// How long running stages may finish after SIGTERM before they are
+    /// handed back to the queue.
     pub grace: std::time::Duration,
-    /// Stored log bytes per step.
+    /// Stored log bytes per step; output past it is drained, not stored.
     pub log_limit: u64,
 }
 

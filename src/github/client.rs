@@ -25,9 +25,9 @@ use std::time::Duration;
 /// `owner/name` of a repository, as used in REST routes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepoPath {
-    /// Owner login.
+    /// The owner's login (user or organization).
     pub owner: String,
-    /// Repository name.
+    /// The repository's name without its owner.
     pub name: String,
 }
 
@@ -43,11 +43,11 @@ pub enum GitHubError {
     /// GitHub answered with an error status (after any retries).
     #[error("GitHub answered {status} to {method} {path}: {message}")]
     Api {
-        /// HTTP status.
+        /// The HTTP status; whether retrying later may help depends on it.
         status: u16,
-        /// Method.
+        /// The request's method, for the message.
         method: Method,
-        /// Route.
+        /// The request's path, for the message.
         path: String,
         /// GitHub's `message`.
         message: String,
@@ -55,19 +55,19 @@ pub enum GitHubError {
     /// GitHub could not be reached (after any retries).
     #[error("GitHub unreachable for {method} {path}: {detail}")]
     Transport {
-        /// Method.
+        /// The request's method, for the message.
         method: Method,
-        /// Route.
+        /// The request's path, for the message.
         path: String,
-        /// What failed.
+        /// The transport error of the last attempt.
         detail: String,
     },
     /// A response greenlight could not read.
     #[error("unexpected response to {path}: {detail}")]
     Decode {
-        /// Route.
+        /// The request's path, for the message.
         path: String,
-        /// What was wrong.
+        /// Why the body could not be read as the expected type.
         detail: String,
     },
     /// Authentication could not be set up (JWT signing, token cache).
@@ -277,7 +277,8 @@ impl GitHub {
         String::from_utf8(bytes).map(Some).map_err(|_| decode_error(format!("{file} is not UTF-8 text")))
     }
 
-    /// Sets a commit status.
+    /// Sets one commit status of `sha` (one per pipeline and event);
+    /// setting it twice is harmless, so it is retried through outages.
     pub async fn create_status(
         &self,
         installation: InstallationId,

@@ -31,7 +31,7 @@ pub use build::build_status;
 pub use stage::cancel_note;
 pub use stage::{Begun, JobState, SkipReason};
 pub use start::rerun_trigger;
-pub use start::{RERUN_SCAN, StartError, facts};
+pub use start::{RERUN_SCAN, StartError};
 pub use steps::{StepEnd, reset_steps, step_ended, step_skipped, step_started};
 
 use crate::clock::SharedClock;

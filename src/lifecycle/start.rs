@@ -8,7 +8,7 @@ use super::Lifecycle;
 use crate::github::{GitHubError, RepoFiles};
 use crate::ids::{BuildId, DeliveryId, EntryId, StageId};
 use crate::model::{Build, Commit, Repo, RerunRequest, RerunTarget, Stage, StageState, Status, StepRecord, Trigger};
-use crate::pipeline::{self, Facts, Pipeline};
+use crate::pipeline::{self, Pipeline};
 use crate::publish::CONFIG_CHECK;
 use crate::store::{Claim, Store, StoreError, StoreResult};
 
@@ -234,7 +234,7 @@ async fn read_plan(trigger: &Trigger, files: &RepoFiles) -> Result<Option<Plan>,
         Err(message) => return Ok(Some(Plan::Invalid(message))),
     };
     let slug = trigger.repo.slug();
-    let mut chosen = config.matching(&facts(&trigger.commit, &slug));
+    let mut chosen = config.matching(&trigger.commit.facts(&slug));
     if !trigger.only_pipelines.is_empty() {
         chosen.retain(|p| trigger.only_pipelines.contains(&p.name));
         let names: Vec<String> = chosen.iter().map(|p| p.name.clone()).collect();
@@ -243,11 +243,6 @@ async fn read_plan(trigger: &Trigger, files: &RepoFiles) -> Result<Option<Plan>,
         }
     }
     Ok((!chosen.is_empty()).then_some(Plan::Pipelines { pipelines: chosen, auto_cancel: config.settings.auto_cancel }))
-}
-
-/// What `trigger` and `when` conditions match a commit against.
-pub fn facts<'a>(commit: &'a Commit, slug: &'a str) -> Facts<'a> {
-    Facts { event: commit.event.as_str(), branch: &commit.target, git_ref: &commit.git_ref, action: &commit.action, repo: slug }
 }
 
 /// A pipeline's step records, numbered from 1 (the clone first unless

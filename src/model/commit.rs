@@ -5,13 +5,15 @@
 //! them (the webhook parser, or a rerun copying an earlier build).
 
 use crate::ids::Sha;
+use crate::pipeline::Facts;
 use serde::{Deserialize, Serialize};
 
 /// The Drone event a build runs for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Event {
     /// A branch push.
+    #[default]
     Push,
     /// A pull request opened, synchronized or reopened.
     PullRequest,
@@ -45,7 +47,7 @@ pub struct Author {
 }
 
 /// The commit a build runs and the event that asked for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Commit {
     /// push, pull_request or tag: decides triggers, lanes and status contexts.
     pub event: Event,
@@ -90,6 +92,11 @@ impl Commit {
     /// commits on a pull request), so older builds of the lane are superseded.
     pub fn is_new_push(&self) -> bool {
         self.event == Event::Push || (self.event == Event::PullRequest && self.action == "synchronized")
+    }
+
+    /// What `trigger` and `when` conditions match this commit against, in repository `slug`.
+    pub fn facts<'a>(&'a self, slug: &'a str) -> Facts<'a> {
+        Facts { event: self.event.as_str(), branch: &self.target, git_ref: &self.git_ref, action: &self.action, repo: slug }
     }
 
     /// Whether `other` is built in the same auto-cancel lane: the same pull

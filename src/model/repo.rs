@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// A repository as a delivery describes it. Carried by the queued trigger
 /// and kept in the build, so a build knows where to clone and publish even
 /// if the repository is renamed later.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepoRef {
     /// GitHub's repository id: stable across renames, the key of everything stored.
     pub id: RepoId,

@@ -74,13 +74,13 @@ pub struct Conditions {
     /// push, pull_request, tag.
     #[serde(default)]
     pub event: Condition,
-    /// Full git ref.
+    /// The full git ref (`refs/tags/v*`), the way to select tags by name.
     #[serde(default, rename = "ref")]
     pub git_ref: Condition,
     /// Drone's action (opened, synchronized, …).
     #[serde(default)]
     pub action: Condition,
-    /// Repository slug.
+    /// The repository's `owner/name`, for a file shared by forks or mirrors.
     #[serde(default)]
     pub repo: Condition,
     /// success / failure: whether the stage (or, in `trigger`, the
@@ -96,9 +96,9 @@ pub struct Facts<'a> {
     pub event: &'a str,
     /// Target branch (empty for tags).
     pub branch: &'a str,
-    /// Full git ref.
+    /// The full git ref, matched by `ref`.
     pub git_ref: &'a str,
-    /// Drone's action.
+    /// The pull request action, matched by `action`.
     pub action: &'a str,
     /// `owner/name`.
     pub repo: &'a str,

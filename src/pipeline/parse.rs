@@ -186,6 +186,11 @@ fn document_starts(text: &str) -> Vec<usize> {
     starts
 }
 
+/// An error on the first line at or after `start` containing `needle`.
+fn at(text: &str, start: usize, needle: &str, message: String) -> ParseError {
+    ParseError { line: line_of(text, start, needle), column: 1, message }
+}
+
 /// Parses a `.drone.yml`.
 pub fn parse(text: &str) -> Result<Config, ParseError> {
     let starts = document_starts(text);
@@ -194,127 +199,177 @@ pub fn parse(text: &str) -> Result<Config, ParseError> {
     for (index, document) in serde_norway::Deserializer::from_str(text).enumerate() {
         let start = starts.get(index).copied().unwrap_or(1);
         let value = serde_norway::Value::deserialize(document).map_err(located)?;
-        if value.is_null() {
-            continue; // an empty document, e.g. a trailing `---`
-        }
-        // The type decides which keys are valid: check it before the strict parse.
-        let kind = value.get("kind").and_then(serde_norway::Value::as_str);
-        if let (Some("pipeline"), Some(other)) = (kind, value.get("type").and_then(serde_norway::Value::as_str))
-            && other != "exec"
-        {
-            return Err(value_at(
-                text,
-                start,
-                "type",
-                format!("pipeline type `{other}` is not supported: greenlight runs exec pipelines (`type: exec`)"),
-            ));
-        }
-        // Parse again from the text for positions in errors.
-        let raw = parse_nth(text, index)?;
-        let at = |needle: &str, message: String| ParseError { line: line_of(text, start, needle), column: 1, message };
-        if matches!(raw.kind, Kind::Signature) {
+        let Some(raw) = pipeline_document(text, index, start, &value)? else {
             continue;
-        }
-        match raw.pipeline_type.as_deref() {
-            Some(_) => {}
-            None => {
-                return Err(at(
-                    "kind:",
-                    "pipeline has no `type`; Drone then assumes `docker`, which greenlight does not run: add `type: exec`".to_string(),
-                ));
-            }
-        }
-        if let Some(os) = raw.platform.as_ref().and_then(|p| p.os.as_deref()).filter(|os| *os != "linux") {
-            return Err(value_at(text, start, "os", format!("platform os `{os}` is not supported: greenlight runs on linux")));
-        }
-        if let Some(arch) = raw.platform.as_ref().and_then(|p| p.arch.as_deref()).filter(|a| !matches!(*a, "amd64" | "arm64" | "arm")) {
-            return Err(value_at(text, start, "arch", format!("platform arch `{arch}` is not one of amd64, arm64, arm")));
-        }
+        };
+        check_runs_here(text, start, &raw)?;
         if raw.greenlight.is_some() && !pipelines.is_empty() {
-            return Err(at("greenlight:", "the `greenlight` key is only read from the first document".to_string()));
+            return Err(at(text, start, "greenlight:", "the `greenlight` key is only read from the first document".to_string()));
         }
-        let mut step_timeout = DEFAULT_STEP_TIMEOUT;
-        if let Some(raw_timeout) = raw.greenlight.as_ref().and_then(|g| g.step_timeout.as_deref()) {
-            step_timeout = parse_duration(raw_timeout).ok_or_else(|| {
-                value_at(text, start, "step_timeout", format!("`{raw_timeout}` is not a duration such as 90s, 10m or 1h"))
-            })?;
-        }
-        if let Some(auto_cancel) = raw.greenlight.as_ref().and_then(|g| g.auto_cancel) {
-            settings.auto_cancel = auto_cancel;
-        }
-        let name = raw.name.unwrap_or_else(|| "default".to_string());
-        if pipelines.iter().any(|p| p.name == name) {
-            return Err(at(&format!("name: {name}"), format!("two pipelines are named `{name}`")));
-        }
-        if raw.steps.is_empty() {
-            return Err(at("kind:", format!("pipeline `{name}` has no steps")));
-        }
-        let mut steps = Vec::with_capacity(raw.steps.len());
-        let mut seen = HashSet::new();
-        for step in raw.steps {
-            let here = |m: String| at(&format!("name: {}", step.name), m);
-            if !seen.insert(step.name.clone()) {
-                let needle = format!("name: {}", step.name);
-                return Err(ParseError {
-                    line: line_of(text, line_of(text, start, &needle) + 1, &needle),
-                    column: 1,
-                    message: format!("two steps of pipeline `{name}` are named `{}`", step.name),
-                });
-            }
-            if step.commands.is_empty() {
-                return Err(here(format!("step `{}` has no commands", step.name)));
-            }
-            steps.push(Step {
-                ignore_failure: matches!(step.failure, Some(Failure::Ignore)),
-                environment: step.environment.into_iter().map(|(k, v)| (k, v.into())).collect(),
-                name: step.name,
-                commands: step.commands,
-                when: step.when,
-                depends_on: step.depends_on,
-            });
-        }
-        for step in &steps {
-            for dep in &step.depends_on {
-                if !steps.iter().any(|s| &s.name == dep) {
-                    return Err(at(
-                        &format!("name: {}", step.name),
-                        format!("step `{}` depends on `{dep}`, which is not a step of pipeline `{name}`", step.name),
-                    ));
-                }
-            }
-        }
-        if let Some(cycle) = find_cycle(steps.iter().map(|s| (s.name.as_str(), s.depends_on.as_slice()))) {
-            return Err(at("depends_on", format!("the steps of pipeline `{name}` depend on each other in a cycle through `{cycle}`")));
-        }
-        pipelines.push(Pipeline {
-            name,
-            steps,
-            trigger: raw.trigger,
-            depends_on: raw.depends_on,
-            environment: raw.environment.into_iter().map(|(k, v)| (k, v.into())).collect(),
-            clone_disabled: raw.clone.is_some_and(|c| c.disable),
-            step_timeout,
-            line: start,
-        });
+        let step_timeout = apply_greenlight_key(text, start, raw.greenlight.as_ref(), &mut settings)?;
+        pipelines.push(pipeline_of(text, start, raw, step_timeout, &pipelines)?);
     }
     if pipelines.is_empty() {
         return Err(ParseError { line: 1, column: 1, message: "no `kind: pipeline` document".to_string() });
     }
-    for p in &pipelines {
+    check_pipeline_dependencies(text, &pipelines)?;
+    Ok(Config { pipelines, settings })
+}
+
+/// Document `index` strictly parsed when it is a pipeline; `None` for an
+/// empty document or a `kind: signature` one. A pipeline of another `type`
+/// is refused before the strict parse, whose unknown-key errors would
+/// otherwise hide the real reason.
+fn pipeline_document(text: &str, index: usize, start: usize, value: &serde_norway::Value) -> Result<Option<RawDocument>, ParseError> {
+    if value.is_null() {
+        return Ok(None); // an empty document, e.g. a trailing `---`
+    }
+    let kind = value.get("kind").and_then(serde_norway::Value::as_str);
+    if let (Some("pipeline"), Some(other)) = (kind, value.get("type").and_then(serde_norway::Value::as_str))
+        && other != "exec"
+    {
+        return Err(value_at(
+            text,
+            start,
+            "type",
+            format!("pipeline type `{other}` is not supported: greenlight runs exec pipelines (`type: exec`)"),
+        ));
+    }
+    // Parse again from the text for positions in errors.
+    let raw = parse_nth(text, index)?;
+    Ok((!matches!(raw.kind, Kind::Signature)).then_some(raw))
+}
+
+/// Refuses a pipeline greenlight cannot run: no `type` (Drone would assume
+/// docker), or a platform other than linux on a supported architecture.
+fn check_runs_here(text: &str, start: usize, raw: &RawDocument) -> Result<(), ParseError> {
+    if raw.pipeline_type.is_none() {
+        return Err(at(
+            text,
+            start,
+            "kind:",
+            "pipeline has no `type`; Drone then assumes `docker`, which greenlight does not run: add `type: exec`".to_string(),
+        ));
+    }
+    if let Some(os) = raw.platform.as_ref().and_then(|p| p.os.as_deref()).filter(|os| *os != "linux") {
+        return Err(value_at(text, start, "os", format!("platform os `{os}` is not supported: greenlight runs on linux")));
+    }
+    if let Some(arch) = raw.platform.as_ref().and_then(|p| p.arch.as_deref()).filter(|a| !matches!(*a, "amd64" | "arm64" | "arm")) {
+        return Err(value_at(text, start, "arch", format!("platform arch `{arch}` is not one of amd64, arm64, arm")));
+    }
+    Ok(())
+}
+
+/// Reads the `greenlight:` key: `auto_cancel` goes into `settings`; the
+/// step timeout it sets (or the default) is returned for the pipeline.
+fn apply_greenlight_key(text: &str, start: usize, key: Option<&GreenlightKey>, settings: &mut Settings) -> Result<Duration, ParseError> {
+    let mut step_timeout = DEFAULT_STEP_TIMEOUT;
+    if let Some(raw_timeout) = key.and_then(|g| g.step_timeout.as_deref()) {
+        step_timeout = parse_duration(raw_timeout)
+            .ok_or_else(|| value_at(text, start, "step_timeout", format!("`{raw_timeout}` is not a duration such as 90s, 10m or 1h")))?;
+    }
+    if let Some(auto_cancel) = key.and_then(|g| g.auto_cancel) {
+        settings.auto_cancel = auto_cancel;
+    }
+    Ok(step_timeout)
+}
+
+/// The pipeline a document describes, refused when its name repeats one of
+/// `earlier` or its steps are empty or wrong.
+fn pipeline_of(text: &str, start: usize, raw: RawDocument, step_timeout: Duration, earlier: &[Pipeline]) -> Result<Pipeline, ParseError> {
+    let name = raw.name.unwrap_or_else(|| "default".to_string());
+    if earlier.iter().any(|p| p.name == name) {
+        return Err(at(text, start, &format!("name: {name}"), format!("two pipelines are named `{name}`")));
+    }
+    if raw.steps.is_empty() {
+        return Err(at(text, start, "kind:", format!("pipeline `{name}` has no steps")));
+    }
+    let steps = steps_of(text, start, &name, raw.steps)?;
+    check_step_dependencies(text, start, &name, &steps)?;
+    Ok(Pipeline {
+        name,
+        steps,
+        trigger: raw.trigger,
+        depends_on: raw.depends_on,
+        environment: raw.environment.into_iter().map(|(k, v)| (k, v.into())).collect(),
+        clone_disabled: raw.clone.is_some_and(|c| c.disable),
+        step_timeout,
+        line: start,
+    })
+}
+
+/// Pipeline `pipeline`'s steps, refusing a repeated name or a step without commands.
+fn steps_of(text: &str, start: usize, pipeline: &str, raw_steps: Vec<RawStep>) -> Result<Vec<Step>, ParseError> {
+    let mut steps = Vec::with_capacity(raw_steps.len());
+    let mut seen = HashSet::new();
+    for step in raw_steps {
+        let needle = format!("name: {}", step.name);
+        if !seen.insert(step.name.clone()) {
+            // Point at the second step of that name, not the first.
+            return Err(ParseError {
+                line: line_of(text, line_of(text, start, &needle) + 1, &needle),
+                column: 1,
+                message: format!("two steps of pipeline `{pipeline}` are named `{}`", step.name),
+            });
+        }
+        if step.commands.is_empty() {
+            return Err(at(text, start, &needle, format!("step `{}` has no commands", step.name)));
+        }
+        steps.push(Step {
+            ignore_failure: matches!(step.failure, Some(Failure::Ignore)),
+            environment: step.environment.into_iter().map(|(k, v)| (k, v.into())).collect(),
+            name: step.name,
+            commands: step.commands,
+            when: step.when,
+            depends_on: step.depends_on,
+        });
+    }
+    Ok(steps)
+}
+
+/// Refuses a step `depends_on` naming no step of the pipeline, or a cycle.
+fn check_step_dependencies(text: &str, start: usize, pipeline: &str, steps: &[Step]) -> Result<(), ParseError> {
+    for step in steps {
+        for dep in &step.depends_on {
+            if !steps.iter().any(|s| &s.name == dep) {
+                return Err(at(
+                    text,
+                    start,
+                    &format!("name: {}", step.name),
+                    format!("step `{}` depends on `{dep}`, which is not a step of pipeline `{pipeline}`", step.name),
+                ));
+            }
+        }
+    }
+    if let Some(cycle) = find_cycle(steps.iter().map(|s| (s.name.as_str(), s.depends_on.as_slice()))) {
+        return Err(at(
+            text,
+            start,
+            "depends_on",
+            format!("the steps of pipeline `{pipeline}` depend on each other in a cycle through `{cycle}`"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a pipeline `depends_on` naming no pipeline of the file, or a cycle.
+fn check_pipeline_dependencies(text: &str, pipelines: &[Pipeline]) -> Result<(), ParseError> {
+    for p in pipelines {
         for dep in &p.depends_on {
             if !pipelines.iter().any(|q| &q.name == dep) {
-                return Err(ParseError {
-                    line: line_of(text, p.line, "depends_on"),
-                    column: 1,
-                    message: format!("pipeline `{}` depends on `{dep}`, which is not a pipeline of this file", p.name),
-                });
+                return Err(at(
+                    text,
+                    p.line,
+                    "depends_on",
+                    format!("pipeline `{}` depends on `{dep}`, which is not a pipeline of this file", p.name),
+                ));
             }
         }
     }
     if let Some(cycle) = find_cycle(pipelines.iter().map(|p| (p.name.as_str(), p.depends_on.as_slice()))) {
         return Err(ParseError { line: 1, column: 1, message: format!("pipelines depend on each other in a cycle through `{cycle}`") });
     }
-    Ok(Config { pipelines, settings })
+    Ok(())
 }
 
 fn parse_nth(text: &str, index: usize) -> Result<RawDocument, ParseError> {

@@ -17,14 +17,16 @@ pub const MAX_ANNOTATIONS_PER_RUN: usize = 1000;
 /// GitHub caps an annotation's message at 64 KB.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-/// How bad an annotation is.
+/// How bad an annotation is: GitHub's `annotation_level`, from the
+/// workflow command (`::error`, `::warning`, `::notice`) or compiler line
+/// that made it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
-    /// `failure`.
+    /// An error: GitHub's `failure`.
     Failure,
-    /// `warning`.
+    /// A warning.
     Warning,
-    /// `notice`.
+    /// A notice.
     Notice,
 }
 

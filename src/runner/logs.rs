@@ -29,9 +29,9 @@ pub const CHANNEL_LINES: usize = 4096;
 pub struct Captured {
     /// The last lines printed (at most [`TAIL_BYTES`]).
     pub tail: VecDeque<String>,
-    /// Lines stored.
+    /// Lines stored, the limit's notice included; the next line's position.
     pub lines: i64,
-    /// Bytes printed in all.
+    /// Bytes the step printed in all (after masking), stored or not.
     pub bytes: u64,
     /// Whether the per-step limit cut the stored log.
     pub truncated: bool,
@@ -47,7 +47,7 @@ impl Captured {
         }
     }
 
-    /// The tail as one text.
+    /// The tail as one text, for the check run of a failed step.
     pub fn tail_text(&self) -> String {
         self.tail.iter().map(String::as_str).collect()
     }
@@ -56,13 +56,14 @@ impl Captured {
 /// Where a step's lines go, and what is done to them on the way.
 #[derive(Clone)]
 pub struct LogTarget {
-    /// The log store.
+    /// Where the lines are stored.
     pub logs: Logs,
-    /// The stage.
+    /// The stage the step belongs to: with `step`, the log's key.
     pub stage: StageId,
     /// The step's number.
     pub step: i64,
-    /// Stored bytes at most.
+    /// Stored bytes at most; later output is still read (so the step never
+    /// blocks) and kept in the tail, but not stored.
     pub limit: u64,
     /// Secret values to hide, applied before anything else sees a line.
     pub masker: Arc<Masker>,

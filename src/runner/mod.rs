@@ -4,6 +4,7 @@
 
 pub mod clone;
 pub mod env;
+pub mod executor;
 pub mod logs;
 pub mod sandbox;
 pub mod schedule;

@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 /// Drone's exit code for "stop the pipeline here, successfully".
 pub const EXIT_STOP: i64 = 78;
 
-/// How one step ended.
+/// How one step ended: what its record stores and what decides the
+/// steps after it and the stage's status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     /// success, failure, error, killed or skipped.
@@ -27,7 +28,8 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// A step that did not run.
+    /// A step that did not run (its `when` did not match, a step before it
+    /// failed, or the stage was cancelled first).
     pub fn skipped() -> Self {
         Self { status: Status::Skipped, exit_code: 0, error: String::new(), timed_out: false }
     }

@@ -2,12 +2,13 @@
 //! and what GitHub is told at each point.
 
 use super::clone;
-use super::env::{BuildFacts, step_env};
+use super::env::BuildFacts;
+use super::executor::{StepExecutor, StepTask};
 use super::logs::{Captured, LogTarget, spawn_writer};
 use super::sandbox::Sandbox;
 use super::schedule::{self, Outcome};
 use super::settings::WorkerSettings;
-use super::step::{self, Ending, StepSpec};
+use super::step::Ending;
 use crate::clock::SharedClock;
 use crate::github::CloneCredentials;
 use crate::lifecycle::{self, Begun, Lifecycle, StepEnd};
@@ -20,7 +21,7 @@ use crate::store::Logs;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -52,10 +53,8 @@ struct Run<'a> {
     pipeline: Pipeline,
     /// 1 when the first step record is the clone.
     offset: usize,
-    workspace: PathBuf,
-    /// The workspace and HOME as the step sees them.
-    workspace_in: String,
-    home: String,
+    /// Runs the pipeline's steps in the stage's workspace (the clone writes there too).
+    executor: StepExecutor,
     /// Every secret the pipeline asks for: its value, or why the step may not have it.
     secrets: HashMap<String, Result<String, String>>,
     /// Hides those values in every line.
@@ -72,7 +71,7 @@ impl Run<'_> {
             step,
             limit: runner.settings.log_limit,
             masker: self.masker.clone(),
-            annotations: Some((self.annotations.clone(), self.workspace_in.clone())),
+            annotations: Some((self.annotations.clone(), self.executor.workspace_in().to_string())),
         }
     }
 }
@@ -154,7 +153,6 @@ impl StageRunner {
         let _ = tokio::fs::remove_dir_all(workspace).await;
         tokio::fs::create_dir_all(workspace).await.with_context(|| format!("creating {}", workspace.display()))?;
         self.sandbox.give(workspace)?;
-        let workspace_in = self.sandbox.workspace_path(workspace).into_owned();
         let secrets = self.resolve_secrets(build, &stage.pipeline, stage.state.approved()).await;
         let masker = Arc::new(Masker::new(secrets.values().filter_map(|v| v.as_deref().ok())));
         Ok(Run {
@@ -162,14 +160,12 @@ impl StageRunner {
             masker,
             annotations: Arc::default(),
             build,
-            facts: facts_of(build, self.lifecycle.publisher().build_url(build)),
+            facts: facts_of(build, self.lifecycle.publisher().build_url(build), &self.machine),
             offset: usize::from(!stage.pipeline.clone_disabled),
             pipeline: stage.pipeline.clone(),
             stage: Mutex::new(stage),
             tails: Mutex::default(),
-            workspace: workspace.to_path_buf(),
-            home: if self.sandbox.is_sandboxed() { "/tmp".to_string() } else { workspace_in.clone() },
-            workspace_in,
+            executor: StepExecutor::new(&self.sandbox, workspace),
         })
     }
 
@@ -177,7 +173,7 @@ impl StageRunner {
     /// found meanwhile every [`ANNOTATION_INTERVAL`].
     async fn run_steps(&self, run: &Run<'_>, cancel: &CancellationToken) -> Vec<Outcome> {
         let slug = run.build.slug();
-        let match_facts = lifecycle::facts(&run.build.commit, &slug);
+        let match_facts = run.build.commit.facts(&slug);
         let steps = schedule::execute(&run.pipeline.steps, &match_facts, cancel, |i| self.step(run, i, cancel));
         let annotate = async {
             loop {
@@ -314,19 +310,16 @@ impl StageRunner {
             (stage.id, stage.number)
         };
         let (lines, writer) = spawn_writer(run.log_target(self, stage_id, number));
-        let step = &run.pipeline.steps[i];
         let secrets = |name: &str| run.secrets.get(name).cloned().unwrap_or_else(|| Err("not looked up".to_string()));
-        let ending = match step_env(&run.facts, &run.pipeline, stage_number, step, number, &run.workspace_in, &run.home, &secrets) {
-            Ok(env) => {
-                let spec = StepSpec { commands: step.commands.clone(), env, timeout: run.pipeline.step_timeout };
-                step::run(&self.sandbox, &run.workspace, &spec, &lines, cancel).await
-            }
-            Err(e) => Ending::Failed(e.to_string()),
+        let task = StepTask {
+            facts: &run.facts,
+            pipeline: &run.pipeline,
+            stage_number,
+            step: &run.pipeline.steps[i],
+            step_number: number,
+            secrets: &secrets,
         };
-        let (outcome, note) = ending.outcome(run.pipeline.step_timeout);
-        if let Some(note) = note {
-            let _ = lines.send(note).await;
-        }
+        let outcome = run.executor.run(&task, &lines, cancel).await;
         drop(lines);
         self.step_ended(run, index, &outcome, writer.await.unwrap_or_default()).await;
         outcome
@@ -340,7 +333,8 @@ impl StageRunner {
         let build = run.build;
         let result = match self.credentials.token(build.installation).await {
             Ok(token) => {
-                clone::fetch(&self.sandbox, &run.workspace, &build.repo.clone_url, &build.commit.sha.0, Some(&token), &lines).await
+                clone::fetch(&self.sandbox, run.executor.workspace(), &build.repo.clone_url, &build.commit.sha.0, Some(&token), &lines)
+                    .await
             }
             Err(e) => Err(format!("cannot get an installation token to clone with: {e}")),
         };
@@ -357,30 +351,13 @@ impl StageRunner {
     }
 }
 
-fn facts_of(build: &Build, build_link: String) -> BuildFacts {
-    let commit = &build.commit;
+fn facts_of(build: &Build, build_link: String, machine: &str) -> BuildFacts {
     BuildFacts {
         number: build.number,
         parent: build.parent,
-        event: commit.event.as_str().to_string(),
-        action: commit.action.clone(),
-        sha: commit.sha.0.clone(),
-        before: commit.before.clone(),
-        git_ref: commit.git_ref.clone(),
-        source: commit.source.clone(),
-        target: commit.target.clone(),
-        pull_request: commit.pull_request,
-        title: commit.title.clone(),
-        message: commit.message.clone(),
-        link: commit.link.clone(),
-        author: commit.author.login.clone(),
-        author_name: commit.author.name.clone(),
-        author_email: commit.author.email.clone(),
-        repo: build.slug(),
-        repo_link: build.repo.html_url.clone(),
-        clone_url: build.repo.clone_url.clone(),
-        default_branch: build.repo.default_branch.clone(),
-        private: build.repo.private,
+        commit: build.commit.clone(),
+        repo: build.repo.clone(),
         build_link,
+        machine: machine.to_string(),
     }
 }

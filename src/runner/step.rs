@@ -3,10 +3,14 @@
 use super::sandbox::Sandbox;
 use super::schedule::{EXIT_STOP, Outcome};
 use crate::store::Status;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::future::Future;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
+use std::pin::Pin;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe;
+use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -21,27 +25,28 @@ pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024 * 1024;
 /// (unsandboxed, a background child may hold the pipe open).
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
-/// What to run.
+/// Everything the step's process gets: nothing of the worker reaches it
+/// but these.
 #[derive(Debug, Clone)]
 pub struct StepSpec {
     /// Commands, run in order with `set -e`.
     pub commands: Vec<String>,
     /// The step's environment (nothing else reaches it).
     pub env: Vec<(String, String)>,
-    /// Wall-clock limit.
+    /// Wall-clock limit, after which the step and everything it started are killed.
     pub timeout: Duration,
 }
 
 /// How a step's process ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
-    /// It exited with this code.
+    /// It exited with this code (128 + the signal when a signal killed it).
     Exited(i32),
     /// It ran past its timeout and was killed.
     TimedOut,
     /// It was cancelled and killed.
     Cancelled,
-    /// It could not be started.
+    /// It could not be run: no environment (a withheld secret), or no process.
     Failed(String),
 }
 
@@ -143,106 +148,14 @@ impl LineSplitter {
 /// merged, in order) to `lines`. Backpressure on `lines` slows the reader,
 /// never buffers without bound.
 pub async fn run(sandbox: &Sandbox, workspace: &Path, spec: &StepSpec, lines: &mpsc::Sender<String>, cancel: &CancellationToken) -> Ending {
-    let text = script(&spec.env, &spec.commands);
-    let (script_read, mut script_write) = match std::io::pipe() {
-        Ok(pair) => pair,
-        Err(e) => return Ending::Failed(format!("cannot create a pipe: {e}")),
-    };
-    let (out_read, out_write) = match std::io::pipe() {
-        Ok(pair) => pair,
-        Err(e) => return Ending::Failed(format!("cannot create a pipe: {e}")),
-    };
-    let script_fd = script_read.as_raw_fd();
-    if let Some((uid, gid)) = sandbox.user() {
-        // Unsandboxed, the step reopens the pipe through /dev/fd, which
-        // checks the pipe's owner: give it to the step's user.
-        // SAFETY: fchown on a pipe we own.
-        unsafe { libc::fchown(script_fd, uid, gid) };
-    }
-    let mut cmd = sandbox.command(workspace, Some(script_fd));
-    cmd.args(["/bin/sh", "-e", &sandbox.script_path(script_fd)]);
-    let stderr = match out_write.try_clone() {
-        Ok(w) => w,
-        Err(e) => return Ending::Failed(format!("cannot duplicate a pipe: {e}")),
-    };
-    cmd.stdout(out_write).stderr(stderr);
-    // SAFETY: fcntl and setrlimit are async-signal-safe; fcntl only clears
-    // close-on-exec on the script pipe so that the child inherits it under
-    // the same number.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::fcntl(script_fd, libc::F_SETFD, 0) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // No core dumps (they could hold secrets), and no single file
-            // larger than the disk should take.
-            let core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-            let fsize = libc::rlimit { rlim_cur: MAX_FILE_BYTES, rlim_max: MAX_FILE_BYTES };
-            if libc::setrlimit(libc::RLIMIT_CORE, &core) == -1 || libc::setrlimit(libc::RLIMIT_FSIZE, &fsize) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
-        Err(e) => return Ending::Failed(format!("cannot start the step: {e}")),
-    };
-    drop(cmd);
-    drop(script_read);
-    // Feed the script from a thread: it may be larger than a pipe holds.
-    std::thread::spawn(move || {
-        use std::io::Write;
-        let _ = script_write.write_all(text.as_bytes());
-    });
-    let mut reader = match tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(out_read)) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = child.start_kill();
-            return Ending::Failed(format!("cannot read the step's output: {e}"));
-        }
+    let Started { mut child, mut output } = match start(sandbox, workspace, spec) {
+        Ok(started) => started,
+        Err(reason) => return Ending::Failed(reason),
     };
     let pid = child.id();
-    let read_all = async {
-        let mut splitter = LineSplitter::default();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match reader.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    for line in splitter.feed(&buf[..n]) {
-                        if lines.send(line).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(line) = splitter.finish() {
-            let _ = lines.send(line).await;
-        }
-    };
+    let read_all = forward_lines(&mut output, lines);
     tokio::pin!(read_all);
-    let mut drained = false;
-    let ending = tokio::select! {
-        status = child.wait() => match status {
-            Ok(s) => Ending::Exited(s.code().unwrap_or(128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(9))),
-            Err(e) => Ending::Failed(e.to_string()),
-        },
-        _ = tokio::time::sleep(spec.timeout) => Ending::TimedOut,
-        _ = cancel.cancelled() => Ending::Cancelled,
-        _ = &mut read_all => {
-            drained = true;
-            tokio::select! {
-                status = child.wait() => match status {
-                    Ok(s) => Ending::Exited(s.code().unwrap_or(128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(9))),
-                    Err(e) => Ending::Failed(e.to_string()),
-                },
-                _ = tokio::time::sleep(spec.timeout) => Ending::TimedOut,
-                _ = cancel.cancelled() => Ending::Cancelled,
-            }
-        }
-    };
+    let (ending, drained) = wait_for_end(&mut child, read_all.as_mut(), spec.timeout, cancel).await;
     if matches!(ending, Ending::TimedOut | Ending::Cancelled) {
         kill_tree(sandbox, pid);
         let _ = child.kill().await;
@@ -254,6 +167,123 @@ pub async fn run(sandbox: &Sandbox, workspace: &Path, spec: &StepSpec, lines: &m
         kill_tree(sandbox, pid);
     }
     ending
+}
+
+/// A step's process, started, and the read end of its merged output.
+struct Started {
+    child: Child,
+    output: pipe::Receiver,
+}
+
+/// Starts the step's shell with its script on an inherited pipe (fed from a
+/// thread: it may be larger than a pipe holds) and stdout and stderr on one
+/// pipe. `Err` says why it could not start.
+fn start(sandbox: &Sandbox, workspace: &Path, spec: &StepSpec) -> Result<Started, String> {
+    let text = script(&spec.env, &spec.commands);
+    let (script_read, mut script_write) = std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
+    let (out_read, out_write) = std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
+    let script_fd = script_read.as_raw_fd();
+    if let Some((uid, gid)) = sandbox.user() {
+        // Unsandboxed, the step reopens the pipe through /dev/fd, which
+        // checks the pipe's owner: give it to the step's user.
+        // SAFETY: fchown on a pipe we own.
+        unsafe { libc::fchown(script_fd, uid, gid) };
+    }
+    let mut cmd = sandbox.command(workspace, Some(script_fd));
+    cmd.args(["/bin/sh", "-e", &sandbox.script_path(script_fd)]);
+    let stderr = out_write.try_clone().map_err(|e| format!("cannot duplicate a pipe: {e}"))?;
+    cmd.stdout(out_write).stderr(stderr);
+    inherit_and_limit(&mut cmd, script_fd);
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start the step: {e}"))?;
+    // Close our copies of the child's ends, so the output pipe ends with the step.
+    drop(cmd);
+    drop(script_read);
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = script_write.write_all(text.as_bytes());
+    });
+    match pipe::Receiver::from_owned_fd(OwnedFd::from(out_read)) {
+        Ok(output) => Ok(Started { child, output }),
+        Err(e) => {
+            let _ = child.start_kill();
+            Err(format!("cannot read the step's output: {e}"))
+        }
+    }
+}
+
+/// Makes the child inherit the script pipe under the same number, and
+/// limits it: no core dumps (they could hold secrets), and no single file
+/// larger than the disk should take.
+fn inherit_and_limit(cmd: &mut tokio::process::Command, script_fd: RawFd) {
+    // SAFETY: fcntl and setrlimit are async-signal-safe; fcntl only clears
+    // close-on-exec on the script pipe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(script_fd, libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            let fsize = libc::rlimit { rlim_cur: MAX_FILE_BYTES, rlim_max: MAX_FILE_BYTES };
+            if libc::setrlimit(libc::RLIMIT_CORE, &core) == -1 || libc::setrlimit(libc::RLIMIT_FSIZE, &fsize) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Reads the step's output until it closes, sending it on as lines; stops
+/// early when nobody receives them any more.
+async fn forward_lines(output: &mut pipe::Receiver, lines: &mpsc::Sender<String>) {
+    let mut splitter = LineSplitter::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match output.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                for line in splitter.feed(&buf[..n]) {
+                    if lines.send(line).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    if let Some(line) = splitter.finish() {
+        let _ = lines.send(line).await;
+    }
+}
+
+/// Waits for the step to exit, time out or be cancelled, forwarding its
+/// output meanwhile; also says whether the output was read to its end. When
+/// the output closes first, the wait goes on with a fresh timeout.
+async fn wait_for_end<F: Future<Output = ()>>(
+    child: &mut Child,
+    mut read_all: Pin<&mut F>,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> (Ending, bool) {
+    tokio::select! {
+        status = child.wait() => (exited(status), false),
+        _ = tokio::time::sleep(timeout) => (Ending::TimedOut, false),
+        _ = cancel.cancelled() => (Ending::Cancelled, false),
+        _ = &mut read_all => {
+            let ending = tokio::select! {
+                status = child.wait() => exited(status),
+                _ = tokio::time::sleep(timeout) => Ending::TimedOut,
+                _ = cancel.cancelled() => Ending::Cancelled,
+            };
+            (ending, true)
+        }
+    }
+}
+
+/// The ending of a process that exited: its code, or 128 + the signal that killed it.
+fn exited(status: std::io::Result<std::process::ExitStatus>) -> Ending {
+    match status {
+        Ok(s) => Ending::Exited(s.code().unwrap_or(128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(9))),
+        Err(e) => Ending::Failed(e.to_string()),
+    }
 }
 
 /// Kills what a step left: under bwrap, killing bwrap tears down the PID

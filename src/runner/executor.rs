@@ -1,0 +1,88 @@
+//! Running one step the one way both the worker and `greenlight exec` do:
+//! its environment, its HOME, its process, and how it ended, with a note in
+//! its output when greenlight ended it.
+
+use super::env::{BuildFacts, SecretSource, step_env};
+use super::sandbox::Sandbox;
+use super::schedule::Outcome;
+use super::step::{self, Ending, StepSpec};
+use crate::pipeline::{Pipeline, Step};
+use std::path::{Path, PathBuf};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Runs the steps of one stage in one workspace.
+#[derive(Debug, Clone)]
+pub struct StepExecutor {
+    sandbox: Sandbox,
+    workspace: PathBuf,
+    workspace_in: String,
+    home: String,
+}
+
+/// One step to run and what its environment is made from.
+#[derive(Clone, Copy)]
+pub struct StepTask<'a> {
+    /// The build the step's `DRONE_*` variables describe.
+    pub facts: &'a BuildFacts,
+    /// The step's pipeline: its name, environment and step timeout.
+    pub pipeline: &'a Pipeline,
+    /// `DRONE_STAGE_NUMBER`.
+    pub stage_number: i64,
+    /// The step itself (one of `pipeline.steps`).
+    pub step: &'a Step,
+    /// `DRONE_STEP_NUMBER`: the worker counts the clone step, `exec` does not.
+    pub step_number: i64,
+    /// Where `from_secret` values come from.
+    pub secrets: SecretSource<'a>,
+}
+
+impl StepExecutor {
+    /// An executor for steps in `workspace` (a host path the sandbox user
+    /// can write). HOME is the sandbox's private `/tmp` when sandboxed;
+    /// unsandboxed there is no private directory, so it is the workspace,
+    /// never the worker's own HOME.
+    pub fn new(sandbox: &Sandbox, workspace: &Path) -> Self {
+        let workspace_in = sandbox.workspace_path(workspace).into_owned();
+        let home = if sandbox.is_sandboxed() { "/tmp".to_string() } else { workspace_in.clone() };
+        Self { sandbox: sandbox.clone(), workspace: workspace.to_path_buf(), workspace_in, home }
+    }
+
+    /// The workspace on the host.
+    pub fn workspace(&self) -> &Path {
+        &self.workspace
+    }
+
+    /// The workspace as steps see it (`DRONE_WORKSPACE`, and the prefix
+    /// annotations strip from paths).
+    pub fn workspace_in(&self) -> &str {
+        &self.workspace_in
+    }
+
+    /// HOME as steps see it.
+    pub fn home(&self) -> &str {
+        &self.home
+    }
+
+    /// Runs `task`'s step, sending its output lines to `sink`, followed by a
+    /// `[greenlight] ...` line when greenlight ended it (timeout,
+    /// cancellation, a secret it may not have, a start failure). The step's
+    /// output is complete once this returns, but `sink`'s receiver sees its
+    /// end only when every sender is dropped.
+    pub async fn run(&self, task: &StepTask<'_>, sink: &mpsc::Sender<String>, cancel: &CancellationToken) -> Outcome {
+        let StepTask { facts, pipeline, stage_number, step, step_number, secrets } = *task;
+        let timeout = pipeline.step_timeout;
+        let ending = match step_env(facts, pipeline, stage_number, step, step_number, &self.workspace_in, &self.home, secrets) {
+            Ok(env) => {
+                let spec = StepSpec { commands: step.commands.clone(), env, timeout };
+                step::run(&self.sandbox, &self.workspace, &spec, sink, cancel).await
+            }
+            Err(e) => Ending::Failed(e.to_string()),
+        };
+        let (outcome, note) = ending.outcome(timeout);
+        if let Some(note) = note {
+            let _ = sink.send(note).await;
+        }
+        outcome
+    }
+}
