@@ -3,7 +3,7 @@
 mod support;
 
 use greenlight::store::Status;
-use support::CheckRunState::{Failure, Skipped, Success, TimedOut};
+use support::CheckRunState::{Failure, InProgress, Queued, Skipped, Success, TimedOut};
 use support::{ONE_ECHO_STEP, Scenario, StatusState, processes_running};
 
 fn pipeline(steps: &str) -> String {
@@ -20,7 +20,7 @@ async fn a_pull_request_goes_from_pending_to_success_with_its_output_stored() {
     assert_eq!(status.description, "Build #1 passed: 2 of 2 steps passed");
     let run = ctx.expect_check_run(&sha, "default (pull_request)", Success).await;
     assert!(run.started_at.is_some() && run.completed_at.is_some());
-    assert_eq!(run.history, vec![support::CheckRunState::Queued, support::CheckRunState::InProgress, Success]);
+    assert_eq!(run.history, vec![Queued, InProgress, Success]);
     assert_eq!(run.title.as_deref(), Some("2 of 2 steps passed"));
     assert!(run.summary.unwrap().contains("| greet | ✅ success |"));
     let build = ctx.expect_build_done(1).await;

@@ -165,7 +165,7 @@ async fn on_a_protected_repository_a_fork_waits_for_approval_and_then_gets_its_s
     let ctx = Scenario::new().with_workers().start().await;
     ctx.install().await;
     ctx.add_secret("deploy_token", TOKEN, true).await;
-    let protect = ctx.api().update_repo(serde_json::json!({"protected": true})).await;
+    let protect = ctx.api().set_protected(true).await;
     let sha = ctx.push_pipeline("contrib", &pipeline(&["test \"$TOKEN\" = 'tok@3f9a8b7c6d5e4f30' && echo approved and trusted"]));
 
     ctx.deliver_fork_pr(6, "contrib", &sha, "stranger/widget").await;

@@ -138,6 +138,11 @@ impl DroneApi {
         self.call("PATCH", &self.repo_path(""), Some(settings)).await
     }
 
+    /// Makes fork pull requests wait for approval (or not).
+    pub async fn set_protected(&self, protected: bool) -> Answer {
+        self.update_repo(json!({ "protected": protected })).await
+    }
+
     /// Lists the repository's secrets.
     pub async fn secrets(&self) -> Answer {
         self.call("GET", &self.repo_path("/secrets"), None).await
