@@ -82,7 +82,10 @@ async fn webhook_to_success(github: &FakeGitHub, app: &TestApp) {
         let sha = repo.push("main", &[(".drone.yml", ONE_ECHO_STEP), ("n.txt", &i.to_string())]);
         let started = Instant::now();
         assert_eq!(app.deliver(&Webhook::push(&repo, "main", &sha)).await.status, 202);
-        github.wait_for(|| github.statuses(&repo, &sha).into_iter().find(|s| s.state == "success")).await.expect("success");
+        github
+            .wait_for(|| github.statuses(&repo, &sha).into_iter().find(|s| s.state == support::fake_github::StatusState::Success))
+            .await
+            .expect("success");
         times.push(started.elapsed());
     }
     times.sort();
@@ -100,7 +103,10 @@ async fn log_throughput(github: &FakeGitHub, app: &TestApp) {
     let before = rss_mb();
     let started = Instant::now();
     app.deliver(&Webhook::push(&repo, "main", &sha)).await;
-    github.wait_for(|| github.statuses(&repo, &sha).into_iter().find(|s| s.state == "success")).await.expect("success");
+    github
+        .wait_for(|| github.statuses(&repo, &sha).into_iter().find(|s| s.state == support::fake_github::StatusState::Success))
+        .await
+        .expect("success");
     let build = app.expect_build_done(repo.id, 1).await;
     let stage = app.stage(&build).await;
     let step_secs = (stage.steps[0].stopped - stage.steps[0].started).max(1) as f64;

@@ -203,6 +203,25 @@ impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
         }
     }
 
+    /// Whether every entry appended so far has been read by the group and
+    /// acknowledged: whatever its consumers were going to do is done.
+    pub async fn is_drained(&self) -> StoreResult<bool> {
+        let mut conn = self.pool.get().await?;
+        let groups: Vec<std::collections::HashMap<String, redis::Value>> =
+            redis::cmd("XINFO").arg("GROUPS").arg(self.stream).query_async(&mut conn).await?;
+        let text = |map: &std::collections::HashMap<String, redis::Value>, field: &str| {
+            map.get(field).and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+        };
+        let Some(group) = groups.iter().find(|g| text(g, "name").as_deref() == Some(self.group)) else {
+            return Ok(false);
+        };
+        let stream: std::collections::HashMap<String, redis::Value> =
+            redis::cmd("XINFO").arg("STREAM").arg(self.stream).query_async(&mut conn).await?;
+        let pending = group.get("pending").and_then(|v| redis::from_redis_value::<i64>(v.clone()).ok());
+        let last_read = text(group, "last-delivered-id");
+        Ok(pending == Some(0) && last_read.is_some() && last_read == text(&stream, "last-generated-id"))
+    }
+
     /// Entries in the stream (acknowledged or not).
     pub async fn len(&self) -> StoreResult<u64> {
         let mut conn = self.pool.get().await?;

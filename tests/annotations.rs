@@ -2,22 +2,21 @@
 
 mod support;
 
-use support::{FakeGitHub, TestApp, Webhook};
+use support::CheckRunState::{Failure, InProgress, Success};
+use support::Scenario;
+use support::fake_github::AnnotationLevel;
 
 #[tokio::test]
 async fn a_hundred_and_twenty_annotations_all_land_in_batches_of_at_most_fifty() {
-    let github = FakeGitHub::start().await;
-    let repo = github.repo("acme/widget");
+    let ctx = Scenario::new().with_workers().start().await;
     let steps = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: lint\n  commands:\n  - |-\n    for i in $(seq 1 120); do echo \"::warning file=src/lib.rs,line=$i::warning number $i\"; done\n";
-    let sha = repo.push("main", &[(".drone.yml", steps)]);
-    let app = TestApp::with_workers(&github).await;
 
-    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", steps)]).await;
 
-    let run = github.expect_check_run(&repo, &sha, "default (push)", "success").await;
+    let run = ctx.expect_check_run(&sha, "default (push)", Success).await;
     assert_eq!(run.annotations.len(), 120, "batches: {:?}", run.annotation_batches);
     assert!(run.annotation_batches.iter().all(|n| *n <= 50), "{:?}", run.annotation_batches);
-    let mut lines: Vec<u64> = run.annotations.iter().map(|a| a["start_line"].as_u64().unwrap()).collect();
+    let mut lines: Vec<u64> = run.annotations.iter().map(|a| a.start_line).collect();
     lines.sort();
     assert_eq!(lines, (1..=120).collect::<Vec<_>>());
     assert!(run.summary.unwrap().contains("**Annotations:** 0 failure(s), 120 warning(s), 0 notice(s)."));
@@ -25,8 +24,7 @@ async fn a_hundred_and_twenty_annotations_all_land_in_batches_of_at_most_fifty()
 
 #[tokio::test]
 async fn compiler_and_workflow_lines_with_absolute_paths_annotate_the_repository_path() {
-    let github = FakeGitHub::start().await;
-    let repo = github.repo("acme/widget");
+    let ctx = Scenario::new().with_workers().start().await;
     let commands = [
         "echo \"$DRONE_WORKSPACE/src/main.c:12:5: error: expected ';' before '}' token\"",
         "echo \"::notice file=$DRONE_WORKSPACE/docs/guide.md,line=3,title=Style::Prefer short lines\"",
@@ -35,45 +33,32 @@ async fn compiler_and_workflow_lines_with_absolute_paths_annotate_the_repository
     ];
     let listed: String = commands.iter().map(|c| format!("  - |-\n    {c}\n")).collect();
     let steps = format!("kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: build\n  commands:\n{listed}");
-    let sha = repo.push("main", &[(".drone.yml", &steps)]);
-    let app = TestApp::with_workers(&github).await;
 
-    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", &steps)]).await;
 
-    let run = github.expect_check_run(&repo, &sha, "default (push)", "failure").await;
-    let found: Vec<(String, u64, String)> = run
-        .annotations
-        .iter()
-        .map(|a| {
-            (
-                a["path"].as_str().unwrap().to_string(),
-                a["start_line"].as_u64().unwrap(),
-                a["annotation_level"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    assert_eq!(found, vec![("src/main.c".to_string(), 12, "failure".to_string()), ("docs/guide.md".to_string(), 3, "notice".to_string())]);
-    assert_eq!(run.annotations[0]["start_column"], 5);
-    assert_eq!(run.annotations[1]["title"], "Style");
-    let build = app.expect_build_done(repo.id, 1).await;
-    assert!(app.log(&build, "build").await.contains("/usr/include/stdio.h:1:1: error: outside the repository"), "kept in the log");
+    let run = ctx.expect_check_run(&sha, "default (push)", Failure).await;
+    let found: Vec<(&str, u64, AnnotationLevel)> =
+        run.annotations.iter().map(|a| (a.path.as_str(), a.start_line, a.annotation_level)).collect();
+    assert_eq!(found, vec![("src/main.c", 12, AnnotationLevel::Failure), ("docs/guide.md", 3, AnnotationLevel::Notice)]);
+    assert_eq!(run.annotations[0].start_column, Some(5));
+    assert_eq!(run.annotations[1].title.as_deref(), Some("Style"));
+    let build = ctx.expect_build_done(1).await;
+    assert!(ctx.log(&build, "build").await.contains("/usr/include/stdio.h:1:1: error: outside the repository"), "kept in the log");
 }
 
 #[tokio::test]
 async fn annotations_reach_the_check_run_while_the_stage_still_runs() {
-    let github = FakeGitHub::start().await;
-    let repo = github.repo("acme/widget");
+    let ctx = Scenario::new().with_workers().start().await;
     let steps = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: slow-lint\n  commands:\n  - |-\n    echo \"src/a.rs:1:1: warning: early\"; sleep 14\n";
-    let sha = repo.push("main", &[(".drone.yml", steps)]);
-    let app = TestApp::with_workers(&github).await;
 
-    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", steps)]).await;
 
-    let running = github
-        .wait_for(|| github.check_runs(&repo, &sha).into_iter().find(|r| r.status == "in_progress" && !r.annotations.is_empty()))
-        .await
-        .expect("the annotation was published before the stage ended");
-    assert_eq!(running.annotations[0]["path"], "src/a.rs");
-    let done = github.expect_check_run(&repo, &sha, "default (push)", "success").await;
+    let running = ctx
+        .expect_check_run_where(&sha, "in progress with an annotation (published before the stage ended)", |r| {
+            r.state == InProgress && !r.annotations.is_empty()
+        })
+        .await;
+    assert_eq!(running.annotations[0].path, "src/a.rs");
+    let done = ctx.expect_check_run(&sha, "default (push)", Success).await;
     assert_eq!(done.annotations.len(), 1, "published once, not again at the end");
 }

@@ -3,8 +3,9 @@
 mod support;
 
 use serde_json::Value;
+use support::CheckRunState::Success;
 use support::app::API_TOKEN;
-use support::{FakeGitHub, ONE_ECHO_STEP, RepoHandle, TestApp, Webhook};
+use support::{Ctx, ONE_ECHO_STEP, Scenario, Webhook};
 
 const REPO_KEYS: &[&str] = &[
     "id",
@@ -96,13 +97,12 @@ fn assert_keys(value: &Value, keys: &[&str]) {
 }
 
 /// A repository with two finished builds on main and one on a branch.
-async fn three_builds(github: &FakeGitHub, app: &TestApp, repo: &RepoHandle) -> Vec<String> {
+async fn three_builds(ctx: &Ctx) -> Vec<support::Sha> {
     let mut shas = Vec::new();
     for (i, branch) in ["main", "main", "feature"].iter().enumerate() {
-        let sha = repo.push(branch, &[(".drone.yml", ONE_ECHO_STEP), ("n.txt", &i.to_string())]);
-        app.deliver(&Webhook::push(repo, branch, &sha)).await;
-        github.expect_check_run(repo, &sha, "default (push)", "success").await;
-        app.expect_build_done(repo.id, i as i64 + 1).await;
+        let sha = ctx.push_and_deliver(branch, &[(".drone.yml", ONE_ECHO_STEP), ("n.txt", &i.to_string())]).await;
+        ctx.expect_check_run(&sha, "default (push)", Success).await;
+        ctx.expect_build_done(i as i64 + 1).await;
         shas.push(sha);
     }
     shas
@@ -110,8 +110,8 @@ async fn three_builds(github: &FakeGitHub, app: &TestApp, repo: &RepoHandle) -> 
 
 #[tokio::test]
 async fn the_admin_token_is_accepted_as_drone_accepts_it_and_nothing_else_is() {
-    let github = FakeGitHub::start().await;
-    let app = TestApp::start(&github).await;
+    let ctx = Scenario::new().start().await;
+    let app = &ctx.app;
     let http = reqwest::Client::new();
     let user = format!("{}/api/user", app.url());
     let status = |r: reqwest::Response| r.status().as_u16();
@@ -134,10 +134,10 @@ async fn the_admin_token_is_accepted_as_drone_accepts_it_and_nothing_else_is() {
 
 #[tokio::test]
 async fn public_repositories_are_readable_by_anyone_private_ones_only_with_the_token() {
-    let github = FakeGitHub::start().await;
-    let public = github.repo("acme/open");
-    let private = github.private_repo("acme/closed");
-    let app = TestApp::with_workers(&github).await;
+    let ctx = Scenario::new().with_workers().start().await;
+    let public = ctx.github.repo("acme/open");
+    let private = ctx.github.private_repo("acme/closed");
+    let app = &ctx.app;
     for repo in [&public, &private] {
         app.push_and_finish(repo, "main", ONE_ECHO_STEP).await;
     }
@@ -161,10 +161,9 @@ async fn public_repositories_are_readable_by_anyone_private_ones_only_with_the_t
 
 #[tokio::test]
 async fn builds_are_listed_newest_first_paginated_and_filtered_by_branch() {
-    let github = FakeGitHub::start().await;
-    let repo = github.repo("acme/widget");
-    let app = TestApp::with_workers(&github).await;
-    three_builds(&github, &app, &repo).await;
+    let ctx = Scenario::new().with_workers().start().await;
+    let app = &ctx.app;
+    three_builds(&ctx).await;
 
     let all = app.api("GET", "/api/repos/acme/widget/builds", false).await;
     let page2 = app.api("GET", "/api/repos/acme/widget/builds?page=2&per_page=2", false).await;
@@ -183,10 +182,9 @@ async fn builds_are_listed_newest_first_paginated_and_filtered_by_branch() {
 
 #[tokio::test]
 async fn a_build_comes_with_its_stages_steps_and_logs() {
-    let github = FakeGitHub::start().await;
-    let repo = github.repo("acme/widget");
-    let app = TestApp::with_workers(&github).await;
-    let shas = three_builds(&github, &app, &repo).await;
+    let ctx = Scenario::new().with_workers().start().await;
+    let app = &ctx.app;
+    let shas = three_builds(&ctx).await;
 
     let build = app.api("GET", "/api/repos/acme/widget/builds/1", false).await;
     let latest = app.api("GET", "/api/repos/acme/widget/builds/latest", false).await;
@@ -223,11 +221,10 @@ async fn a_build_comes_with_its_stages_steps_and_logs() {
 
 #[tokio::test]
 async fn the_user_endpoints_list_repositories_and_recent_builds() {
-    let github = FakeGitHub::start().await;
-    let repo = github.repo("acme/widget");
-    github.repo("acme/another");
-    let app = TestApp::with_workers(&github).await;
-    three_builds(&github, &app, &repo).await;
+    let ctx = Scenario::new().with_workers().start().await;
+    ctx.github.repo("acme/another");
+    let app = &ctx.app;
+    three_builds(&ctx).await;
 
     let repos = app.api("GET", "/api/user/repos?latest=true", true).await;
     let builds = app.api("GET", "/api/user/builds", true).await;
@@ -247,8 +244,8 @@ async fn the_user_endpoints_list_repositories_and_recent_builds() {
 
 #[tokio::test]
 async fn unsupported_routes_answer_501_and_every_answer_allows_any_origin() {
-    let github = FakeGitHub::start().await;
-    let app = TestApp::start(&github).await;
+    let ctx = Scenario::new().start().await;
+    let app = &ctx.app;
 
     let queue = app.api("GET", "/api/queue", true).await;
     let secrets = app.api("POST", "/api/repos/acme/widget/cron", true).await;
@@ -267,12 +264,11 @@ async fn unsupported_routes_answer_501_and_every_answer_allows_any_origin() {
 
 #[tokio::test]
 async fn badges_show_the_latest_build_of_a_branch() {
-    let github = FakeGitHub::start().await;
-    let repo = github.repo("acme/widget");
-    let app = TestApp::with_workers(&github).await;
+    let ctx = Scenario::new().with_workers().start().await;
+    let app = &ctx.app;
     let failing = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: t\n  commands: [exit 1]\n";
-    app.push_and_finish(&repo, "main", ONE_ECHO_STEP).await;
-    app.push_and_finish(&repo, "broken", failing).await;
+    ctx.push_and_finish("main", ONE_ECHO_STEP).await;
+    ctx.push_and_finish("broken", failing).await;
 
     let (status, headers, main) = app.get_text("/api/badges/acme/widget/status.svg").await;
     let (_, _, broken) = app.get_text("/api/badges/acme/widget/status.svg?branch=broken").await;
@@ -290,13 +286,12 @@ async fn badges_show_the_latest_build_of_a_branch() {
 
 #[tokio::test]
 async fn repositories_appear_when_the_app_is_installed_and_turn_inactive_when_removed() {
-    let github = FakeGitHub::start().await;
-    let repo = github.repo("acme/widget");
-    let app = TestApp::start(&github).await;
+    let ctx = Scenario::new().start().await;
+    let app = &ctx.app;
 
-    let installed = app.deliver(&Webhook::installation("created", &[&repo])).await;
+    let installed = ctx.install().await;
     let listed = app.api("GET", "/api/user/repos", true).await;
-    let removed = app.deliver(&Webhook::installation_repositories(false, &[&repo])).await;
+    let removed = ctx.deliver(&Webhook::installation_repositories(false, &[&ctx.repo])).await;
     let after = app.api("GET", "/api/repos/acme/widget", true).await;
 
     assert_eq!((installed.status, installed.body["message"].as_str()), (200, Some("1 repositories added, 0 removed")));

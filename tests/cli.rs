@@ -1,5 +1,7 @@
 //! The `greenlight` command: configuration errors are one clear line and exit code 2.
 
+mod support;
+
 use std::process::{Command, Output};
 
 fn greenlight(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -107,21 +109,7 @@ fn serve_without_redis_url_runs_its_own_redis_and_answers() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let ready = loop {
-        let answer = std::net::TcpStream::connect(&addr).ok().and_then(|mut s| {
-            use std::io::{Read, Write};
-            s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").ok()?;
-            let mut text = String::new();
-            s.read_to_string(&mut text).ok()?;
-            Some(text)
-        });
-        if let Some(text) = answer.filter(|t| t.starts_with("HTTP/1.0 200") || t.starts_with("HTTP/1.1 200")) {
-            break text;
-        }
-        assert!(std::time::Instant::now() < deadline, "serve did not become ready");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let ready = support::app::readiness_blocking(&addr, std::time::Duration::from_secs(20));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();

@@ -4,8 +4,9 @@
 mod support;
 
 use std::path::PathBuf;
+use support::CheckRunState::{Cancelled, InProgress};
 use support::app::API_TOKEN;
-use support::{FakeGitHub, ONE_ECHO_STEP, TestApp, Webhook};
+use support::{ONE_ECHO_STEP, Scenario};
 
 fn js_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/js")
@@ -28,20 +29,15 @@ async fn node(script: &str, env: &[(&str, String)]) -> serde_json::Value {
 
 #[tokio::test]
 async fn drone_node_reads_builds_logs_and_restarts_and_cancels() {
-    let github = FakeGitHub::start().await;
-    let repo = github.repo("acme/widget");
-    let app = TestApp::with_workers(&github).await;
-    let sha = repo.push("main", &[(".drone.yml", ONE_ECHO_STEP)]);
-    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
-    app.expect_build_done(repo.id, 1).await;
+    let ctx = Scenario::new().with_workers().start().await;
+    ctx.push_and_finish("main", ONE_ECHO_STEP).await;
     let slow = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: slow\n  commands: [sleep 60]\n";
-    let sha = repo.push("slow", &[(".drone.yml", slow)]);
-    app.deliver(&Webhook::push(&repo, "slow", &sha)).await;
-    github.expect_check_run(&repo, &sha, "default (push)", "in_progress").await;
+    let sha = ctx.push_and_deliver("slow", &[(".drone.yml", slow)]).await;
+    ctx.expect_check_run(&sha, "default (push)", InProgress).await;
 
     let report = node(
         "drone_client.mjs",
-        &[("DRONE_SERVER", app.url()), ("DRONE_TOKEN", API_TOKEN.to_string()), ("REPO", "acme/widget".to_string())],
+        &[("DRONE_SERVER", ctx.app.url()), ("DRONE_TOKEN", API_TOKEN.to_string()), ("REPO", "acme/widget".to_string())],
     )
     .await;
 
@@ -54,25 +50,22 @@ async fn drone_node_reads_builds_logs_and_restarts_and_cancels() {
     assert_eq!(report["retried"], serde_json::json!({"number": 3, "parent": 1}));
     assert_eq!(report["cancelled"], "killed");
     assert_eq!(report["missing"], 404);
-    github.expect_check_run(&repo, &sha, "default (push)", "cancelled").await;
+    ctx.expect_check_run(&sha, "default (push)", Cancelled).await;
 }
 
 #[tokio::test]
 async fn the_build_page_follows_a_running_build_in_a_real_browser() {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_string());
     assert!(std::path::Path::new(&chromium).exists(), "no Chromium at {chromium}: install it with `apt-get install chromium`");
-    let github = FakeGitHub::start().await;
-    let repo = github.repo("acme/widget");
+    let ctx = Scenario::new().with_workers().start().await;
     let steps = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: ticker\n  commands:\n  - for i in 1 2 3 4 5 6; do echo tick $i; sleep 1; done\n";
-    let sha = repo.push("main", &[(".drone.yml", steps)]);
-    let app = TestApp::with_workers(&github).await;
-    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
-    github.expect_check_run(&repo, &sha, "default (push)", "in_progress").await;
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", steps)]).await;
+    ctx.expect_check_run(&sha, "default (push)", InProgress).await;
 
     let report = node(
         "build_page.mjs",
         &[
-            ("PAGE_URL", format!("{}/acme/widget/1", app.url())),
+            ("PAGE_URL", format!("{}/acme/widget/1", ctx.app.url())),
             ("LOG_SELECTOR", "#log-1-2".to_string()),
             ("EXPECT_LINE", "tick 6".to_string()),
             ("CHROMIUM", chromium),

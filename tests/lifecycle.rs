@@ -8,6 +8,7 @@ mod support;
 use greenlight::model::{Stage, StageState, Status};
 use greenlight::publish::StageReport;
 use support::Webhook;
+use support::fake_github::{CheckRunState, StatusState};
 use support::stepper::Stepper;
 
 const PASSING: &str = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: greet\n  commands:\n  - echo ok\n";
@@ -34,14 +35,14 @@ async fn a_build_goes_from_queued_to_running_to_done_one_step_at_a_time() {
     assert_eq!(gl.plan().await, 1);
     assert_eq!(states(&gl.stages(1).await), vec![StageState::Pending { approved: false, queued: true }]);
     assert_eq!(gl.build(1).await.status, Status::Pending);
-    assert_eq!(gl.github.check_runs(&gl.repo, &sha)[0].status, "queued");
+    assert_eq!(gl.github.check_runs(&gl.repo, &sha)[0].state, CheckRunState::Queued);
 
     assert!(worker.run_next().await);
     assert_eq!(states(&gl.stages(1).await), vec![DONE_PUBLISHED(Status::Success)]);
     let build = gl.build(1).await;
     assert_eq!((build.status, build.started > 0, build.finished > 0), (Status::Success, true, true));
     let run = gl.github.check_runs(&gl.repo, &sha).pop().unwrap();
-    assert_eq!(run.history, vec!["queued", "in_progress", "success"]);
+    assert_eq!(run.history, vec![CheckRunState::Queued, CheckRunState::InProgress, CheckRunState::Success]);
     assert_eq!(gl.stages(1).await[0].machine, worker.name);
     assert!(!worker.run_next().await, "no job is left behind");
 }
@@ -80,7 +81,7 @@ async fn a_dependent_pipeline_is_skipped_when_its_dependency_fails() {
     assert_eq!(states(&gl.stages(1).await), vec![DONE_PUBLISHED(Status::Failure), DONE_PUBLISHED(Status::Skipped)]);
     assert_eq!(gl.build(1).await.status, Status::Failure);
     let deploy = gl.github.check_runs(&gl.repo, &sha).into_iter().find(|r| r.name == "deploy (push)").unwrap();
-    assert_eq!(deploy.conclusion.as_deref(), Some("skipped"));
+    assert_eq!(deploy.state, CheckRunState::Skipped);
     assert!(deploy.summary.unwrap().contains("a pipeline it depends on (test) did not pass"));
     assert!(!worker.run_next().await, "the skipped stage's job was never queued");
 }
@@ -104,7 +105,7 @@ async fn a_cancel_after_a_hand_back_skips_the_stage_before_any_worker_runs_it() 
     let mut stage = begun.stage;
     gl.lifecycle.hand_back(&begun.build, &mut stage).await.unwrap();
     assert_eq!(gl.stages(1).await[0].state, StageState::Pending { approved: false, queued: true });
-    assert_eq!(gl.github.check_runs(&gl.repo, &sha)[0].status, "queued", "handed back: queued again");
+    assert_eq!(gl.github.check_runs(&gl.repo, &sha)[0].state, CheckRunState::Queued, "handed back: queued again");
     // …and the build is cancelled before another worker claims it.
     gl.lifecycle.cancel(&gl.build(1).await, "stop").await.unwrap();
 
@@ -113,7 +114,7 @@ async fn a_cancel_after_a_hand_back_skips_the_stage_before_any_worker_runs_it() 
     assert_eq!(states(&gl.stages(1).await), vec![DONE_PUBLISHED(Status::Skipped)], "no worker ran it");
     assert_eq!(gl.build(1).await.status, Status::Killed);
     let run = gl.github.check_runs(&gl.repo, &sha).pop().unwrap();
-    assert_eq!(run.conclusion.as_deref(), Some("cancelled"));
+    assert_eq!(run.state, CheckRunState::Cancelled);
     assert!(run.summary.unwrap().contains("Cancelled before this stage started: stop."));
 }
 
@@ -130,7 +131,7 @@ async fn a_cancel_while_a_stage_is_being_handed_back_is_honoured_by_the_next_wor
     while worker.run_next().await {}
     assert_eq!(states(&gl.stages(1).await), vec![DONE_PUBLISHED(Status::Skipped)], "skipped on the next claim, not run");
     assert_eq!(gl.build(1).await.status, Status::Killed);
-    assert_eq!(gl.github.check_runs(&gl.repo, &sha).pop().unwrap().conclusion.as_deref(), Some("cancelled"));
+    assert_eq!(gl.github.check_runs(&gl.repo, &sha).pop().unwrap().state, CheckRunState::Cancelled);
 }
 
 #[tokio::test]
@@ -148,8 +149,12 @@ async fn a_stage_taken_over_ends_once_and_the_stalled_workers_late_result_is_dro
     assert_eq!(states(&gl.stages(1).await), vec![DONE_PUBLISHED(Status::Success)]);
     assert_eq!(gl.build(1).await.status, Status::Success);
     let run = gl.github.check_runs(&gl.repo, &sha).pop().unwrap();
-    assert_eq!(run.history, vec!["queued", "in_progress", "in_progress", "success"], "GitHub saw one end");
-    assert_eq!(gl.github.statuses(&gl.repo, &sha).last().unwrap().state, "success");
+    assert_eq!(
+        run.history,
+        vec![CheckRunState::Queued, CheckRunState::InProgress, CheckRunState::InProgress, CheckRunState::Success],
+        "GitHub saw one end"
+    );
+    assert_eq!(gl.github.statuses(&gl.repo, &sha).last().unwrap().state, StatusState::Success);
 }
 
 #[tokio::test]

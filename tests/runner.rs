@@ -3,7 +3,8 @@
 mod support;
 
 use greenlight::store::Status;
-use support::{FakeGitHub, ONE_ECHO_STEP, TestApp, Webhook, processes_running};
+use support::CheckRunState::{Failure, InProgress, Queued, Skipped, Success, TimedOut};
+use support::{ONE_ECHO_STEP, Scenario, StatusState, processes_running};
 
 fn pipeline(steps: &str) -> String {
     format!("kind: pipeline\ntype: exec\nname: default\nsteps:\n{steps}")
@@ -11,120 +12,104 @@ fn pipeline(steps: &str) -> String {
 
 #[tokio::test]
 async fn a_pull_request_goes_from_pending_to_success_with_its_output_stored() {
-    let github = FakeGitHub::start().await;
-    let repo = github.repo("acme/widget");
-    let sha = repo.push("feature", &[(".drone.yml", ONE_ECHO_STEP), ("hello.txt", "hello from the repo\n")]);
-    let app = TestApp::with_workers(&github).await;
+    let ctx = Scenario::new().with_workers().start().await;
 
-    app.deliver(&Webhook::pull_request(&repo, "opened", 1, "feature", &sha)).await;
+    let sha = ctx.open_pr(1, "feature", &[(".drone.yml", ONE_ECHO_STEP), ("hello.txt", "hello from the repo\n")]).await;
 
-    let status = github.expect_status(&repo, &sha, "greenlight/default/pull_request", "success").await;
+    let status = ctx.expect_status(&sha, "greenlight/default/pull_request", StatusState::Success).await;
     assert_eq!(status.description, "Build #1 passed: 2 of 2 steps passed");
-    let run = github.expect_check_run(&repo, &sha, "default (pull_request)", "success").await;
+    let run = ctx.expect_check_run(&sha, "default (pull_request)", Success).await;
     assert!(run.started_at.is_some() && run.completed_at.is_some());
-    assert_eq!(run.history, vec!["queued", "in_progress", "success"]);
+    assert_eq!(run.history, vec![Queued, InProgress, Success]);
     assert_eq!(run.title.as_deref(), Some("2 of 2 steps passed"));
     assert!(run.summary.unwrap().contains("| greet | ✅ success |"));
-    let build = app.expect_build_done(repo.id, 1).await;
+    let build = ctx.expect_build_done(1).await;
     assert_eq!(build.status, Status::Success);
-    assert_eq!(app.log(&build, "greet").await, "+ echo ok\nok\n");
-    assert!(app.log(&build, "clone").await.contains("+ git fetch"));
+    assert_eq!(ctx.log(&build, "greet").await, "+ echo ok\nok\n");
+    assert!(ctx.log(&build, "clone").await.contains("+ git fetch"));
 }
 
 #[tokio::test]
 async fn a_failing_step_fails_the_build_with_its_log_tail_on_the_check_run() {
-    let github = FakeGitHub::start().await;
-    let repo = github.repo("acme/widget");
+    let ctx = Scenario::new().with_workers().start().await;
     let steps = pipeline(
         "- name: test\n  commands:\n  - echo compiling\n  - \"echo 'error: expected one thing' >&2\"\n  - exit 3\n  - echo never\n- name: after\n  commands: [echo after]\n",
     );
-    let sha = repo.push("main", &[(".drone.yml", &steps)]);
-    let app = TestApp::with_workers(&github).await;
 
-    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", &steps)]).await;
 
-    let status = github.expect_status(&repo, &sha, "greenlight/default/push", "failure").await;
+    let status = ctx.expect_status(&sha, "greenlight/default/push", StatusState::Failure).await;
     assert_eq!(status.description, "Build #1 failed: step test failed");
-    let run = github.expect_check_run(&repo, &sha, "default (push)", "failure").await;
+    let run = ctx.expect_check_run(&sha, "default (push)", Failure).await;
     let text = run.text.unwrap();
     assert!(text.contains("error: expected one thing"), "{text}");
     assert!(text.contains("http://greenlight.test/acme/widget/1"), "{text}");
     assert!(!text.contains("never"));
-    let build = app.expect_build_done(repo.id, 1).await;
-    let stage = app.stage(&build).await;
+    let build = ctx.expect_build_done(1).await;
+    let stage = ctx.stage(&build).await;
     let statuses: Vec<(&str, Status, i64)> = stage.steps.iter().map(|s| (s.name.as_str(), s.status, s.exit_code)).collect();
     assert_eq!(statuses, vec![("clone", Status::Success, 0), ("test", Status::Failure, 3), ("after", Status::Skipped, 0)]);
 }
 
 #[tokio::test]
 async fn steps_run_in_depends_on_order() {
-    let github = FakeGitHub::start().await;
-    let repo = github.repo("acme/widget");
+    let ctx = Scenario::new().with_workers().start().await;
     let steps = pipeline(
         "- name: third\n  commands: [cat order >> log.txt, echo third >> order]\n  depends_on: [second]\n- name: second\n  commands: [echo second >> order]\n  depends_on: [first]\n- name: first\n  commands: [echo first > order]\n- name: show\n  commands: [cat order]\n  depends_on: [third]\n",
     );
-    let sha = repo.push("main", &[(".drone.yml", &steps)]);
-    let app = TestApp::with_workers(&github).await;
 
-    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", &steps)]).await;
 
-    github.expect_check_run(&repo, &sha, "default (push)", "success").await;
-    let build = app.expect_build_done(repo.id, 1).await;
-    assert_eq!(app.log(&build, "show").await, "+ cat order\nfirst\nsecond\nthird\n");
+    ctx.expect_check_run(&sha, "default (push)", Success).await;
+    let build = ctx.expect_build_done(1).await;
+    assert_eq!(ctx.log(&build, "show").await, "+ cat order\nfirst\nsecond\nthird\n");
 }
 
 #[tokio::test]
 async fn a_step_past_its_timeout_is_killed_even_if_it_ignores_sigterm() {
-    let github = FakeGitHub::start().await;
-    let repo = github.repo("acme/widget");
+    let ctx = Scenario::new().with_workers().start().await;
     let config = "kind: pipeline\ntype: exec\nname: default\ngreenlight:\n  step_timeout: 2s\nsteps:\n- name: stubborn\n  commands:\n  - trap '' TERM; while true; do sleep 1; done\n";
-    let sha = repo.push("main", &[(".drone.yml", config)]);
-    let app = TestApp::with_workers(&github).await;
+    let sha = ctx.push_pipeline("main", config);
     let started = std::time::Instant::now();
 
-    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+    ctx.deliver_push("main", &sha).await;
 
-    let run = github.expect_check_run(&repo, &sha, "default (push)", "timed_out").await;
+    let run = ctx.expect_check_run(&sha, "default (push)", TimedOut).await;
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
     assert!(run.summary.unwrap().contains("step timeout of 2s"));
-    let build = app.expect_build_done(repo.id, 1).await;
-    assert!(app.log(&build, "stubborn").await.ends_with("[greenlight] step timed out after 2s and was killed\n"));
+    let build = ctx.expect_build_done(1).await;
+    assert!(ctx.log(&build, "stubborn").await.ends_with("[greenlight] step timed out after 2s and was killed\n"));
     assert!(!processes_running("while true; do sleep 1; done"), "the step's process tree is gone");
 }
 
 #[tokio::test]
 async fn a_background_process_does_not_hold_the_step_open() {
-    let github = FakeGitHub::start().await;
-    let repo = github.repo("acme/widget");
-    let sha = repo.push("main", &[(".drone.yml", &pipeline("- name: daemon\n  commands:\n  - sleep 97 &\n  - echo started\n"))]);
-    let app = TestApp::with_workers(&github).await;
+    let ctx = Scenario::new().with_workers().start().await;
+    let sha = ctx.push_pipeline("main", &pipeline("- name: daemon\n  commands:\n  - sleep 97 &\n  - echo started\n"));
     let started = std::time::Instant::now();
 
-    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+    ctx.deliver_push("main", &sha).await;
 
-    github.expect_check_run(&repo, &sha, "default (push)", "success").await;
+    ctx.expect_check_run(&sha, "default (push)", Success).await;
     assert!(started.elapsed() < std::time::Duration::from_secs(15), "took {:?}", started.elapsed());
     assert!(!processes_running("sleep 97"), "the background child died with the sandbox");
 }
 
 #[tokio::test]
 async fn a_step_sees_nothing_of_the_server_and_writes_only_its_workspace() {
-    let github = FakeGitHub::start().await;
-    let repo = github.repo("acme/widget");
+    let ctx = Scenario::new().with_workers().start().await;
     let key = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/test-app-key.pem");
     let marker = format!("/tmp/greenlight-escape-{}", std::process::id());
-    let app = TestApp::with_workers(&github).await;
-    let data_dir = app.data_dir.path().display().to_string();
+    let data_dir = ctx.app.data_dir.path().display().to_string();
     let steps = pipeline(&format!(
         "- name: probe\n  commands:\n  - id -u\n  - echo core=$(ulimit -c)\n  - cat {key} || echo key-unreadable\n  - cat /etc/shadow || echo shadow-unreadable\n  - ls {data_dir} || echo data-dir-invisible\n  - ls /drone\n  - touch /usr/escape || echo usr-read-only\n  - touch {marker} && echo tmp-private\n  - touch in-workspace && echo workspace-writable\n  - env | sort\n"
     ));
-    let sha = repo.push("main", &[(".drone.yml", &steps)]);
 
-    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", &steps)]).await;
 
-    github.expect_check_run(&repo, &sha, "default (push)", "success").await;
-    let build = app.expect_build_done(repo.id, 1).await;
-    let log = app.log(&build, "probe").await;
+    ctx.expect_check_run(&sha, "default (push)", Success).await;
+    let build = ctx.expect_build_done(1).await;
+    let log = ctx.log(&build, "probe").await;
     for expected in [
         "65534\n",
         "core=0\n",
@@ -165,18 +150,18 @@ async fn a_step_sees_nothing_of_the_server_and_writes_only_its_workspace() {
 
 #[tokio::test]
 async fn the_installation_token_never_appears_in_a_log() {
-    let github = FakeGitHub::start().await;
-    let repo = github.private_repo("acme/secret-sauce");
-    let sha = repo.push("main", &[(".drone.yml", &pipeline("- name: snoop\n  commands:\n  - cat .git/config\n  - git log -1 --format=%H\n  - env\n  - cat /proc/1/cmdline /proc/1/environ | tr '\\\\0' ' '\n"))]);
-    let app = TestApp::with_workers(&github).await;
+    let ctx = Scenario::new().private_repo("acme/secret-sauce").with_workers().start().await;
+    let steps = pipeline(
+        "- name: snoop\n  commands:\n  - cat .git/config\n  - git log -1 --format=%H\n  - env\n  - cat /proc/1/cmdline /proc/1/environ | tr '\\\\0' ' '\n",
+    );
 
-    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", &steps)]).await;
 
-    github.expect_check_run(&repo, &sha, "default (push)", "success").await;
-    let build = app.expect_build_done(repo.id, 1).await;
-    let logs = format!("{}{}", app.log(&build, "clone").await, app.log(&build, "snoop").await);
-    assert!(logs.contains(&sha), "the private repository was cloned with the token:\n{logs}");
-    let tokens = github.issued_tokens();
+    ctx.expect_check_run(&sha, "default (push)", Success).await;
+    let build = ctx.expect_build_done(1).await;
+    let logs = format!("{}{}", ctx.log(&build, "clone").await, ctx.log(&build, "snoop").await);
+    assert!(logs.contains(sha.as_str()), "the private repository was cloned with the token:\n{logs}");
+    let tokens = ctx.github.issued_tokens();
     assert!(!tokens.is_empty());
     for token in tokens {
         assert!(!logs.contains(&token), "token leaked:\n{logs}");
@@ -186,75 +171,56 @@ async fn the_installation_token_never_appears_in_a_log() {
 
 #[tokio::test]
 async fn a_huge_log_is_capped_with_a_clear_last_line() {
-    let github = FakeGitHub::start().await;
-    let repo = github.repo("acme/widget");
-    let sha = repo.push(
-        "main",
-        &[(
-            ".drone.yml",
-            &pipeline("- name: chatty\n  commands:\n  - yes 0123456789abcdef0123456789abcdef | head -c 5000000\n  - echo done\n"),
-        )],
-    );
     let mut runner = support::app::runner_config();
     runner.log_limit = 1024 * 1024;
-    let app = TestApp::with_runner(&github, runner).await;
+    let ctx = Scenario::new().runner(runner).start().await;
+    let steps = pipeline("- name: chatty\n  commands:\n  - yes 0123456789abcdef0123456789abcdef | head -c 5000000\n  - echo done\n");
 
-    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", &steps)]).await;
 
-    github.expect_check_run(&repo, &sha, "default (push)", "success").await;
-    let build = app.expect_build_done(repo.id, 1).await;
-    let log = app.log(&build, "chatty").await;
+    ctx.expect_check_run(&sha, "default (push)", Success).await;
+    let build = ctx.expect_build_done(1).await;
+    let log = ctx.log(&build, "chatty").await;
     assert!(log.len() < 1024 * 1024 + 100, "{} bytes stored", log.len());
     assert!(log.ends_with("[greenlight] this step's log passed its limit of 1 MiB; later output is not stored\n"));
 }
 
 #[tokio::test]
 async fn exit_code_78_ends_the_stage_early_as_a_success() {
-    let github = FakeGitHub::start().await;
-    let repo = github.repo("acme/widget");
-    let sha = repo.push(
-        "main",
-        &[(".drone.yml", &pipeline("- name: check\n  commands: [exit 78]\n- name: expensive\n  commands: [echo should-not-run]\n"))],
-    );
-    let app = TestApp::with_workers(&github).await;
+    let ctx = Scenario::new().with_workers().start().await;
+    let steps = pipeline("- name: check\n  commands: [exit 78]\n- name: expensive\n  commands: [echo should-not-run]\n");
 
-    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", &steps)]).await;
 
-    github.expect_status(&repo, &sha, "greenlight/default/push", "success").await;
-    let build = app.expect_build_done(repo.id, 1).await;
-    let stage = app.stage(&build).await;
+    ctx.expect_status(&sha, "greenlight/default/push", StatusState::Success).await;
+    let build = ctx.expect_build_done(1).await;
+    let stage = ctx.stage(&build).await;
     assert_eq!(stage.steps[2].status, Status::Skipped);
 }
 
 #[tokio::test]
 async fn a_pipeline_waits_for_the_one_it_depends_on() {
-    let github = FakeGitHub::start().await;
-    let repo = github.repo("acme/widget");
+    let ctx = Scenario::new().with_workers().start().await;
     let config = "kind: pipeline\ntype: exec\nname: test\nsteps:\n- name: t\n  commands: [exit 1]\n---\nkind: pipeline\ntype: exec\nname: deploy\ndepends_on: [test]\nsteps:\n- name: d\n  commands: [echo deploying]\n";
-    let sha = repo.push("main", &[(".drone.yml", config)]);
-    let app = TestApp::with_workers(&github).await;
 
-    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", config)]).await;
 
-    github.expect_check_run(&repo, &sha, "test (push)", "failure").await;
-    github.expect_check_run(&repo, &sha, "deploy (push)", "skipped").await;
-    let build = app.expect_build_done(repo.id, 1).await;
+    ctx.expect_check_run(&sha, "test (push)", Failure).await;
+    ctx.expect_check_run(&sha, "deploy (push)", Skipped).await;
+    let build = ctx.expect_build_done(1).await;
     assert_eq!(build.status, Status::Failure);
 }
 
 #[tokio::test]
 async fn an_unsandboxed_runner_says_so_on_every_check_run() {
-    let github = FakeGitHub::start().await;
-    let repo = github.repo("acme/widget");
-    let sha = repo.push("main", &[(".drone.yml", ONE_ECHO_STEP)]);
     let mut runner = support::app::runner_config();
     runner.unsandboxed = true;
-    let app = TestApp::with_runner(&github, runner).await;
+    let ctx = Scenario::new().runner(runner).start().await;
 
-    app.deliver(&Webhook::push(&repo, "main", &sha)).await;
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", ONE_ECHO_STEP)]).await;
 
-    let run = github.expect_check_run(&repo, &sha, "default (push)", "success").await;
+    let run = ctx.expect_check_run(&sha, "default (push)", Success).await;
     assert!(run.summary.unwrap().starts_with("> **Warning:** these steps ran UNSANDBOXED"));
-    let build = app.expect_build_done(repo.id, 1).await;
-    assert_eq!(app.log(&build, "greet").await, "+ echo ok\nok\n");
+    let build = ctx.expect_build_done(1).await;
+    assert_eq!(ctx.log(&build, "greet").await, "+ echo ok\nok\n");
 }

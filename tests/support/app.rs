@@ -67,6 +67,19 @@ pub fn quick_retries() -> RetryPolicy {
     }
 }
 
+/// Waits, without a runtime, until a greenlight started as a process at
+/// `addr` answers `/readyz` with 200 (within `limit`); returns the whole answer.
+pub fn readiness_blocking(addr: &str, limit: Duration) -> String {
+    super::wait::within_blocking(limit, &format!("greenlight at {addr} to become ready"), || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).ok()?;
+        stream.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        Some(text).filter(|t| t.starts_with("HTTP/1.0 200") || t.starts_with("HTTP/1.1 200"))
+    })
+}
+
 impl TestApp {
     /// Starts `serve --no-worker`.
     pub async fn start(github: &FakeGitHub) -> Self {
@@ -88,7 +101,7 @@ impl TestApp {
         Self::start_on(github, TestRedis::start(), Some(runner)).await
     }
 
-    async fn start_on(github: &FakeGitHub, redis: TestRedis, runner: Option<RunnerConfig>) -> Self {
+    pub(crate) async fn start_on(github: &FakeGitHub, redis: TestRedis, runner: Option<RunnerConfig>) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         // Like ./data made with the usual umask: the sandbox user may pass through.
         std::fs::set_permissions(data_dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -158,9 +171,35 @@ impl TestApp {
         self.post_webhook(&Self::headers(hook, "application/json", signature), hook.body.clone()).await
     }
 
+    fn deliveries_queue(&self) -> greenlight::queue::WorkQueue<greenlight::model::Trigger> {
+        greenlight::queue::WorkQueue::deliveries(greenlight::redis_server::pool(&self.redis.url()).unwrap())
+    }
+
     /// Entries in the delivery stream.
     pub async fn queued_deliveries(&self) -> u64 {
-        greenlight::queue::WorkQueue::deliveries(greenlight::redis_server::pool(&self.redis.url()).unwrap()).len().await.unwrap_or(0)
+        self.deliveries_queue().len().await.unwrap_or(0)
+    }
+
+    /// Deliveries read by a planner and not acknowledged (still to be retried).
+    pub async fn unacknowledged_deliveries(&self) -> u64 {
+        self.deliveries_queue().pending().await.unwrap()
+    }
+
+    /// Waits until planners have read and acknowledged every delivery
+    /// queued so far: whatever they were going to do about them is done.
+    pub async fn expect_deliveries_handled(&self) {
+        let queue = self.deliveries_queue();
+        super::wait::until("every delivery to be planned and acknowledged", || async { queue.is_drained().await.ok()?.then_some(()) }).await
+    }
+
+    /// `/readyz`'s status.
+    pub async fn readiness(&self) -> u16 {
+        self.http.get(format!("{}/readyz", self.url())).send().await.expect("greenlight answers").status().as_u16()
+    }
+
+    /// `/healthz`'s status.
+    pub async fn liveness(&self) -> u16 {
+        self.http.get(format!("{}/healthz", self.url())).send().await.expect("greenlight answers").status().as_u16()
     }
 
     /// The store, to read builds as the API will.
@@ -180,15 +219,11 @@ impl TestApp {
 
     /// Waits until a repository has `n` builds; returns them newest first.
     pub async fn expect_builds(&self, repo: i64, n: usize) -> Vec<Build> {
-        let deadline = std::time::Instant::now() + super::fake_github::EXPECT_TIMEOUT;
-        loop {
+        super::wait::until(&format!("{n} builds"), || async {
             let builds = self.builds(repo).await;
-            if builds.len() == n {
-                return builds;
-            }
-            assert!(std::time::Instant::now() < deadline, "expected {n} builds, found {}: {builds:#?}", builds.len());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            (builds.len() == n).then_some(builds)
+        })
+        .await
     }
 
     /// Pushes `pipeline` as `.drone.yml` to `branch`, delivers the push, and
@@ -203,16 +238,10 @@ impl TestApp {
 
     /// Waits until build `number` of a repository is done; returns it.
     pub async fn expect_build_done(&self, repo: i64, number: i64) -> Build {
-        let deadline = std::time::Instant::now() + super::fake_github::EXPECT_TIMEOUT;
-        loop {
-            if let Some(build) = self.store.build_by_number(RepoId(repo), number).await.unwrap()
-                && build.status.is_done()
-            {
-                return build;
-            }
-            assert!(std::time::Instant::now() < deadline, "build {number} did not finish");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        super::wait::until(&format!("build {number} to finish"), || async {
+            self.store.build_by_number(RepoId(repo), number).await.unwrap().filter(|b| b.status.is_done())
+        })
+        .await
     }
 
     /// The stored log of step `step` (by name) of the first stage of a build, as text.
@@ -253,18 +282,6 @@ impl TestApp {
         let status = response.status().as_u16();
         let body = response.json().await.unwrap_or(serde_json::Value::Null);
         Answer { status, body }
-    }
-
-    /// Adds a repository secret through the API.
-    pub async fn add_secret(&self, repo: &str, name: &str, value: &str, pull_request: bool) {
-        let answer = self
-            .api_json(
-                "POST",
-                &format!("/api/repos/{repo}/secrets"),
-                serde_json::json!({"name": name, "data": value, "pull_request": pull_request}),
-            )
-            .await;
-        assert_eq!(answer.status, 200, "{:?}", answer.body);
     }
 
     /// GETs a path as a guest; returns status, headers and text.

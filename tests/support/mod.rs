@@ -3,14 +3,18 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod app;
+pub mod drone;
 pub mod fake_github;
 pub mod redis;
+pub mod scenario;
 pub mod stepper;
+pub mod wait;
 pub mod webhook;
 pub mod worker;
 
 pub use app::TestApp;
-pub use fake_github::{FakeGitHub, RepoHandle};
+pub use fake_github::{CheckRunState, Endpoint, FakeGitHub, RepoHandle, StatusState};
+pub use scenario::{BuildCommit, Ctx, Scenario, Sha};
 pub use webhook::Webhook;
 
 /// A one-step exec pipeline.

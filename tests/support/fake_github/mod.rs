@@ -19,13 +19,167 @@ use std::time::{Duration, Instant};
 /// The App id the fake knows.
 pub const APP_ID: u64 = 4242;
 
+/// A commit status state, as GitHub's statuses API names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusState {
+    /// `pending`.
+    Pending,
+    /// `success`.
+    Success,
+    /// `failure`.
+    Failure,
+    /// `error`.
+    Error,
+}
+
+impl StatusState {
+    /// Parses GitHub's wire name; `None` for anything GitHub refuses.
+    pub fn from_wire(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "success" => Self::Success,
+            "failure" => Self::Failure,
+            "error" => Self::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// Benches (which cannot be edited from this branch) compare states with wire names.
+impl PartialEq<&str> for StatusState {
+    fn eq(&self, other: &&str) -> bool {
+        Self::from_wire(other) == Some(*self)
+    }
+}
+
+/// Where a check run stands: its status while it is not completed, its
+/// conclusion once it is (one value, so tests name one thing to wait for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckRunState {
+    /// status `queued`.
+    Queued,
+    /// status `in_progress`.
+    InProgress,
+    /// conclusion `success`.
+    Success,
+    /// conclusion `failure`.
+    Failure,
+    /// conclusion `cancelled`.
+    Cancelled,
+    /// conclusion `timed_out`.
+    TimedOut,
+    /// conclusion `skipped`.
+    Skipped,
+    /// conclusion `neutral`.
+    Neutral,
+    /// conclusion `action_required`.
+    ActionRequired,
+}
+
+impl CheckRunState {
+    /// A status GitHub accepts other than `completed` (which needs a conclusion).
+    pub fn from_status(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => Self::Queued,
+            "in_progress" => Self::InProgress,
+            _ => return None,
+        })
+    }
+
+    /// A conclusion GitHub accepts.
+    pub fn from_conclusion(s: &str) -> Option<Self> {
+        Some(match s {
+            "success" => Self::Success,
+            "failure" => Self::Failure,
+            "cancelled" => Self::Cancelled,
+            "timed_out" => Self::TimedOut,
+            "skipped" => Self::Skipped,
+            "neutral" => Self::Neutral,
+            "action_required" => Self::ActionRequired,
+            _ => return None,
+        })
+    }
+
+    /// GitHub's `status` field for this state.
+    pub fn status(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::InProgress => "in_progress",
+            _ => "completed",
+        }
+    }
+
+    /// GitHub's `conclusion` field for this state (`None` until completed).
+    pub fn conclusion(self) -> Option<&'static str> {
+        Some(match self {
+            Self::Queued | Self::InProgress => return None,
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Cancelled => "cancelled",
+            Self::TimedOut => "timed_out",
+            Self::Skipped => "skipped",
+            Self::Neutral => "neutral",
+            Self::ActionRequired => "action_required",
+        })
+    }
+
+    /// Whether the run is completed (has a conclusion).
+    pub fn is_completed(self) -> bool {
+        self.conclusion().is_some()
+    }
+}
+
+/// An annotation level GitHub accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnnotationLevel {
+    /// `notice`.
+    Notice,
+    /// `warning`.
+    Warning,
+    /// `failure`.
+    Failure,
+}
+
+/// One check run annotation as GitHub stored it (typed, so tests read fields, not JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Annotation {
+    /// Repository-relative path.
+    pub path: String,
+    /// First line (1-based).
+    pub start_line: u64,
+    /// Last line.
+    pub end_line: u64,
+    /// First column, when given.
+    pub start_column: Option<u64>,
+    /// Last column, when given.
+    pub end_column: Option<u64>,
+    /// Level.
+    pub annotation_level: AnnotationLevel,
+    /// Message.
+    pub message: String,
+    /// Title, when given.
+    pub title: Option<String>,
+}
+
+/// A check run button (requested action).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct CheckRunAction {
+    /// Button label.
+    pub label: String,
+    /// Tooltip.
+    pub description: String,
+    /// Sent back in `requested_action` when pressed.
+    pub identifier: String,
+}
+
 /// A commit status as GitHub stored it.
 #[derive(Debug, Clone)]
 pub struct StatusRecord {
     /// Commit.
     pub sha: String,
     /// State.
-    pub state: String,
+    pub state: StatusState,
     /// Context.
     pub context: String,
     /// Description.
@@ -45,10 +199,8 @@ pub struct CheckRunRecord {
     pub name: String,
     /// Commit.
     pub head_sha: String,
-    /// Status.
-    pub status: String,
-    /// Conclusion.
-    pub conclusion: Option<String>,
+    /// Status, or conclusion once completed.
+    pub state: CheckRunState,
     /// External id.
     pub external_id: Option<String>,
     /// Details URL.
@@ -60,20 +212,63 @@ pub struct CheckRunRecord {
     /// Output text.
     pub text: Option<String>,
     /// Every annotation received (appended across updates).
-    pub annotations: Vec<Value>,
+    pub annotations: Vec<Annotation>,
     /// started_at.
     pub started_at: Option<String>,
     /// completed_at.
     pub completed_at: Option<String>,
     /// Actions (buttons).
-    pub actions: Vec<Value>,
+    pub actions: Vec<CheckRunAction>,
     /// Annotations received per request, in order.
     pub annotation_batches: Vec<usize>,
-    /// Status after each write, in order.
-    pub history: Vec<String>,
+    /// State after each write, in order.
+    pub history: Vec<CheckRunState>,
 }
 
-/// A failure to inject.
+/// The fake's routes, by name, so tests inject failures on an endpoint
+/// rather than on a method and a path substring that drift apart from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /app/installations/{id}/access_tokens`.
+    InstallationToken,
+    /// `GET /repos/{owner}/{repo}/contents/{path}`.
+    Contents,
+    /// `POST /repos/{owner}/{repo}/statuses/{sha}`.
+    CreateStatus,
+    /// `POST /repos/{owner}/{repo}/check-runs`.
+    CreateCheckRun,
+    /// `PATCH /repos/{owner}/{repo}/check-runs/{id}`.
+    UpdateCheckRun,
+    /// `GET /repos/{owner}/{repo}/commits/{sha}/check-runs`.
+    ListCheckRuns,
+    /// `GET /{owner}/{repo}.git/info/refs` (git smart HTTP discovery).
+    GitInfoRefs,
+    /// `POST /{owner}/{repo}.git/git-upload-pack` (git fetch).
+    GitUploadPack,
+}
+
+impl Endpoint {
+    /// Which route a request is for (its path with any Enterprise prefix
+    /// already stripped); `None` for what the fake does not serve.
+    pub fn classify(method: &str, path: &str) -> Option<Self> {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        Some(match (method, segments.as_slice()) {
+            ("POST", ["app", "installations", _, "access_tokens"]) => Self::InstallationToken,
+            ("GET", ["repos", _, _, "contents", ..]) => Self::Contents,
+            ("POST", ["repos", _, _, "statuses", _]) => Self::CreateStatus,
+            ("POST", ["repos", _, _, "check-runs"]) => Self::CreateCheckRun,
+            ("PATCH", ["repos", _, _, "check-runs", _]) => Self::UpdateCheckRun,
+            ("GET", ["repos", _, _, "commits", _, "check-runs"]) => Self::ListCheckRuns,
+            ("GET", [_, _, "info", "refs"]) => Self::GitInfoRefs,
+            ("POST", [_, _, "git-upload-pack"]) => Self::GitUploadPack,
+            _ => return None,
+        })
+    }
+}
+
+/// A failure matched on method and path substring: the raw form, kept
+/// because benches/ (which this harness also serves) builds it. Tests use
+/// [`FakeGitHub::fail_next`] and friends, by [`Endpoint`], instead.
 #[derive(Debug, Clone)]
 pub struct FailRule {
     /// Method to match.
@@ -88,6 +283,45 @@ pub struct FailRule {
     pub after_apply: bool,
     /// How many matching requests fail.
     pub times: usize,
+}
+
+/// Which requests an injected failure applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Matcher {
+    /// Every request to one route.
+    Endpoint(Endpoint),
+    /// A method and a path substring ([`FailRule`]).
+    Raw { method: &'static str, path_contains: String },
+}
+
+impl Matcher {
+    pub(crate) fn matches(&self, method: &str, path: &str, endpoint: Option<Endpoint>) -> bool {
+        match self {
+            Self::Endpoint(e) => Some(*e) == endpoint,
+            Self::Raw { method: m, path_contains } => *m == method && path.contains(path_contains.as_str()),
+        }
+    }
+}
+
+/// A failure waiting to happen.
+#[derive(Debug, Clone)]
+pub(crate) struct Injected {
+    pub matcher: Matcher,
+    pub status: u16,
+    pub retry_after: Option<u64>,
+    pub after_apply: bool,
+    pub times: usize,
+}
+
+/// One request the fake received.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    /// HTTP method.
+    pub method: String,
+    /// Path as the client sent it (with any Enterprise prefix).
+    pub path: String,
+    /// The route it was for, if the fake serves it.
+    pub endpoint: Option<Endpoint>,
 }
 
 pub(crate) struct Repo {
@@ -108,8 +342,10 @@ pub(crate) struct State {
     pub repos: HashMap<String, Repo>,
     pub statuses: HashMap<String, Vec<StatusRecord>>,
     pub check_runs: Vec<CheckRunRecord>,
-    pub failures: Vec<FailRule>,
-    pub requests: Vec<(String, String)>,
+    pub failures: Vec<Injected>,
+    pub requests: Vec<RequestRecord>,
+    /// When the last request arrived (to see greenlight has gone quiet).
+    pub last_request: Option<Instant>,
     pub tokens_minted: usize,
 }
 
@@ -147,8 +383,13 @@ pub struct RepoHandle {
     pub private: bool,
 }
 
-/// How long expectations wait for greenlight to act.
-pub const EXPECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long expectations wait for greenlight to act: generous, because
+/// tests share two loaded cores; waits end as soon as their condition holds.
+pub const EXPECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long greenlight must leave GitHub alone to count as settled: longer
+/// than the longest retry delay tests configure (200 ms).
+pub const QUIET: Duration = Duration::from_millis(1000);
 
 impl FakeGitHub {
     /// Starts the fake on a free loopback port.
@@ -233,38 +474,81 @@ impl FakeGitHub {
         self.state().tokens.keys().cloned().collect()
     }
 
-    /// Makes matching requests fail.
+    fn inject(&self, matcher: Matcher, status: u16, retry_after: Option<u64>, after_apply: bool, times: usize) {
+        self.state().failures.push(Injected { matcher, status, retry_after, after_apply, times });
+    }
+
+    /// Makes requests matching a raw rule fail (benches use it; tests name an [`Endpoint`]).
     pub fn fail(&self, rule: FailRule) {
-        self.state().failures.push(rule);
+        let matcher = Matcher::Raw { method: rule.method, path_contains: rule.path_contains };
+        self.inject(matcher, rule.status, rule.retry_after, rule.after_apply, rule.times);
     }
 
-    /// Fails the next `times` requests of `method` to paths containing `path` with `status`.
-    pub fn fail_next(&self, method: &'static str, path: &str, status: u16, times: usize) {
-        self.fail(FailRule { method, path_contains: path.to_string(), status, retry_after: None, after_apply: false, times });
+    /// Fails the next `times` requests to `endpoint` with `status`.
+    pub fn fail_next(&self, endpoint: Endpoint, status: u16, times: usize) {
+        self.inject(Matcher::Endpoint(endpoint), status, None, false, times);
     }
 
-    /// Makes the next matching request answer 403 with `retry-after`, as a
-    /// secondary rate limit does.
-    pub fn rate_limit_next(&self, method: &'static str, path: &str, retry_after: u64) {
-        self.fail(FailRule {
-            method,
-            path_contains: path.to_string(),
-            status: 403,
-            retry_after: Some(retry_after),
-            after_apply: false,
-            times: 1,
-        });
+    /// Makes the next request to `endpoint` answer 403 with `retry-after`,
+    /// as a secondary rate limit does.
+    pub fn rate_limit(&self, endpoint: Endpoint, retry_after: u64) {
+        self.inject(Matcher::Endpoint(endpoint), 403, Some(retry_after), false, 1);
     }
 
-    /// Carries out the next matching request but answers 502, as when
+    /// Carries out the next request to `endpoint` but answers 502, as when
     /// GitHub acted and the answer was lost.
-    pub fn lose_answer_to_next(&self, method: &'static str, path: &str) {
-        self.fail(FailRule { method, path_contains: path.to_string(), status: 502, retry_after: None, after_apply: true, times: 1 });
+    pub fn lose_answer(&self, endpoint: Endpoint) {
+        self.inject(Matcher::Endpoint(endpoint), 502, None, true, 1);
     }
 
-    /// Requests received, as (method, path).
-    pub fn requests(&self) -> Vec<(String, String)> {
+    /// How many injected failures on `endpoint` have not happened yet.
+    pub fn failures_left(&self, endpoint: Endpoint) -> usize {
+        self.state().failures.iter().filter(|r| r.matcher == Matcher::Endpoint(endpoint)).map(|r| r.times).sum()
+    }
+
+    /// Waits until every failure injected on `endpoint` has been served, so a
+    /// test knows greenlight met the whole outage.
+    pub async fn expect_failures_spent(&self, endpoint: Endpoint) {
+        let spent = self.wait_for(|| (self.failures_left(endpoint) == 0).then_some(())).await;
+        assert!(spent.is_some(), "{} injected failures on {endpoint:?} never happened", self.failures_left(endpoint));
+    }
+
+    /// Requests received, oldest first.
+    pub fn requests(&self) -> Vec<RequestRecord> {
         self.state().requests.clone()
+    }
+
+    /// Requests to `endpoint` received so far.
+    pub fn requests_to(&self, endpoint: Endpoint) -> usize {
+        self.state().requests.iter().filter(|r| r.endpoint == Some(endpoint)).count()
+    }
+
+    /// Requests that did not go under the fake's API prefix (all of them
+    /// must, on GitHub Enterprise Server).
+    pub fn requests_outside_prefix(&self) -> Vec<RequestRecord> {
+        let prefix = format!("{}/", self.prefix);
+        self.requests().into_iter().filter(|r| !r.path.starts_with(&prefix)).collect()
+    }
+
+    /// Waits until greenlight has gone quiet: no request for [`QUIET`]. A
+    /// condition, not a fixed sleep: it returns as soon as the quiet period
+    /// passes, and keeps waiting (up to [`EXPECT_TIMEOUT`]) while greenlight
+    /// is still calling. Tests use it before asserting that nothing more happens.
+    pub async fn settle(&self) {
+        let deadline = Instant::now() + EXPECT_TIMEOUT;
+        loop {
+            let last = self.state().last_request;
+            let quiet_for = last.map_or(QUIET, |t| t.elapsed());
+            if quiet_for >= QUIET {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "greenlight kept calling GitHub: {:#?}",
+                self.requests().iter().rev().take(5).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(QUIET - quiet_for).await;
+        }
     }
 
     /// Every status set on a commit, oldest first.
@@ -278,26 +562,29 @@ impl FakeGitHub {
     }
 
     /// Waits until the latest status of `context` on `sha` has `state`; returns it.
-    pub async fn expect_status(&self, repo: &RepoHandle, sha: &str, context: &str, state: &str) -> StatusRecord {
+    pub async fn expect_status(&self, repo: &RepoHandle, sha: &str, context: &str, state: StatusState) -> StatusRecord {
         let found =
             self.wait_for(|| self.statuses(repo, sha).into_iter().rev().find(|s| s.context == context).filter(|s| s.state == state)).await;
-        found.unwrap_or_else(|| panic!("no {state} status {context} on {sha}; statuses: {:#?}", self.statuses(repo, sha)))
+        found.unwrap_or_else(|| panic!("no {state:?} status {context} on {sha}; statuses: {:#?}", self.statuses(repo, sha)))
     }
 
-    /// Waits until the newest check run named `name` on `sha` has `status`
-    /// (`queued`, `in_progress`) or conclusion (`success`, `failure`, …); returns it.
-    pub async fn expect_check_run(&self, repo: &RepoHandle, sha: &str, name: &str, status_or_conclusion: &str) -> CheckRunRecord {
-        let found = self
-            .wait_for(|| {
-                self.check_runs(repo, sha)
-                    .into_iter()
-                    .rev()
-                    .find(|c| c.name == name)
-                    .filter(|c| c.status == status_or_conclusion || c.conclusion.as_deref() == Some(status_or_conclusion))
-            })
-            .await;
-        found
-            .unwrap_or_else(|| panic!("no {status_or_conclusion} check run {name} on {sha}; check runs: {:#?}", self.check_runs(repo, sha)))
+    /// Waits until the newest check run named `name` on `sha` is in `state`; returns it.
+    pub async fn expect_check_run(&self, repo: &RepoHandle, sha: &str, name: &str, state: CheckRunState) -> CheckRunRecord {
+        let found =
+            self.wait_for(|| self.check_runs(repo, sha).into_iter().rev().find(|c| c.name == name).filter(|c| c.state == state)).await;
+        found.unwrap_or_else(|| panic!("no {state:?} check run {name} on {sha}; check runs: {:#?}", self.check_runs(repo, sha)))
+    }
+
+    /// Waits until some check run on `sha` matches `probe`; returns it.
+    pub async fn expect_check_run_where(
+        &self,
+        repo: &RepoHandle,
+        sha: &str,
+        what: &str,
+        probe: impl Fn(&CheckRunRecord) -> bool,
+    ) -> CheckRunRecord {
+        let found = self.wait_for(|| self.check_runs(repo, sha).into_iter().find(|c| probe(c))).await;
+        found.unwrap_or_else(|| panic!("no check run on {sha} {what}; check runs: {:#?}", self.check_runs(repo, sha)))
     }
 
     /// Waits until `probe` finds something, re-checking on every write to the fake.

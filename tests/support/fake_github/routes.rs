@@ -1,6 +1,6 @@
 //! The fake's HTTP routes and GitHub's validation rules.
 
-use super::{APP_ID, CheckRunRecord, Shared, StatusRecord, Token};
+use super::{APP_ID, CheckRunRecord, CheckRunState, Endpoint, RequestRecord, Shared, StatusRecord, StatusState, Token};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
@@ -47,10 +47,12 @@ async fn inject_failures(State(shared): State<Shared_>, request: Request, next: 
     let path = request.uri().path().to_string();
     // As the client sent it, before any Enterprise prefix was stripped.
     let original = request.extensions().get::<axum::extract::OriginalUri>().map_or(path.clone(), |u| u.path().to_string());
+    let endpoint = Endpoint::classify(&method, &path);
     let rule = {
         let mut state = shared.state.lock().unwrap();
-        state.requests.push((method.clone(), original));
-        let found = state.failures.iter_mut().find(|r| r.method == method && path.contains(&r.path_contains) && r.times > 0);
+        state.requests.push(RequestRecord { method: method.clone(), path: original, endpoint });
+        state.last_request = Some(std::time::Instant::now());
+        let found = state.failures.iter_mut().find(|r| r.matcher.matches(&method, &path, endpoint) && r.times > 0);
         found.map(|r| {
             r.times -= 1;
             r.clone()
@@ -193,10 +195,10 @@ async fn create_status(
         Ok(ok) => ok,
         Err(e) => return refuse(e),
     };
-    let state_value = body["state"].as_str().unwrap_or_default().to_string();
-    if !["error", "failure", "pending", "success"].contains(&state_value.as_str()) {
-        return invalid(format!("state is not included in the list: {state_value:?}"));
-    }
+    let wire_state = body["state"].as_str().unwrap_or_default().to_string();
+    let Some(state_value) = StatusState::from_wire(&wire_state) else {
+        return invalid(format!("state is not included in the list: {wire_state:?}"));
+    };
     let description = body["description"].as_str().unwrap_or_default().to_string();
     if description.chars().count() > 140 {
         return invalid("description is too long (maximum is 140 characters)".to_string());
@@ -221,7 +223,7 @@ async fn create_status(
     (
         StatusCode::CREATED,
         axum::Json(
-            json!({ "state": record.state, "context": record.context, "description": record.description, "target_url": record.target_url }),
+            json!({ "state": wire_state, "context": record.context, "description": record.description, "target_url": record.target_url }),
         ),
     )
         .into_response()
@@ -283,6 +285,9 @@ fn validate_check_run(body: &Value, create: bool) -> Result<(), String> {
                     return Err("annotation message or title too long".to_string());
                 }
             }
+            if let Err(e) = serde_json::from_value::<Vec<super::Annotation>>(Value::Array(annotations.clone())) {
+                return Err(format!("annotation fields have the wrong types: {e}"));
+            }
         }
     }
     if let Some(actions) = body.get("actions").and_then(Value::as_array) {
@@ -295,6 +300,9 @@ fn validate_check_run(body: &Value, create: bool) -> Result<(), String> {
             {
                 return Err(format!("action {a} exceeds label 20, description 40 or identifier 20 characters"));
             }
+        }
+        if let Err(e) = serde_json::from_value::<Vec<super::CheckRunAction>>(Value::Array(actions.clone())) {
+            return Err(format!("action fields have the wrong types: {e}"));
         }
     }
     Ok(())
@@ -317,12 +325,12 @@ fn apply(run: &mut CheckRunRecord, body: &Value) {
     if let Some(s) = text("completed_at") {
         run.completed_at = Some(s);
     }
-    if let Some(s) = text("status") {
-        run.status = s;
+    // Validation let through only known values, and `completed` only with a conclusion.
+    if let Some(state) = text("status").as_deref().and_then(CheckRunState::from_status) {
+        run.state = state;
     }
-    if let Some(s) = text("conclusion") {
-        run.conclusion = Some(s);
-        run.status = "completed".to_string();
+    if let Some(state) = text("conclusion").as_deref().and_then(CheckRunState::from_conclusion) {
+        run.state = state;
     }
     if let Some(output) = body.get("output") {
         run.title = output["title"].as_str().map(str::to_string);
@@ -330,18 +338,19 @@ fn apply(run: &mut CheckRunRecord, body: &Value) {
         if let Some(t) = output["text"].as_str() {
             run.text = Some(t.to_string());
         }
-        let annotations = output["annotations"].as_array().cloned().unwrap_or_default();
+        let annotations: Vec<super::Annotation> =
+            serde_json::from_value(output.get("annotations").cloned().unwrap_or(json!([]))).expect("validated annotations");
         run.annotation_batches.push(annotations.len());
         run.annotations.extend(annotations);
     }
-    if let Some(actions) = body["actions"].as_array() {
-        run.actions = actions.clone();
+    if let Some(actions) = body.get("actions") {
+        run.actions = serde_json::from_value(actions.clone()).expect("validated actions");
     }
-    run.history.push(run.conclusion.clone().unwrap_or_else(|| run.status.clone()));
+    run.history.push(run.state);
 }
 
 fn check_run_json(run: &CheckRunRecord) -> Value {
-    json!({ "id": run.id, "name": run.name, "head_sha": run.head_sha, "status": run.status, "conclusion": run.conclusion, "external_id": run.external_id, "details_url": run.details_url, "started_at": run.started_at, "completed_at": run.completed_at })
+    json!({ "id": run.id, "name": run.name, "head_sha": run.head_sha, "status": run.state.status(), "conclusion": run.state.conclusion(), "external_id": run.external_id, "details_url": run.details_url, "started_at": run.started_at, "completed_at": run.completed_at })
 }
 
 async fn create_check_run(
@@ -367,8 +376,7 @@ async fn create_check_run(
         repo: slug,
         name: String::new(),
         head_sha: sha,
-        status: "queued".to_string(),
-        conclusion: None,
+        state: CheckRunState::Queued,
         external_id: None,
         details_url: None,
         title: None,

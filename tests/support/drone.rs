@@ -1,0 +1,303 @@
+//! The Drone API and the build pages as a client sees them: verbs that know
+//! the paths, so scenarios say "restart build 1" instead of spelling a URL,
+//! and typed views of the answers, so they read fields instead of indexing JSON.
+
+use super::app::{API_TOKEN, Answer};
+use greenlight::store::Status;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The API of one repository, called as the admin or as a guest.
+#[derive(Clone)]
+pub struct DroneApi {
+    http: reqwest::Client,
+    base: String,
+    slug: String,
+    admin: bool,
+}
+
+/// A build as the API shows it.
+#[derive(Debug, Deserialize)]
+pub struct ApiBuild {
+    /// Number.
+    pub number: i64,
+    /// The build it reruns, or 0.
+    #[serde(default)]
+    pub parent: i64,
+    /// Status.
+    pub status: Status,
+    /// Commit.
+    pub after: String,
+    /// Event.
+    pub event: String,
+    /// `@hook` or who restarted it.
+    pub trigger: String,
+    /// Stages (only on single builds).
+    #[serde(default)]
+    pub stages: Vec<ApiStage>,
+}
+
+/// A stage as the API shows it.
+#[derive(Debug, Deserialize)]
+pub struct ApiStage {
+    /// Pipeline name.
+    pub name: String,
+    /// Status.
+    pub status: Status,
+}
+
+/// A secret as the API shows it (never its value).
+#[derive(Debug, Deserialize)]
+pub struct ApiSecret {
+    /// Name.
+    pub name: String,
+    /// Whether pull requests get it.
+    pub pull_request: bool,
+}
+
+/// A repository as the API shows it.
+#[derive(Debug, Deserialize)]
+pub struct ApiRepo {
+    /// `owner/name`.
+    pub slug: String,
+    /// Whether forks need approval.
+    pub protected: bool,
+    /// Whether the App is installed on it.
+    pub active: bool,
+}
+
+impl Answer {
+    /// The body as `T`; panics with the body when it has another shape.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> T {
+        serde_json::from_value(self.body.clone())
+            .unwrap_or_else(|e| panic!("{} answer is not a {}: {e}: {}", self.status, std::any::type_name::<T>(), self.body))
+    }
+
+    /// The `message` of an error (or of a webhook answer).
+    pub fn message(&self) -> Option<&str> {
+        self.body.get("message").and_then(Value::as_str)
+    }
+
+    /// The body as text, to check something never appears in it.
+    pub fn text(&self) -> String {
+        self.body.to_string()
+    }
+}
+
+impl DroneApi {
+    pub(crate) fn new(base: String, slug: &str, admin: bool) -> Self {
+        Self { http: reqwest::Client::new(), base, slug: slug.to_string(), admin }
+    }
+
+    /// The same API as a guest (no token).
+    pub fn guest(&self) -> Self {
+        Self { admin: false, ..self.clone() }
+    }
+
+    /// Any call; `path` is relative to the server.
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
+        let mut request = self.http.request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if self.admin {
+            request = request.bearer_auth(API_TOKEN);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("greenlight answers");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        Answer { status, body }
+    }
+
+    fn repo_path(&self, rest: &str) -> String {
+        format!("/api/repos/{}{rest}", self.slug)
+    }
+
+    /// `GET` a build by number.
+    pub async fn build(&self, number: i64) -> Answer {
+        self.call("GET", &self.repo_path(&format!("/builds/{number}")), None).await
+    }
+
+    /// Restarts a build (Drone: `POST /builds/{n}`).
+    pub async fn restart(&self, number: i64) -> Answer {
+        self.call("POST", &self.repo_path(&format!("/builds/{number}")), None).await
+    }
+
+    /// Cancels a build (Drone: `DELETE /builds/{n}`).
+    pub async fn cancel(&self, number: i64) -> Answer {
+        self.call("DELETE", &self.repo_path(&format!("/builds/{number}")), None).await
+    }
+
+    /// Approves a blocked stage.
+    pub async fn approve(&self, number: i64, stage: i64) -> Answer {
+        self.call("POST", &self.repo_path(&format!("/builds/{number}/approve/{stage}")), None).await
+    }
+
+    /// Changes repository settings.
+    pub async fn update_repo(&self, settings: Value) -> Answer {
+        self.call("PATCH", &self.repo_path(""), Some(settings)).await
+    }
+
+    /// Makes fork pull requests wait for approval (or not).
+    pub async fn set_protected(&self, protected: bool) -> Answer {
+        self.update_repo(json!({ "protected": protected })).await
+    }
+
+    /// Lists the repository's secrets.
+    pub async fn secrets(&self) -> Answer {
+        self.call("GET", &self.repo_path("/secrets"), None).await
+    }
+
+    /// Reads one secret.
+    pub async fn secret(&self, name: &str) -> Answer {
+        self.call("GET", &self.repo_path(&format!("/secrets/{name}")), None).await
+    }
+
+    /// Creates a secret; `pull_request` unset leaves Drone's default.
+    pub async fn create_secret(&self, name: &str, data: &str, pull_request: Option<bool>) -> Answer {
+        let mut body = json!({"name": name, "data": data});
+        if let Some(allowed) = pull_request {
+            body["pull_request"] = json!(allowed);
+        }
+        self.call("POST", &self.repo_path("/secrets"), Some(body)).await
+    }
+
+    /// Changes whether pull requests get a secret.
+    pub async fn allow_secret_for_pull_requests(&self, name: &str, allowed: bool) -> Answer {
+        self.call("PATCH", &self.repo_path(&format!("/secrets/{name}")), Some(json!({"pull_request": allowed}))).await
+    }
+
+    /// Deletes a secret.
+    pub async fn delete_secret(&self, name: &str) -> Answer {
+        self.call("DELETE", &self.repo_path(&format!("/secrets/{name}")), None).await
+    }
+}
+
+/// A page as a browser got it (redirects not followed).
+#[derive(Debug)]
+pub struct Page {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Body.
+    pub text: String,
+}
+
+impl Page {
+    /// Where a redirect points.
+    pub fn location(&self) -> Option<&str> {
+        self.headers.get("location").and_then(|v| v.to_str().ok())
+    }
+
+    /// The `set-cookie` header, whole.
+    pub fn set_cookie(&self) -> Option<&str> {
+        self.headers.get("set-cookie").and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A browser on the build pages of one repository: no redirects followed,
+/// and a session cookie once logged in.
+pub struct Browser {
+    http: reqwest::Client,
+    base: String,
+    slug: String,
+    cookie: Option<String>,
+}
+
+impl Browser {
+    pub(crate) fn new(base: String, slug: &str) -> Self {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { http, base, slug: slug.to_string(), cookie: None }
+    }
+
+    async fn get(&self, path: &str) -> Page {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        Self::page(request.send().await.expect("greenlight answers")).await
+    }
+
+    async fn page(response: reqwest::Response) -> Page {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        Page { status, headers, text: response.text().await.unwrap_or_default() }
+    }
+
+    /// The page of build `number`.
+    pub async fn build_page(&self, number: i64) -> Page {
+        self.get(&format!("/{}/{number}", self.slug)).await
+    }
+
+    /// The repository's list of builds.
+    pub async fn builds_page(&self) -> Page {
+        self.get(&format!("/{}", self.slug)).await
+    }
+
+    /// Submits the login form with `token`, to come back to build `number`;
+    /// keeps the session cookie it is given.
+    pub async fn log_in(&mut self, token: &str, number: i64) -> Page {
+        let next = format!("/{}/{number}", self.slug);
+        let response = self
+            .http
+            .post(format!("{}/login", self.base))
+            .form(&[("token", token), ("next", next.as_str())])
+            .send()
+            .await
+            .expect("greenlight answers");
+        let page = Self::page(response).await;
+        if let Some(cookie) = page.set_cookie() {
+            self.cookie = cookie.split(';').next().map(str::to_string);
+        }
+        page
+    }
+}
+
+/// A server-sent event stream of the API, read as raw text.
+pub struct EventStream {
+    /// The `content-type` it was served with.
+    pub content_type: String,
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    text: String,
+}
+
+impl EventStream {
+    /// Reads until the text so far contains `until`; returns all of it.
+    /// Fails if the stream ends, or goes quiet for the whole expectation timeout.
+    pub async fn read_until(&mut self, until: &str) -> String {
+        use futures::StreamExt;
+        let deadline = tokio::time::Instant::now() + super::fake_github::EXPECT_TIMEOUT;
+        while !self.text.contains(until) {
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
+                .await
+                .unwrap_or_else(|_| panic!("stream went quiet before {until:?}: {}", self.text))
+                .expect("stream ended")
+                .unwrap();
+            self.text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        self.text.clone()
+    }
+}
+
+impl DroneApi {
+    async fn stream(&self, path: &str) -> EventStream {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if self.admin {
+            request = request.bearer_auth(API_TOKEN);
+        }
+        let response = request.send().await.expect("greenlight answers");
+        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        EventStream { content_type, body: Box::pin(response.bytes_stream()), text: String::new() }
+    }
+
+    /// The live log of step `step` of stage `stage` of build `number`.
+    pub async fn log_stream(&self, number: i64, stage: i64, step: i64) -> EventStream {
+        self.stream(&format!("/api/stream/{}/{number}/{stage}/{step}", self.slug)).await
+    }
+
+    /// The stream of build events of every repository.
+    pub async fn build_events(&self) -> EventStream {
+        self.stream("/api/stream").await
+    }
+}

@@ -1,0 +1,354 @@
+//! Scenarios: a fake GitHub with `acme/widget` on it, greenlight started
+//! against it, and verbs that say what happens (push, open a pull request,
+//! expect a check run) so test bodies read as the story they check.
+
+use super::app::{Answer, TestApp, runner_config};
+use super::drone::{Browser, DroneApi};
+use super::fake_github::{CheckRunRecord, CheckRunState, FakeGitHub, RepoHandle, StatusRecord, StatusState};
+use super::redis::TestRedis;
+use super::webhook::Webhook;
+use super::worker::WorkerProcess;
+use greenlight::config::RunnerConfig;
+use greenlight::store::{Build, Stage};
+
+/// A commit on the fake, as pushing it returned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sha(pub String);
+
+impl Sha {
+    /// The seven-character form GitHub and greenlight's messages use.
+    pub fn short(&self) -> &str {
+        &self.0[..7]
+    }
+
+    /// The full hex.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Sha {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Sha {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What tests read of a build's commit. `greenlight::store::Build` is being
+/// reshaped (its commit fields move into a sub-struct); reading them through
+/// this trait keeps that change to the one impl below.
+pub trait BuildCommit {
+    /// The commit built.
+    fn sha(&self) -> &str;
+    /// The full git ref.
+    fn git_ref(&self) -> &str;
+    /// The repository the code came from (a fork's slug for fork pull requests).
+    fn source_repo(&self) -> &str;
+    /// Whether the code came from a fork.
+    fn is_fork(&self) -> bool;
+}
+
+impl BuildCommit for Build {
+    fn sha(&self) -> &str {
+        &self.commit.sha.0
+    }
+    fn git_ref(&self) -> &str {
+        &self.commit.git_ref
+    }
+    fn source_repo(&self) -> &str {
+        &self.commit.source_repo
+    }
+    fn is_fork(&self) -> bool {
+        self.commit.fork
+    }
+}
+
+/// How to set a scenario up; [`Scenario::start`] runs it.
+#[must_use]
+pub struct Scenario {
+    slug: &'static str,
+    private: bool,
+    enterprise: bool,
+    durable: bool,
+    runner: Option<RunnerConfig>,
+    token_lifetime: Option<chrono::Duration>,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Scenario {
+    /// Public `acme/widget` on github.com, greenlight as `serve --no-worker`
+    /// (planning only: builds stay queued unless a worker is added).
+    pub fn new() -> Self {
+        Self { slug: "acme/widget", private: false, enterprise: false, durable: false, runner: None, token_lifetime: None }
+    }
+
+    /// greenlight runs workers in-process (2-second stage lease, 16 MiB logs).
+    pub fn with_workers(self) -> Self {
+        self.runner(runner_config())
+    }
+
+    /// greenlight runs workers configured by `runner`.
+    pub fn runner(mut self, runner: RunnerConfig) -> Self {
+        self.runner = Some(runner);
+        self
+    }
+
+    /// The repository is private and named `slug`.
+    pub fn private_repo(mut self, slug: &'static str) -> Self {
+        self.slug = slug;
+        self.private = true;
+        self
+    }
+
+    /// GitHub is an Enterprise Server (REST API under `/api/v3`).
+    pub fn enterprise(mut self) -> Self {
+        self.enterprise = true;
+        self
+    }
+
+    /// Redis persists with AOF fsynced on every write.
+    pub fn durable(mut self) -> Self {
+        self.durable = true;
+        self
+    }
+
+    /// Installation tokens live this long.
+    pub fn token_lifetime(mut self, lifetime: chrono::Duration) -> Self {
+        self.token_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Starts the fake, creates the repository, starts greenlight.
+    pub async fn start(self) -> Ctx {
+        let github = if self.enterprise { FakeGitHub::start_enterprise().await } else { FakeGitHub::start().await };
+        if let Some(lifetime) = self.token_lifetime {
+            github.set_token_lifetime(lifetime);
+        }
+        let repo = if self.private { github.private_repo(self.slug) } else { github.repo(self.slug) };
+        let redis = if self.durable { TestRedis::start_durable() } else { TestRedis::start() };
+        let app = TestApp::start_on(&github, redis, self.runner).await;
+        Ctx { github, repo, app }
+    }
+}
+
+/// A running scenario: the fake GitHub, its repository, and greenlight.
+pub struct Ctx {
+    /// The fake GitHub (failure injection, tokens, requests).
+    pub github: FakeGitHub,
+    /// The repository builds run for.
+    pub repo: RepoHandle,
+    /// greenlight.
+    pub app: TestApp,
+}
+
+impl Ctx {
+    // --- the repository ---
+
+    /// Commits `files` to `branch`; returns the new head.
+    pub fn push(&self, branch: &str, files: &[(&str, &str)]) -> Sha {
+        Sha(self.repo.push(branch, files))
+    }
+
+    /// Commits `pipeline` as `.drone.yml` to `branch`; returns the new head.
+    pub fn push_pipeline(&self, branch: &str, pipeline: &str) -> Sha {
+        self.push(branch, &[(".drone.yml", pipeline)])
+    }
+
+    // --- webhooks ---
+
+    /// Delivers any webhook, signed as GitHub signs it.
+    pub async fn deliver(&self, hook: &Webhook) -> Answer {
+        self.app.deliver(hook).await
+    }
+
+    /// Delivers the push of `sha` to `git_ref` (a branch, or `refs/tags/…`).
+    pub async fn deliver_push(&self, git_ref: &str, sha: &str) -> Answer {
+        self.deliver(&Webhook::push(&self.repo, git_ref, sha)).await
+    }
+
+    /// Delivers `pull_request` with `action` for PR `number` from `branch` at `sha`.
+    pub async fn deliver_pr(&self, action: &str, number: u64, branch: &str, sha: &str) -> Answer {
+        self.deliver(&Webhook::pull_request(&self.repo, action, number, branch, sha)).await
+    }
+
+    /// Delivers a pull request opened from `branch` of the fork `fork`.
+    pub async fn deliver_fork_pr(&self, number: u64, branch: &str, sha: &str, fork: &str) -> Answer {
+        self.deliver(&Webhook::pull_request_from(&self.repo, "opened", number, branch, sha, Some(fork))).await
+    }
+
+    /// Pushes `files` to `branch` and opens PR `number` from it; returns the head.
+    pub async fn open_pr(&self, number: u64, branch: &str, files: &[(&str, &str)]) -> Sha {
+        let sha = self.push(branch, files);
+        let answer = self.deliver_pr("opened", number, branch, &sha).await;
+        assert_eq!(answer.status, 202, "{:?}", answer.body);
+        sha
+    }
+
+    /// Pushes `files` to `branch` and delivers the push; returns the head.
+    pub async fn push_and_deliver(&self, branch: &str, files: &[(&str, &str)]) -> Sha {
+        let sha = self.push(branch, files);
+        let answer = self.deliver_push(branch, &sha).await;
+        assert_eq!(answer.status, 202, "{:?}", answer.body);
+        sha
+    }
+
+    /// The App is installed on the repository (greenlight learns of it).
+    pub async fn install(&self) -> Answer {
+        self.deliver(&Webhook::installation("created", &[&self.repo])).await
+    }
+
+    /// The Re-run button of one check run.
+    pub async fn rerun_check_run(&self, run: &CheckRunRecord) -> Answer {
+        self.deliver(&Webhook::check_run_rerequested(&self.repo, run)).await
+    }
+
+    /// "Re-run all" for a commit.
+    pub async fn rerun_suite(&self, sha: &str) -> Answer {
+        self.deliver(&Webhook::check_suite_rerequested(&self.repo, sha)).await
+    }
+
+    /// Presses the check run button with `identifier`.
+    pub async fn press_button(&self, run: &CheckRunRecord, identifier: &str) -> Answer {
+        self.deliver(&Webhook::check_run_action(&self.repo, run, identifier)).await
+    }
+
+    // --- what GitHub shows ---
+
+    /// Waits until the newest check run `name` on `sha` is in `state`; returns it.
+    pub async fn expect_check_run(&self, sha: &str, name: &str, state: CheckRunState) -> CheckRunRecord {
+        self.github.expect_check_run(&self.repo, sha, name, state).await
+    }
+
+    /// Waits until some check run on `sha` matches `probe` (described by `what`); returns it.
+    pub async fn expect_check_run_where(&self, sha: &str, what: &str, probe: impl Fn(&CheckRunRecord) -> bool) -> CheckRunRecord {
+        self.github.expect_check_run_where(&self.repo, sha, what, probe).await
+    }
+
+    /// Waits until the latest status `context` on `sha` is `state`; returns it.
+    pub async fn expect_status(&self, sha: &str, context: &str, state: StatusState) -> StatusRecord {
+        self.github.expect_status(&self.repo, sha, context, state).await
+    }
+
+    /// Every check run on `sha`, oldest first.
+    pub fn check_runs(&self, sha: &str) -> Vec<CheckRunRecord> {
+        self.github.check_runs(&self.repo, sha)
+    }
+
+    /// Every status on `sha`, oldest first.
+    pub fn statuses(&self, sha: &str) -> Vec<StatusRecord> {
+        self.github.statuses(&self.repo, sha)
+    }
+
+    /// Waits until greenlight has planned every delivery so far and then
+    /// left GitHub alone for a while: what it was going to do is done.
+    pub async fn settle(&self) {
+        self.app.expect_deliveries_handled().await;
+        self.github.settle().await;
+    }
+
+    // --- builds ---
+
+    /// The repository's builds, newest first.
+    pub async fn builds(&self) -> Vec<Build> {
+        self.app.builds(self.repo.id).await
+    }
+
+    /// Waits until the repository has `n` builds; returns them newest first.
+    pub async fn expect_builds(&self, n: usize) -> Vec<Build> {
+        self.app.expect_builds(self.repo.id, n).await
+    }
+
+    /// Waits until build `number` is done; returns it.
+    pub async fn expect_build_done(&self, number: i64) -> Build {
+        self.app.expect_build_done(self.repo.id, number).await
+    }
+
+    /// Pushes `pipeline` to `branch`, delivers the push and waits for its build to finish.
+    pub async fn push_and_finish(&self, branch: &str, pipeline: &str) -> (Sha, Build) {
+        let (sha, build) = self.app.push_and_finish(&self.repo, branch, pipeline).await;
+        (Sha(sha), build)
+    }
+
+    /// The first stage of a build.
+    pub async fn stage(&self, build: &Build) -> Stage {
+        self.app.stage(build).await
+    }
+
+    /// Every stage of a build, in pipeline order.
+    pub async fn stages(&self, build: &Build) -> Vec<Stage> {
+        self.app.store().stages(build).await.unwrap()
+    }
+
+    /// The names of a build's stages.
+    pub async fn stage_names(&self, build: &Build) -> Vec<String> {
+        self.stages(build).await.into_iter().map(|s| s.name).collect()
+    }
+
+    /// The stored log of step `step` of the build's first stage.
+    pub async fn log(&self, build: &Build, step: &str) -> String {
+        self.app.log(build, step).await
+    }
+
+    /// Waits until step `step`'s log contains `text` (the step got that far); returns the log.
+    pub async fn expect_log_contains(&self, build: &Build, step: &str, text: &str) -> String {
+        super::wait::until(&format!("{text:?} in the log of {step}"), || async {
+            let log = self.log(build, step).await;
+            log.contains(text).then_some(log)
+        })
+        .await
+    }
+
+    // --- the Drone API, for what an administrator does ---
+
+    /// The Drone API of the repository, as the admin.
+    pub fn api(&self) -> DroneApi {
+        DroneApi::new(self.app.url(), &self.repo.slug, true)
+    }
+
+    /// The Drone API of the repository, as a guest.
+    pub fn guest(&self) -> DroneApi {
+        self.api().guest()
+    }
+
+    /// A browser on the repository's build pages.
+    pub fn browser(&self) -> Browser {
+        Browser::new(self.app.url(), &self.repo.slug)
+    }
+
+    /// The admin restarts build `number`.
+    pub async fn restart(&self, number: i64) -> Answer {
+        self.api().restart(number).await
+    }
+
+    /// The admin cancels build `number`.
+    pub async fn cancel(&self, number: i64) -> Answer {
+        self.api().cancel(number).await
+    }
+
+    /// The admin approves stage `stage` of build `number`.
+    pub async fn approve(&self, number: i64, stage: i64) -> Answer {
+        self.api().approve(number, stage).await
+    }
+
+    /// The admin adds a secret (that pull requests get if `pull_request`).
+    pub async fn add_secret(&self, name: &str, value: &str, pull_request: bool) {
+        let answer = self.api().create_secret(name, value, Some(pull_request)).await;
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+    }
+
+    /// Starts `greenlight worker` as a separate process with `grace_secs` of shutdown grace.
+    pub fn start_worker_process(&self, grace_secs: u64) -> WorkerProcess {
+        WorkerProcess::start(&self.github, &self.app, grace_secs)
+    }
+}
