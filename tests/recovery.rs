@@ -13,7 +13,7 @@ async fn a_stage_whose_worker_is_killed_is_taken_over_and_finishes() {
     let ctx = Scenario::new().start().await;
     let mut first = ctx.start_worker_process(30);
 
-    let sha = ctx.push_and_deliver("main", &[(".drone.yml", SLOW)]).await;
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", &first.pipeline_stuck_here())]).await;
     ctx.expect_check_run(&sha, "default (push)", InProgress).await;
     first.kill();
     let _second = ctx.start_worker_process(30);
@@ -44,7 +44,7 @@ async fn past_the_grace_period_a_stage_is_handed_back_to_another_worker() {
     let ctx = Scenario::new().start().await;
     let mut leaving = ctx.start_worker_process(1);
 
-    let sha = ctx.push_and_deliver("main", &[(".drone.yml", SLOW)]).await;
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", &leaving.pipeline_stuck_here())]).await;
     ctx.expect_check_run(&sha, "default (push)", InProgress).await;
     let clean = tokio::task::spawn_blocking(move || leaving.terminate()).await.unwrap();
     let run = ctx.check_runs(&sha).pop().unwrap();

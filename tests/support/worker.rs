@@ -37,6 +37,17 @@ impl WorkerProcess {
         Self { child, _data: data }
     }
 
+    /// A pipeline whose step blocks while this worker runs it and finishes
+    /// at once on any other: its consumer name (`DRONE_STAGE_MACHINE`)
+    /// carries its pid. A test that stops this worker mid-stage then never
+    /// races the step's own end, however slow the machine.
+    pub fn pipeline_stuck_here(&self) -> String {
+        format!(
+            "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: slow\n  commands:\n  - 'case \"$DRONE_STAGE_MACHINE\" in *-{}-*) sleep 600 ;; esac'\n  - echo finished\n",
+            self.child.id()
+        )
+    }
+
     /// SIGKILL: the worker dies mid-whatever.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
