@@ -265,6 +265,9 @@ impl<T: Serialize + DeserializeOwned> Consumer<T> {
     /// Empty after a failure (logged; the next call reconnects); `None`
     /// once `shutdown` is cancelled.
     pub async fn next(&mut self, count: usize, shutdown: &CancellationToken) -> Option<Vec<Work<T>>> {
+        if self.conn.is_none() {
+            self.conn = Some(self.connect(shutdown).await?);
+        }
         if self.last_reclaim.is_none_or(|t| t.elapsed() >= self.reclaim_idle / 2) {
             self.last_reclaim = Some(tokio::time::Instant::now());
             match self.queue.reclaim(&self.name, self.reclaim_idle, count).await {
@@ -275,9 +278,6 @@ impl<T: Serialize + DeserializeOwned> Consumer<T> {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "reclaiming idle entries failed"),
             }
-        }
-        if self.conn.is_none() {
-            self.conn = Some(self.connect(shutdown).await?);
         }
         let conn = self.conn.as_mut().expect("connected above");
         let read = tokio::select! {
