@@ -17,7 +17,12 @@
 //! again by another ([`Lifecycle::begin`] notes the takeover); a stage that
 //! ends twice after a takeover is counted once ([`Store::count_stage_done`]);
 //! a cancel arriving while a stage is handed back is honoured by the next
-//! worker's [`Lifecycle::begin`], which skips stages of cancelled builds.
+//! worker's [`Lifecycle::begin`], which skips stages of cancelled builds; a
+//! worker that begins a stage in the moment between its job being queued
+//! and the stage being marked queued keeps its `Running` (the mark is an
+//! atomic update that leaves a begun stage alone: before, the late mark
+//! overwrote it, and a takeover then went unnoticed); a stalled worker's
+//! late end or hand back, after another took its stage over, is dropped.
 //!
 //! Everything here calls downward: the store, the queue and the publisher.
 //! Intake, the planner, the workers and the API call it.

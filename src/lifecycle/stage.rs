@@ -64,11 +64,24 @@ pub struct Begun {
 impl Lifecycle {
     /// Puts a stage's job on the stage stream and marks it queued. The job
     /// goes first: a crash in between leaves a duplicate job (which finds
-    /// the stage taken or over), never a stage that no job will run.
+    /// the stage taken or over), never a stage that no job will run. So a
+    /// worker may begin the stage before it is marked queued: the mark is
+    /// an atomic update that leaves a stage a worker has begun (or ended)
+    /// as the worker wrote it, instead of overwriting it with this copy.
     pub(super) async fn queue_stage(&self, build: &Build, stage: &mut Stage) -> anyhow::Result<()> {
         self.jobs.push(&StageJob { build: build.id, stage: stage.id }).await?;
-        stage.state = StageState::Pending { approved: stage.state.approved(), queued: true };
-        self.store.save_stage(stage).await?;
+        let approved = stage.state.approved();
+        let marked = self
+            .store
+            .update_stage(stage.id, |current| {
+                let waiting = matches!(current.state, StageState::Blocked | StageState::Waiting { .. } | StageState::Pending { .. });
+                if waiting {
+                    current.state = StageState::Pending { approved, queued: true };
+                }
+                waiting
+            })
+            .await?;
+        *stage = marked.context("stage vanished")?;
         Ok(())
     }
 
@@ -173,6 +186,9 @@ impl Lifecycle {
             return Ok(());
         }
         reset_steps(stage);
+        // This worker holds the lease: it writes the stage back as waiting, then queues it.
+        stage.state = StageState::Pending { approved: stage.state.approved(), queued: false };
+        self.store.save_stage(stage).await?;
         if let Err(e) = self.publisher.stage_handed_back(build, stage).await {
             tracing::warn!(error = %e, "could not mark the check run queued again");
         }

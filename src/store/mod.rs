@@ -345,6 +345,39 @@ impl Store {
         }
     }
 
+    /// Reads, changes and writes a stage atomically (optimistic, like
+    /// [`Store::update_build`]); `change` returns false to leave it as it
+    /// is. Returns the stage as it is now. For writers that do not hold the
+    /// stage's lease, so they never overwrite what its worker wrote.
+    pub async fn update_stage(&self, id: StageId, mut change: impl FnMut(&mut Stage) -> bool) -> StoreResult<Option<Stage>> {
+        let key = stage_key(id);
+        let mut conn = self.conn().await?;
+        loop {
+            redis::cmd("WATCH").arg(&key).query_async::<()>(&mut conn).await?;
+            let raw: Option<String> = conn.get(&key).await?;
+            let Some(raw) = raw else {
+                redis::cmd("UNWATCH").query_async::<()>(&mut conn).await?;
+                return Ok(None);
+            };
+            let mut stage: Stage = error::decode(&key, &raw)?;
+            if !change(&mut stage) {
+                redis::cmd("UNWATCH").query_async::<()>(&mut conn).await?;
+                return Ok(Some(stage));
+            }
+            stage.version += 1;
+            let written: Option<()> = redis::pipe()
+                .atomic()
+                .set(&key, serde_json::to_string(&stage).expect("records serialize"))
+                .ignore()
+                .query_async(&mut conn)
+                .await?;
+            if written.is_some() {
+                self.announce(stage.repo_id, stage.build_id).await?;
+                return Ok(Some(stage));
+            }
+        }
+    }
+
     /// The unfinished builds of the same branch, tag or pull request as `build`.
     pub async fn unfinished_in_lane(&self, build: &Build) -> StoreResult<Vec<Build>> {
         let ids: Vec<i64> = self.conn().await?.smembers(lane_key(build)).await?;
