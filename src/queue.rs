@@ -250,11 +250,6 @@ impl<T: Serialize + DeserializeOwned> Consumer<T> {
         Self { queue, redis, name, reclaim_idle, block, conn: None, last_reclaim: None }
     }
 
-    /// The consumer's name in the group (its pending entries are listed under it).
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The queue it reads.
     pub fn queue(&self) -> &WorkQueue<T> {
         &self.queue

@@ -5,6 +5,7 @@
 
 mod support;
 
+use greenlight::lifecycle::Ended;
 use greenlight::model::{Stage, StageState, Status};
 use greenlight::publish::StageReport;
 use support::Webhook;
@@ -43,7 +44,7 @@ async fn a_build_goes_from_queued_to_running_to_done_one_step_at_a_time() {
     assert_eq!((build.status, build.started > 0, build.finished > 0), (Status::Success, true, true));
     let run = gl.github.check_runs(&gl.repo, &sha).pop().unwrap();
     assert_eq!(run.history, vec![CheckRunState::Queued, CheckRunState::InProgress, CheckRunState::Success]);
-    assert_eq!(gl.stages(1).await[0].machine, worker.name);
+    assert_eq!((gl.stages(1).await[0].machine.clone(), gl.stages(1).await[0].attempt), (worker.name.clone(), 1));
     assert!(!worker.run_next().await, "no job is left behind");
 }
 
@@ -102,8 +103,7 @@ async fn begun_by_worker_a() -> (Stepper, support::stepper::SteppedWorker, Strin
 async fn a_cancel_after_a_hand_back_skips_the_stage_before_any_worker_runs_it() {
     // worker-a begins the stage, then runs out of grace and hands it back…
     let (gl, mut worker, sha, begun) = begun_by_worker_a().await;
-    let mut stage = begun.stage;
-    gl.lifecycle.hand_back(&begun.build, &mut stage).await.unwrap();
+    assert_eq!(gl.lifecycle.hand_back(&begun.build, &begun.stage).await.unwrap(), Ended::Done);
     assert_eq!(gl.stages(1).await[0].state, StageState::Pending { approved: false, queued: true });
     assert_eq!(gl.github.check_runs(&gl.repo, &sha)[0].state, CheckRunState::Queued, "handed back: queued again");
     // …and the build is cancelled before another worker claims it.
@@ -124,8 +124,7 @@ async fn a_cancel_while_a_stage_is_being_handed_back_is_honoured_by_the_next_wor
     // running stages to their workers); worker-a's hand back lands after it.
     let (gl, mut worker, sha, begun) = begun_by_worker_a().await;
     gl.lifecycle.cancel(&begun.build, "").await.unwrap();
-    let mut stage = begun.stage;
-    gl.lifecycle.hand_back(&begun.build, &mut stage).await.unwrap();
+    gl.lifecycle.hand_back(&begun.build, &begun.stage).await.unwrap();
     assert_eq!(gl.stages(1).await[0].state, StageState::Pending { approved: false, queued: true });
 
     while worker.run_next().await {}
@@ -143,8 +142,12 @@ async fn a_stage_taken_over_ends_once_and_the_stalled_workers_late_result_is_dro
     assert!(run.summary.unwrap().contains("The worker `worker-a` stopped while running this stage; `worker-b` ran it again"));
     // worker-a wakes up and ends the stage too, with another result.
     let mut late = stalled.stage;
+    late.steps[0].status = Status::Failure;
+    assert!(!gl.lifecycle.record_steps(&late).await.unwrap(), "its step records are not written over the new run's");
     let report = StageReport::not_run("late".to_string(), None, true, chrono::Utc::now());
-    gl.lifecycle.end(&stalled.build, &mut late, Status::Failure, &report).await.unwrap();
+    let ended = gl.lifecycle.end(&stalled.build, &late, Status::Failure, &report).await.unwrap();
+    assert_eq!(ended, Ended::TakenOver, "so its worker leaves the job to the worker that has it");
+    assert_eq!(gl.lifecycle.hand_back(&stalled.build, &late).await.unwrap(), Ended::TakenOver);
 
     assert_eq!(states(&gl.stages(1).await), vec![DONE_PUBLISHED(Status::Success)]);
     assert_eq!(gl.build(1).await.status, Status::Success);
@@ -175,6 +178,7 @@ async fn approving_a_blocked_stage_whose_dependency_already_ended_runs_it() {
     assert_eq!(gl.build(2).await.status, Status::Blocked);
 
     assert!(gl.lifecycle.approve(&gl.build(2).await, 1).await.unwrap());
+    assert_eq!(gl.stages(2).await[0].state, StageState::Pending { approved: true, queued: true }, "approved before its job exists");
     assert!(worker.run_next().await);
     assert_eq!(states(&gl.stages(2).await), vec![DONE_PUBLISHED(Status::Success), StageState::Blocked], "deploy still waits for a person");
     assert!(gl.lifecycle.approve(&gl.build(2).await, 2).await.unwrap());
@@ -183,4 +187,26 @@ async fn approving_a_blocked_stage_whose_dependency_already_ended_runs_it() {
     assert_eq!(states(&gl.stages(2).await), vec![DONE_PUBLISHED(Status::Success), DONE_PUBLISHED(Status::Success)]);
     assert_eq!(gl.build(2).await.status, Status::Success);
     assert!(!gl.lifecycle.approve(&gl.build(2).await, 2).await.unwrap(), "a stage that is not blocked is not approved again");
+}
+
+#[tokio::test]
+async fn a_cancel_interrupted_before_it_reached_a_waiting_stage_still_ends_the_build() {
+    let mut gl = Stepper::new().await;
+    let mut worker = gl.worker("worker-b").await;
+    let sha = gl.push("main", &two_pipelines("true")).await;
+    gl.plan().await;
+    let begun = gl.lifecycle.begin(&gl.job(1, 0).await, "worker-a").await.unwrap().expect("not cancelled");
+
+    // The cancel is recorded, then its process dies before it skips `deploy`
+    // (which waits on the running `test`): only the request is left.
+    gl.store().request_cancel(begun.build.id, "stop").await.unwrap();
+    let report = StageReport::not_run("killed".to_string(), Some("stop".to_string()), true, chrono::Utc::now());
+    assert_eq!(gl.lifecycle.end(&begun.build, &begun.stage, Status::Killed, &report).await.unwrap(), Ended::Done);
+
+    assert_eq!(states(&gl.stages(1).await), vec![DONE_PUBLISHED(Status::Killed), DONE_PUBLISHED(Status::Skipped)]);
+    assert_eq!(gl.build(1).await.status, Status::Killed, "the build is complete");
+    let deploy = gl.github.check_runs(&gl.repo, &sha).into_iter().find(|r| r.name == "deploy (push)").unwrap();
+    assert_eq!(deploy.state, CheckRunState::Cancelled);
+    while worker.run_next().await {}
+    assert_eq!(states(&gl.stages(1).await), vec![DONE_PUBLISHED(Status::Killed), DONE_PUBLISHED(Status::Skipped)], "no job ran deploy");
 }

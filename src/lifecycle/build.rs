@@ -15,7 +15,7 @@ const CANCEL_LEASE: Duration = Duration::from_secs(60);
 
 /// Drone's rule, plus cancellation: a cancelled build is `killed`; otherwise,
 /// in stage order, the first killed, failed or errored stage decides.
-pub fn build_status(stages: &[Stage], cancelled: bool) -> Status {
+pub(super) fn build_status(stages: &[Stage], cancelled: bool) -> Status {
     if cancelled {
         return Status::Killed;
     }
@@ -81,12 +81,12 @@ impl Lifecycle {
             })
             .await?
             .unwrap_or_else(|| build.clone());
-        for mut stage in self.store.stages(&build).await? {
-            let waiting = matches!(stage.state, StageState::Blocked | StageState::Waiting { .. } | StageState::Pending { .. });
+        for stage in self.store.stages(&build).await? {
             // Holding the lease keeps a worker from starting it meanwhile;
-            // a stage a worker holds is killed by that worker instead.
-            if waiting && self.store.acquire_lease(stage.id, CANCEL_OWNER, CANCEL_LEASE).await? {
-                let skipped = self.skip(&build, &mut stage, SkipReason::Cancelled(reason.to_string())).await;
+            // a stage a worker holds is killed by that worker instead (and
+            // the skip itself leaves a stage a worker has begun alone).
+            if stage.state.is_waiting() && self.store.acquire_lease(stage.id, CANCEL_OWNER, CANCEL_LEASE).await? {
+                let skipped = self.skip(&build, stage.id, SkipReason::Cancelled(reason.to_string())).await;
                 self.store.release_lease(stage.id, CANCEL_OWNER).await?;
                 skipped?;
             }
@@ -97,18 +97,29 @@ impl Lifecycle {
     /// Approves a blocked stage (a fork's pull request on a protected
     /// repository): it runs, with secrets. `Ok(false)` when it was not blocked.
     pub async fn approve(&self, build: &Build, stage_number: i64) -> anyhow::Result<bool> {
-        let Some(mut stage) = self.store.stages(build).await?.into_iter().find(|s| s.number == stage_number) else {
+        let Some(stage) = self.store.stages(build).await?.into_iter().find(|s| s.number == stage_number) else {
             return Ok(false);
         };
-        if stage.state != StageState::Blocked {
-            return Ok(false);
-        }
-        if stage.depends_on.is_empty() {
-            stage.state = StageState::Pending { approved: true, queued: false };
+        // Approved in the record before its job exists, so the worker that
+        // claims the job sees the approval (and gives the stage its secrets).
+        let mut approved = false;
+        let updated = self
+            .store
+            .update_stage(stage.id, |current| {
+                approved = current.state == StageState::Blocked;
+                if approved {
+                    current.state = match current.depends_on.is_empty() {
+                        true => StageState::Pending { approved: true, queued: false },
+                        false => StageState::Waiting { approved: true },
+                    };
+                }
+                approved
+            })
+            .await?;
+        let Some(mut stage) = updated.filter(|_| approved) else { return Ok(false) };
+        if let StageState::Pending { .. } = stage.state {
             self.queue_stage(build, &mut stage).await?;
         } else {
-            stage.state = StageState::Waiting { approved: true };
-            self.store.save_stage(&mut stage).await?;
             // Its dependencies may have ended while it was blocked.
             for skipped in self.release_waiting(build).await? {
                 self.settle(build, skipped).await?;

@@ -32,11 +32,10 @@ mod stage;
 mod start;
 mod steps;
 
-pub use build::build_status;
 pub use stage::cancel_note;
-pub use stage::{Begun, JobState, SkipReason};
+pub use stage::{Begun, Ended, JobState};
+pub use start::StartError;
 pub use start::rerun_trigger;
-pub use start::{RERUN_SCAN, StartError};
 pub use steps::{StepEnd, reset_steps, step_ended, step_skipped, step_started};
 
 use crate::clock::SharedClock;

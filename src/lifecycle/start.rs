@@ -13,7 +13,7 @@ use crate::publish::CONFIG_CHECK;
 use crate::store::{Claim, Store, StoreError, StoreResult};
 
 /// How many recent builds of a repository a check suite rerun looks through.
-pub const RERUN_SCAN: usize = 100;
+const RERUN_SCAN: usize = 100;
 
 /// Why starting a build stopped before it was done.
 #[derive(Debug, thiserror::Error)]
@@ -24,9 +24,9 @@ pub enum StartError {
     /// GitHub failed.
     #[error(transparent)]
     GitHub(#[from] GitHubError),
-    /// Queueing a stage failed.
+    /// A transition (queueing a stage, cancelling a superseded build) failed.
     #[error(transparent)]
-    Queue(#[from] anyhow::Error),
+    Transition(#[from] anyhow::Error),
 }
 
 impl StartError {
@@ -35,7 +35,8 @@ impl StartError {
         match self {
             StartError::Store(e) => e.is_transient(),
             StartError::GitHub(e) => e.is_transient(),
-            StartError::Queue(_) => true,
+            // Transitions fail on the store: transient unless a record is corrupt.
+            StartError::Transition(e) => e.downcast_ref::<StoreError>().is_none_or(StoreError::is_transient),
         }
     }
 }
@@ -106,7 +107,7 @@ impl Lifecycle {
     async fn record(&self, entry: &EntryId, trigger: &Trigger, repo: &Repo, plan: Plan) -> StoreResult<(Build, Vec<Stage>, bool)> {
         // A fork's code on a protected repository waits for an administrator.
         let blocked = trigger.commit.fork && repo.protected;
-        let (id, number, _) = self.store.allocate_build(entry, repo.info.id).await?;
+        let (id, number) = self.store.allocate_build(entry, repo.info.id).await?;
         let now = self.now();
         let (status, error, auto_cancel, stages) = match plan {
             Plan::Pipelines { pipelines, auto_cancel } => {
@@ -174,6 +175,7 @@ impl Lifecycle {
                 steps,
                 pipeline,
                 check_run: None,
+                attempt: 0,
             });
         }
         Ok(stages)
@@ -188,8 +190,13 @@ impl Lifecycle {
         }
         for mut stage in stages {
             if stage.check_run.is_none() {
-                stage.check_run = Some(self.publisher.stage_planned(build, &stage).await?);
-                self.store.save_stage(&mut stage).await?;
+                let id = self.publisher.stage_planned(build, &stage).await?;
+                // Only the id: a resumed planning's copy may be older than what a worker wrote since.
+                let updated = self
+                    .store
+                    .update_stage(stage.id, |current| current.check_run.is_none() && current.check_run.replace(id).is_none())
+                    .await?;
+                stage = updated.unwrap_or(stage);
             }
             if let StageState::Pending { queued: false, .. } = stage.state {
                 self.queue_stage(build, &mut stage).await?;

@@ -51,6 +51,11 @@ impl StageState {
         }
     }
 
+    /// Whether no worker has begun it yet: blocked, waiting or pending.
+    pub fn is_waiting(self) -> bool {
+        matches!(self, StageState::Blocked | StageState::Waiting { .. } | StageState::Pending { .. })
+    }
+
     /// Whether an administrator approved it, so a fork's stage gets secrets.
     pub fn approved(self) -> bool {
         match self {
@@ -126,6 +131,11 @@ pub struct Stage {
     pub pipeline: Pipeline,
     /// The check run that shows it on GitHub (set once, at planning).
     pub check_run: Option<CheckRunId>,
+    /// How many times a worker began it (a takeover or a hand back begins it
+    /// again): the token of the current run, so that a stalled worker's late
+    /// writes are told from the current run's.
+    #[serde(default)]
+    pub attempt: u32,
 }
 
 impl Stage {

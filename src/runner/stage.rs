@@ -11,7 +11,7 @@ use super::settings::WorkerSettings;
 use super::step::Ending;
 use crate::clock::SharedClock;
 use crate::github::CloneCredentials;
-use crate::lifecycle::{self, Begun, Lifecycle, StepEnd};
+use crate::lifecycle::{self, Begun, Ended, Lifecycle, StepEnd};
 use crate::model::{Build, Event, Stage, StageJob, Status};
 use crate::pipeline::{EnvValue, Pipeline};
 use crate::publish::StageReport;
@@ -36,6 +36,17 @@ pub(super) struct StageRunner {
     pub machine: String,
     pub secrets: SecretStore,
     pub credentials: CloneCredentials,
+}
+
+/// Why a running stage should stop early; the runner reads which.
+#[derive(Clone)]
+pub(super) struct Stop {
+    /// Kill the steps now (the build was cancelled, or one of the reasons below).
+    pub cancel: CancellationToken,
+    /// The worker is stopping and its grace is over: hand the stage back.
+    pub hand_back: CancellationToken,
+    /// Another worker took the stage over (this one lost its lease): end nothing.
+    pub lost: CancellationToken,
 }
 
 /// Annotations found so far are published this often while a stage runs:
@@ -82,26 +93,29 @@ impl StageRunner {
     }
 
     /// Runs a stage; `Err` leaves its job queued to be retried.
-    pub async fn run(&self, job: &StageJob, cancel: &CancellationToken, hand_back: &CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(&self, job: &StageJob, stop: &Stop) -> anyhow::Result<Ended> {
         let Some(Begun { build, stage, notes }) = self.lifecycle.begin(job, &self.machine).await? else {
-            return Ok(());
+            return Ok(Ended::Done);
         };
         for step in &stage.steps {
             self.logs.clear(stage.id, step.number).await?;
         }
         let workspace = self.settings.data_dir.join("workspaces").join(format!("stage-{}", stage.id));
-        let outcome = self.execute(&build, stage, &workspace, cancel, notes).await;
+        let outcome = self.execute(&build, stage, &workspace, &stop.cancel, notes).await;
         let _ = tokio::fs::remove_dir_all(&workspace).await;
-        let (mut stage, status, report) = outcome?;
-        if hand_back.is_cancelled() && !self.lifecycle.store().is_cancelled(build.id).await.unwrap_or(false) {
-            return self.lifecycle.hand_back(&build, &mut stage).await;
+        let (stage, status, report) = outcome?;
+        if stop.lost.is_cancelled() {
+            return Ok(Ended::TakenOver);
         }
-        self.lifecycle.end(&build, &mut stage, status, &report).await
+        if stop.hand_back.is_cancelled() && !self.lifecycle.store().is_cancelled(build.id).await.unwrap_or(false) {
+            return self.lifecycle.hand_back(&build, &stage).await;
+        }
+        self.lifecycle.end(&build, &stage, status, &report).await
     }
 
     /// Publishes the result of a stage that ended while GitHub was
     /// unreachable, rebuilt from the stored record and logs.
-    pub async fn republish(&self, build: &Build, mut stage: Stage) -> anyhow::Result<()> {
+    pub async fn republish(&self, build: &Build, stage: Stage) -> anyhow::Result<()> {
         let failed = stage.steps.iter().find(|s| s.status.is_failed() && !s.errignore && s.status != Status::Killed);
         let tail = match failed {
             Some(step) => {
@@ -128,7 +142,7 @@ impl StageRunner {
             completed: self.clock.now(),
             annotations: Vec::new(),
         };
-        self.lifecycle.publish_again(build, &mut stage, &report).await
+        self.lifecycle.publish_again(build, &stage, &report).await
     }
 
     /// Runs the stage's steps in `workspace`; returns the stage with its
@@ -284,7 +298,7 @@ impl StageRunner {
     async fn step_started(&self, run: &Run<'_>, index: usize) -> i64 {
         let mut stage = run.stage.lock().await;
         let number = lifecycle::step_started(&mut stage, index, self.now());
-        if let Err(e) = self.lifecycle.store().save_stage(&mut stage).await {
+        if let Err(e) = self.lifecycle.record_steps(&stage).await {
             tracing::warn!(error = %e, "could not record a step start");
         }
         number
@@ -296,7 +310,7 @@ impl StageRunner {
         let mut stage = run.stage.lock().await;
         let end = StepEnd { status: outcome.status, exit_code: outcome.exit_code, error: outcome.error.clone() };
         lifecycle::step_ended(&mut stage, index, end, self.now());
-        if let Err(e) = self.lifecycle.store().save_stage(&mut stage).await {
+        if let Err(e) = self.lifecycle.record_steps(&stage).await {
             tracing::warn!(error = %e, "could not record a step's end");
         }
     }

@@ -10,11 +10,11 @@
 
 use super::sandbox::Sandbox;
 use super::settings::WorkerSettings;
-use super::stage::StageRunner;
+use super::stage::{StageRunner, Stop};
 use crate::clock::SharedClock;
 use crate::github::CloneCredentials;
 use crate::ids::{EntryId, StageId};
-use crate::lifecycle::{JobState, Lifecycle};
+use crate::lifecycle::{Ended, JobState, Lifecycle};
 use crate::model::StageJob;
 use crate::queue::{Consumer, WorkQueue};
 use crate::redis_server::Redis;
@@ -146,13 +146,16 @@ impl Worker {
             Ok(false) => return,
             Err(e) => return tracing::warn!(error = %e, "cannot take a stage lease; the job will be retried"),
         }
-        let cancel = CancellationToken::new();
-        let keepalive = tokio::spawn(self.clone().keep_alive(entry.clone(), job.clone(), cancel.clone(), hand_back.clone()));
-        let ran = self.runner.run(&job, &cancel, hand_back).await;
+        let stop = Stop { cancel: CancellationToken::new(), hand_back: hand_back.clone(), lost: CancellationToken::new() };
+        let keepalive = tokio::spawn(self.clone().keep_alive(entry.clone(), job.clone(), stop.clone()));
+        let ran = self.runner.run(&job, &stop).await;
         keepalive.abort();
         let _ = self.release(job.stage).await;
         match ran {
-            Ok(()) => self.ack(&entry).await,
+            Ok(Ended::Done) => self.ack(&entry).await,
+            // The job belongs to the worker that took the stage over: acknowledging
+            // it here would leave that run with no job to reclaim if it died too.
+            Ok(Ended::TakenOver) => {}
             Err(e) => tracing::warn!(stage = %job.stage, error = %e, "stage did not finish; its job stays queued"),
         }
     }
@@ -172,20 +175,32 @@ impl Worker {
     }
 
     /// Renews the lease and the job's idle time, and watches for a cancel request.
-    async fn keep_alive(self: Arc<Self>, entry: EntryId, job: StageJob, cancel: CancellationToken, hand_back: CancellationToken) {
+    async fn keep_alive(self: Arc<Self>, entry: EntryId, job: StageJob, stop: Stop) {
         let every = self.settings.lease / 3;
         let store = self.runner.lifecycle.store();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every.min(Duration::from_secs(1))) => {}
-                _ = hand_back.cancelled() => { cancel.cancel(); return; }
+                _ = stop.hand_back.cancelled() => { stop.cancel.cancel(); return; }
             }
-            if let Err(e) = store.renew_lease(job.stage, &self.consumer, self.settings.lease).await {
-                tracing::warn!(error = %e, "renewing a stage lease failed");
+            match store.renew_lease(job.stage, &self.consumer, self.settings.lease).await {
+                Ok(true) => {}
+                // Expired (this worker stalled, or Redis did): take it again unless another worker has.
+                Ok(false) => match store.acquire_lease(job.stage, &self.consumer, self.settings.lease).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(stage = %job.stage, "another worker took this stage over; stopping this run");
+                        stop.lost.cancel();
+                        stop.cancel.cancel();
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "retaking a stage lease failed"),
+                },
+                Err(e) => tracing::warn!(error = %e, "renewing a stage lease failed"),
             }
             let _ = self.jobs.keep_alive(&self.consumer, &entry).await;
             if store.is_cancelled(job.build).await.unwrap_or(false) {
-                cancel.cancel();
+                stop.cancel.cancel();
             }
         }
     }

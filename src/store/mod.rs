@@ -1,9 +1,12 @@
 //! Build state in Redis: repositories, builds, stages, and the claims that
 //! make planning idempotent.
 //!
-//! Records are JSON strings under `gl:*` keys. A build is written by its
-//! planner and, when a stage ends, by whichever worker ends the last stage;
-//! a stage is written only by the worker that holds its job.
+//! Records are JSON strings under `gl:*` keys, and every key name lives
+//! here or in `queue`. Builds and stages are written after they are
+//! recorded only through atomic read-change-write updates
+//! ([`Store::update_build`], [`Store::update_stage`]): planners, workers and
+//! the API all write them, and a whole-record write from a stale copy would
+//! undo another process's transition.
 
 mod error;
 mod logs;
@@ -79,17 +82,17 @@ pub struct Store {
 }
 
 /// Allocates a build id and number once per queue entry.
-/// KEYS: entry→build, build id counter, repo counter. Returns {id, number, fresh}.
+/// KEYS: entry→build, build id counter, repo counter. Returns {id, number}.
 const ALLOCATE_BUILD: &str = r"
 local existing = redis.call('GET', KEYS[1])
 if existing then
   local sep = string.find(existing, ':')
-  return {tonumber(string.sub(existing, 1, sep - 1)), tonumber(string.sub(existing, sep + 1)), 0}
+  return {tonumber(string.sub(existing, 1, sep - 1)), tonumber(string.sub(existing, sep + 1))}
 end
 local id = redis.call('INCR', KEYS[2])
 local number = redis.call('INCR', KEYS[3])
 redis.call('SET', KEYS[1], id .. ':' .. number, 'EX', 604800)
-return {id, number, 1}
+return {id, number}
 ";
 
 /// Claims a delivery for an entry unless another entry's build is in flight.
@@ -223,16 +226,16 @@ impl Store {
         Ok(())
     }
 
-    /// The build id and number of a queue entry, allocated on first call.
-    /// Returns `(id, number, fresh)`.
-    pub async fn allocate_build(&self, entry: &EntryId, repo: RepoId) -> StoreResult<(BuildId, i64, bool)> {
-        let (id, number, fresh): (i64, i64, i64) = redis::Script::new(ALLOCATE_BUILD)
+    /// The build id and number of a queue entry, allocated on first call
+    /// (the same ones on every later call: planning is resumable).
+    pub async fn allocate_build(&self, entry: &EntryId, repo: RepoId) -> StoreResult<(BuildId, i64)> {
+        let (id, number): (i64, i64) = redis::Script::new(ALLOCATE_BUILD)
             .key(format!("gl:entry:{entry}:build"))
             .key("gl:ids:build")
             .key(format!("gl:repo:{repo}:counter"))
             .invoke_async(&mut self.conn().await?)
             .await?;
-        Ok((BuildId(id), number, fresh == 1))
+        Ok((BuildId(id), number))
     }
 
     /// The build an entry allocated earlier, if it did: planning resumes it.
@@ -419,13 +422,6 @@ impl Store {
             }
         }
         Ok(out)
-    }
-
-    /// Overwrites a stage record (bumping its version).
-    pub async fn save_stage(&self, stage: &mut Stage) -> StoreResult<()> {
-        stage.version += 1;
-        self.set_json(&stage_key(stage.id), stage).await?;
-        self.announce(stage.repo_id, stage.build_id).await
     }
 
     /// Tells every process (live pages, API streams) that a build changed.
