@@ -7,6 +7,7 @@ use super::steps::reset_steps;
 use crate::ids::StageId;
 use crate::model::{Build, Stage, StageJob, StageState, Status};
 use crate::publish::StageReport;
+use crate::store::StoreError;
 use anyhow::Context;
 
 /// Why a stage ends without running.
@@ -98,8 +99,15 @@ impl Lifecycle {
 
     /// What a worker should do with a claimed job.
     pub async fn examine(&self, job: &StageJob) -> anyhow::Result<JobState> {
-        let Some(stage) = self.store.stage(job.stage).await? else {
-            return Ok(JobState::Unknown);
+        let stage = match self.store.stage(job.stage).await {
+            Ok(Some(stage)) => stage,
+            Ok(None) => return Ok(JobState::Unknown),
+            // Written by an older greenlight, or damaged: no run of it can be begun or ended.
+            Err(e @ StoreError::Corrupt { .. }) => {
+                tracing::error!(error = %e, "a stage job's stage cannot be read");
+                return Ok(JobState::Unknown);
+            }
+            Err(e) => return Err(e.into()),
         };
         match stage.state {
             StageState::Done { published: false, .. } if stage.check_run.is_some() && stage.started > 0 => {

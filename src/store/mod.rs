@@ -148,7 +148,14 @@ impl Store {
 
     /// Records (or refreshes) a repository from a delivery.
     pub async fn upsert_repo(&self, info: &RepoRef, installation: InstallationId, now: i64) -> StoreResult<Repo> {
-        let existing: Option<Repo> = self.get_json(&repo_key(info.id)).await?;
+        let existing: Option<Repo> = match self.get_json(&repo_key(info.id)).await {
+            // A record an older greenlight wrote: replaced by what this delivery says.
+            Err(StoreError::Corrupt { key, reason }) => {
+                tracing::warn!(%key, %reason, "replacing an unreadable repository record");
+                None
+            }
+            other => other?,
+        };
         let mut repo = Repo {
             info: info.clone(),
             active: true,
