@@ -29,7 +29,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands.
+/// What greenlight is asked to do: one role of the service, or a one-shot command.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Receive webhooks, plan builds and run them: the whole service in one process.
@@ -53,7 +53,7 @@ pub struct ServeArgs {
     /// GitHub settings.
     #[command(flatten)]
     pub github: GitHubArgs,
-    /// Shared settings.
+    /// Settings every role needs (Redis, public URL, data directory, concurrency, secret key).
     #[command(flatten)]
     pub common: CommonArgs,
     /// The webhook secret; a comma-separated list is accepted while rotating.
@@ -77,10 +77,10 @@ pub struct WorkerArgs {
     /// GitHub settings.
     #[command(flatten)]
     pub github: GitHubArgs,
-    /// Shared settings.
+    /// Settings every role needs (Redis, public URL, data directory, concurrency, secret key).
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Runner settings.
+    /// How stages run: sandbox, lease, grace, log limit.
     #[command(flatten)]
     pub runner: RunnerArgs,
 }
@@ -161,7 +161,7 @@ pub struct Common {
     pub redis_url: Option<SecretString>,
     /// Base URL of the build pages, without a trailing slash.
     pub public_url: String,
-    /// Data directory.
+    /// Where workspaces and the embedded Redis live (`GREENLIGHT_DATA_DIR`).
     pub data_dir: PathBuf,
     /// Stages run at once per worker process.
     pub concurrency: usize,
@@ -174,11 +174,11 @@ pub struct Common {
 pub struct ServeConfig {
     /// GitHub App settings.
     pub github: GitHubConfig,
-    /// Shared settings.
+    /// Settings every role needs, validated.
     pub common: Common,
     /// Accepted webhook secrets (more than one while rotating).
     pub webhook_secrets: Vec<SecretString>,
-    /// Listen address.
+    /// Where intake, the API and the pages listen (`GREENLIGHT_ADDR`).
     pub addr: SocketAddr,
     /// Whether this process also runs stages.
     pub run_workers: bool,
@@ -193,7 +193,7 @@ pub struct ServeConfig {
 pub struct WorkerConfig {
     /// GitHub App settings.
     pub github: GitHubConfig,
-    /// Shared settings.
+    /// Settings every role needs, validated.
     pub common: Common,
     /// How stages run.
     pub runner: RunnerConfig,

@@ -93,7 +93,7 @@ pub struct Build {
     pub started: i64,
     /// Unix seconds; 0 until it finishes.
     pub finished: i64,
-    /// Unix seconds.
+    /// When it was recorded (Unix seconds, as Drone's API sends times).
     pub created: i64,
     /// Unix seconds of the last write.
     pub updated: i64,

@@ -47,7 +47,7 @@ pub struct Repo {
     pub protected: bool,
     /// The installation that covers it: the identity greenlight acts as.
     pub installation: InstallationId,
-    /// Unix seconds.
+    /// When greenlight first saw it (Unix seconds, as Drone's API sends times).
     pub created: i64,
     /// Unix seconds of the last change.
     pub updated: i64,

@@ -99,7 +99,7 @@ pub struct Stage {
     pub id: StageId,
     /// Its repository, so a stage alone says whom to announce its changes to.
     pub repo_id: RepoId,
-    /// Its build.
+    /// Its build: what a stage's end settles and completes.
     pub build_id: BuildId,
     /// 1-based within the build; the API's and the approve route's address.
     pub number: i64,
@@ -117,7 +117,7 @@ pub struct Stage {
     pub started: i64,
     /// Unix seconds; 0 until it stops.
     pub stopped: i64,
-    /// Unix seconds.
+    /// When it was recorded (Unix seconds, as Drone's API sends times).
     pub created: i64,
     /// Unix seconds of the last write.
     pub updated: i64,
