@@ -13,7 +13,8 @@
 //! `cargo bench --bench core_path -- parse N` instead runs only intake's CPU
 //! work (signature check, payload parse, trigger serialization) N times on
 //! the pull_request fixture, with no server, Redis or wrk: a load-independent
-//! measure to run under `valgrind --tool=callgrind` (see [`parse_loop`]).
+//! measure to run under `valgrind --tool=callgrind` (see [`parse_loop`]);
+//! `-- phases N` does the same and prints the wall time of each phase.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -39,7 +40,7 @@ fn cpu_time() -> Duration {
 /// verify the signature, parse the payload, serialize the trigger as it is
 /// queued. Meant for callgrind: run it with 0 and with N rounds and divide
 /// the difference in instructions by N.
-fn parse_loop(rounds: u64) {
+fn parse_loop(rounds: u64, timed: bool) {
     use greenlight::github::webhook::{Delivery, parse_delivery, sign, verify_signature};
     let path = format!("{}/fixtures/webhooks/pull_request.opened.json", env!("CARGO_MANIFEST_DIR"));
     let payload: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -48,14 +49,31 @@ fn parse_loop(rounds: u64) {
     let signature = sign(support::webhook::SECRET, &body);
     let delivery = greenlight::ids::DeliveryId("72d3162e-cc78-11e3-81ab-4c9367dc0958".to_string());
     let mut queued = 0usize;
+    // Wall time per phase (only with `timed`: clock reads would add to callgrind's counts).
+    let mut phases = [Duration::ZERO; 3];
+    let mut lap = |phase: usize, since: &mut Instant| {
+        if timed {
+            let now = Instant::now();
+            phases[phase] += now - *since;
+            *since = now;
+        }
+    };
     for _ in 0..rounds {
+        let mut since = Instant::now();
         verify_signature(&secrets, Some(&signature), std::hint::black_box(&body)).unwrap();
+        lap(0, &mut since);
         let Delivery::Build(trigger) = parse_delivery("pull_request", &delivery, std::hint::black_box(&body)).unwrap() else {
             panic!("the fixture starts a build")
         };
+        lap(1, &mut since);
         queued += std::hint::black_box(serde_json::to_vec(&trigger).unwrap()).len();
+        lap(2, &mut since);
     }
     println!("{rounds} deliveries of {} bytes parsed, {queued} bytes of triggers", body.len());
+    if timed {
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / rounds.max(1) as f64;
+        println!("per delivery: signature {:.1} µs, parse {:.1} µs, trigger JSON {:.1} µs", per(phases[0]), per(phases[1]), per(phases[2]));
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -119,9 +137,9 @@ async fn latency(app: &TestApp, github: &FakeGitHub, samples: usize) -> Vec<Dura
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let Some(at) = args.iter().position(|a| a == "parse") {
+    if let Some(at) = args.iter().position(|a| a == "parse" || a == "phases") {
         let rounds = args.get(at + 1).map_or(10_000, |n| n.parse().expect("parse N: N rounds"));
-        parse_loop(rounds);
+        parse_loop(rounds, args[at] == "phases");
         return;
     }
     if std::env::var_os("RUST_LOG").is_some() {
