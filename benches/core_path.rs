@@ -4,14 +4,77 @@
 //!    per second that `serve --no-worker` accepts with 202, each written to
 //!    Redis (AOF, appendfsync always) before the answer. Load comes from
 //!    `wrk` (Debian package `wrk`) on the same machine.
+//!    Next to the rate it prints the CPU time of this process (greenlight
+//!    runs in-process: intake, planner and the fake GitHub; `wrk` is a
+//!    separate process and not counted) per accepted delivery.
 //! 2. Webhook → pending status latency at the fake GitHub, p50 and p99, one
 //!    delivery at a time on an idle server.
+//!
+//! `cargo bench --bench core_path -- parse N` instead runs only intake's CPU
+//! work (signature check, payload parse, trigger serialization) N times on
+//! the pull_request fixture, with no server, Redis or wrk: a load-independent
+//! measure to run under `valgrind --tool=callgrind` (see [`parse_loop`]);
+//! `-- phases N` does the same and prints the wall time of each phase.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};
 use support::{FakeGitHub, ONE_ECHO_STEP, TestApp, Webhook};
+
+/// User plus system CPU time this process has used so far: greenlight runs
+/// in-process, so this is its CPU, while `wrk` (a child we wait for) is not
+/// included (`RUSAGE_SELF` excludes children).
+fn cpu_time() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage only writes into the rusage we pass.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
+    // SAFETY: getrusage succeeded, so it filled the struct.
+    let usage = unsafe { usage.assume_init() };
+    let time = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// Intake's CPU work on one real-size pull_request delivery, `rounds` times:
+/// verify the signature, parse the payload, serialize the trigger as it is
+/// queued. Meant for callgrind: run it with 0 and with N rounds and divide
+/// the difference in instructions by N.
+fn parse_loop(rounds: u64, timed: bool) {
+    use greenlight::github::webhook::{Delivery, parse_delivery, sign, verify_signature};
+    let path = format!("{}/fixtures/webhooks/pull_request.opened.json", env!("CARGO_MANIFEST_DIR"));
+    let payload: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let body = serde_json::to_vec(&payload).unwrap();
+    let secrets = [secrecy::SecretString::from(support::webhook::SECRET.to_string())];
+    let signature = sign(support::webhook::SECRET, &body);
+    let delivery = greenlight::ids::DeliveryId("72d3162e-cc78-11e3-81ab-4c9367dc0958".to_string());
+    let mut queued = 0usize;
+    // Wall time per phase (only with `timed`: clock reads would add to callgrind's counts).
+    let mut phases = [Duration::ZERO; 3];
+    let mut lap = |phase: usize, since: &mut Instant| {
+        if timed {
+            let now = Instant::now();
+            phases[phase] += now - *since;
+            *since = now;
+        }
+    };
+    for _ in 0..rounds {
+        let mut since = Instant::now();
+        verify_signature(&secrets, Some(&signature), std::hint::black_box(&body)).unwrap();
+        lap(0, &mut since);
+        let Delivery::Build(trigger) = parse_delivery("pull_request", &delivery, std::hint::black_box(&body)).unwrap() else {
+            panic!("the fixture starts a build")
+        };
+        lap(1, &mut since);
+        queued += std::hint::black_box(serde_json::to_vec(&trigger).unwrap()).len();
+        lap(2, &mut since);
+    }
+    println!("{rounds} deliveries of {} bytes parsed, {queued} bytes of triggers", body.len());
+    if timed {
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / rounds.max(1) as f64;
+        println!("per delivery: signature {:.1} µs, parse {:.1} µs, trigger JSON {:.1} µs", per(phases[0]), per(phases[1]), per(phases[2]));
+    }
+}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -73,6 +136,12 @@ async fn latency(app: &TestApp, github: &FakeGitHub, samples: usize) -> Vec<Dura
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "parse" || a == "phases") {
+        let rounds = args.get(at + 1).map_or(10_000, |n| n.parse().expect("parse N: N rounds"));
+        parse_loop(rounds, args[at] == "phases");
+        return;
+    }
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     }
@@ -96,7 +165,9 @@ fn main() {
         println!("payload: {} bytes, signed", hook.body.len());
 
         let before = app.queued_deliveries().await;
+        let cpu_before = cpu_time();
         let (rate, requests) = throughput(&app, &hook, 10, 32);
+        let cpu = cpu_time() - cpu_before;
         let stored = app.queued_deliveries().await - before;
         // wrk does not count the requests still in flight when it stops.
         assert!(
@@ -104,6 +175,11 @@ fn main() {
             "every accepted delivery is in the stream: {stored} stored, {requests} answered"
         );
         println!("intake: {rate:.0} deliveries/s accepted durably ({requests} deliveries in 10 s over 32 connections, all in the stream)");
+        println!(
+            "intake CPU: {:.1} µs per accepted delivery ({:.2} s of this process's CPU in the run: intake, planner and fake GitHub; wrk not counted)",
+            cpu.as_secs_f64() * 1e6 / requests as f64,
+            cpu.as_secs_f64()
+        );
 
         // Let the planner drain the burst before measuring an idle server.
         tokio::time::sleep(Duration::from_secs(8)).await;

@@ -1,61 +1,127 @@
 //! GitHub's payloads, as much of them as greenlight reads (our own serde
 //! structs), and what each event asks for.
+//!
+//! A pull_request delivery is ~25 KB of which a trigger needs ~1 KB, so the
+//! structs borrow their text from the payload ([`Text`]) and name only the
+//! fields a trigger needs: serde skips everything else without building it.
+//! Only what ends up in the [`Trigger`] is copied, once.
 
 use super::RERUN_FAILED_ACTION;
 use super::{Delivery, PayloadError};
 use crate::ids::{DeliveryId, InstallationId, RepoId, Sha};
 use crate::model::{
     Author, Commit, Event, InstallationChange, InstalledRepo, MAX_MESSAGE_CHARS, RepoRef, RerunRequest, RerunTarget, Trigger,
-    truncate_chars,
 };
 use serde::Deserialize;
+use serde::de::{Deserializer, Visitor};
+use std::borrow::Cow;
+use std::fmt;
 
-#[derive(Deserialize)]
-struct Account {
-    login: String,
-    #[serde(default)]
-    avatar_url: String,
+/// A JSON string borrowed from the payload; owned only when it has escapes
+/// (serde cannot borrow text it had to unescape).
+#[derive(Deserialize, Default)]
+#[serde(transparent)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl Text<'_> {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn owned(self) -> String {
+        self.0.into_owned()
+    }
+}
+
+/// A JSON string cut to [`MAX_MESSAGE_CHARS`] while it is read: a pull
+/// request body or commit message can be far longer than the trigger keeps,
+/// and only the kept prefix is ever copied.
+#[derive(Default)]
+struct Capped<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Capped<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CappedVisitor;
+        impl<'de> Visitor<'de> for CappedVisitor {
+            type Value = Capped<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Capped(Cow::Borrowed(cut(text))))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Capped(Cow::Owned(cut(text).to_owned())))
+            }
+        }
+        deserializer.deserialize_str(CappedVisitor)
+    }
+}
+
+/// `text` cut to at most [`MAX_MESSAGE_CHARS`] characters, on a character
+/// boundary (what `model::truncate_chars` keeps, without copying).
+fn cut(text: &str) -> &str {
+    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
 }
 
 #[derive(Deserialize)]
-struct RepoPayload {
+struct Account<'a> {
+    #[serde(borrow)]
+    login: Text<'a>,
+    #[serde(default, borrow)]
+    avatar_url: Text<'a>,
+}
+
+#[derive(Deserialize)]
+struct RepoPayload<'a> {
     id: i64,
-    name: String,
-    full_name: String,
-    owner: OwnerPayload,
+    #[serde(borrow)]
+    name: Text<'a>,
+    #[serde(borrow)]
+    full_name: Text<'a>,
+    #[serde(borrow)]
+    owner: OwnerPayload<'a>,
     #[serde(default)]
     private: bool,
-    #[serde(default)]
-    clone_url: String,
-    #[serde(default)]
-    ssh_url: String,
-    #[serde(default)]
-    html_url: String,
-    #[serde(default)]
-    default_branch: String,
+    #[serde(default, borrow)]
+    clone_url: Text<'a>,
+    #[serde(default, borrow)]
+    ssh_url: Text<'a>,
+    #[serde(default, borrow)]
+    html_url: Text<'a>,
+    #[serde(default, borrow)]
+    default_branch: Text<'a>,
 }
 
 #[derive(Deserialize)]
-struct OwnerPayload {
-    #[serde(default)]
-    login: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
+struct OwnerPayload<'a> {
+    #[serde(default, borrow)]
+    login: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    name: Option<Text<'a>>,
 }
 
-impl RepoPayload {
+impl RepoPayload<'_> {
     fn info(self) -> RepoRef {
-        let owner =
-            self.owner.login.or(self.owner.name).unwrap_or_else(|| self.full_name.split('/').next().unwrap_or_default().to_string());
+        let owner = match self.owner.login.or(self.owner.name) {
+            Some(owner) => owner.owned(),
+            None => self.full_name.as_str().split('/').next().unwrap_or_default().to_string(),
+        };
         RepoRef {
             id: RepoId(self.id),
             owner,
-            name: self.name,
+            name: self.name.owned(),
             private: self.private,
-            clone_url: self.clone_url,
-            ssh_url: self.ssh_url,
-            html_url: self.html_url,
-            default_branch: self.default_branch,
+            clone_url: self.clone_url.owned(),
+            ssh_url: self.ssh_url.owned(),
+            html_url: self.html_url.owned(),
+            default_branch: self.default_branch.owned(),
         }
     }
 }
@@ -66,135 +132,172 @@ struct InstallationRef {
 }
 
 #[derive(Deserialize)]
-pub(super) struct PullRequestEvent {
-    action: String,
-    pull_request: PullRequestPayload,
-    repository: RepoPayload,
+pub(super) struct PullRequestEvent<'a> {
+    #[serde(borrow)]
+    action: Text<'a>,
+    #[serde(borrow)]
+    pull_request: PullRequestPayload<'a>,
+    #[serde(borrow)]
+    repository: RepoPayload<'a>,
     installation: Option<InstallationRef>,
-    sender: Option<Account>,
+    #[serde(borrow)]
+    sender: Option<Account<'a>>,
 }
 
 #[derive(Deserialize)]
-struct PullRequestPayload {
+struct PullRequestPayload<'a> {
     number: u64,
-    #[serde(default)]
-    title: String,
-    #[serde(default)]
-    body: Option<String>,
-    #[serde(default)]
-    html_url: String,
-    user: Option<Account>,
-    head: BranchPayload,
-    base: BranchPayload,
+    #[serde(default, borrow)]
+    title: Capped<'a>,
+    #[serde(default, borrow)]
+    body: Option<Capped<'a>>,
+    #[serde(default, borrow)]
+    html_url: Text<'a>,
+    #[serde(borrow)]
+    user: Option<Account<'a>>,
+    #[serde(borrow)]
+    head: HeadPayload<'a>,
+    #[serde(borrow)]
+    base: BasePayload<'a>,
+}
+
+/// A pull request's head: where the code comes from.
+#[derive(Deserialize)]
+struct HeadPayload<'a> {
+    #[serde(rename = "ref", borrow)]
+    branch: Text<'a>,
+    #[serde(borrow)]
+    sha: Text<'a>,
+    #[serde(borrow)]
+    repo: Option<SlugOnly<'a>>,
+}
+
+/// A pull request's base: its repository is the delivery's `repository`,
+/// so `base.repo` (another full repository object) is skipped unread.
+#[derive(Deserialize)]
+struct BasePayload<'a> {
+    #[serde(rename = "ref", borrow)]
+    branch: Text<'a>,
+    #[serde(borrow)]
+    sha: Text<'a>,
 }
 
 #[derive(Deserialize)]
-struct BranchPayload {
-    #[serde(rename = "ref")]
-    branch: String,
-    sha: String,
-    repo: Option<SlugOnly>,
+struct SlugOnly<'a> {
+    #[serde(borrow)]
+    full_name: Text<'a>,
 }
 
 #[derive(Deserialize)]
-struct SlugOnly {
-    full_name: String,
-}
-
-#[derive(Deserialize)]
-pub(super) struct PushEvent {
-    #[serde(rename = "ref")]
-    git_ref: String,
-    #[serde(default)]
-    before: String,
-    after: String,
+pub(super) struct PushEvent<'a> {
+    #[serde(rename = "ref", borrow)]
+    git_ref: Text<'a>,
+    #[serde(default, borrow)]
+    before: Text<'a>,
+    #[serde(borrow)]
+    after: Text<'a>,
     #[serde(default)]
     deleted: bool,
-    #[serde(default)]
-    compare: String,
-    head_commit: Option<CommitPayload>,
-    repository: RepoPayload,
+    #[serde(default, borrow)]
+    compare: Text<'a>,
+    #[serde(borrow)]
+    head_commit: Option<CommitPayload<'a>>,
+    #[serde(borrow)]
+    repository: RepoPayload<'a>,
     installation: Option<InstallationRef>,
-    sender: Option<Account>,
+    #[serde(borrow)]
+    sender: Option<Account<'a>>,
 }
 
 #[derive(Deserialize)]
-struct CommitPayload {
-    #[serde(default)]
-    message: String,
-    author: Option<CommitAuthor>,
+struct CommitPayload<'a> {
+    #[serde(default, borrow)]
+    message: Capped<'a>,
+    #[serde(borrow)]
+    author: Option<CommitAuthor<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct CommitAuthor<'a> {
+    #[serde(default, borrow)]
+    name: Text<'a>,
+    #[serde(default, borrow)]
+    email: Text<'a>,
+    #[serde(default, borrow)]
+    username: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
-struct CommitAuthor {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    username: Option<String>,
+pub(super) struct CheckRunEvent<'a> {
+    #[serde(borrow)]
+    action: Text<'a>,
+    #[serde(borrow)]
+    check_run: CheckRunPayload<'a>,
+    #[serde(borrow)]
+    repository: RepoPayload<'a>,
+    #[serde(default, borrow)]
+    requested_action: Option<RequestedAction<'a>>,
+    #[serde(borrow)]
+    sender: Option<Account<'a>>,
 }
 
 #[derive(Deserialize)]
-pub(super) struct CheckRunEvent {
-    action: String,
-    check_run: CheckRunPayload,
-    repository: RepoPayload,
-    #[serde(default)]
-    requested_action: Option<RequestedAction>,
-    sender: Option<Account>,
+struct CheckRunPayload<'a> {
+    #[serde(borrow)]
+    name: Text<'a>,
+    #[serde(default, borrow)]
+    external_id: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
-struct CheckRunPayload {
-    name: String,
-    #[serde(default)]
-    external_id: Option<String>,
+struct RequestedAction<'a> {
+    #[serde(borrow)]
+    identifier: Text<'a>,
 }
 
 #[derive(Deserialize)]
-struct RequestedAction {
-    identifier: String,
+pub(super) struct CheckSuiteEvent<'a> {
+    #[serde(borrow)]
+    action: Text<'a>,
+    #[serde(borrow)]
+    check_suite: CheckSuitePayload<'a>,
+    #[serde(borrow)]
+    repository: RepoPayload<'a>,
+    #[serde(borrow)]
+    sender: Option<Account<'a>>,
 }
 
 #[derive(Deserialize)]
-pub(super) struct CheckSuiteEvent {
-    action: String,
-    check_suite: CheckSuitePayload,
-    repository: RepoPayload,
-    sender: Option<Account>,
-}
-
-#[derive(Deserialize)]
-struct CheckSuitePayload {
-    head_sha: String,
+struct CheckSuitePayload<'a> {
+    #[serde(borrow)]
+    head_sha: Text<'a>,
 }
 
 pub(super) fn check_run(ev: CheckRunEvent) -> Delivery {
     let wanted = match (ev.action.as_str(), &ev.requested_action) {
         ("rerequested", _) => true,
-        ("requested_action", Some(action)) => action.identifier == RERUN_FAILED_ACTION,
+        ("requested_action", Some(action)) => action.identifier.as_str() == RERUN_FAILED_ACTION,
         _ => false,
     };
     match (wanted, ev.check_run.external_id) {
-        (true, Some(build)) if !build.is_empty() => Delivery::Rerun(RerunRequest {
+        (true, Some(build)) if !build.as_str().is_empty() => Delivery::Rerun(RerunRequest {
             repo: RepoId(ev.repository.id),
-            target: RerunTarget::CheckRun { build, name: ev.check_run.name },
-            sender: ev.sender.map(|s| s.login).unwrap_or_default(),
+            target: RerunTarget::CheckRun { build: build.owned(), name: ev.check_run.name.owned() },
+            sender: ev.sender.map(|s| s.login.owned()).unwrap_or_default(),
         }),
         (true, _) => Delivery::Ignored("check run without greenlight's external id".to_string()),
-        (false, _) => Delivery::Ignored(format!("check_run action {} starts no build", ev.action)),
+        (false, _) => Delivery::Ignored(format!("check_run action {} starts no build", ev.action.as_str())),
     }
 }
 
 pub(super) fn check_suite(ev: CheckSuiteEvent) -> Delivery {
-    if ev.action != "rerequested" {
-        return Delivery::Ignored(format!("check_suite action {} starts no build", ev.action));
+    if ev.action.as_str() != "rerequested" {
+        return Delivery::Ignored(format!("check_suite action {} starts no build", ev.action.as_str()));
     }
     Delivery::Rerun(RerunRequest {
         repo: RepoId(ev.repository.id),
-        target: RerunTarget::Suite { sha: Sha(ev.check_suite.head_sha) },
-        sender: ev.sender.map(|s| s.login).unwrap_or_default(),
+        target: RerunTarget::Suite { sha: Sha(ev.check_suite.head_sha.owned()) },
+        sender: ev.sender.map(|s| s.login.owned()).unwrap_or_default(),
     })
 }
 
@@ -226,6 +329,16 @@ fn installation(event: &str, inst: Option<InstallationRef>) -> Result<Installati
         .ok_or_else(|| Delivery::Ignored(format!("{event} delivery without an installation (not sent to a GitHub App)")))
 }
 
+/// Whether `slug` is `owner/name`, ignoring ASCII case (GitHub's logins and
+/// repository names are case-insensitive), without building `owner/name`.
+fn is_slug_of(slug: &str, owner: &str, name: &str) -> bool {
+    let (slug, owner, name) = (slug.as_bytes(), owner.as_bytes(), name.as_bytes());
+    slug.len() == owner.len() + 1 + name.len()
+        && slug[..owner.len()].eq_ignore_ascii_case(owner)
+        && slug[owner.len()] == b'/'
+        && slug[owner.len() + 1..].eq_ignore_ascii_case(name)
+}
+
 pub(super) fn pull_request(ev: PullRequestEvent, delivery: &DeliveryId) -> Result<Delivery, PayloadError> {
     let action = match ev.action.as_str() {
         "opened" => "opened",
@@ -241,76 +354,83 @@ pub(super) fn pull_request(ev: PullRequestEvent, delivery: &DeliveryId) -> Resul
     };
     let pr = ev.pull_request;
     let repo = ev.repository.info();
-    let base_slug = repo.slug();
     // A deleted fork leaves `head.repo` null: treat it as a fork (untrusted).
-    let (source_repo, fork) = match &pr.head.repo {
-        Some(head) => (head.full_name.clone(), !head.full_name.eq_ignore_ascii_case(&base_slug)),
+    let (source_repo, fork) = match pr.head.repo {
+        Some(head) => {
+            let fork = !is_slug_of(head.full_name.as_str(), &repo.owner, &repo.name);
+            (head.full_name.owned(), fork)
+        }
         None => (String::new(), true),
     };
-    let author = pr.user.unwrap_or(Account { login: String::new(), avatar_url: String::new() });
+    let author = pr.user.unwrap_or(Account { login: Text::default(), avatar_url: Text::default() });
+    // Title and body arrive cut to MAX_MESSAGE_CHARS; an empty body falls back to the title.
+    let title = pr.title.0.into_owned();
+    let message = match pr.body {
+        Some(body) if !body.0.is_empty() => body.0.into_owned(),
+        _ => title.clone(),
+    };
     let commit = Commit {
         event: Event::PullRequest,
         action: action.to_string(),
-        sha: Sha(pr.head.sha),
-        before: pr.base.sha,
+        sha: Sha(pr.head.sha.owned()),
+        before: pr.base.sha.owned(),
         git_ref: format!("refs/pull/{}/head", pr.number),
-        source: pr.head.branch,
-        target: pr.base.branch,
+        source: pr.head.branch.owned(),
+        target: pr.base.branch.owned(),
         pull_request: Some(pr.number),
         source_repo,
         fork,
-        title: truncate_chars(&pr.title, MAX_MESSAGE_CHARS),
-        message: truncate_chars(pr.body.as_deref().filter(|b| !b.is_empty()).unwrap_or(&pr.title), MAX_MESSAGE_CHARS),
-        link: pr.html_url,
-        author: Author { login: author.login, name: String::new(), email: String::new(), avatar: author.avatar_url },
-        sender: ev.sender.map(|s| s.login).unwrap_or_default(),
+        title,
+        message,
+        link: pr.html_url.owned(),
+        author: Author { login: author.login.owned(), name: String::new(), email: String::new(), avatar: author.avatar_url.owned() },
+        sender: ev.sender.map(|s| s.login.owned()).unwrap_or_default(),
     };
     Ok(Delivery::Build(Box::new(webhook_trigger(delivery, repo, installation, commit))))
 }
 
 pub(super) fn push(ev: PushEvent, delivery: &DeliveryId) -> Result<Delivery, PayloadError> {
-    if ev.deleted || ev.after.bytes().all(|b| b == b'0') {
+    if ev.deleted || ev.after.as_str().bytes().all(|b| b == b'0') {
         return Ok(Delivery::Ignored("push deletes a ref".to_string()));
     }
-    let (event, action, branch) = if let Some(tag) = ev.git_ref.strip_prefix("refs/tags/") {
+    let (event, action, branch) = if let Some(tag) = ev.git_ref.as_str().strip_prefix("refs/tags/") {
         (Event::Tag, "create", tag.to_string())
-    } else if let Some(branch) = ev.git_ref.strip_prefix("refs/heads/") {
+    } else if let Some(branch) = ev.git_ref.as_str().strip_prefix("refs/heads/") {
         (Event::Push, "", branch.to_string())
     } else {
-        return Ok(Delivery::Ignored(format!("push to {} (not a branch or tag)", ev.git_ref)));
+        return Ok(Delivery::Ignored(format!("push to {} (not a branch or tag)", ev.git_ref.as_str())));
     };
     let installation = match installation("push", ev.installation) {
         Ok(id) => id,
         Err(ignored) => return Ok(ignored),
     };
     let (message, author) = match ev.head_commit {
-        Some(c) => (c.message, c.author),
-        None => (String::new(), None),
+        Some(c) => (c.message.0.into_owned(), c.author.unwrap_or_default()),
+        None => (String::new(), CommitAuthor::default()),
     };
-    let author = author.unwrap_or(CommitAuthor { name: String::new(), email: String::new(), username: None });
-    let sender = ev.sender.unwrap_or(Account { login: String::new(), avatar_url: String::new() });
+    let sender = ev.sender.map_or_else(|| (String::new(), String::new()), |s| (s.login.owned(), s.avatar_url.owned()));
     let target = if event == Event::Tag { String::new() } else { branch.clone() };
     let commit = Commit {
         event,
         action: action.to_string(),
-        sha: Sha(ev.after),
-        before: ev.before,
-        git_ref: ev.git_ref,
+        sha: Sha(ev.after.owned()),
+        before: ev.before.owned(),
+        git_ref: ev.git_ref.owned(),
         source: branch,
         target,
         pull_request: None,
         source_repo: String::new(),
         fork: false,
         title: String::new(),
-        message: truncate_chars(&message, MAX_MESSAGE_CHARS),
-        link: ev.compare,
+        message,
+        link: ev.compare.owned(),
         author: Author {
-            login: author.username.unwrap_or_else(|| sender.login.clone()),
-            name: author.name,
-            email: author.email,
-            avatar: sender.avatar_url,
+            login: author.username.map_or_else(|| sender.0.clone(), Text::owned),
+            name: author.name.owned(),
+            email: author.email.owned(),
+            avatar: sender.1,
         },
-        sender: sender.login,
+        sender: sender.0,
     };
     Ok(Delivery::Build(Box::new(webhook_trigger(delivery, ev.repository.info(), installation, commit))))
 }
@@ -318,4 +438,122 @@ pub(super) fn push(ev: PushEvent, delivery: &DeliveryId) -> Result<Delivery, Pay
 /// The trigger of a webhook delivery: no parent, no requester, every pipeline.
 fn webhook_trigger(delivery: &DeliveryId, repo: RepoRef, installation: InstallationId, commit: Commit) -> Trigger {
     Trigger { delivery: delivery.clone(), installation, repo, commit, parent: 0, requested_by: String::new(), only_pipelines: Vec::new() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse_delivery;
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/fixtures/webhooks/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn parse(event: &str, payload: &Value) -> Delivery {
+        parse_delivery(event, &DeliveryId("guid".into()), &serde_json::to_vec(payload).unwrap()).unwrap()
+    }
+
+    fn build(event: &str, payload: &Value) -> Trigger {
+        match parse(event, payload) {
+            Delivery::Build(trigger) => *trigger,
+            other => panic!("expected a build, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn text_borrows_unless_it_has_escapes() {
+        let plain: Text = serde_json::from_str(r#""main""#).unwrap();
+        assert!(matches!(plain.0, Cow::Borrowed("main")));
+        let escaped: Text = serde_json::from_str(r#""a\"b""#).unwrap();
+        assert!(matches!(escaped.0, Cow::Owned(ref s) if s == "a\"b"));
+        let capped: Capped = serde_json::from_str(r#""fix""#).unwrap();
+        assert!(matches!(capped.0, Cow::Borrowed("fix")));
+    }
+
+    #[test]
+    fn a_pull_request_becomes_a_compact_trigger() {
+        let mut payload = fixture("pull_request.opened.json");
+        payload["pull_request"]["head"]["repo"]["full_name"] = json!(payload["repository"]["full_name"].as_str().unwrap().to_uppercase());
+        let t = build("pull_request", &payload);
+        let pr = &payload["pull_request"];
+        assert_eq!(t.commit.event, Event::PullRequest);
+        assert_eq!(t.commit.action, "opened");
+        assert_eq!(t.commit.sha.0, pr["head"]["sha"].as_str().unwrap());
+        assert_eq!(t.commit.before, pr["base"]["sha"].as_str().unwrap());
+        assert_eq!(t.commit.git_ref, format!("refs/pull/{}/head", pr["number"]));
+        assert_eq!(
+            (t.commit.source.as_str(), t.commit.target.as_str()),
+            (pr["head"]["ref"].as_str().unwrap(), pr["base"]["ref"].as_str().unwrap())
+        );
+        assert!(!t.commit.fork, "same repository, whatever the case");
+        assert_eq!(t.commit.title, pr["title"].as_str().unwrap());
+        assert_eq!(t.commit.message, pr["body"].as_str().unwrap());
+        assert_eq!(t.commit.author.login, pr["user"]["login"].as_str().unwrap());
+        assert_eq!(t.commit.sender, payload["sender"]["login"].as_str().unwrap());
+        assert_eq!(t.repo.owner, payload["repository"]["owner"]["login"].as_str().unwrap());
+        assert_eq!(t.repo.clone_url, payload["repository"]["clone_url"].as_str().unwrap());
+        assert_eq!(t.installation, InstallationId(payload["installation"]["id"].as_u64().unwrap()));
+    }
+
+    #[test]
+    fn forks_and_deleted_forks_are_untrusted() {
+        let mut payload = fixture("pull_request.opened.json");
+        payload["pull_request"]["head"]["repo"]["full_name"] = json!("someone/fork");
+        let t = build("pull_request", &payload);
+        assert!(t.commit.fork);
+        assert_eq!(t.commit.source_repo, "someone/fork");
+        payload["pull_request"]["head"]["repo"] = Value::Null;
+        let t = build("pull_request", &payload);
+        assert!(t.commit.fork);
+        assert_eq!(t.commit.source_repo, "");
+    }
+
+    #[test]
+    fn long_escaped_bodies_are_cut_and_empty_ones_fall_back_to_the_title() {
+        let mut payload = fixture("pull_request.opened.json");
+        payload["pull_request"]["title"] = json!("é\"".repeat(1500));
+        payload["pull_request"]["body"] = json!("line\r\n".repeat(1000));
+        let t = build("pull_request", &payload);
+        assert_eq!(t.commit.title, "é\"".repeat(1000));
+        assert_eq!(t.commit.message, "line\r\n".repeat(1000)[..MAX_MESSAGE_CHARS]);
+        for body in [json!(""), Value::Null] {
+            payload["pull_request"]["body"] = body;
+            assert_eq!(build("pull_request", &payload).commit.message, "é\"".repeat(1000));
+        }
+    }
+
+    #[test]
+    fn pull_request_actions_map_to_drone_actions() {
+        let mut payload = fixture("pull_request.opened.json");
+        payload["action"] = json!("synchronize");
+        assert_eq!(build("pull_request", &payload).commit.action, "synchronized");
+        payload["action"] = json!("closed");
+        assert_eq!(parse("pull_request", &payload), Delivery::Ignored("pull_request action closed starts no build".into()));
+        payload["action"] = json!("opened");
+        payload["installation"] = Value::Null;
+        assert!(matches!(parse("pull_request", &payload), Delivery::Ignored(_)));
+    }
+
+    #[test]
+    fn pushes_build_branches_and_tags_and_ignore_deletions() {
+        let mut payload = fixture("push.json");
+        payload["ref"] = json!("refs/heads/feature/x");
+        payload["deleted"] = json!(false);
+        payload["after"] = json!("a".repeat(40));
+        let t = build("push", &payload);
+        assert_eq!((t.commit.event, t.commit.source.as_str(), t.commit.target.as_str()), (Event::Push, "feature/x", "feature/x"));
+        assert_eq!(t.commit.message, payload["head_commit"]["message"].as_str().unwrap());
+        payload["ref"] = json!("refs/tags/v1");
+        let t = build("push", &payload);
+        assert_eq!(
+            (t.commit.event, t.commit.action.as_str(), t.commit.source.as_str(), t.commit.target.as_str()),
+            (Event::Tag, "create", "v1", "")
+        );
+        payload["ref"] = json!("refs/notes/x");
+        assert_eq!(parse("push", &payload), Delivery::Ignored("push to refs/notes/x (not a branch or tag)".into()));
+        payload["after"] = json!("0".repeat(40));
+        assert_eq!(parse("push", &payload), Delivery::Ignored("push deletes a ref".into()));
+    }
 }
