@@ -6,13 +6,13 @@
 //!
 //! Intake is the hot path (thousands of ~25 KB deliveries a second), so the
 //! body is read once, never copied: the signature is checked over it, the
-//! payload parsed borrowing from it, and the trigger serialized straight
-//! into the XADD command.
+//! payload parsed borrowing from it, and the compact trigger appended in a
+//! batch with the other deliveries arriving meanwhile.
 
 use crate::github::webhook::{self, Delivery, MAX_PAYLOAD_BYTES};
 use crate::ids::DeliveryId;
 use crate::model::Trigger;
-use crate::queue::WorkQueue;
+use crate::queue::Appender;
 use crate::store::Store;
 use axum::Json;
 use axum::Router;
@@ -20,7 +20,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use redis::{RedisWrite, ToRedisArgs};
 use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::json;
@@ -31,48 +30,19 @@ use std::time::Duration;
 /// GitHub's 10-second delivery timeout).
 pub const REDIS_WRITE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The stream `WorkQueue::<Trigger>::deliveries` reads (src/queue.rs), and
-/// the field holding an entry's JSON record: intake writes its entries
-/// itself, in that format, to serialize each trigger only once.
-const DELIVERY_STREAM: &str = "gl:deliveries";
-/// See [`DELIVERY_STREAM`].
-const RECORD_FIELD: &str = "data";
-
 /// What the intake handlers share.
 #[derive(Clone)]
 pub struct Intake {
     secrets: Arc<Vec<SecretString>>,
-    redis: redis::aio::ConnectionManager,
+    deliveries: Appender<Trigger>,
     store: Store,
 }
 
 impl Intake {
-    /// Intake writing to the delivery stream over `redis`, accepting any of
-    /// `secrets`. `_deliveries` names that stream; intake appends to it
-    /// directly (see [`DELIVERY_STREAM`]), so the queue handle is not kept.
-    pub fn new(secrets: Vec<SecretString>, redis: redis::aio::ConnectionManager, _deliveries: WorkQueue<Trigger>, store: Store) -> Self {
-        Self { secrets: Arc::new(secrets), redis, store }
+    /// Intake appending to `deliveries` (batched: see [`Appender`]), accepting any of `secrets`.
+    pub fn new(secrets: Vec<SecretString>, deliveries: Appender<Trigger>, store: Store) -> Self {
+        Self { secrets: Arc::new(secrets), deliveries, store }
     }
-}
-
-/// A record serialized as JSON straight into the Redis command's argument
-/// buffer, instead of into a string that is then copied there.
-struct JsonArg<'a, T>(&'a T);
-
-impl<T: Serialize> ToRedisArgs for JsonArg<'_, T> {
-    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
-        serde_json::to_writer(out.writer_for_next_arg(), self.0).expect("queue records serialize");
-    }
-}
-
-/// Appends `trigger` to the delivery stream; the entry is the one
-/// `WorkQueue::push` writes (`data` = the trigger's JSON). Returns its id.
-async fn queue_trigger(redis: &mut redis::aio::ConnectionManager, trigger: &Trigger) -> redis::RedisResult<String> {
-    // Room for a typical trigger (~1.2 KB) and the other arguments, so the
-    // buffer does not grow while the trigger is written into it.
-    let mut cmd = redis::Cmd::with_capacity(5, 2048);
-    cmd.arg("XADD").arg(DELIVERY_STREAM).arg("*").arg(RECORD_FIELD).arg(JsonArg(trigger));
-    cmd.query_async(redis).await
 }
 
 /// The 202 answer to a queued delivery.
@@ -163,11 +133,10 @@ async fn receive(State(intake): State<Intake>, request: Request) -> Response {
         }
         Err(e) => return reply(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let mut redis = intake.redis.clone();
-    match tokio::time::timeout(REDIS_WRITE_TIMEOUT, queue_trigger(&mut redis, &trigger)).await {
+    match tokio::time::timeout(REDIS_WRITE_TIMEOUT, intake.deliveries.append(&trigger)).await {
         Ok(Ok(entry)) => {
             tracing::info!(%delivery, event, repo = %trigger.repo.slug(), sha = %trigger.commit.sha, %entry, "delivery queued");
-            (StatusCode::ACCEPTED, Json(Queued { delivery: &delivery, entry: &entry, message: "queued" })).into_response()
+            (StatusCode::ACCEPTED, Json(Queued { delivery: &delivery, entry: &entry.0, message: "queued" })).into_response()
         }
         Ok(Err(e)) => {
             tracing::error!(%delivery, error = %e, "could not queue a delivery");
