@@ -9,7 +9,7 @@ use crate::github::{CloneCredentials, GitHub, RepoFiles};
 use crate::lifecycle::Lifecycle;
 use crate::planner::Planner;
 use crate::publish::Publisher;
-use crate::queue::{Appender, WorkQueue};
+use crate::queue::WorkQueue;
 use crate::redis_server::{EmbeddedRedis, Redis};
 use crate::runner::sandbox::Sandbox;
 use crate::runner::{Worker, WorkerParts, WorkerSettings};
@@ -161,8 +161,7 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
         secrets: crate::secrets::SecretStore::new(Store::new(pool.clone()), config.common.secret_key.clone()),
     };
 
-    let deliveries = Appender::start(&WorkQueue::deliveries(pool.clone()), redis.shared()?);
-    let intake = Intake::new(config.webhook_secrets.clone(), deliveries, Store::new(pool));
+    let intake = Intake::new(config.webhook_secrets.clone(), redis.shared()?, WorkQueue::deliveries(pool.clone()), Store::new(pool));
     let listener =
         tokio::net::TcpListener::bind(config.addr).await.with_context(|| format!("GREENLIGHT_ADDR: cannot listen on {}", config.addr))?;
     let addr = listener.local_addr()?;

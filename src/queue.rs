@@ -54,6 +54,16 @@ pub struct Work<T> {
     pub deliveries: u64,
 }
 
+/// A record serialized as JSON straight into a Redis command's argument
+/// buffer, instead of into a string that is then copied there.
+struct JsonArg<'a, T>(&'a T);
+
+impl<T: Serialize> redis::ToRedisArgs for JsonArg<'_, T> {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        serde_json::to_writer(out.writer_for_next_arg(), self.0).expect("queue records serialize");
+    }
+}
+
 /// A typed stream with its consumer group.
 pub struct WorkQueue<T> {
     pool: Pool,
@@ -107,8 +117,17 @@ impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
     /// Appends a record. When this returns, Redis holds it.
     pub async fn push(&self, item: &T) -> StoreResult<EntryId> {
         let mut conn = self.pool.get().await?;
-        let json = serde_json::to_string(item).expect("queue records serialize");
-        let id: String = redis::cmd("XADD").arg(self.stream).arg("*").arg(FIELD).arg(json).query_async(&mut conn).await?;
+        self.push_on(&mut conn, item).await
+    }
+
+    /// Appends a record on a given connection (intake's shared one), the
+    /// record serialized straight into the command's argument buffer.
+    pub async fn push_on(&self, conn: &mut impl ConnectionLike, item: &T) -> StoreResult<EntryId> {
+        // Room for a typical trigger (~1.2 KB) and the other arguments, so the
+        // buffer does not grow while the record is written into it.
+        let mut cmd = redis::Cmd::with_capacity(5, 2048);
+        cmd.arg("XADD").arg(self.stream).arg("*").arg(FIELD).arg(JsonArg(item));
+        let id: String = cmd.query_async(conn).await?;
         Ok(EntryId(id))
     }
 
@@ -221,77 +240,6 @@ impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
     pub async fn len(&self) -> StoreResult<u64> {
         let mut conn = self.pool.get().await?;
         Ok(redis::cmd("XLEN").arg(self.stream).query_async(&mut conn).await?)
-    }
-}
-
-/// How many records one batched append writes at most.
-const APPEND_BATCH: usize = 256;
-
-/// Appends records to a queue in batches: what concurrent callers ask for
-/// while a write is in flight goes to Redis together, as one pipeline (one
-/// write, one round trip, and with `appendfsync always` one fsync for all).
-/// Intake appends through it, so thousands of deliveries a second cost a
-/// few Redis round trips each millisecond instead of one each. Every caller
-/// still gets its answer only once Redis holds its record.
-pub struct Appender<T> {
-    tx: tokio::sync::mpsc::Sender<PendingAppend>,
-    _item: PhantomData<fn(&T)>,
-}
-
-impl<T> Clone for Appender<T> {
-    fn clone(&self) -> Self {
-        Self { tx: self.tx.clone(), _item: PhantomData }
-    }
-}
-
-/// One record waiting for the next batch, and where its entry id goes.
-struct PendingAppend {
-    record: Vec<u8>,
-    reply: tokio::sync::oneshot::Sender<Result<EntryId, String>>,
-}
-
-impl<T: Serialize> Appender<T> {
-    /// Starts the writer of `queue` over `conn` (a connection manager, which
-    /// reconnects after Redis failures); it stops when every clone is dropped.
-    pub fn start(queue: &WorkQueue<T>, conn: redis::aio::ConnectionManager) -> Self {
-        let (tx, rx) = tokio::sync::mpsc::channel(APPEND_BATCH * 4);
-        tokio::spawn(write_batches(queue.stream, conn, rx));
-        Self { tx, _item: PhantomData }
-    }
-
-    /// Appends a record; when this returns `Ok`, Redis holds it.
-    pub async fn append(&self, item: &T) -> StoreResult<EntryId> {
-        let record = serde_json::to_vec(item).expect("queue records serialize");
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let gone = || crate::store::StoreError::Pool("the queue writer stopped".to_string());
-        self.tx.send(PendingAppend { record, reply }).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?.map_err(crate::store::StoreError::Pool)
-    }
-}
-
-/// The batch writer: takes what is waiting (at least one record, at most
-/// [`APPEND_BATCH`]), appends it in one pipeline, answers each caller.
-async fn write_batches(stream: &'static str, mut conn: redis::aio::ConnectionManager, mut rx: tokio::sync::mpsc::Receiver<PendingAppend>) {
-    let mut batch = Vec::with_capacity(APPEND_BATCH);
-    while rx.recv_many(&mut batch, APPEND_BATCH).await > 0 {
-        let mut pipe = redis::pipe();
-        for pending in &batch {
-            pipe.cmd("XADD").arg(stream).arg("*").arg(FIELD).arg(&pending.record);
-        }
-        let written: redis::RedisResult<Vec<String>> = pipe.query_async(&mut conn).await;
-        match written {
-            Ok(ids) => {
-                for (pending, id) in batch.drain(..).zip(ids) {
-                    let _ = pending.reply.send(Ok(EntryId(id)));
-                }
-            }
-            Err(e) => {
-                let reason = e.to_string();
-                for pending in batch.drain(..) {
-                    let _ = pending.reply.send(Err(reason.clone()));
-                }
-            }
-        }
     }
 }
 
