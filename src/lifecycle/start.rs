@@ -55,11 +55,12 @@ impl Lifecycle {
     /// to be built (another copy of the delivery is in flight, or no
     /// pipeline matches).
     pub async fn start(&self, entry: &EntryId, trigger: &Trigger, files: &RepoFiles) -> Result<Option<BuildId>, StartError> {
-        let repo = self.store.upsert_repo(&trigger.repo, trigger.installation, self.now()).await?;
+        // Claimed first: a copy of a delivery still in flight costs nothing more.
         if let Claim::InFlight(other) = self.store.claim_delivery(&trigger.delivery, entry).await? {
             tracing::info!(delivery = %trigger.delivery, earlier = %other, "a copy of this delivery is still queued or running; nothing to do");
             return Ok(None);
         }
+        let repo = self.store.upsert_repo(&trigger.repo, trigger.installation, self.now()).await?;
         let existing = match self.store.entry_build(entry).await? {
             Some(id) => self.store.build(id).await?,
             None => None,
