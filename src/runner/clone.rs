@@ -53,6 +53,11 @@ async fn git(
     if out.status.success() { Ok(()) } else { Err(format!("git {} failed ({})", args.first().unwrap_or(&""), out.status)) }
 }
 
+/// Whether `sha` is a full commit id: 40 (SHA-1) or 64 (SHA-256) lowercase hex digits.
+pub fn is_full_sha(sha: &str) -> bool {
+    matches!(sha.len(), 40 | 64) && sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Fetches `sha` from `clone_url` into the (empty) workspace and checks it out.
 pub async fn fetch(
     sandbox: &Sandbox,
@@ -62,6 +67,10 @@ pub async fn fetch(
     token: Option<&SecretString>,
     lines: &mpsc::Sender<String>,
 ) -> Result<(), String> {
+    // Only a full hex sha reaches git's argv: anything else could be read as an option or a ref.
+    if !is_full_sha(sha) {
+        return Err(format!("{sha:?} is not a full commit sha"));
+    }
     let scope = url_scope(clone_url).ok_or_else(|| format!("clone URL {clone_url:?} is not a URL"))?;
     let auth = token.map(|t| (scope.as_str(), t));
     git(sandbox, workspace, &["init", "--quiet", "."], None, lines).await?;
@@ -78,5 +87,14 @@ mod tests {
         assert_eq!(url_scope("https://github.com/acme/widget.git").as_deref(), Some("https://github.com/"));
         assert_eq!(url_scope("http://127.0.0.1:8080/a/b.git").as_deref(), Some("http://127.0.0.1:8080/"));
         assert_eq!(url_scope("not a url"), None);
+    }
+
+    #[test]
+    fn only_full_hex_shas_reach_git() {
+        assert!(is_full_sha(&"a1".repeat(20)));
+        assert!(is_full_sha(&"0f".repeat(32)));
+        assert!(!is_full_sha("--upload-pack=touch /tmp/pwned"));
+        assert!(!is_full_sha(&"A1".repeat(20)), "GitHub sends lowercase");
+        assert!(!is_full_sha("main"));
     }
 }

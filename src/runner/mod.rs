@@ -12,6 +12,7 @@ mod settings;
 mod stage;
 pub mod step;
 mod worker;
+pub mod workspace;
 
 pub use settings::WorkerSettings;
 pub use worker::{Worker, WorkerParts};

@@ -103,19 +103,10 @@ impl Sandbox {
 
     /// Makes a directory (and what is in it) belong to the sandbox user.
     pub fn give(&self, dir: &Path) -> std::io::Result<()> {
-        let Some((uid, gid)) = self.user else {
-            return Ok(());
-        };
-        fn walk(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
-            std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
-            if path.is_dir() && !path.is_symlink() {
-                for entry in std::fs::read_dir(path)? {
-                    walk(&entry?.path(), uid, gid)?;
-                }
-            }
-            Ok(())
+        match self.user {
+            Some((uid, gid)) => super::workspace::chown_tree(dir, uid, gid),
+            None => Ok(()),
         }
-        walk(dir, uid, gid)
     }
 
     /// A command that runs, as the sandbox user with an empty environment,

@@ -102,7 +102,9 @@ impl StageRunner {
         }
         let workspace = self.settings.data_dir.join("workspaces").join(format!("stage-{}", stage.id));
         let outcome = self.execute(&build, stage, &workspace, &stop.cancel, notes).await;
-        let _ = tokio::fs::remove_dir_all(&workspace).await;
+        if let Err(e) = super::workspace::remove(&workspace).await {
+            tracing::warn!(error = %e, "could not remove a stage's workspace");
+        }
         let (stage, status, report) = outcome?;
         if stop.lost.is_cancelled() {
             return Ok(Ended::TakenOver);
@@ -164,8 +166,7 @@ impl StageRunner {
     /// A fresh workspace given to the sandbox user, the secrets the build
     /// may have, and the masker that hides them.
     async fn prepare<'a>(&self, build: &'a Build, stage: Stage, workspace: &Path) -> anyhow::Result<Run<'a>> {
-        let _ = tokio::fs::remove_dir_all(workspace).await;
-        tokio::fs::create_dir_all(workspace).await.with_context(|| format!("creating {}", workspace.display()))?;
+        super::workspace::fresh(workspace).await.with_context(|| format!("creating {}", workspace.display()))?;
         self.sandbox.give(workspace)?;
         let secrets = self.resolve_secrets(build, &stage.pipeline, stage.state.approved()).await;
         let masker = Arc::new(Masker::new(secrets.values().filter_map(|v| v.as_deref().ok())));

@@ -1,0 +1,26 @@
+//! What a hostile step leaves in its workspace cannot hurt the worker.
+
+mod support;
+
+use greenlight::store::Status;
+use support::CheckRunState::Success;
+use support::Scenario;
+
+#[tokio::test]
+async fn twenty_thousand_nested_directories_leave_the_server_running_and_the_workspace_removed() {
+    let ctx = Scenario::new().with_workers().start().await;
+    // Deeper than a recursive remove's stack and longer than any path (PATH_MAX).
+    let deep = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: nest\n  commands:\n  - perl -e 'for (1..20000) { mkdir q(d) or die; chdir q(d) or die }'\n  - echo nested\n";
+
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", deep)]).await;
+    ctx.expect_check_run(&sha, "default (push)", Success).await;
+    let build = ctx.expect_build_done(1).await;
+    assert!(ctx.log(&build, "nest").await.ends_with("nested\n"));
+
+    let workspaces = ctx.app.data_dir.path().join("workspaces");
+    let stage = build.stages[0];
+    assert!(!workspaces.join(format!("stage-{stage}")).exists(), "the workspace is removed");
+    let next = ctx.push_and_deliver("main", &[(".drone.yml", support::ONE_ECHO_STEP)]).await;
+    ctx.expect_check_run(&next, "default (push)", Success).await;
+    assert_eq!(ctx.expect_build_done(2).await.status, Status::Success, "the server still runs builds");
+}
