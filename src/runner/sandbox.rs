@@ -54,11 +54,58 @@ pub enum SandboxError {
         "bwrap (bubblewrap) is not on PATH: install it (Debian/Ubuntu: apt-get install bubblewrap), or set GREENLIGHT_SANDBOX=none to run steps unsandboxed"
     )]
     Missing,
+    /// The sandbox user cannot reach the data directory: a parent does not let it pass.
+    #[error(
+        "the sandbox user (uid {uid}) cannot reach {workspaces}: {blocking} (mode {mode:o}, owner uid {owner}) does not let it pass; \
+         put GREENLIGHT_DATA_DIR where every parent is searchable by others (e.g. /var/lib/greenlight), or run `chmod o+x {blocking}`"
+    )]
+    Unreachable {
+        /// The sandbox uid.
+        uid: u32,
+        /// The workspaces directory.
+        workspaces: String,
+        /// The first parent that stops it.
+        blocking: String,
+        /// That parent's permission bits.
+        mode: u32,
+        /// That parent's owner.
+        owner: u32,
+    },
     /// bwrap could not create its namespaces here.
     #[error(
         "bwrap cannot create namespaces on this host ({0}); allow unprivileged user namespaces, or set GREENLIGHT_SANDBOX=none to run steps unsandboxed"
     )]
     Unusable(String),
+}
+
+/// Checks that `uid` may search every directory down to `dir` (the
+/// sandbox user works in workspaces under it and clones into them), so a
+/// data directory under a private home (`/root`, mode 0700) is named as the
+/// cause instead of failing later inside bwrap with a misleading error.
+fn reachable(dir: &Path, uid: u32, gid: u32) -> Result<(), SandboxError> {
+    use std::os::unix::fs::MetadataExt;
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    for ancestor in absolute.ancestors().collect::<Vec<_>>().into_iter().rev() {
+        let Ok(meta) = std::fs::metadata(ancestor) else { continue };
+        let mode = meta.mode() & 0o777;
+        let searchable = if meta.uid() == uid {
+            mode & 0o100 != 0
+        } else if meta.gid() == gid {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        };
+        if !searchable {
+            return Err(SandboxError::Unreachable {
+                uid,
+                workspaces: absolute.display().to_string(),
+                blocking: ancestor.display().to_string(),
+                mode,
+                owner: meta.uid(),
+            });
+        }
+    }
+    Ok(())
 }
 
 impl Sandbox {
@@ -81,6 +128,9 @@ impl Sandbox {
             return Ok(Self { isolation: Isolation::Unsandboxed, user });
         }
         let bwrap = crate::text::find_on_path("bwrap").ok_or(SandboxError::Missing)?;
+        if let Some((uid, gid)) = user {
+            reachable(workspaces, uid, gid)?;
+        }
         let sandbox = Self { isolation: Isolation::Bwrap(bwrap), user };
         let dir = tempfile::Builder::new()
             .prefix("probe-")
@@ -171,5 +221,24 @@ impl Sandbox {
     /// The user processes run as, if greenlight switches to one.
     pub fn user(&self) -> Option<(u32, u32)> {
         self.user
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_directory_under_a_private_home_is_named_as_the_cause() {
+        use std::os::unix::fs::PermissionsExt;
+        let home = tempfile::tempdir().unwrap();
+        let data = home.path().join("checkout/data/workspaces");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let err = reachable(&data, 65534, 65534).unwrap_err().to_string();
+        assert!(err.contains(&format!("{} (mode 700", home.path().display())), "{err}");
+        assert!(err.contains("the sandbox user (uid 65534) cannot reach"), "{err}");
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        assert!(reachable(&data, 65534, 65534).is_ok(), "searchable by others is enough");
     }
 }
