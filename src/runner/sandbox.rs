@@ -167,7 +167,7 @@ impl Sandbox {
         let mut cmd = match &self.isolation {
             Isolation::Bwrap(bwrap) => {
                 let mut cmd = Command::new(bwrap);
-                cmd.args(["--unshare-all", "--unshare-user", "--share-net", "--die-with-parent", "--new-session"])
+                cmd.args(["--unshare-all", "--unshare-user", "--disable-userns", "--share-net", "--die-with-parent", "--new-session"])
                     .args(["--cap-drop", "ALL", "--hostname", "greenlight"])
                     .args(["--ro-bind", "/usr", "/usr"])
                     .args(["--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin"])

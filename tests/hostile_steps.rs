@@ -3,7 +3,7 @@
 mod support;
 
 use greenlight::store::Status;
-use support::CheckRunState::Success;
+use support::CheckRunState::{Failure, Success};
 use support::Scenario;
 
 #[tokio::test]
@@ -23,4 +23,18 @@ async fn twenty_thousand_nested_directories_leave_the_server_running_and_the_wor
     let next = ctx.push_and_deliver("main", &[(".drone.yml", support::ONE_ECHO_STEP)]).await;
     ctx.expect_check_run(&next, "default (push)", Success).await;
     assert_eq!(ctx.expect_build_done(2).await.status, Status::Success, "the server still runs builds");
+}
+
+#[tokio::test]
+async fn a_step_cannot_make_a_user_namespace_of_its_own() {
+    let ctx = Scenario::new().with_workers().start().await;
+    // Root with every capability inside a nested namespace is the start of most kernel exploits.
+    let nested = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: escape\n  commands:\n  - unshare -r id -u\n";
+
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", nested)]).await;
+    ctx.expect_check_run(&sha, "default (push)", Failure).await;
+    let build = ctx.expect_build_done(1).await;
+    let log = ctx.log(&build, "escape").await;
+    assert!(log.contains("unshare failed"), "{log}");
+    assert!(!log.lines().any(|l| l == "0"), "no uid 0 inside: {log}");
 }
