@@ -111,6 +111,10 @@ async fn worker(
     // Traversable but not listable by the sandbox user, who owns only its own workspace.
     std::fs::set_permissions(&workspaces, std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
     let sandbox = Sandbox::probe(runner.unsandboxed, runner.sandbox_uid, &workspaces).await?;
+    let name = consumer_name("worker");
+    crate::runner::workspace::sweep(&workspaces, &Store::new(redis.pool.clone()), &name)
+        .await
+        .context("removing the workspaces of stopped workers")?;
     let settings = WorkerSettings {
         concurrency: common.concurrency,
         data_dir: common.data_dir.clone(),
@@ -126,7 +130,7 @@ async fn worker(
         credentials: CloneCredentials::new(github.clone()),
         clock: deps.clock.clone(),
     };
-    Ok(Worker::new(parts, WorkQueue::stages(redis.pool.clone()), settings, consumer_name("worker")))
+    Ok(Worker::new(parts, WorkQueue::stages(redis.pool.clone()), settings, name))
 }
 
 /// Starts `serve`: intake, planner and (unless `--no-worker`) workers.

@@ -3,7 +3,7 @@
 mod support;
 
 use greenlight::store::Status;
-use support::CheckRunState::{Failure, Success};
+use support::CheckRunState::{Failure, InProgress, Success};
 use support::Scenario;
 
 #[tokio::test]
@@ -37,4 +37,33 @@ async fn a_step_cannot_make_a_user_namespace_of_its_own() {
     let log = ctx.log(&build, "escape").await;
     assert!(log.contains("unshare failed"), "{log}");
     assert!(!log.lines().any(|l| l == "0"), "no uid 0 inside: {log}");
+}
+
+#[tokio::test]
+async fn a_killed_workers_workspace_is_swept_when_a_worker_starts_on_its_data_directory() {
+    let ctx = Scenario::new().start().await;
+    let mut killed = ctx.start_worker_process(30);
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", &killed.pipeline_stuck_here())]).await;
+    ctx.expect_check_run(&sha, "default (push)", InProgress).await;
+    let workspaces = killed.workspaces();
+    let stage_dirs = move || -> Vec<String> {
+        let entries = std::fs::read_dir(&workspaces).into_iter().flatten().flatten();
+        entries.map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("stage-")).collect()
+    };
+    // The stage is past its clone: its step blocks in the workspace.
+    support::wait::until("the stage's workspace to hold its clone", || async {
+        let dirs = stage_dirs();
+        dirs.iter().any(|d| killed.workspaces().join(d).join(".drone.yml").exists()).then_some(())
+    })
+    .await;
+    killed.kill();
+    assert_eq!(stage_dirs().len(), 1, "the killed worker left its workspace");
+
+    // Another worker (its own data directory) takes the stage over and finishes it…
+    let _other = ctx.start_worker_process(30);
+    ctx.expect_check_run(&sha, "default (push)", Success).await;
+    ctx.expect_build_done(1).await;
+    // …and a worker started on the killed one's data directory removes what it left.
+    let _restarted = ctx.restart_worker_process(&killed, 30);
+    support::wait::until("the old workspace to be swept", || async { stage_dirs().is_empty().then_some(()) }).await;
 }

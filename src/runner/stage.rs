@@ -100,7 +100,7 @@ impl StageRunner {
         for step in &stage.steps {
             self.logs.clear(stage.id, step.number).await?;
         }
-        let workspace = self.settings.data_dir.join("workspaces").join(format!("stage-{}", stage.id));
+        let workspace = super::workspace::of_stage(&self.settings.data_dir.join("workspaces"), stage.id);
         let outcome = self.execute(&build, stage, &workspace, &stop.cancel, notes).await;
         if let Err(e) = super::workspace::remove(&workspace).await {
             tracing::warn!(error = %e, "could not remove a stage's workspace");

@@ -9,7 +9,47 @@
 //! descriptors, and a crash there is not greenlight's), and every walk here
 //! is iterative.
 
+use crate::ids::StageId;
+use crate::store::Store;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long the sweep holds a stage's lease while it removes the stage's
+/// old workspace: long enough for `rm -rf` of a large tree, short enough
+/// that a sweep that died frees the stage soon.
+const SWEEP_LEASE: Duration = Duration::from_secs(60);
+
+/// The workspace directory of a stage under `workspaces`.
+pub fn of_stage(workspaces: &Path, stage: StageId) -> PathBuf {
+    workspaces.join(format!("stage-{stage}"))
+}
+
+/// Removes the workspaces a worker that died left under `workspaces`: those
+/// of stages nobody runs now. Each is removed holding its stage's lease (as
+/// `owner`), so a worker sharing the directory never loses a live one.
+/// Returns how many were removed.
+pub async fn sweep(workspaces: &Path, store: &Store, owner: &str) -> anyhow::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(workspaces)? {
+        let path = entry?.path();
+        let Some(stage) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("stage-")).and_then(|id| id.parse().ok())
+        else {
+            continue;
+        };
+        let stage = StageId(stage);
+        if !store.acquire_lease(stage, owner, SWEEP_LEASE).await? {
+            continue;
+        }
+        let result = remove(&path).await;
+        store.release_lease(stage, owner).await?;
+        result?;
+        removed += 1;
+    }
+    if removed > 0 {
+        tracing::info!(removed, "removed workspaces a stopped worker left behind");
+    }
+    Ok(removed)
+}
 
 /// Removes `dir` and everything in it, however deep; a missing `dir` is fine.
 pub async fn remove(dir: &Path) -> std::io::Result<()> {

@@ -351,4 +351,9 @@ impl Ctx {
     pub fn start_worker_process(&self, grace_secs: u64) -> WorkerProcess {
         WorkerProcess::start(&self.github, &self.app, grace_secs)
     }
+
+    /// Starts a `greenlight worker` process on the data directory of `earlier` (stopped).
+    pub fn restart_worker_process(&self, earlier: &WorkerProcess, grace_secs: u64) -> WorkerProcess {
+        WorkerProcess::start_in(&self.github, &self.app, grace_secs, earlier.data())
+    }
 }

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 /// A worker process.
 pub struct WorkerProcess {
     child: Child,
-    _data: tempfile::TempDir,
+    data: std::sync::Arc<tempfile::TempDir>,
 }
 
 impl WorkerProcess {
@@ -16,6 +16,11 @@ impl WorkerProcess {
     pub fn start(github: &FakeGitHub, app: &TestApp, grace_secs: u64) -> Self {
         let data = tempfile::tempdir().unwrap();
         std::fs::set_permissions(data.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        Self::start_in(github, app, grace_secs, std::sync::Arc::new(data))
+    }
+
+    /// Starts a worker on the data directory another (stopped) worker used.
+    pub fn start_in(github: &FakeGitHub, app: &TestApp, grace_secs: u64, data: std::sync::Arc<tempfile::TempDir>) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_greenlight"))
             .arg("worker")
             .env_clear()
@@ -34,7 +39,17 @@ impl WorkerProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("greenlight worker starts");
-        Self { child, _data: data }
+        Self { child, data }
+    }
+
+    /// Its data directory, to start another worker on it.
+    pub fn data(&self) -> std::sync::Arc<tempfile::TempDir> {
+        self.data.clone()
+    }
+
+    /// Where its stage workspaces are.
+    pub fn workspaces(&self) -> std::path::PathBuf {
+        self.data.path().join("workspaces")
     }
 
     /// A pipeline whose step blocks while this worker runs it and finishes
