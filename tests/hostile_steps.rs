@@ -67,3 +67,18 @@ async fn a_killed_workers_workspace_is_swept_when_a_worker_starts_on_its_data_di
     let _restarted = ctx.restart_worker_process(&killed, 30);
     support::wait::until("the old workspace to be swept", || async { stage_dirs().is_empty().then_some(()) }).await;
 }
+
+#[tokio::test]
+async fn the_clone_token_can_only_read_the_one_repository() {
+    let ctx = Scenario::new().with_workers().start().await;
+
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", support::ONE_ECHO_STEP)]).await;
+    ctx.expect_check_run(&sha, "default (push)", Success).await;
+
+    let narrowed = ctx.github.narrowed_tokens();
+    assert_eq!(narrowed.len(), 1, "one clone token, minted for the clone: {narrowed:?}");
+    let (token, repositories, permissions) = &narrowed[0];
+    assert_eq!(repositories, &vec!["widget".to_string()]);
+    assert_eq!(permissions.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(), vec![("contents", "read")]);
+    assert_eq!(ctx.github.try_create_status(&ctx.repo, &sha.0, token).await, 403, "it cannot set a status");
+}

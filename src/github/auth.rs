@@ -62,24 +62,31 @@ impl TokenCache {
         Self { store, clock }
     }
 
-    /// The cached token of an installation, if one is still fresh.
-    pub async fn get(&self, installation: InstallationId) -> anyhow::Result<Option<SecretString>> {
-        Ok(self.store.cached_token(installation).await?.map(SecretString::from))
+    /// The cached token of an installation and scope (empty: the whole
+    /// installation), if one is still fresh.
+    pub async fn get(&self, installation: InstallationId, scope: &str) -> anyhow::Result<Option<SecretString>> {
+        Ok(self.store.cached_token(installation, scope).await?.map(SecretString::from))
     }
 
     /// Keeps a token until 5 minutes before it expires.
-    pub async fn put(&self, installation: InstallationId, token: &SecretString, expires_at: DateTime<Utc>) -> anyhow::Result<()> {
+    pub async fn put(
+        &self,
+        installation: InstallationId,
+        scope: &str,
+        token: &SecretString,
+        expires_at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
         use secrecy::ExposeSecret;
         let ttl_ms = (expires_at - self.clock.now()).num_milliseconds() - TOKEN_EXPIRY_MARGIN_SECS * 1000;
         if ttl_ms <= 0 {
             return Ok(());
         }
         let ttl = std::time::Duration::from_millis(ttl_ms as u64);
-        Ok(self.store.cache_token(installation, token.expose_secret(), ttl).await?)
+        Ok(self.store.cache_token(installation, scope, token.expose_secret(), ttl).await?)
     }
 
     /// Forgets a token GitHub refused.
-    pub async fn invalidate(&self, installation: InstallationId) -> anyhow::Result<()> {
-        Ok(self.store.forget_token(installation).await?)
+    pub async fn invalidate(&self, installation: InstallationId, scope: &str) -> anyhow::Result<()> {
+        Ok(self.store.forget_token(installation, scope).await?)
     }
 }

@@ -10,6 +10,7 @@ use super::retry::RetryPolicy;
 use super::types::{CheckRun, CheckRunBody, StatusBody};
 use crate::clock::SharedClock;
 use crate::ids::{CheckRunId, InstallationId};
+use crate::model::RepoRef;
 use base64::Engine;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -156,13 +157,27 @@ impl GitHub {
 
     /// A token of the installation: cached, or minted with the App's JWT.
     pub async fn installation_token(&self, installation: InstallationId) -> Result<SecretString, GitHubError> {
-        if let Some(token) = self.tokens.get(installation).await.map_err(|e| GitHubError::Auth(format!("token cache: {e}")))? {
+        self.scoped_token(installation, "", b"{}".to_vec()).await
+    }
+
+    /// A token that can only read one repository's contents: what a clone
+    /// needs and no more (no statuses, no check runs, no other repository),
+    /// so a token that leaked from a clone could do nothing else.
+    pub async fn clone_token(&self, installation: InstallationId, repo: &RepoRef) -> Result<SecretString, GitHubError> {
+        let body = serde_json::json!({ "repositories": [repo.name], "permissions": { "contents": "read" } });
+        self.scoped_token(installation, &format!("clone:{}", repo.id), body.to_string().into_bytes()).await
+    }
+
+    /// A token of `scope` (cached under it), minted with `request` as the token request body.
+    async fn scoped_token(&self, installation: InstallationId, scope: &str, request: Vec<u8>) -> Result<SecretString, GitHubError> {
+        let cache_error = |e: anyhow::Error| GitHubError::Auth(format!("token cache: {e}"));
+        if let Some(token) = self.tokens.get(installation, scope).await.map_err(cache_error)? {
             return Ok(token);
         }
         let path = format!("/app/installations/{installation}/access_tokens");
-        let minted: AccessToken = self.call(Credential::App, Method::POST, &path, Some(b"{}".to_vec()), true).await?;
+        let minted: AccessToken = self.call(Credential::App, Method::POST, &path, Some(request), true).await?;
         let token = SecretString::from(minted.token);
-        self.tokens.put(installation, &token, minted.expires_at).await.map_err(|e| GitHubError::Auth(format!("token cache: {e}")))?;
+        self.tokens.put(installation, scope, &token, minted.expires_at).await.map_err(cache_error)?;
         Ok(token)
     }
 
@@ -218,7 +233,7 @@ impl GitHub {
             if let (StatusCode::UNAUTHORIZED, false, Credential::Installation(id)) = (reply.status, reminted, credential) {
                 // The cached token was revoked or expired early: mint once more.
                 reminted = true;
-                self.tokens.invalidate(id).await.map_err(|e| GitHubError::Auth(e.to_string()))?;
+                self.tokens.invalidate(id, "").await.map_err(|e| GitHubError::Auth(e.to_string()))?;
                 continue;
             }
             let text = String::from_utf8_lossy(&reply.body);

@@ -38,8 +38,8 @@ impl CloneCredentials {
         Self { github }
     }
 
-    /// A token for the installation's repositories (cached, shared by every process).
-    pub async fn token(&self, installation: InstallationId) -> Result<SecretString, GitHubError> {
-        self.github.installation_token(installation).await
+    /// A token that can only read `repo`'s contents (cached, shared by every process).
+    pub async fn token(&self, installation: InstallationId, repo: &RepoRef) -> Result<SecretString, GitHubError> {
+        self.github.clone_token(installation, repo).await
     }
 }

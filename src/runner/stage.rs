@@ -346,7 +346,7 @@ impl StageRunner {
         let stage_id = run.stage.lock().await.id;
         let (lines, writer) = spawn_writer(run.log_target(self, stage_id, number));
         let build = run.build;
-        let result = match self.credentials.token(build.installation).await {
+        let result = match self.credentials.token(build.installation, &build.repo).await {
             Ok(token) => {
                 clone::fetch(&self.sandbox, run.executor.workspace(), &build.repo.clone_url, &build.commit.sha.0, Some(&token), &lines)
                     .await

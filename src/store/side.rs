@@ -12,8 +12,10 @@ fn secrets_key(repo: RepoId) -> String {
     format!("gl:repo:{repo}:secrets")
 }
 
-fn token_key(installation: InstallationId) -> String {
-    format!("gl:token:{installation}")
+/// A cached token's key: the installation, and the narrower scope it was
+/// minted for (empty: every repository and permission of the installation).
+fn token_key(installation: InstallationId, scope: &str) -> String {
+    if scope.is_empty() { format!("gl:token:{installation}") } else { format!("gl:token:{installation}:{scope}") }
 }
 
 impl Store {
@@ -39,20 +41,20 @@ impl Store {
         Ok(removed == 1)
     }
 
-    /// An installation token cached by any process, while it is fresh.
-    pub async fn cached_token(&self, installation: InstallationId) -> StoreResult<Option<String>> {
-        Ok(self.conn().await?.get(token_key(installation)).await?)
+    /// An installation token of `scope` cached by any process, while it is fresh.
+    pub async fn cached_token(&self, installation: InstallationId, scope: &str) -> StoreResult<Option<String>> {
+        Ok(self.conn().await?.get(token_key(installation, scope)).await?)
     }
 
-    /// Caches an installation token for `ttl` (Redis forgets it then).
-    pub async fn cache_token(&self, installation: InstallationId, token: &str, ttl: Duration) -> StoreResult<()> {
-        let _: () = self.conn().await?.pset_ex(token_key(installation), token, ttl.as_millis() as u64).await?;
+    /// Caches an installation token of `scope` for `ttl` (Redis forgets it then).
+    pub async fn cache_token(&self, installation: InstallationId, scope: &str, token: &str, ttl: Duration) -> StoreResult<()> {
+        let _: () = self.conn().await?.pset_ex(token_key(installation, scope), token, ttl.as_millis() as u64).await?;
         Ok(())
     }
 
     /// Forgets a cached installation token (GitHub refused it).
-    pub async fn forget_token(&self, installation: InstallationId) -> StoreResult<()> {
-        let _: () = self.conn().await?.del(token_key(installation)).await?;
+    pub async fn forget_token(&self, installation: InstallationId, scope: &str) -> StoreResult<()> {
+        let _: () = self.conn().await?.del(token_key(installation, scope)).await?;
         Ok(())
     }
 }

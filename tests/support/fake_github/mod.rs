@@ -333,6 +333,10 @@ pub(crate) struct Repo {
 pub(crate) struct Token {
     pub installation: u64,
     pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// The repositories (names) it was narrowed to, or `None` for all of the installation's.
+    pub repositories: Option<Vec<String>>,
+    /// What it may do, as GitHub grants it (`contents: read`, `checks: write`, …).
+    pub permissions: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Default)]
@@ -472,6 +476,21 @@ impl FakeGitHub {
     /// Every installation token issued (to check none leaks).
     pub fn issued_tokens(&self) -> Vec<String> {
         self.state().tokens.keys().cloned().collect()
+    }
+
+    /// Every token issued that was narrowed to some repositories (as a
+    /// clone's is): the token, its repositories and its permissions.
+    pub fn narrowed_tokens(&self) -> Vec<(String, Vec<String>, std::collections::BTreeMap<String, String>)> {
+        let state = self.state();
+        state.tokens.iter().filter_map(|(k, t)| t.repositories.clone().map(|r| (k.clone(), r, t.permissions.clone()))).collect()
+    }
+
+    /// Asks the fake, with `token`, to set a commit status (to check what a token may do): the HTTP status.
+    pub async fn try_create_status(&self, repo: &RepoHandle, sha: &str, token: &str) -> u16 {
+        let url = format!("{}/repos/{}/statuses/{sha}", self.api_url(), repo.slug);
+        let body = serde_json::json!({"state": "success", "context": "probe"});
+        let client = reqwest::Client::new();
+        client.post(url).bearer_auth(token).json(&body).send().await.expect("the fake answers").status().as_u16()
     }
 
     fn inject(&self, matcher: Matcher, status: u16, retry_after: Option<u64>, after_apply: bool, times: usize) {

@@ -106,39 +106,82 @@ fn check_app_jwt(shared: &Shared, headers: &HeaderMap) -> Result<(), Refusal> {
 }
 
 /// The installation a token belongs to, if it is valid and covers `slug`.
-fn check_token(shared: &Shared, token: Option<String>, slug: &str) -> Result<(), Refusal> {
+/// The permissions the test App has, as an installation token carries them by default.
+const APP_PERMISSIONS: [(&str, &str); 4] = [("checks", "write"), ("statuses", "write"), ("contents", "read"), ("metadata", "read")];
+
+/// Checks a token as GitHub does for a request to `slug` that needs
+/// `permission` at `level` (`read` is satisfied by `write`).
+fn check_token(shared: &Shared, token: Option<String>, slug: &str, permission: (&str, &str)) -> Result<(), Refusal> {
     let state = shared.state.lock().unwrap();
-    let token = token.and_then(|t| state.tokens.get(&t).map(|tok| (tok.installation, tok.expires_at)));
-    let Some((installation, expires_at)) = token else {
+    let Some(token) = token.and_then(|t| state.tokens.get(&t)) else {
         return Err((StatusCode::UNAUTHORIZED, "Bad credentials".to_string()));
     };
-    if expires_at <= chrono::Utc::now() {
+    if token.expires_at <= chrono::Utc::now() {
         return Err((StatusCode::UNAUTHORIZED, "Bad credentials".to_string()));
     }
-    if !state.installations.get(&installation).is_some_and(|repos| repos.iter().any(|r| r == slug)) {
+    let name = slug.split_once('/').map_or(slug, |(_, n)| n);
+    let in_installation = state.installations.get(&token.installation).is_some_and(|repos| repos.iter().any(|r| r == slug));
+    let in_token = token.repositories.as_ref().is_none_or(|names| names.iter().any(|n| n == name));
+    if !in_installation || !in_token {
         return Err((StatusCode::NOT_FOUND, "Not Found".to_string()));
+    }
+    let (wanted, level) = permission;
+    let granted = token.permissions.get(wanted).map(String::as_str);
+    if !(granted == Some(level) || granted == Some("write")) {
+        return Err((StatusCode::FORBIDDEN, "Resource not accessible by integration".to_string()));
     }
     Ok(())
 }
 
-async fn mint_token(State(shared): State<Shared_>, Path(id): Path<u64>, headers: HeaderMap) -> Response {
+/// What a token request asks for: some repositories, some permissions.
+#[derive(serde::Deserialize, Default)]
+struct TokenRequest {
+    repositories: Option<Vec<String>>,
+    permissions: Option<std::collections::BTreeMap<String, String>>,
+}
+
+async fn mint_token(State(shared): State<Shared_>, Path(id): Path<u64>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(e) = check_app_jwt(&shared, &headers) {
         return refuse(e);
     }
+    let request: TokenRequest = if body.is_empty() {
+        TokenRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(_) => return error(StatusCode::BAD_REQUEST, "Problems parsing JSON"),
+        }
+    };
     let lifetime = *shared.token_lifetime.lock().unwrap();
     let mut state = shared.state.lock().unwrap();
-    if !state.installations.contains_key(&id) {
+    let Some(installed) = state.installations.get(&id) else {
         return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let names: Vec<&str> = installed.iter().map(|slug| slug.split_once('/').map_or(slug.as_str(), |(_, n)| n)).collect();
+    if let Some(wanted) = &request.repositories
+        && let Some(missing) = wanted.iter().find(|w| !names.contains(&w.as_str()))
+    {
+        return invalid(format!(
+            "There is at least one repository that does not exist or is not accessible to the parent installation: {missing}"
+        ));
     }
+    let app: std::collections::BTreeMap<String, String> = APP_PERMISSIONS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let permissions = match request.permissions {
+        None => app,
+        Some(asked) => {
+            let exceeds = asked.iter().find(|(k, v)| !app.get(*k).is_some_and(|have| have == *v || (have == "write" && *v == "read")));
+            if let Some((k, v)) = exceeds {
+                return invalid(format!("The permissions requested are not granted to this installation: {k}:{v}"));
+            }
+            asked
+        }
+    };
     let token = format!("ghs_{}", (0..36).map(|_| char::from(b'a' + rand::random::<u8>() % 26)).collect::<String>());
     let expires_at = chrono::Utc::now() + lifetime;
-    state.tokens.insert(token.clone(), Token { installation: id, expires_at });
+    let answer = json!({ "token": token, "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "permissions": permissions, "repository_selection": "selected" });
+    state.tokens.insert(token, Token { installation: id, expires_at, repositories: request.repositories, permissions });
     state.tokens_minted += 1;
-    (
-        StatusCode::CREATED,
-        axum::Json(json!({ "token": token, "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "permissions": { "checks": "write", "statuses": "write", "contents": "read" }, "repository_selection": "selected" })),
-    )
-        .into_response()
+    (StatusCode::CREATED, axum::Json(answer)).into_response()
 }
 
 async fn contents(
@@ -147,7 +190,7 @@ async fn contents(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let slug = match authorized(&shared, &headers, &owner, &repo) {
+    let slug = match authorized(&shared, &headers, &owner, &repo, ("contents", "read")) {
         Ok(slug) => slug,
         Err(e) => return refuse(e),
     };
@@ -168,15 +211,22 @@ async fn contents(
 }
 
 /// The repository slug of a request, once its token is checked.
-fn authorized(shared: &Shared, headers: &HeaderMap, owner: &str, repo: &str) -> Result<String, Refusal> {
+fn authorized(shared: &Shared, headers: &HeaderMap, owner: &str, repo: &str, permission: (&str, &str)) -> Result<String, Refusal> {
     let slug = format!("{owner}/{repo}");
-    check_token(shared, bearer(headers), &slug)?;
+    check_token(shared, bearer(headers), &slug, permission)?;
     Ok(slug)
 }
 
 /// The repository slug and JSON body of a write, once the token is checked.
-fn authorized_write(shared: &Shared, headers: &HeaderMap, owner: &str, repo: &str, body: &[u8]) -> Result<(String, Value), Refusal> {
-    let slug = authorized(shared, headers, owner, repo)?;
+fn authorized_write(
+    shared: &Shared,
+    headers: &HeaderMap,
+    owner: &str,
+    repo: &str,
+    body: &[u8],
+    permission: (&str, &str),
+) -> Result<(String, Value), Refusal> {
+    let slug = authorized(shared, headers, owner, repo, permission)?;
     let body = serde_json::from_slice::<Value>(body).map_err(|_| (StatusCode::BAD_REQUEST, "Problems parsing JSON".to_string()))?;
     Ok((slug, body))
 }
@@ -191,7 +241,7 @@ async fn create_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (slug, body) = match authorized_write(&shared, &headers, &owner, &repo, &body) {
+    let (slug, body) = match authorized_write(&shared, &headers, &owner, &repo, &body, ("statuses", "write")) {
         Ok(ok) => ok,
         Err(e) => return refuse(e),
     };
@@ -359,7 +409,7 @@ async fn create_check_run(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (slug, body) = match authorized_write(&shared, &headers, &owner, &repo, &body) {
+    let (slug, body) = match authorized_write(&shared, &headers, &owner, &repo, &body, ("checks", "write")) {
         Ok(ok) => ok,
         Err(e) => return refuse(e),
     };
@@ -402,7 +452,7 @@ async fn update_check_run(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (slug, body) = match authorized_write(&shared, &headers, &owner, &repo, &body) {
+    let (slug, body) = match authorized_write(&shared, &headers, &owner, &repo, &body, ("checks", "write")) {
         Ok(ok) => ok,
         Err(e) => return refuse(e),
     };
@@ -424,7 +474,7 @@ async fn list_check_runs(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let slug = match authorized(&shared, &headers, &owner, &repo) {
+    let slug = match authorized(&shared, &headers, &owner, &repo, ("checks", "read")) {
         Ok(slug) => slug,
         Err(e) => return refuse(e),
     };
@@ -464,7 +514,7 @@ async fn git_http(
         .and_then(|b| String::from_utf8(b).ok());
     match basic.as_deref().and_then(|b| b.split_once(':')) {
         Some(("x-access-token", token)) => {
-            if let Err(e) = check_token(&shared, Some(token.to_string()), &slug) {
+            if let Err(e) = check_token(&shared, Some(token.to_string()), &slug, ("contents", "read")) {
                 return refuse(e);
             }
         }
