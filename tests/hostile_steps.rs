@@ -82,3 +82,19 @@ async fn the_clone_token_can_only_read_the_one_repository() {
     assert_eq!(permissions.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(), vec![("contents", "read")]);
     assert_eq!(ctx.github.try_create_status(&ctx.repo, &sha.0, token).await, 403, "it cannot set a status");
 }
+
+#[tokio::test]
+async fn system_calls_builds_never_need_are_refused() {
+    let ctx = Scenario::new().with_workers().start().await;
+    // keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0) answers a keyring id where it is allowed.
+    let probe = format!(
+        "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: probe\n  commands:\n  - |\n    perl -e 'my $r = syscall({}, 0, -3, 0); print $r == -1 ? \"keyctl refused, $!\\n\" : \"keyctl allowed, $r\\n\"'\n",
+        libc::SYS_keyctl
+    );
+
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", &probe)]).await;
+    ctx.expect_check_run(&sha, "default (push)", Success).await;
+    let build = ctx.expect_build_done(1).await;
+    let log = ctx.log(&build, "probe").await;
+    assert!(log.contains("keyctl refused, Operation not permitted"), "{log}");
+}

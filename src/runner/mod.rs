@@ -8,6 +8,7 @@ pub mod executor;
 pub mod logs;
 pub mod sandbox;
 pub mod schedule;
+pub mod seccomp;
 mod settings;
 mod stage;
 pub mod step;

@@ -14,10 +14,14 @@
 //!   (the data directory, the App key, other workspaces) is mounted.
 //! - A new PID namespace: when the step's shell exits, or bwrap is killed, the
 //!   kernel kills everything the step started, background children included.
+//! - No nested user namespaces (`--disable-userns`) and a seccomp filter
+//!   ([`super::seccomp`]) that refuses the system calls builds never need.
 
-use std::os::fd::RawFd;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use tokio::process::Command;
 
 /// Where the workspace appears inside the sandbox (Drone's path).
@@ -44,6 +48,32 @@ pub struct Sandbox {
     isolation: Isolation,
     /// uid and gid to start processes as, when greenlight is root.
     user: Option<(u32, u32)>,
+    /// The compiled seccomp filter bwrap installs (sandboxed only).
+    seccomp: Option<Arc<[u8]>>,
+}
+
+/// A seccomp program in a memory file made for one bwrap, which reads it
+/// from the start to its end (a file shared by concurrent spawns would share
+/// its offset). The command's pre-exec hook owns it, so it lives until the
+/// spawn.
+#[derive(Debug)]
+struct SeccompFile(OwnedFd);
+
+impl SeccompFile {
+    fn new(program: &[u8]) -> std::io::Result<Self> {
+        let name = CString::new("greenlight-seccomp").expect("no NUL");
+        // SAFETY: memfd_create with a valid name; the result is checked.
+        let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: raw is a new descriptor this function owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut file = std::fs::File::from(fd.try_clone()?);
+        std::io::Write::write_all(&mut file, program)?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))?;
+        Ok(Self(fd))
+    }
 }
 
 /// Why the sandbox cannot be used.
@@ -76,6 +106,20 @@ pub enum SandboxError {
         "bwrap cannot create namespaces on this host ({0}); allow unprivileged user namespaces, or set GREENLIGHT_SANDBOX=none to run steps unsandboxed"
     )]
     Unusable(String),
+}
+
+/// Lets bwrap inherit the seccomp file (close-on-exec cleared in the child
+/// only); the hook owns the file, so it stays open until the spawn.
+fn hand_over(cmd: &mut Command, file: SeccompFile) {
+    // SAFETY: fcntl is async-signal-safe and only clears close-on-exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(file.0.as_raw_fd(), libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Checks that `uid` may search every directory down to `dir` (the
@@ -125,13 +169,14 @@ impl Sandbox {
         };
         if unsandboxed {
             tracing::warn!("GREENLIGHT_SANDBOX=none: steps run UNSANDBOXED; every check run says so");
-            return Ok(Self { isolation: Isolation::Unsandboxed, user });
+            return Ok(Self { isolation: Isolation::Unsandboxed, user, seccomp: None });
         }
         let bwrap = crate::text::find_on_path("bwrap").ok_or(SandboxError::Missing)?;
         if let Some((uid, gid)) = user {
             reachable(workspaces, uid, gid)?;
         }
-        let sandbox = Self { isolation: Isolation::Bwrap(bwrap), user };
+        let program = super::seccomp::program().map_err(SandboxError::Unusable)?;
+        let sandbox = Self { isolation: Isolation::Bwrap(bwrap), user, seccomp: Some(program.into()) };
         let dir = tempfile::Builder::new()
             .prefix("probe-")
             .tempdir_in(workspaces)
@@ -180,6 +225,19 @@ impl Sandbox {
                     .args(["--chdir", WORKSPACE, "--clearenv"]);
                 if let Some(fd) = script_fd {
                     cmd.args(["--ro-bind-data", &fd.to_string(), "/ci/step.sh"]);
+                }
+                if let Some(program) = &self.seccomp {
+                    match SeccompFile::new(program) {
+                        Ok(file) => {
+                            cmd.args(["--seccomp", &file.0.as_raw_fd().to_string()]);
+                            hand_over(&mut cmd, file);
+                        }
+                        // bwrap then fails on the missing argument rather than run unfiltered.
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot hold the seccomp filter");
+                            cmd.args(["--seccomp", "-1"]);
+                        }
+                    }
                 }
                 cmd.arg("--");
                 cmd
