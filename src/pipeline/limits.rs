@@ -32,6 +32,20 @@ pub const MAX_STEPS: usize = 200;
 /// above a real file: 50 pipelines of 200 steps are about 60,000 nodes.
 pub const MAX_NODES: usize = 250_000;
 
+/// The most `[` and `{` characters a file may hold, wherever they are (in
+/// strings and comments too, so no quoting hides one). The YAML parser's
+/// work grows with the square of the flow nesting depth (it rescans every
+/// open level at each token): 100,000 nested `{a: ` fit in 512 KB and take
+/// it tens of seconds. Depth cannot exceed this count, which bounds that
+/// work to a fraction of a second; a real file holds a few hundred.
+pub const MAX_OPENERS: usize = 10_000;
+
+/// The 1-based line of the first `[` or `{` over [`MAX_OPENERS`], if any.
+pub(crate) fn too_many_openers(text: &str) -> Option<usize> {
+    let (at, _) = text.bytes().enumerate().filter(|(_, b)| matches!(b, b'[' | b'{')).nth(MAX_OPENERS)?;
+    Some(text.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1)
+}
+
 /// `bytes` for people: `512 KB`, `10.0 MB`.
 pub(crate) fn human_size(bytes: usize) -> String {
     if bytes < 1024 * 1024 { format!("{} KB", bytes.div_ceil(1024)) } else { format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0)) }

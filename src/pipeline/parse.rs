@@ -1,6 +1,6 @@
 //! From YAML text to [`Config`], with positions in every error.
 
-use super::limits::{self, MAX_DOCUMENTS, MAX_FILE_BYTES, MAX_NODES, MAX_PIPELINES, MAX_STEPS, Slice, human_size};
+use super::limits::{self, MAX_DOCUMENTS, MAX_FILE_BYTES, MAX_NODES, MAX_OPENERS, MAX_PIPELINES, MAX_STEPS, Slice, human_size};
 use super::{Conditions, Config, DEFAULT_STEP_TIMEOUT, EnvValue, Pipeline, Settings, Step};
 use serde::Deserialize;
 use std::cell::Cell;
@@ -192,6 +192,12 @@ pub fn parse(text: &str) -> Result<Config, ParseError> {
     if text.len() > MAX_FILE_BYTES {
         let message = format!("the file is {}; greenlight reads at most {}", human_size(text.len()), human_size(MAX_FILE_BYTES));
         return Err(ParseError { line: 0, column: 0, message });
+    }
+    if let Some(line) = limits::too_many_openers(text) {
+        let message = format!(
+            "the file holds more than {MAX_OPENERS} `[` and `{{`; greenlight reads at most {MAX_OPENERS} (nested flow collections are slow to parse)"
+        );
+        return Err(ParseError { line, column: 1, message });
     }
     let budget = Cell::new(MAX_NODES);
     let mut pipelines: Vec<Pipeline> = Vec::new();
@@ -549,6 +555,24 @@ mod tests {
         assert!(parse(&wide("one")).is_ok());
         let err = parse(&format!("{}---\n{}", wide("one"), wide("two"))).unwrap_err();
         assert!(err.message.contains("expands to more than 250000 YAML values"), "{err}");
+    }
+
+    #[test]
+    fn more_flow_openers_than_the_cap_are_refused_before_the_yaml_parser_runs() {
+        // 100,000 nested `{a: ` take libyaml tens of seconds (quadratic in the depth).
+        let deep = format!("{ONE}---\nkind: signature\nhmac: {}{}\n", "{a: ".repeat(100_000), "}".repeat(100_000));
+        let err = parse(&deep).unwrap_err();
+        assert!(err.message.contains("more than 10000 `[` and `{`; greenlight reads at most 10000"), "{err}");
+        assert_eq!(err.line, 9, "{err}");
+        let many = format!("kind: pipeline\ntype: exec\nsteps:\n- name: a\n  commands:\n{}", "  - echo ${A}\n".repeat(MAX_OPENERS));
+        assert!(parse(&many).is_ok());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_exhausting_the_stack() {
+        let deep = format!("{ONE}---\nkind: signature\nhmac: {}{}\n", "[".repeat(5_000), "]".repeat(5_000));
+        let err = parse(&deep).unwrap_err();
+        assert!(err.message.contains("recursion limit"), "{err}");
     }
 
     #[test]
