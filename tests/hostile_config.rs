@@ -67,3 +67,15 @@ async fn a_ten_megabyte_file_is_an_error_naming_the_size_cap() {
 
     refused_while_another_repository_is_planned("10 MB", &config, "the file is 10.0 MB; greenlight reads at most 512 KB").await;
 }
+
+#[tokio::test]
+async fn deeply_nested_flow_collections_are_an_error_naming_the_bracket_cap() {
+    let nested = format!("{ONE_ECHO_STEP}---\nkind: signature\nhmac: {}{}\n", "{a: ".repeat(100_000), "}".repeat(100_000));
+
+    refused_while_another_repository_is_planned(
+        "100,000 nested {a: ",
+        &nested,
+        "more than 10000 `[` and `{`; greenlight reads at most 10000",
+    )
+    .await;
+}

@@ -243,7 +243,8 @@ fn pipeline_document(text: &str, slice: Slice<'_>, budget: &Cell<usize>, count: 
         e.line += slice.offset;
         e
     };
-    let Some(document) = document_of(slice) else {
+    let mut stream = serde_norway::Deserializer::from_str(slice.text);
+    let Some(document) = stream.next() else {
         return Ok(None); // comments or blank lines only
     };
     *count += 1;
@@ -252,6 +253,11 @@ fn pipeline_document(text: &str, slice: Slice<'_>, budget: &Cell<usize>, count: 
         return Err(ParseError { line: slice.start, column: 1, message });
     }
     let shape = limits::scan(document, budget).map_err(shifted)?;
+    if stream.next().is_some() {
+        // Not expected (documents are cut at their markers), but never skipped silently.
+        let message = "a second YAML document starts here without a `---` line".to_string();
+        return Err(ParseError { line: slice.start, column: 1, message });
+    }
     if shape.empty {
         return Ok(None); // an empty document, e.g. a trailing `---`
     }
