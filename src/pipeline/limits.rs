@@ -190,6 +190,12 @@ macro_rules! scalars {
         fn visit_u64<E: de::Error>(self, _: u64) -> Result<$value, E> {
             spend(self.budget).map(|_| $scalar)
         }
+        fn visit_i128<E: de::Error>(self, _: i128) -> Result<$value, E> {
+            spend(self.budget).map(|_| $scalar)
+        }
+        fn visit_u128<E: de::Error>(self, _: u128) -> Result<$value, E> {
+            spend(self.budget).map(|_| $scalar)
+        }
         fn visit_f64<E: de::Error>(self, _: f64) -> Result<$value, E> {
             spend(self.budget).map(|_| $scalar)
         }

@@ -582,6 +582,14 @@ mod tests {
     }
 
     #[test]
+    fn any_yaml_value_passes_the_scan() {
+        let values =
+            "x: [1, -2, 3.5, .inf, ~, true, 'q', \"d\", !tag v, {k: v}, 99999999999999999999999, -99999999999999999999999, ? [a] : b]";
+        let err = parse(&format!("kind: pipeline\ntype: exec\nsteps:\n- name: a\n  commands: [x]\n{values}\n")).unwrap_err();
+        assert!(err.message.contains("unknown field `x`"), "the strict parse is reached: {err}");
+    }
+
+    #[test]
     fn aliases_within_the_budget_still_work() {
         let text = "kind: pipeline\ntype: exec\nsteps:\n- name: a\n  commands: &build [make, make test]\n- name: b\n  commands: *build\n";
         let config = parse(text).unwrap();
