@@ -6,14 +6,17 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use std::cell::Cell;
 use std::fmt;
 
-/// The largest `.drone.yml` read, in bytes. Real files are a few KB (Drone's
-/// own repository's is under 10 KB); 512 KB leaves fifty-fold headroom while
-/// bounding the YAML parser's work and memory for every delivery.
+/// The largest `.drone.yml` read, in bytes. Real files are a few KB; 512 KB
+/// leaves two orders of magnitude of headroom while bounding the YAML
+/// parser's work and memory for every delivery (GitHub's contents API
+/// serves files up to 1 MB inline, so this cap is the one that applies).
 pub const MAX_FILE_BYTES: usize = 512 * 1024;
 
 /// The most YAML documents a file may hold. Each document is parsed on its
-/// own; the cap stops a file of thousands of tiny documents (`kind:
-/// signature`, empty `---`) from costing more than its byte size suggests.
+/// own (once: re-parsing from the start per document made 12,000 `kind:
+/// signature` documents stall planning for a minute); the cap also stops
+/// thousands of tiny documents from costing a parser start each. A real
+/// file has a handful: its pipelines and one signature.
 pub const MAX_DOCUMENTS: usize = 100;
 
 /// The most `kind: pipeline` documents: each becomes a stage, a check run and
