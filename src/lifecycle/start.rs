@@ -231,8 +231,8 @@ impl Lifecycle {
 /// file is a plan too (an errored build that says why).
 async fn read_plan(trigger: &Trigger, files: &RepoFiles) -> Result<Option<Plan>, GitHubError> {
     let path = pipeline::CONFIG_PATH;
-    let config = match files.read(trigger.installation, &trigger.repo, path, &trigger.commit.sha).await {
-        Ok(Some(text)) => pipeline::parse(&text).map_err(|e| format!("{path}: {e}")),
+    let config = match read_own_task(trigger, files).await {
+        Ok(Some(text)) => parse_off_runtime(text).await.map_err(|e| format!("{path}: {e}")),
         Ok(None) => Err(format!("no {path} in {} at {}", trigger.repo.slug(), trigger.commit.sha.short())),
         Err(e) if e.is_transient() => return Err(e),
         Err(e) => Err(format!("could not read {path}: {e}")),
@@ -251,6 +251,34 @@ async fn read_plan(trigger: &Trigger, files: &RepoFiles) -> Result<Option<Plan>,
         }
     }
     Ok((!chosen.is_empty()).then_some(Plan::Pipelines { pipelines: chosen, auto_cancel: config.settings.auto_cancel }))
+}
+
+/// Reads `.drone.yml` on a task of its own: the planner plans a batch of
+/// deliveries as futures of one task, so a large file's download and
+/// decoding would otherwise hold up the other repositories in the batch.
+/// A panic there is a file that cannot be read, not a crash.
+async fn read_own_task(trigger: &Trigger, files: &RepoFiles) -> Result<Option<String>, GitHubError> {
+    let (files, installation, repo, sha) = (files.clone(), trigger.installation, trigger.repo.clone(), trigger.commit.sha.clone());
+    let read = tokio::spawn(async move { files.read(installation, &repo, pipeline::CONFIG_PATH, &sha).await });
+    read.await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "reading .drone.yml failed");
+        Err(GitHubError::Decode { path: pipeline::CONFIG_PATH.to_string(), detail: "an internal error, logged".to_string() })
+    })
+}
+
+/// Parses `.drone.yml` on a blocking thread: a large or hostile file (the
+/// parser's work is bounded by `pipeline::limits`, but not free) must not
+/// hold up the async runtime, and with it every other repository's
+/// planning. A panic in the parser is an invalid file, not a crash: the
+/// delivery ends in an errored build instead of being reclaimed forever.
+async fn parse_off_runtime(text: String) -> Result<pipeline::Config, String> {
+    match tokio::task::spawn_blocking(move || pipeline::parse(&text)).await {
+        Ok(parsed) => parsed.map_err(|e| e.to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "the .drone.yml parser failed");
+            Err("greenlight could not parse the file (an internal error, logged)".to_string())
+        }
+    }
 }
 
 /// A pipeline's step records, numbered from 1 (the clone first unless

@@ -1,9 +1,11 @@
 //! `.drone.yml`: Drone's multi-document pipeline format, exec pipelines only.
 //!
 //! Parsing is strict: a key greenlight does not support, or `type: docker`,
-//! is an error with a line and column, never silently ignored.
+//! is an error with a line and column, never silently ignored. The file is
+//! read once, document by document, under the caps of [`limits`].
 
 pub mod condition;
+pub mod limits;
 mod parse;
 
 pub use condition::{Condition, Conditions, Facts};

@@ -1,20 +1,29 @@
 //! From YAML text to [`Config`], with positions in every error.
 
+use super::limits::{self, MAX_DOCUMENTS, MAX_FILE_BYTES, MAX_NODES, MAX_OPENERS, MAX_PIPELINES, MAX_STEPS, Slice, human_size};
 use super::{Conditions, Config, DEFAULT_STEP_TIMEOUT, EnvValue, Pipeline, Settings, Step};
 use serde::Deserialize;
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 /// What is wrong with a `.drone.yml`, and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}, column {column}: {message}")]
+#[error("{}", self.describe())]
 pub struct ParseError {
-    /// 1-based line.
+    /// 1-based line; 0 when the error is about the whole file (its size).
     pub line: usize,
-    /// 1-based column.
+    /// 1-based column; 0 with line 0.
     pub column: usize,
     /// What is wrong.
     pub message: String,
+}
+
+impl ParseError {
+    /// `line L, column C: message`, or just the message without a position.
+    fn describe(&self) -> String {
+        if self.line == 0 { self.message.clone() } else { format!("line {}, column {}: {}", self.line, self.column, self.message) }
+    }
 }
 
 #[derive(Deserialize)]
@@ -171,43 +180,43 @@ fn value_at(text: &str, from: usize, key: &str, message: String) -> ParseError {
     ParseError { line: from, column: 1, message }
 }
 
-/// Line numbers (1-based) where each YAML document's content starts.
-fn document_starts(text: &str) -> Vec<usize> {
-    let mut starts = vec![1];
-    for (i, line) in text.lines().enumerate() {
-        if line.trim_end() == "---" || line.starts_with("--- ") {
-            if i == 0 {
-                starts[0] = 2;
-            } else {
-                starts.push(i + 2);
-            }
-        }
-    }
-    starts
-}
-
 /// An error on the first line at or after `start` containing `needle`.
 fn at(text: &str, start: usize, needle: &str, message: String) -> ParseError {
     ParseError { line: line_of(text, start, needle), column: 1, message }
 }
 
-/// Parses a `.drone.yml`.
+/// Parses a `.drone.yml`, document by document, in one pass, under the
+/// caps of [`super::limits`]: a file over one is refused with a message
+/// naming the cap, after work bounded by the cap.
 pub fn parse(text: &str) -> Result<Config, ParseError> {
-    let starts = document_starts(text);
+    if text.len() > MAX_FILE_BYTES {
+        let message = format!("the file is {}; greenlight reads at most {}", human_size(text.len()), human_size(MAX_FILE_BYTES));
+        return Err(ParseError { line: 0, column: 0, message });
+    }
+    if let Some(line) = limits::too_many_openers(text) {
+        let message = format!(
+            "the file holds more than {MAX_OPENERS} `[` and `{{`; greenlight reads at most {MAX_OPENERS} (nested flow collections are slow to parse)"
+        );
+        return Err(ParseError { line, column: 1, message });
+    }
+    let budget = Cell::new(MAX_NODES);
     let mut pipelines: Vec<Pipeline> = Vec::new();
     let mut settings = Settings::default();
-    for (index, document) in serde_norway::Deserializer::from_str(text).enumerate() {
-        let start = starts.get(index).copied().unwrap_or(1);
-        let value = serde_norway::Value::deserialize(document).map_err(located)?;
-        let Some(raw) = pipeline_document(text, index, start, &value)? else {
+    let mut count = 0;
+    for slice in limits::documents(text) {
+        let Some(raw) = pipeline_document(text, slice, &budget, &mut count)? else {
             continue;
         };
-        check_runs_here(text, start, &raw)?;
-        if raw.greenlight.is_some() && !pipelines.is_empty() {
-            return Err(at(text, start, "greenlight:", "the `greenlight` key is only read from the first document".to_string()));
+        check_runs_here(text, slice.start, &raw)?;
+        if pipelines.len() == MAX_PIPELINES {
+            let message = format!("the file has more than {MAX_PIPELINES} pipelines; greenlight runs at most {MAX_PIPELINES}");
+            return Err(at(text, slice.start, "kind:", message));
         }
-        let step_timeout = apply_greenlight_key(text, start, raw.greenlight.as_ref(), &mut settings)?;
-        pipelines.push(pipeline_of(text, start, raw, step_timeout, &pipelines)?);
+        if raw.greenlight.is_some() && !pipelines.is_empty() {
+            return Err(at(text, slice.start, "greenlight:", "the `greenlight` key is only read from the first document".to_string()));
+        }
+        let step_timeout = apply_greenlight_key(text, slice.start, raw.greenlight.as_ref(), &mut settings)?;
+        pipelines.push(pipeline_of(text, slice.start, raw, step_timeout, &pipelines)?);
     }
     if pipelines.is_empty() {
         return Err(ParseError { line: 1, column: 1, message: "no `kind: pipeline` document".to_string() });
@@ -216,27 +225,56 @@ pub fn parse(text: &str) -> Result<Config, ParseError> {
     Ok(Config { pipelines, settings })
 }
 
-/// Document `index` strictly parsed when it is a pipeline; `None` for an
-/// empty document or a `kind: signature` one. A pipeline of another `type`
-/// is refused before the strict parse, whose unknown-key errors would
-/// otherwise hide the real reason.
-fn pipeline_document(text: &str, index: usize, start: usize, value: &serde_norway::Value) -> Result<Option<RawDocument>, ParseError> {
-    if value.is_null() {
+/// The first YAML document of `slice` (it holds at most one), if any.
+fn document_of(slice: Slice<'_>) -> Option<serde_norway::Deserializer<'_>> {
+    serde_norway::Deserializer::from_str(slice.text).next()
+}
+
+/// The document of `slice` strictly parsed when it is a pipeline; `None`
+/// for a slice without a document, an empty document or a `kind:
+/// signature` one. Its shape is scanned first, its expanded nodes counted
+/// against `budget` (so an alias bomb stops there) and `count` (the
+/// documents so far) checked against [`MAX_DOCUMENTS`]. A pipeline of
+/// another `type` is refused before the strict parse, whose unknown-key
+/// errors would otherwise hide the real reason.
+fn pipeline_document(text: &str, slice: Slice<'_>, budget: &Cell<usize>, count: &mut usize) -> Result<Option<RawDocument>, ParseError> {
+    let shifted = |e: serde_norway::Error| {
+        let mut e = located(e);
+        e.line += slice.offset;
+        e
+    };
+    let mut stream = serde_norway::Deserializer::from_str(slice.text);
+    let Some(document) = stream.next() else {
+        return Ok(None); // comments or blank lines only
+    };
+    *count += 1;
+    if *count > MAX_DOCUMENTS {
+        let message = format!("the file has more than {MAX_DOCUMENTS} YAML documents; greenlight reads at most {MAX_DOCUMENTS}");
+        return Err(ParseError { line: slice.start, column: 1, message });
+    }
+    let shape = limits::scan(document, budget).map_err(shifted)?;
+    if stream.next().is_some() {
+        // Not expected (documents are cut at their markers), but never skipped silently.
+        let message = "a second YAML document starts here without a `---` line".to_string();
+        return Err(ParseError { line: slice.start, column: 1, message });
+    }
+    if shape.empty {
         return Ok(None); // an empty document, e.g. a trailing `---`
     }
-    let kind = value.get("kind").and_then(serde_norway::Value::as_str);
-    if let (Some("pipeline"), Some(other)) = (kind, value.get("type").and_then(serde_norway::Value::as_str))
+    if let (Some("pipeline"), Some(other)) = (shape.kind.as_deref(), shape.pipeline_type.as_deref())
         && other != "exec"
     {
         return Err(value_at(
             text,
-            start,
+            slice.start,
             "type",
             format!("pipeline type `{other}` is not supported: greenlight runs exec pipelines (`type: exec`)"),
         ));
     }
-    // Parse again from the text for positions in errors.
-    let raw = parse_nth(text, index)?;
+    // The same document again, strictly, for positions in errors: its size
+    // once expanded is known to be within the budget.
+    let document = document_of(slice).expect("the document was just read");
+    let raw = RawDocument::deserialize(document).map_err(shifted)?;
     Ok((!matches!(raw.kind, Kind::Signature)).then_some(raw))
 }
 
@@ -283,6 +321,10 @@ fn pipeline_of(text: &str, start: usize, raw: RawDocument, step_timeout: Duratio
     }
     if raw.steps.is_empty() {
         return Err(at(text, start, "kind:", format!("pipeline `{name}` has no steps")));
+    }
+    if raw.steps.len() > MAX_STEPS {
+        let message = format!("pipeline `{name}` has {} steps; greenlight runs at most {MAX_STEPS} per pipeline", raw.steps.len());
+        return Err(at(text, start, "steps:", message));
     }
     let steps = steps_of(text, start, &name, raw.steps)?;
     check_step_dependencies(text, start, &name, &steps)?;
@@ -372,11 +414,6 @@ fn check_pipeline_dependencies(text: &str, pipelines: &[Pipeline]) -> Result<(),
     Ok(())
 }
 
-fn parse_nth(text: &str, index: usize) -> Result<RawDocument, ParseError> {
-    let document = serde_norway::Deserializer::from_str(text).nth(index).expect("the document was just read");
-    RawDocument::deserialize(document).map_err(located)
-}
-
 /// A node on a dependency cycle, if there is one.
 pub(crate) fn find_cycle<'a>(nodes: impl Iterator<Item = (&'a str, &'a [String])>) -> Option<String> {
     let graph: Vec<(&str, &[String])> = nodes.collect();
@@ -398,6 +435,8 @@ mod tests {
     use super::*;
 
     const TWO: &str = "kind: pipeline\ntype: exec\nname: test\ngreenlight:\n  step_timeout: 90s\n  auto_cancel: false\nsteps:\n- name: unit\n  commands: [cargo test]\n  environment:\n    LEVEL: 3\n    TOKEN: {from_secret: deploy_token}\n---\nkind: pipeline\ntype: exec\nname: deploy\ndepends_on: [test]\nsteps:\n- name: ship\n  commands: [./ship]\n  when: {branch: main}\n  failure: ignore\n---\nkind: signature\nhmac: abc\n";
+
+    const ONE: &str = "kind: pipeline\ntype: exec\nname: one\nsteps:\n- name: a\n  commands: [x]\n";
 
     #[test]
     fn a_two_pipeline_file_parses_with_its_settings() {
@@ -459,5 +498,109 @@ mod tests {
         assert_eq!(parse_duration("45s"), Some(Duration::from_secs(45)));
         assert_eq!(parse_duration("10"), None);
         assert_eq!(parse_duration("0s"), None);
+    }
+
+    const STEP: &str = "kind: pipeline\ntype: exec\nname: p{n}\nsteps:\n- name: a\n  commands: [x]\n";
+
+    /// The wide alias bomb of issue #9: 10,000 items, named 10,000 times.
+    fn alias_bomb() -> String {
+        let items = vec!["x"; 10_000].join(",");
+        let uses = vec!["*a"; 10_000].join(",");
+        format!("kind: pipeline\ntype: exec\nsteps:\n- name: s\n  commands: [x]\n  environment:\n    A: &a [{items}]\n    B: [{uses}]\n")
+    }
+
+    #[test]
+    fn a_file_over_the_size_cap_is_refused_naming_its_size() {
+        let text = format!("{}# {}\n", ONE, "x".repeat(10 * 1024 * 1024));
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.to_string(), "the file is 10.0 MB; greenlight reads at most 512 KB");
+        assert!(parse(&format!("{ONE}# {}\n", "x".repeat(MAX_FILE_BYTES - ONE.len() - 3))).is_ok());
+    }
+
+    #[test]
+    fn more_documents_than_the_cap_are_refused_at_the_first_extra_one() {
+        let signatures = "kind: signature\nhmac: abc\n---\n".repeat(12_000);
+        let err = parse(&format!("{ONE}---\n{signatures}")).unwrap_err();
+        assert!(err.message.contains("more than 100 YAML documents; greenlight reads at most 100"), "{err}");
+        assert_eq!(err.line, 7 + 3 * 99 + 1, "{err}");
+        let at_cap = format!("{ONE}---\n{}", vec!["kind: signature\nhmac: abc\n"; MAX_DOCUMENTS - 1].join("---\n"));
+        assert!(parse(&at_cap).is_ok());
+    }
+
+    #[test]
+    fn more_pipelines_than_the_cap_are_refused() {
+        let many = |n: usize| (0..n).map(|i| STEP.replace("{n}", &i.to_string())).collect::<Vec<_>>().join("---\n");
+        assert_eq!(parse(&many(MAX_PIPELINES)).unwrap().pipelines.len(), MAX_PIPELINES);
+        let err = parse(&many(MAX_PIPELINES + 1)).unwrap_err();
+        assert!(err.message.contains("more than 50 pipelines; greenlight runs at most 50"), "{err}");
+        assert_eq!(err.line, 7 * 50 + 1, "{err}");
+    }
+
+    #[test]
+    fn more_steps_than_the_cap_are_refused() {
+        let steps = |n: usize| (0..n).map(|i| format!("- name: s{i}\n  commands: [x]\n")).collect::<String>();
+        assert!(parse(&format!("kind: pipeline\ntype: exec\nsteps:\n{}", steps(MAX_STEPS))).is_ok());
+        let err = parse(&format!("kind: pipeline\ntype: exec\nsteps:\n{}", steps(MAX_STEPS + 1))).unwrap_err();
+        assert!(err.message.contains("pipeline `default` has 201 steps; greenlight runs at most 200 per pipeline"), "{err}");
+        assert_eq!(err.line, 3, "{err}");
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_at_the_node_budget() {
+        let bomb = alias_bomb();
+        assert!(bomb.len() < 64 * 1024);
+        let err = parse(&bomb).unwrap_err();
+        assert!(err.message.contains("expands to more than 250000 YAML values"), "{err}");
+        assert_eq!(err.line, 7, "at the aliased list: {err}");
+        // The budget is the file's: 200 steps naming one 1,000-command list
+        // pass alone, but not twice over.
+        let wide = |name: &str| {
+            let steps: String = (1..MAX_STEPS).map(|j| format!("- name: s{j}\n  commands: *c\n")).collect();
+            format!("kind: pipeline\ntype: exec\nname: {name}\nsteps:\n- name: s0\n  commands: &c [{}]\n{steps}", vec!["x"; 1000].join(","))
+        };
+        assert!(parse(&wide("one")).is_ok());
+        let err = parse(&format!("{}---\n{}", wide("one"), wide("two"))).unwrap_err();
+        assert!(err.message.contains("expands to more than 250000 YAML values"), "{err}");
+    }
+
+    #[test]
+    fn more_flow_openers_than_the_cap_are_refused_before_the_yaml_parser_runs() {
+        // 100,000 nested `{a: ` take libyaml tens of seconds (quadratic in the depth).
+        let deep = format!("{ONE}---\nkind: signature\nhmac: {}{}\n", "{a: ".repeat(100_000), "}".repeat(100_000));
+        let err = parse(&deep).unwrap_err();
+        assert!(err.message.contains("more than 10000 `[` and `{`; greenlight reads at most 10000"), "{err}");
+        assert_eq!(err.line, 9, "{err}");
+        let many = format!("kind: pipeline\ntype: exec\nsteps:\n- name: a\n  commands:\n{}", "  - echo ${A}\n".repeat(MAX_OPENERS));
+        assert!(parse(&many).is_ok());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_exhausting_the_stack() {
+        let deep = format!("{ONE}---\nkind: signature\nhmac: {}{}\n", "[".repeat(5_000), "]".repeat(5_000));
+        let err = parse(&deep).unwrap_err();
+        assert!(err.message.contains("recursion limit"), "{err}");
+    }
+
+    #[test]
+    fn any_yaml_value_passes_the_scan() {
+        let values =
+            "x: [1, -2, 3.5, .inf, ~, true, 'q', \"d\", !tag v, {k: v}, 99999999999999999999999, -99999999999999999999999, ? [a] : b]";
+        let err = parse(&format!("kind: pipeline\ntype: exec\nsteps:\n- name: a\n  commands: [x]\n{values}\n")).unwrap_err();
+        assert!(err.message.contains("unknown field `x`"), "the strict parse is reached: {err}");
+    }
+
+    #[test]
+    fn aliases_within_the_budget_still_work() {
+        let text = "kind: pipeline\ntype: exec\nsteps:\n- name: a\n  commands: &build [make, make test]\n- name: b\n  commands: *build\n";
+        let config = parse(text).unwrap();
+        assert_eq!(config.pipelines[0].steps[1].commands, vec!["make", "make test"]);
+    }
+
+    #[test]
+    fn documents_are_cut_at_their_markers_only() {
+        let text = "# a comment\n---\nkind: pipeline\n...\n---\nkind: signature\n---\n";
+        let slices: Vec<_> = limits::documents(text).map(|s| (s.text, s.offset, s.start)).collect();
+        assert_eq!(slices, vec![("# a comment\n---\nkind: pipeline\n...\n", 0, 3), ("---\nkind: signature\n", 4, 6), ("---\n", 6, 8)]);
+        assert_eq!(limits::documents("a: '---x'\nb: 1\n").count(), 1);
     }
 }
