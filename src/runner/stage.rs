@@ -102,17 +102,27 @@ impl StageRunner {
         }
         let workspace = super::workspace::of_stage(&self.settings.data_dir.join("workspaces"), stage.id);
         let outcome = self.execute(&build, stage, &workspace, &stop.cancel, notes).await;
+        let ended = match outcome {
+            Ok((stage, status, report)) => self.finish(&build, &stage, status, &report, stop).await,
+            Err(e) => Err(e),
+        };
+        // After GitHub has the result: removing a big workspace must not delay it.
         if let Err(e) = super::workspace::remove(&workspace).await {
             tracing::warn!(error = %e, "could not remove a stage's workspace");
         }
-        let (stage, status, report) = outcome?;
+        ended
+    }
+
+    /// What becomes of a run that went to its end: dropped (another worker
+    /// has the stage), handed back (this worker is stopping), or ended.
+    async fn finish(&self, build: &Build, stage: &Stage, status: Status, report: &StageReport, stop: &Stop) -> anyhow::Result<Ended> {
         if stop.lost.is_cancelled() {
             return Ok(Ended::TakenOver);
         }
         if stop.hand_back.is_cancelled() && !self.lifecycle.store().is_cancelled(build.id).await.unwrap_or(false) {
-            return self.lifecycle.hand_back(&build, &stage).await;
+            return self.lifecycle.hand_back(build, stage).await;
         }
-        self.lifecycle.end(&build, &stage, status, &report).await
+        self.lifecycle.end(build, stage, status, report).await
     }
 
     /// Publishes the result of a stage that ended while GitHub was
