@@ -125,8 +125,7 @@ impl Lifecycle {
     /// skipped) or it is no longer to be run.
     pub async fn begin(&self, job: &StageJob, machine: &str) -> anyhow::Result<Option<Begun>> {
         let build = self.store.build(job.build).await?.context("build vanished")?;
-        if self.store.is_cancelled(build.id).await? {
-            let reason = self.store.cancel_reason(build.id).await?.unwrap_or_default();
+        if let Some(reason) = self.store.cancel_reason(build.id).await? {
             self.skip(&build, job.stage, SkipReason::Cancelled(reason)).await?;
             return Ok(None);
         }

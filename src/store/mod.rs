@@ -330,29 +330,17 @@ impl Store {
     /// Reads, changes and writes a build atomically (optimistic: retried if
     /// another process wrote it meanwhile). Returns the build as written.
     pub async fn update_build(&self, id: BuildId, mut change: impl FnMut(&mut Build)) -> StoreResult<Option<Build>> {
-        let key = build_key(id);
-        let mut conn = self.conn().await?;
-        loop {
-            redis::cmd("WATCH").arg(&key).query_async::<()>(&mut conn).await?;
-            let raw: Option<String> = conn.get(&key).await?;
-            let Some(raw) = raw else {
-                redis::cmd("UNWATCH").query_async::<()>(&mut conn).await?;
-                return Ok(None);
-            };
-            let mut build: Build = error::decode(&key, &raw)?;
-            change(&mut build);
-            build.version += 1;
-            let written: Option<()> = redis::pipe()
-                .atomic()
-                .set(&key, serde_json::to_string(&build).expect("records serialize"))
-                .ignore()
-                .query_async(&mut conn)
-                .await?;
-            if written.is_some() {
-                self.announce(build.repo.id, build.id).await?;
-                return Ok(Some(build));
-            }
+        let updated = self
+            .update_record(&build_key(id), |build: &mut Build| {
+                change(build);
+                build.version += 1;
+                true
+            })
+            .await?;
+        if let Some((build, _)) = &updated {
+            self.announce(build.repo.id, build.id).await?;
         }
+        Ok(updated.map(|(build, _)| build))
     }
 
     /// Reads, changes and writes a stage atomically (optimistic, like
@@ -360,30 +348,52 @@ impl Store {
     /// is. Returns the stage as it is now. For writers that do not hold the
     /// stage's lease, so they never overwrite what its worker wrote.
     pub async fn update_stage(&self, id: StageId, mut change: impl FnMut(&mut Stage) -> bool) -> StoreResult<Option<Stage>> {
-        let key = stage_key(id);
+        let updated = self
+            .update_record(&stage_key(id), |stage: &mut Stage| {
+                let changed = change(stage);
+                if changed {
+                    stage.version += 1;
+                }
+                changed
+            })
+            .await?;
+        if let Some((stage, true)) = &updated {
+            self.announce(stage.repo_id, stage.build_id).await?;
+        }
+        Ok(updated.map(|(stage, _)| stage))
+    }
+
+    /// The one read-change-write loop of records other processes write too:
+    /// WATCH the key, read, apply `change` (false: write nothing), and write
+    /// in a transaction that fails if the key changed meanwhile, then try
+    /// again. Returns the record and whether it was written; `None` when
+    /// there is no record.
+    async fn update_record<T: Serialize + DeserializeOwned>(
+        &self,
+        key: &str,
+        mut change: impl FnMut(&mut T) -> bool,
+    ) -> StoreResult<Option<(T, bool)>> {
         let mut conn = self.conn().await?;
         loop {
-            redis::cmd("WATCH").arg(&key).query_async::<()>(&mut conn).await?;
-            let raw: Option<String> = conn.get(&key).await?;
+            redis::cmd("WATCH").arg(key).query_async::<()>(&mut conn).await?;
+            let raw: Option<String> = conn.get(key).await?;
             let Some(raw) = raw else {
                 redis::cmd("UNWATCH").query_async::<()>(&mut conn).await?;
                 return Ok(None);
             };
-            let mut stage: Stage = error::decode(&key, &raw)?;
-            if !change(&mut stage) {
+            let mut record: T = error::decode(key, &raw)?;
+            if !change(&mut record) {
                 redis::cmd("UNWATCH").query_async::<()>(&mut conn).await?;
-                return Ok(Some(stage));
+                return Ok(Some((record, false)));
             }
-            stage.version += 1;
             let written: Option<()> = redis::pipe()
                 .atomic()
-                .set(&key, serde_json::to_string(&stage).expect("records serialize"))
+                .set(key, serde_json::to_string(&record).expect("records serialize"))
                 .ignore()
                 .query_async(&mut conn)
                 .await?;
             if written.is_some() {
-                self.announce(stage.repo_id, stage.build_id).await?;
-                return Ok(Some(stage));
+                return Ok(Some((record, true)));
             }
         }
     }
