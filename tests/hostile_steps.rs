@@ -2,6 +2,7 @@
 
 mod support;
 
+use greenlight::runner::workspace::of_stage;
 use greenlight::store::Status;
 use support::CheckRunState::{Failure, InProgress, Success};
 use support::Scenario;
@@ -12,16 +13,15 @@ async fn twenty_thousand_nested_directories_leave_the_server_running_and_the_wor
     // Deeper than a recursive remove's stack and longer than any path (PATH_MAX).
     let deep = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: nest\n  commands:\n  - perl -e 'for (1..20000) { mkdir q(d) or die; chdir q(d) or die }'\n  - echo nested\n";
 
-    let sha = ctx.push_and_deliver("main", &[(".drone.yml", deep)]).await;
+    let (sha, build) = ctx.push_and_finish("main", deep).await;
     ctx.expect_check_run(&sha, "default (push)", Success).await;
-    let build = ctx.expect_build_done(1).await;
     assert!(ctx.log(&build, "nest").await.ends_with("nested\n"));
 
-    let workspace = ctx.app.data_dir.path().join("workspaces").join(format!("stage-{}", build.stages[0]));
+    let workspace = of_stage(&ctx.app.data_dir.path().join("workspaces"), build.stages[0]);
     support::wait::until("the workspace to be removed", || async { (!workspace.exists()).then_some(()) }).await;
-    let next = ctx.push_and_deliver("main", &[(".drone.yml", support::ONE_ECHO_STEP)]).await;
+    let (next, build) = ctx.push_and_finish("main", support::ONE_ECHO_STEP).await;
     ctx.expect_check_run(&next, "default (push)", Success).await;
-    assert_eq!(ctx.expect_build_done(2).await.status, Status::Success, "the server still runs builds");
+    assert_eq!(build.status, Status::Success, "the server still runs builds");
 }
 
 #[tokio::test]
@@ -30,9 +30,8 @@ async fn a_step_cannot_make_a_user_namespace_of_its_own() {
     // Root with every capability inside a nested namespace is the start of most kernel exploits.
     let nested = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: escape\n  commands:\n  - unshare -r id -u\n";
 
-    let sha = ctx.push_and_deliver("main", &[(".drone.yml", nested)]).await;
+    let (sha, build) = ctx.push_and_finish("main", nested).await;
     ctx.expect_check_run(&sha, "default (push)", Failure).await;
-    let build = ctx.expect_build_done(1).await;
     let log = ctx.log(&build, "escape").await;
     assert!(log.contains("unshare failed"), "{log}");
     assert!(!log.lines().any(|l| l == "0"), "no uid 0 inside: {log}");
@@ -91,9 +90,8 @@ async fn system_calls_builds_never_need_are_refused() {
         libc::SYS_keyctl
     );
 
-    let sha = ctx.push_and_deliver("main", &[(".drone.yml", &probe)]).await;
+    let (sha, build) = ctx.push_and_finish("main", &probe).await;
     ctx.expect_check_run(&sha, "default (push)", Success).await;
-    let build = ctx.expect_build_done(1).await;
     let log = ctx.log(&build, "probe").await;
     assert!(log.contains("keyctl refused, Operation not permitted"), "{log}");
 }
