@@ -8,7 +8,8 @@
 mod support;
 
 use greenlight::pipeline::{Facts, parse};
-use greenlight::runner::sandbox::Sandbox;
+use greenlight::runner::limits::StepLimits;
+use greenlight::runner::sandbox::{Sandbox, SandboxOptions};
 use greenlight::runner::schedule;
 use greenlight::runner::step::{self, StepSpec};
 use std::time::{Duration, Instant};
@@ -58,21 +59,24 @@ async fn run_pipeline(sandbox: &Sandbox, workspace: &std::path::Path, steps: usi
 }
 
 async fn step_overhead() {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(root.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
-    let sandbox = Sandbox::probe(false, None, root.path()).await.expect("bwrap works here");
-    let workspace = root.path().join("ws");
-    std::fs::create_dir(&workspace).unwrap();
-    sandbox.give(&workspace).unwrap();
-    let _warm = run_pipeline(&sandbox, &workspace, 5).await;
-    let mut per_step = Vec::new();
-    for _ in 0..5 {
-        let one = run_pipeline(&sandbox, &workspace, 1).await;
-        let fifty = run_pipeline(&sandbox, &workspace, 50).await;
-        per_step.push((fifty.as_secs_f64() - one.as_secs_f64()) / 49.0 * 1000.0);
+    for (what, limits) in [("without limits", None), ("with cgroup limits", Some(StepLimits::default()))] {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(root.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
+        let options = SandboxOptions { limits, ..SandboxOptions::default() };
+        let sandbox = Sandbox::probe(&options, root.path()).await.expect("bwrap and cgroups work here");
+        let workspace = root.path().join("ws");
+        std::fs::create_dir(&workspace).unwrap();
+        sandbox.give(&workspace).unwrap();
+        let _warm = run_pipeline(&sandbox, &workspace, 5).await;
+        let mut per_step = Vec::new();
+        for _ in 0..5 {
+            let one = run_pipeline(&sandbox, &workspace, 1).await;
+            let fifty = run_pipeline(&sandbox, &workspace, 50).await;
+            per_step.push((fifty.as_secs_f64() - one.as_secs_f64()) / 49.0 * 1000.0);
+        }
+        per_step.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        println!("sandboxed step overhead {what}: {:.1} ms per step (median of 5 runs of 50 steps against 1)", per_step[2]);
     }
-    per_step.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!("sandboxed step overhead: {:.1} ms per step (median of 5 runs of 50 steps against 1)", per_step[2]);
 }
 
 async fn webhook_to_success(github: &FakeGitHub, app: &TestApp) {

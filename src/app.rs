@@ -11,7 +11,7 @@ use crate::planner::Planner;
 use crate::publish::Publisher;
 use crate::queue::WorkQueue;
 use crate::redis_server::{EmbeddedRedis, Redis};
-use crate::runner::sandbox::Sandbox;
+use crate::runner::sandbox::{Sandbox, SandboxOptions};
 use crate::runner::{Worker, WorkerParts, WorkerSettings};
 use crate::server::{self, Intake};
 use crate::store::Store;
@@ -110,7 +110,12 @@ async fn worker(
     std::fs::create_dir_all(&workspaces).with_context(|| format!("GREENLIGHT_DATA_DIR: cannot create {}", workspaces.display()))?;
     // Traversable but not listable by the sandbox user, who owns only its own workspace.
     std::fs::set_permissions(&workspaces, std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
-    let sandbox = Sandbox::probe(runner.unsandboxed, runner.sandbox_uid, &workspaces).await?;
+    let options = SandboxOptions { unsandboxed: runner.unsandboxed, uid: runner.sandbox_uid, limits: runner.limits };
+    let sandbox = Sandbox::probe(&options, &workspaces).await?;
+    match sandbox.limits() {
+        Some(limits) => tracing::info!(memory = %limits.memory_text(), pids = limits.pids, cpus = ?limits.cpus, "per-step limits on"),
+        None => tracing::warn!("GREENLIGHT_STEP_LIMITS=off: steps run WITHOUT resource limits; every check run says so"),
+    }
     let name = consumer_name("worker");
     crate::runner::workspace::sweep(&workspaces, &Store::new(redis.pool.clone()), &name)
         .await

@@ -7,7 +7,7 @@ use crate::model::{Commit, Event, RepoRef, Status};
 use crate::pipeline::{self, Config, Facts, Pipeline};
 use crate::runner::env::{BuildFacts, no_secrets};
 use crate::runner::executor::{StepExecutor, StepTask};
-use crate::runner::sandbox::Sandbox;
+use crate::runner::sandbox::{Sandbox, SandboxOptions};
 use crate::runner::schedule::{self, Outcome};
 use anyhow::{Context, bail};
 use std::io::Write;
@@ -87,7 +87,9 @@ pub async fn run(options: ExecOptions, out: &mut (dyn Write + Send)) -> anyhow::
     }
     let root = tempfile::Builder::new().prefix("greenlight-exec-").tempdir()?;
     std::fs::set_permissions(root.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
-    let sandbox = Sandbox::probe(options.unsandboxed, options.sandbox_uid, root.path()).await?;
+    // On a developer's own machine, as in `drone exec`: no cgroup limits.
+    let sandbox_options = SandboxOptions { unsandboxed: options.unsandboxed, uid: options.sandbox_uid, limits: None };
+    let sandbox = Sandbox::probe(&sandbox_options, root.path()).await?;
     if !sandbox.is_sandboxed() {
         writeln!(out, "warning: steps run UNSANDBOXED")?;
     }

@@ -26,6 +26,10 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,octocrab=off".into()))
         .with_writer(std::io::stderr)
         .init();
+    if matches!(cli.command, Command::Serve(_) | Command::Worker(_)) {
+        // Before any thread or child (the embedded Redis) starts, so all inherit it.
+        greenlight::runner::limits::protect_service();
+    }
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
     let outcome = match cli.command {
         Command::Serve(args) => match args.validate() {

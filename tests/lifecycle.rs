@@ -144,7 +144,7 @@ async fn a_stage_taken_over_ends_once_and_the_stalled_workers_late_result_is_dro
     let mut late = stalled.stage;
     late.steps[0].status = Status::Failure;
     assert!(!gl.lifecycle.record_steps(&late).await.unwrap(), "its step records are not written over the new run's");
-    let report = StageReport::not_run("late".to_string(), None, true, chrono::Utc::now());
+    let report = StageReport::not_run("late".to_string(), None, chrono::Utc::now());
     let ended = gl.lifecycle.end(&stalled.build, &late, Status::Failure, &report).await.unwrap();
     assert_eq!(ended, Ended::TakenOver, "so its worker leaves the job to the worker that has it");
     assert_eq!(gl.lifecycle.hand_back(&stalled.build, &late).await.unwrap(), Ended::TakenOver);
@@ -200,7 +200,7 @@ async fn a_cancel_interrupted_before_it_reached_a_waiting_stage_still_ends_the_b
     // The cancel is recorded, then its process dies before it skips `deploy`
     // (which waits on the running `test`): only the request is left.
     gl.store().request_cancel(begun.build.id, "stop").await.unwrap();
-    let report = StageReport::not_run("killed".to_string(), Some("stop".to_string()), true, chrono::Utc::now());
+    let report = StageReport::not_run("killed".to_string(), Some("stop".to_string()), chrono::Utc::now());
     assert_eq!(gl.lifecycle.end(&begun.build, &begun.stage, Status::Killed, &report).await.unwrap(), Ended::Done);
 
     assert_eq!(states(&gl.stages(1).await), vec![DONE_PUBLISHED(Status::Killed), DONE_PUBLISHED(Status::Skipped)]);

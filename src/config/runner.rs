@@ -1,6 +1,7 @@
 //! How stages run: the sandbox, leases, shutdown grace, log limits.
 
 use super::{ConfigError, config_error};
+use crate::runner::limits::{StepLimits, parse_size};
 use clap::Args;
 
 /// How stages are run.
@@ -22,6 +23,20 @@ pub struct RunnerArgs {
     /// Stored log per step, in MiB; output past it is drained, not stored.
     #[arg(long, env = "GREENLIGHT_LOG_LIMIT_MB", default_value = "16")]
     pub log_limit_mb: String,
+    /// `on` (per-step cgroup limits; greenlight refuses to start without
+    /// them) or `off` (no limits; every check run then says so).
+    #[arg(long, env = "GREENLIGHT_STEP_LIMITS", default_value = "on")]
+    pub step_limits: String,
+    /// Memory per step, swap included: `512m`, `4g`, …
+    #[arg(long, env = "GREENLIGHT_STEP_MEMORY", default_value = "4g")]
+    pub step_memory: String,
+    /// Processes (and threads) per step at once.
+    #[arg(long, env = "GREENLIGHT_STEP_PIDS", default_value = "1024")]
+    pub step_pids: String,
+    /// CPU per step in cores (`1.5`); unset: all of the machine, shared
+    /// fairly with concurrent steps.
+    #[arg(long, env = "GREENLIGHT_STEP_CPUS")]
+    pub step_cpus: Option<String>,
 }
 
 /// Runner settings, validated.
@@ -39,6 +54,8 @@ pub struct RunnerConfig {
     pub grace: std::time::Duration,
     /// Stored log bytes per step; output past it is drained, not stored.
     pub log_limit: u64,
+    /// Per-step limits; `None` when `GREENLIGHT_STEP_LIMITS=off`.
+    pub limits: Option<StepLimits>,
 }
 
 fn positive(variable: &'static str, raw: &str, what: &str) -> Result<u64, ConfigError> {
@@ -73,6 +90,28 @@ impl RunnerArgs {
             lease: std::time::Duration::from_secs(positive("GREENLIGHT_STAGE_LEASE", &self.stage_lease, "seconds")?),
             grace: std::time::Duration::from_secs(positive("GREENLIGHT_SHUTDOWN_GRACE", &self.shutdown_grace, "seconds")?),
             log_limit: positive("GREENLIGHT_LOG_LIMIT_MB", &self.log_limit_mb, "MiB")? * 1024 * 1024,
+            limits: self.limits()?,
         })
+    }
+
+    /// The per-step limits, or `None` when they are off.
+    fn limits(&self) -> Result<Option<StepLimits>, ConfigError> {
+        match self.step_limits.trim() {
+            "on" => {}
+            "off" => return Ok(None),
+            other => return Err(config_error("GREENLIGHT_STEP_LIMITS", format!("must be `on` or `off`, got {other:?}"))),
+        }
+        let memory = parse_size(&self.step_memory).filter(|m| *m >= 16 * 1024 * 1024).ok_or_else(|| {
+            config_error("GREENLIGHT_STEP_MEMORY", format!("must be a size of at least 16m, like 512m or 4g, got {:?}", self.step_memory))
+        })?;
+        let pids = positive("GREENLIGHT_STEP_PIDS", &self.step_pids, "processes")?;
+        let cpus =
+            match self.step_cpus.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+                None => None,
+                Some(raw) => Some(raw.parse::<f64>().ok().filter(|c| c.is_finite() && *c >= 0.01).ok_or_else(|| {
+                    config_error("GREENLIGHT_STEP_CPUS", format!("must be a number of cores such as 1 or 1.5, got {raw:?}"))
+                })?),
+            };
+        Ok(Some(StepLimits { memory, pids, cpus }))
     }
 }

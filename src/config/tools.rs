@@ -99,6 +99,10 @@ impl ExecArgs {
             stage_lease: "1".into(),
             shutdown_grace: "1".into(),
             log_limit_mb: "1".into(),
+            step_limits: "off".into(),
+            step_memory: String::new(),
+            step_pids: String::new(),
+            step_cpus: None,
         }
         .validate()?;
         Ok(crate::exec::ExecOptions {

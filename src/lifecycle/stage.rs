@@ -21,13 +21,13 @@ pub(super) enum SkipReason {
 
 impl SkipReason {
     /// The check run summary's line, and the cancel reason a cancelled stage reports.
-    fn report(&self, sandboxed: bool, now: chrono::DateTime<chrono::Utc>) -> StageReport {
+    fn report(&self, now: chrono::DateTime<chrono::Utc>) -> StageReport {
         match self {
             SkipReason::Cancelled(reason) => {
-                StageReport::not_run(cancel_note(reason, "before this stage started"), Some(reason.clone()), sandboxed, now)
+                StageReport::not_run(cancel_note(reason, "before this stage started"), Some(reason.clone()), now)
             }
             SkipReason::DependencyFailed(deps) => {
-                StageReport::not_run(format!("Skipped: a pipeline it depends on ({}) did not pass.", deps.join(", ")), None, sandboxed, now)
+                StageReport::not_run(format!("Skipped: a pipeline it depends on ({}) did not pass.", deps.join(", ")), None, now)
             }
         }
     }
@@ -294,7 +294,7 @@ impl Lifecycle {
             .await?;
         let Some(stage) = updated.filter(|_| skipped) else { return Ok(false) };
         // No step ran, so there is nothing the sandbox mode could have changed.
-        let report = reason.report(true, self.clock.now());
+        let report = reason.report(self.clock.now());
         match self.publisher.stage_finished(build, &stage, &report).await {
             Ok(()) => self.mark_published(stage.id).await?,
             Err(e) => tracing::warn!(error = %e, "could not publish a skipped stage"),

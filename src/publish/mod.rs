@@ -173,7 +173,7 @@ impl Publisher {
         };
         let output = |annotations: Vec<Annotation>| Output {
             title: report::title(stage),
-            summary: report::summary(stage, finish.sandboxed, &finish.notes),
+            summary: report::summary(stage, &finish.caveats, &finish.notes),
             text: text.clone(),
             annotations,
         };
@@ -232,12 +232,12 @@ fn failed_action(stage: &Stage) -> Option<Vec<crate::github::types::Action>> {
 impl StageReport {
     /// The report of a stage none of whose steps ran (skipped or cancelled
     /// before it started): just a note, and the reason when it was cancelled.
-    pub fn not_run(note: String, cancel_reason: Option<String>, sandboxed: bool, completed: DateTime<Utc>) -> Self {
+    pub fn not_run(note: String, cancel_reason: Option<String>, completed: DateTime<Utc>) -> Self {
         Self {
             failed_step: None,
             tail: String::new(),
             timed_out: false,
-            sandboxed,
+            caveats: Vec::new(),
             cancel_reason,
             notes: vec![note],
             completed,
@@ -255,8 +255,9 @@ pub struct StageReport {
     pub tail: String,
     /// Whether a step ran past its timeout.
     pub timed_out: bool,
-    /// Whether steps ran in the sandbox.
-    pub sandboxed: bool,
+    /// Warnings about how the steps ran (unsandboxed, without limits),
+    /// stated at the top of the check run.
+    pub caveats: Vec<String>,
     /// Why the stage was cancelled, if it was.
     pub cancel_reason: Option<String>,
     /// Extra lines for the summary.

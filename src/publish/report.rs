@@ -45,10 +45,10 @@ fn duration(started: i64, stopped: i64) -> String {
 }
 
 /// A Markdown table of the steps, their status and duration.
-pub fn summary(stage: &Stage, sandboxed: bool, notes: &[String]) -> String {
+pub fn summary(stage: &Stage, caveats: &[String], notes: &[String]) -> String {
     let mut out = String::new();
-    if !sandboxed {
-        out.push_str("> **Warning:** these steps ran UNSANDBOXED (`GREENLIGHT_SANDBOX=none`).\n\n");
+    for caveat in caveats {
+        out.push_str(&format!("> **Warning:** {caveat}\n\n"));
     }
     for note in notes {
         out.push_str(note);
@@ -64,6 +64,9 @@ pub fn summary(stage: &Stage, sandboxed: bool, notes: &[String]) -> String {
             Status::Skipped => "⏭ skipped".to_string(),
             Status::Failure if step.errignore => {
                 format!("⚠️ failure (exit {}, ignored)", step.exit_code)
+            }
+            Status::Failure if !step.error.is_empty() => {
+                format!("❌ failure (exit {}: {})", step.exit_code, step.error.replace('|', "\\|"))
             }
             Status::Failure => format!("❌ failure (exit {})", step.exit_code),
             other => format!("❌ {}", other.as_str()),

@@ -5,6 +5,7 @@
 pub mod clone;
 pub mod env;
 pub mod executor;
+pub mod limits;
 pub mod logs;
 pub mod sandbox;
 pub mod schedule;

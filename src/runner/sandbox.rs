@@ -16,7 +16,13 @@
 //!   kernel kills everything the step started, background children included.
 //! - No nested user namespaces (`--disable-userns`) and a seccomp filter
 //!   ([`super::seccomp`]) that refuses the system calls builds never need.
+//! - Each step runs in a cgroup of its own with memory, process and CPU
+//!   limits ([`super::limits`]). The forked child places itself there, then
+//!   drops to the sandbox uid, before bwrap runs: everything the step starts
+//!   is born inside, and the step is the first choice of the kernel's
+//!   out-of-memory killer, greenlight the last.
 
+use super::limits::{Cgroups, LimitsError, StepCgroup, StepLimits};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -50,6 +56,28 @@ pub struct Sandbox {
     user: Option<(u32, u32)>,
     /// The compiled seccomp filter bwrap installs (sandboxed only).
     seccomp: Option<Arc<[u8]>>,
+    /// Per-step cgroups, unless limits are off (`GREENLIGHT_STEP_LIMITS=off`, or `greenlight exec`).
+    cgroups: Option<Cgroups>,
+}
+
+/// How the sandbox is set up.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxOptions {
+    /// Run steps without bwrap (`GREENLIGHT_SANDBOX=none`).
+    pub unsandboxed: bool,
+    /// The uid steps run as when greenlight is root (default [`DEFAULT_SANDBOX_UID`]).
+    pub uid: Option<u32>,
+    /// Per-step limits, `None` when they are off.
+    pub limits: Option<StepLimits>,
+}
+
+/// Where a step's process goes before bwrap starts.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Placement<'a> {
+    /// The step's cgroup.
+    pub cgroup: Option<&'a StepCgroup>,
+    /// The network namespace steps share, when not the host's.
+    pub netns: Option<RawFd>,
 }
 
 /// A seccomp program in a memory file made for one bwrap, which reads it
@@ -101,6 +129,9 @@ pub enum SandboxError {
         /// That parent's owner.
         owner: u32,
     },
+    /// Limits were asked for and cannot be applied.
+    #[error(transparent)]
+    Limits(#[from] LimitsError),
     /// bwrap could not create its namespaces here.
     #[error(
         "bwrap cannot create namespaces on this host ({0}); allow unprivileged user namespaces, or set GREENLIGHT_SANDBOX=none to run steps unsandboxed"
@@ -115,6 +146,39 @@ fn hand_over(cmd: &mut Command, file: SeccompFile) {
     unsafe {
         cmd.pre_exec(move || {
             if libc::fcntl(file.0.as_raw_fd(), libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Makes the forked child, before it execs: join the step's cgroup and
+/// network namespace (both need root), become the OOM killer's first
+/// choice, then drop to the sandbox user. `Command::uid` would switch users
+/// before any pre-exec hook runs, too early for the namespace.
+fn enter(cmd: &mut Command, placement: Placement<'_>, user: Option<(u32, u32)>) {
+    let cgroup_fds = placement.cgroup.map(StepCgroup::procs_fds).unwrap_or_default();
+    let netns = placement.netns;
+    // SAFETY: only async-signal-safe calls (write, setns, open, close,
+    // setgroups, setgid, setuid) on descriptors the parent keeps open
+    // until the spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            super::limits::place_self(&cgroup_fds)?;
+            if let Some(fd) = netns
+                && libc::setns(fd, libc::CLONE_NEWNET) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            let score = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if score >= 0 {
+                libc::write(score, b"500".as_ptr().cast(), 3);
+                libc::close(score);
+            }
+            if let Some((uid, gid)) = user
+                && (libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0)
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -153,42 +217,77 @@ fn reachable(dir: &Path, uid: u32, gid: u32) -> Result<(), SandboxError> {
 }
 
 impl Sandbox {
-    /// Finds bwrap and checks that it works here, as `uid` (default: 65534
-    /// when running as root, else the current user), on a workspace under
-    /// `workspaces` (so a data directory the sandbox user cannot reach is
-    /// found at startup, not at the first build).
-    pub async fn probe(unsandboxed: bool, uid: Option<u32>, workspaces: &Path) -> Result<Self, SandboxError> {
+    /// Finds bwrap and checks that it works here, as the sandbox uid
+    /// (default: 65534 when running as root, else the current user), on a
+    /// workspace under `workspaces` (so a data directory the sandbox user
+    /// cannot reach is found at startup, not at the first build), inside a
+    /// step cgroup whose use is then checked (so limits that would not
+    /// apply stop greenlight instead of silently not limiting).
+    pub async fn probe(options: &SandboxOptions, workspaces: &Path) -> Result<Self, SandboxError> {
         // SAFETY: getuid has no preconditions.
         let root = unsafe { libc::getuid() } == 0;
-        let user = match (root, uid) {
-            (true, uid) => {
-                let uid = uid.unwrap_or(DEFAULT_SANDBOX_UID);
-                Some((uid, uid))
-            }
-            (false, _) => None,
-        };
-        if unsandboxed {
+        let user = root.then(|| {
+            let uid = options.uid.unwrap_or(DEFAULT_SANDBOX_UID);
+            (uid, uid)
+        });
+        let cgroups = options.limits.map(Cgroups::setup).transpose()?;
+        if options.unsandboxed {
             tracing::warn!("GREENLIGHT_SANDBOX=none: steps run UNSANDBOXED; every check run says so");
-            return Ok(Self { isolation: Isolation::Unsandboxed, user, seccomp: None });
+            return Ok(Self { isolation: Isolation::Unsandboxed, user, seccomp: None, cgroups });
         }
         let bwrap = crate::text::find_on_path("bwrap").ok_or(SandboxError::Missing)?;
         if let Some((uid, gid)) = user {
             reachable(workspaces, uid, gid)?;
         }
         let program = super::seccomp::program().map_err(SandboxError::Unusable)?;
-        let sandbox = Self { isolation: Isolation::Bwrap(bwrap), user, seccomp: Some(program.into()) };
+        let sandbox = Self { isolation: Isolation::Bwrap(bwrap), user, seccomp: Some(program.into()), cgroups };
+        sandbox.try_once(workspaces).await?;
+        Ok(sandbox)
+    }
+
+    /// Runs `/bin/true` the way a step runs, and checks that its cgroup saw it.
+    async fn try_once(&self, workspaces: &Path) -> Result<(), SandboxError> {
         let dir = tempfile::Builder::new()
             .prefix("probe-")
             .tempdir_in(workspaces)
             .map_err(|e| SandboxError::Unusable(format!("cannot create a workspace in {}: {e}", workspaces.display())))?;
-        sandbox.give(dir.path()).map_err(|e| SandboxError::Unusable(e.to_string()))?;
-        let mut probe = sandbox.command(dir.path(), None);
+        self.give(dir.path()).map_err(|e| SandboxError::Unusable(e.to_string()))?;
+        let cgroup = self.step_cgroup().map_err(|e| LimitsError::Unavailable(e.to_string()))?;
+        let mut probe = self.command(dir.path(), None, Placement { cgroup: cgroup.as_ref(), netns: None });
         probe.args(["/bin/true"]).stdout(Stdio::null()).stderr(Stdio::piped());
         let out = probe.output().await.map_err(|e| SandboxError::Unusable(e.to_string()))?;
         if !out.status.success() {
             return Err(SandboxError::Unusable(String::from_utf8_lossy(&out.stderr).trim().to_string()));
         }
-        Ok(sandbox)
+        if let Some(cgroup) = cgroup {
+            if cgroup.peak_memory() == Some(0) {
+                return Err(LimitsError::Unavailable("a probe step placed in its cgroup was not accounted there".to_string()).into());
+            }
+            cgroup.remove().await;
+        }
+        Ok(())
+    }
+
+    /// A new cgroup for one step, or `None` when limits are off.
+    pub fn step_cgroup(&self) -> std::io::Result<Option<StepCgroup>> {
+        self.cgroups.as_ref().map(Cgroups::step).transpose()
+    }
+
+    /// The limits steps run under, `None` when they are off.
+    pub fn limits(&self) -> Option<StepLimits> {
+        self.cgroups.as_ref().map(Cgroups::limits)
+    }
+
+    /// What every check run must warn about how its steps ran.
+    pub fn caveats(&self) -> Vec<String> {
+        let mut caveats = Vec::new();
+        if !self.is_sandboxed() {
+            caveats.push("these steps ran UNSANDBOXED (`GREENLIGHT_SANDBOX=none`).".to_string());
+        }
+        if self.cgroups.is_none() {
+            caveats.push("these steps ran WITHOUT resource limits (`GREENLIGHT_STEP_LIMITS=off`).".to_string());
+        }
+        caveats
     }
 
     /// Whether steps are isolated.
@@ -207,8 +306,9 @@ impl Sandbox {
     /// A command that runs, as the sandbox user with an empty environment,
     /// whatever arguments are added next: inside bwrap with `workspace` as
     /// the working directory, or (unsandboxed) directly in `workspace`.
-    /// `script_fd`, if given, is mounted read-only at `/ci/step.sh`.
-    pub fn command(&self, workspace: &Path, script_fd: Option<RawFd>) -> Command {
+    /// `script_fd`, if given, is mounted read-only at `/ci/step.sh`; the
+    /// process is placed as `placement` says before it runs anything.
+    pub fn command(&self, workspace: &Path, script_fd: Option<RawFd>, placement: Placement<'_>) -> Command {
         let mut cmd = match &self.isolation {
             Isolation::Bwrap(bwrap) => {
                 let mut cmd = Command::new(bwrap);
@@ -249,9 +349,7 @@ impl Sandbox {
             }
         };
         cmd.env_clear().stdin(Stdio::null()).kill_on_drop(true);
-        if let Some((uid, gid)) = self.user {
-            cmd.uid(uid).gid(gid);
-        }
+        enter(&mut cmd, placement, self.user);
         if !self.is_sandboxed() {
             // Without a PID namespace, a process group is the handle to kill the step's tree.
             cmd.process_group(0);

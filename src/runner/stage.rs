@@ -145,7 +145,7 @@ impl StageRunner {
             failed_step: failed.map(|s| s.name.clone()),
             tail,
             timed_out: stage.steps.iter().any(|s| s.error.starts_with("timed out")),
-            sandboxed: self.sandbox.is_sandboxed(),
+            caveats: self.sandbox.caveats(),
             cancel_reason: match stage.status() {
                 Status::Killed => Some(self.lifecycle.store().cancel_reason(build.id).await?.unwrap_or_default()),
                 _ => None,
@@ -252,7 +252,7 @@ impl StageRunner {
             failed_step: failed.map(|i| stage.steps[i].name.clone()),
             tail: failed.and_then(|i| tails.get(&i)).map(Captured::tail_text).unwrap_or_default(),
             timed_out,
-            sandboxed: self.sandbox.is_sandboxed(),
+            caveats: self.sandbox.caveats(),
             cancel_reason,
             notes,
             completed: self.clock.now(),

@@ -1,6 +1,6 @@
 //! Running one step: its script, its process, its output as lines.
 
-use super::sandbox::Sandbox;
+use super::sandbox::{Placement, Sandbox};
 use super::schedule::{EXIT_STOP, Outcome};
 use crate::store::Status;
 use std::future::Future;
@@ -46,6 +46,9 @@ pub enum Ending {
     TimedOut,
     /// It was cancelled and killed.
     Cancelled,
+    /// The kernel's out-of-memory killer killed it at its memory limit
+    /// (the limit as people write it, "512 MiB").
+    OutOfMemory(String),
     /// It could not be run: no environment (a withheld secret), or no process.
     Failed(String),
 }
@@ -75,6 +78,10 @@ impl Ending {
                 done(Status::Killed, EXIT_CANCELLED, "cancelled".to_string(), false),
                 Some("[greenlight] step cancelled and killed\n".to_string()),
             ),
+            Ending::OutOfMemory(limit) => {
+                let reason = format!("killed: out of memory (limit {limit})");
+                (done(Status::Failure, EXIT_KILLED, reason.clone(), false), Some(format!("[greenlight] {reason}\n")))
+            }
             Ending::Failed(reason) => (done(Status::Error, 255, reason.clone(), false), Some(format!("[greenlight] {reason}\n"))),
         }
     }
@@ -148,7 +155,32 @@ impl LineSplitter {
 /// merged, in order) to `lines`. Backpressure on `lines` slows the reader,
 /// never buffers without bound.
 pub async fn run(sandbox: &Sandbox, workspace: &Path, spec: &StepSpec, lines: &mpsc::Sender<String>, cancel: &CancellationToken) -> Ending {
-    let Started { mut child, mut output } = match start(sandbox, workspace, spec) {
+    let cgroup = match sandbox.step_cgroup() {
+        Ok(cgroup) => cgroup,
+        Err(e) => return Ending::Failed(format!("cannot create the step's cgroup: {e}")),
+    };
+    let placement = Placement { cgroup: cgroup.as_ref(), netns: None };
+    let ending = run_placed(sandbox, workspace, spec, placement, lines, cancel).await;
+    let Some(cgroup) = cgroup else { return ending };
+    let ending = match ending {
+        Ending::Exited(code) if code != 0 && cgroup.oom_kills() > 0 => Ending::OutOfMemory(cgroup.memory_text()),
+        other => other,
+    };
+    cgroup.remove().await;
+    ending
+}
+
+/// Runs the step's process placed as `placement` says, until it ends and
+/// its output is drained.
+async fn run_placed(
+    sandbox: &Sandbox,
+    workspace: &Path,
+    spec: &StepSpec,
+    placement: Placement<'_>,
+    lines: &mpsc::Sender<String>,
+    cancel: &CancellationToken,
+) -> Ending {
+    let Started { mut child, mut output } = match start(sandbox, workspace, spec, placement) {
         Ok(started) => started,
         Err(reason) => return Ending::Failed(reason),
     };
@@ -178,7 +210,7 @@ struct Started {
 /// Starts the step's shell with its script on an inherited pipe (fed from a
 /// thread: it may be larger than a pipe holds) and stdout and stderr on one
 /// pipe. `Err` says why it could not start.
-fn start(sandbox: &Sandbox, workspace: &Path, spec: &StepSpec) -> Result<Started, String> {
+fn start(sandbox: &Sandbox, workspace: &Path, spec: &StepSpec, placement: Placement<'_>) -> Result<Started, String> {
     let text = script(&spec.env, &spec.commands);
     let (script_read, mut script_write) = std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
     let (out_read, out_write) = std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
@@ -189,7 +221,7 @@ fn start(sandbox: &Sandbox, workspace: &Path, spec: &StepSpec) -> Result<Started
         // SAFETY: fchown on a pipe we own.
         unsafe { libc::fchown(script_fd, uid, gid) };
     }
-    let mut cmd = sandbox.command(workspace, Some(script_fd));
+    let mut cmd = sandbox.command(workspace, Some(script_fd), placement);
     cmd.args(["/bin/sh", "-e", &sandbox.script_path(script_fd)]);
     let stderr = out_write.try_clone().map_err(|e| format!("cannot duplicate a pipe: {e}"))?;
     cmd.stdout(out_write).stderr(stderr);

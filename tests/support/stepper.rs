@@ -19,7 +19,8 @@ use greenlight::planner::Planner;
 use greenlight::publish::Publisher;
 use greenlight::queue::{Consumer, WorkQueue};
 use greenlight::redis_server::Redis;
-use greenlight::runner::sandbox::Sandbox;
+use greenlight::runner::limits::StepLimits;
+use greenlight::runner::sandbox::{Sandbox, SandboxOptions};
 use greenlight::runner::{Worker, WorkerParts, WorkerSettings};
 use greenlight::secrets::SecretStore;
 use greenlight::store::{Logs, Store};
@@ -86,7 +87,9 @@ impl Stepper {
         let workspaces = self.data.path().join("workspaces");
         std::fs::create_dir_all(&workspaces).unwrap();
         std::fs::set_permissions(&workspaces, std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
-        let sandbox = Sandbox::probe(false, None, &workspaces).await.expect("bwrap works (apt-get install bubblewrap)");
+        let options = SandboxOptions { limits: Some(StepLimits::default()), ..SandboxOptions::default() };
+        let sandbox =
+            Sandbox::probe(&options, &workspaces).await.expect("bwrap and cgroups work (apt-get install bubblewrap; run as root)");
         let deps = Deps { retry: quick_retries(), ..Deps::default() };
         let client = greenlight::app::github(&self.github_config, pool.clone(), &deps).unwrap();
         let parts = WorkerParts {
