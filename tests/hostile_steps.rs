@@ -25,6 +25,19 @@ async fn twenty_thousand_nested_directories_leave_the_server_running_and_the_wor
 }
 
 #[tokio::test]
+async fn a_data_directory_the_sandbox_user_cannot_pass_through_still_builds_to_success() {
+    // As `greenlight serve` run by root from a checkout under /root (mode 0700).
+    let ctx = Scenario::new().with_workers().private_data_dir().start().await;
+    let files = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: files\n  commands:\n  - test -f .drone.yml\n  - echo fine > made.txt\n  - cat made.txt\n";
+
+    let (sha, build) = ctx.push_and_finish("main", files).await;
+    ctx.expect_check_run(&sha, "default (push)", Success).await;
+    assert!(ctx.log(&build, "files").await.ends_with("fine\n"));
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(ctx.app.data_dir.path()).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700, "the data directory stayed private");
+}
+
+#[tokio::test]
 async fn a_step_cannot_make_a_user_namespace_of_its_own() {
     let ctx = Scenario::new().with_workers().start().await;
     // Root with every capability inside a nested namespace is the start of most kernel exploits.

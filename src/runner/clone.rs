@@ -1,14 +1,22 @@
 //! Fetching exactly the build's commit into the workspace.
 //!
-//! The installation token reaches git through its environment as an HTTP
-//! header scoped to the clone URL's host (`http.<scheme>://<host>/.extraHeader`):
-//! never in argv, never in `.git/config`, never sent to another host, never logged.
+//! The installation token reaches git as an HTTP header scoped to the
+//! clone URL's host (`http.<scheme>://<host>/.extraHeader`), in a
+//! configuration file that exists only inside the clone's sandbox:
+//! never in argv, never in `.git/config`, never on the host's disk, never
+//! sent to another host, never logged.
+//!
+//! git runs in the same sandbox as the steps (but on the host's network),
+//! so it reaches the workspace through bwrap's bound descriptor and never
+//! walks the data directory's parents: git resolves its working directory
+//! by absolute path, which fails under a private home (`/root`, 0700).
 
-use super::sandbox::Sandbox;
+use super::sandbox::{Placement, Sandbox};
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
-use tokio::process::Command;
 use tokio::sync::mpsc;
 
 /// `scheme://host[:port]/` of a URL, the scope of the token header.
@@ -17,6 +25,28 @@ pub fn url_scope(url: &str) -> Option<String> {
     Some(format!("{}://{}/", uri.scheme_str()?, uri.authority()?))
 }
 
+/// Where the clone's git finds its configuration (the token header) in the sandbox.
+const GIT_CONFIG_PATH: &str = "/ci/gitconfig";
+
+/// The token as the value of the HTTP header git sends.
+fn auth_header(token: &SecretString) -> String {
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{}", token.expose_secret()));
+    format!("Authorization: Basic {basic}")
+}
+
+/// A pipe holding `text`, to be mounted in the sandbox (bwrap copies it
+/// into a file of its own before git runs, so git may read it repeatedly).
+fn pipe_with(text: &str) -> Result<OwnedFd, String> {
+    let (read, mut write) = std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
+    // Far smaller than a pipe's buffer: the write cannot block.
+    write.write_all(text.as_bytes()).map_err(|e| format!("cannot fill a pipe: {e}"))?;
+    Ok(OwnedFd::from(read))
+}
+
+/// Runs git in the workspace as the sandbox user: sandboxed, inside bwrap
+/// (with the host's network: the clone is greenlight's, not the step's),
+/// the token in a configuration file mounted read-only; unsandboxed, in
+/// git's environment.
 async fn git(
     sandbox: &Sandbox,
     workspace: &Path,
@@ -25,26 +55,23 @@ async fn git(
     lines: &mpsc::Sender<String>,
 ) -> Result<(), String> {
     let _ = lines.send(format!("+ git {}\n", args.join(" "))).await;
-    let mut cmd = Command::new("git");
-    cmd.args(args)
-        .current_dir(workspace)
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("HOME", "/nonexistent")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    if let Some((uid, gid)) = sandbox.user() {
-        cmd.uid(uid).gid(gid);
-    }
-    if let Some((scope, token)) = token {
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{}", token.expose_secret()));
-        cmd.env("GIT_CONFIG_COUNT", "1")
-            .env("GIT_CONFIG_KEY_0", format!("http.{scope}.extraHeader"))
-            .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}"));
+    let header = token.map(|(scope, token)| (scope, auth_header(token)));
+    let config = match (&header, sandbox.is_sandboxed()) {
+        (Some((scope, value)), true) => Some(pipe_with(&format!("[http \"{scope}\"]\n\textraHeader = {value}\n"))?),
+        _ => None,
+    };
+    let files: Vec<(RawFd, &str)> = config.iter().map(|fd| (fd.as_raw_fd(), GIT_CONFIG_PATH)).collect();
+    let mut cmd = sandbox.command(workspace, &files, Placement::default());
+    let global = config.as_ref().map_or("/dev/null".to_string(), |fd| sandbox.file_path(fd.as_raw_fd(), GIT_CONFIG_PATH));
+    cmd.args(["/usr/bin/env", "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/nonexistent", "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1"])
+        .arg(format!("GIT_CONFIG_GLOBAL={global}"))
+        .arg("git")
+        .args(args);
+    if let (Some((scope, value)), false) = (header, sandbox.is_sandboxed()) {
+        cmd.env("GIT_CONFIG_COUNT", "1").env("GIT_CONFIG_KEY_0", format!("http.{scope}.extraHeader")).env("GIT_CONFIG_VALUE_0", value);
     }
     let out = cmd.output().await.map_err(|e| format!("cannot run git: {e}"))?;
+    drop(config);
     for stream in [&out.stdout, &out.stderr] {
         for line in String::from_utf8_lossy(stream).lines() {
             let _ = lines.send(format!("{line}\n")).await;

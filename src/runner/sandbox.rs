@@ -58,6 +58,9 @@ pub struct Sandbox {
     seccomp: Option<Arc<[u8]>>,
     /// Per-step cgroups, unless limits are off (`GREENLIGHT_STEP_LIMITS=off`, or `greenlight exec`).
     cgroups: Option<Cgroups>,
+    /// Whether workspaces reach bwrap through [`RELAY_DIR`] (the sandbox
+    /// user cannot pass through the data directory's parents).
+    relay: bool,
 }
 
 /// How the sandbox is set up.
@@ -139,30 +142,55 @@ pub enum SandboxError {
     Unusable(String),
 }
 
-/// Lets bwrap inherit the seccomp file (close-on-exec cleared in the child
-/// only); the hook owns the file, so it stays open until the spawn.
-fn hand_over(cmd: &mut Command, file: SeccompFile) {
+/// Lets the command inherit `fds` (close-on-exec cleared in the child
+/// only). The hook owns `keep` (descriptors opened for this command alone),
+/// so they stay open until the spawn.
+fn hand_over(cmd: &mut Command, fds: Vec<RawFd>, keep: Vec<OwnedFd>) {
     // SAFETY: fcntl is async-signal-safe and only clears close-on-exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::fcntl(file.0.as_raw_fd(), libc::F_SETFD, 0) == -1 {
-                return Err(std::io::Error::last_os_error());
+            let _owned = &keep;
+            for fd in &fds {
+                if libc::fcntl(*fd, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
     }
 }
 
+/// Where the workspace is bound when the sandbox user cannot pass through
+/// the data directory's parents (a data directory under `/root`, mode
+/// 0700): an empty directory only root may write, onto which each step's
+/// process, still root, binds its workspace in a mount namespace of its
+/// own before bwrap runs. Nothing is mounted on the host, so nothing is
+/// left behind if greenlight dies. (bwrap's own `--bind-fd` resolves the
+/// descriptor back to its path as the sandbox user, and fails there.)
+pub const RELAY_DIR: &str = "/run/greenlight/workspace";
+
+/// In a forked child, as root: binds `from` at `to` in a new mount
+/// namespace whose mounts do not propagate back to the host.
+fn bind_privately(from: &CString, to: &CString) -> std::io::Result<()> {
+    // SAFETY: unshare and mount with valid NUL-terminated paths.
+    let failed = unsafe {
+        libc::unshare(libc::CLONE_NEWNS) != 0
+            || libc::mount(c"none".as_ptr(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_SLAVE, std::ptr::null()) != 0
+            || libc::mount(from.as_ptr(), to.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) != 0
+    };
+    if failed { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
 /// Makes the forked child, before it execs: join the step's cgroup and
 /// network namespace (both need root), become the OOM killer's first
 /// choice, then drop to the sandbox user. `Command::uid` would switch users
 /// before any pre-exec hook runs, too early for the namespace.
-fn enter(cmd: &mut Command, placement: Placement<'_>, user: Option<(u32, u32)>) {
+fn enter(cmd: &mut Command, placement: Placement<'_>, relay: Option<(CString, CString)>, user: Option<(u32, u32)>) {
     let cgroup_fds = placement.cgroup.map(StepCgroup::procs_fds).unwrap_or_default();
     let netns = placement.netns;
-    // SAFETY: only async-signal-safe calls (write, setns, open, close,
-    // setgroups, setgid, setuid) on descriptors the parent keeps open
-    // until the spawn returns.
+    // SAFETY: only async-signal-safe calls (write, setns, unshare, mount,
+    // open, close, setgroups, setgid, setuid) on descriptors the parent
+    // keeps open until the spawn returns.
     unsafe {
         cmd.pre_exec(move || {
             super::limits::place_self(&cgroup_fds)?;
@@ -170,6 +198,9 @@ fn enter(cmd: &mut Command, placement: Placement<'_>, user: Option<(u32, u32)>) 
                 && libc::setns(fd, libc::CLONE_NEWNET) != 0
             {
                 return Err(std::io::Error::last_os_error());
+            }
+            if let Some((from, to)) = &relay {
+                bind_privately(from, to)?;
             }
             let score = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
             if score >= 0 {
@@ -184,6 +215,20 @@ fn enter(cmd: &mut Command, placement: Placement<'_>, user: Option<(u32, u32)>) 
             Ok(())
         });
     }
+}
+
+/// Whether workspaces under `workspaces` must reach bwrap through
+/// [`RELAY_DIR`] because `uid` cannot pass through a parent; makes that
+/// directory when so. Fails naming the real cause when neither works.
+fn needs_relay(workspaces: &Path, uid: u32, gid: u32) -> Result<bool, SandboxError> {
+    let Err(blocked) = reachable(workspaces, uid, gid) else { return Ok(false) };
+    let made = std::fs::create_dir_all(RELAY_DIR)
+        .and_then(|()| std::fs::set_permissions(RELAY_DIR, std::os::unix::fs::PermissionsExt::from_mode(0o755)));
+    if made.is_err() || reachable(Path::new(RELAY_DIR), uid, gid).is_err() {
+        return Err(blocked);
+    }
+    tracing::info!(reason = %blocked, relay = RELAY_DIR, "workspaces reach the sandbox through a private bind mount");
+    Ok(true)
 }
 
 /// Checks that `uid` may search every directory down to `dir` (the
@@ -233,14 +278,19 @@ impl Sandbox {
         let cgroups = options.limits.map(Cgroups::setup).transpose()?;
         if options.unsandboxed {
             tracing::warn!("GREENLIGHT_SANDBOX=none: steps run UNSANDBOXED; every check run says so");
-            return Ok(Self { isolation: Isolation::Unsandboxed, user, seccomp: None, cgroups });
+            // Unsandboxed steps and their clone work in the workspace by its path.
+            if let Some((uid, gid)) = user {
+                reachable(workspaces, uid, gid)?;
+            }
+            return Ok(Self { isolation: Isolation::Unsandboxed, user, seccomp: None, cgroups, relay: false });
         }
         let bwrap = crate::text::find_on_path("bwrap").ok_or(SandboxError::Missing)?;
-        if let Some((uid, gid)) = user {
-            reachable(workspaces, uid, gid)?;
-        }
         let program = super::seccomp::program().map_err(SandboxError::Unusable)?;
-        let sandbox = Self { isolation: Isolation::Bwrap(bwrap), user, seccomp: Some(program.into()), cgroups };
+        let relay = match user {
+            Some((uid, gid)) => needs_relay(workspaces, uid, gid)?,
+            None => false,
+        };
+        let sandbox = Self { isolation: Isolation::Bwrap(bwrap), user, seccomp: Some(program.into()), cgroups, relay };
         sandbox.try_once(workspaces).await?;
         Ok(sandbox)
     }
@@ -253,7 +303,7 @@ impl Sandbox {
             .map_err(|e| SandboxError::Unusable(format!("cannot create a workspace in {}: {e}", workspaces.display())))?;
         self.give(dir.path()).map_err(|e| SandboxError::Unusable(e.to_string()))?;
         let cgroup = self.step_cgroup().map_err(|e| LimitsError::Unavailable(e.to_string()))?;
-        let mut probe = self.command(dir.path(), None, Placement { cgroup: cgroup.as_ref(), netns: None });
+        let mut probe = self.command(dir.path(), &[], Placement { cgroup: cgroup.as_ref(), netns: None });
         probe.args(["/bin/true"]).stdout(Stdio::null()).stderr(Stdio::piped());
         let out = probe.output().await.map_err(|e| SandboxError::Unusable(e.to_string()))?;
         if !out.status.success() {
@@ -306,9 +356,15 @@ impl Sandbox {
     /// A command that runs, as the sandbox user with an empty environment,
     /// whatever arguments are added next: inside bwrap with `workspace` as
     /// the working directory, or (unsandboxed) directly in `workspace`.
-    /// `script_fd`, if given, is mounted read-only at `/ci/step.sh`; the
-    /// process is placed as `placement` says before it runs anything.
-    pub fn command(&self, workspace: &Path, script_fd: Option<RawFd>, placement: Placement<'_>) -> Command {
+    /// Each of `files` (a readable descriptor and a path) is mounted
+    /// read-only at that path (see [`Sandbox::file_path`]); the process is
+    /// placed as `placement` says before it runs anything.
+    ///
+    /// When the sandbox user cannot pass through the data directory's
+    /// parents, the workspace reaches bwrap through [`RELAY_DIR`], so a data
+    /// directory under a private home (`/root`, mode 0700) works.
+    pub fn command(&self, workspace: &Path, files: &[(RawFd, &str)], placement: Placement<'_>) -> Command {
+        let mut inherited: Vec<OwnedFd> = Vec::new();
         let mut cmd = match &self.isolation {
             Isolation::Bwrap(bwrap) => {
                 let mut cmd = Command::new(bwrap);
@@ -318,27 +374,16 @@ impl Sandbox {
                     .args(["--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin"])
                     .args(["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64"])
                     .args(["--ro-bind", "/etc", "/etc", "--dev", "/dev", "--proc", "/proc"])
-                    .args(["--size", &TMP_SIZE_BYTES.to_string(), "--tmpfs", "/tmp"])
-                    .arg("--bind")
-                    .arg(workspace)
-                    .arg(WORKSPACE)
-                    .args(["--chdir", WORKSPACE, "--clearenv"]);
-                if let Some(fd) = script_fd {
-                    cmd.args(["--ro-bind-data", &fd.to_string(), "/ci/step.sh"]);
+                    .args(["--size", &TMP_SIZE_BYTES.to_string(), "--tmpfs", "/tmp"]);
+                // The working directory bwrap starts in must be one the sandbox user may enter.
+                cmd.current_dir("/");
+                let source = if self.relay { Path::new(RELAY_DIR) } else { workspace };
+                cmd.arg("--bind").arg(source).arg(WORKSPACE);
+                cmd.args(["--chdir", WORKSPACE, "--clearenv"]);
+                for (fd, path) in files {
+                    cmd.args(["--ro-bind-data", &fd.to_string(), path]);
                 }
-                if let Some(program) = &self.seccomp {
-                    match SeccompFile::new(program) {
-                        Ok(file) => {
-                            cmd.args(["--seccomp", &file.0.as_raw_fd().to_string()]);
-                            hand_over(&mut cmd, file);
-                        }
-                        // bwrap then fails on the missing argument rather than run unfiltered.
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot hold the seccomp filter");
-                            cmd.args(["--seccomp", "-1"]);
-                        }
-                    }
-                }
+                self.add_seccomp(&mut cmd, &mut inherited);
                 cmd.arg("--");
                 cmd
             }
@@ -349,7 +394,13 @@ impl Sandbox {
             }
         };
         cmd.env_clear().stdin(Stdio::null()).kill_on_drop(true);
-        enter(&mut cmd, placement, self.user);
+        let raw: Vec<RawFd> = files.iter().map(|(fd, _)| *fd).chain(inherited.iter().map(AsRawFd::as_raw_fd)).collect();
+        hand_over(&mut cmd, raw, inherited);
+        let relay = self.relay.then(|| {
+            let from = CString::new(workspace.as_os_str().as_encoded_bytes()).unwrap_or_default();
+            (from, CString::new(RELAY_DIR).expect("no NUL"))
+        });
+        enter(&mut cmd, placement, relay, self.user);
         if !self.is_sandboxed() {
             // Without a PID namespace, a process group is the handle to kill the step's tree.
             cmd.process_group(0);
@@ -357,11 +408,28 @@ impl Sandbox {
         cmd
     }
 
-    /// Where the step finds its script: mounted at `/ci/step.sh` in the
-    /// sandbox; unsandboxed, the inherited pipe itself.
-    pub fn script_path(&self, fd: RawFd) -> String {
+    /// Adds the seccomp filter, in a memory file of its own that the command inherits.
+    fn add_seccomp(&self, cmd: &mut Command, inherited: &mut Vec<OwnedFd>) {
+        let Some(program) = &self.seccomp else { return };
+        match SeccompFile::new(program) {
+            Ok(file) => {
+                cmd.args(["--seccomp", &file.0.as_raw_fd().to_string()]);
+                inherited.push(file.0);
+            }
+            // bwrap then fails on the missing argument rather than run unfiltered.
+            Err(e) => {
+                tracing::error!(error = %e, "cannot hold the seccomp filter");
+                cmd.args(["--seccomp", "-1"]);
+            }
+        }
+    }
+
+    /// Where a process started by [`Sandbox::command`] finds the file it
+    /// was given at `fd` for `path`: at `path` in the sandbox; unsandboxed,
+    /// the inherited descriptor itself.
+    pub fn file_path(&self, fd: RawFd, path: &str) -> String {
         match self.isolation {
-            Isolation::Bwrap(_) => "/ci/step.sh".to_string(),
+            Isolation::Bwrap(_) => path.to_string(),
             Isolation::Unsandboxed => format!("/dev/fd/{fd}"),
         }
     }

@@ -4,7 +4,7 @@ use super::sandbox::{Placement, Sandbox};
 use super::schedule::{EXIT_STOP, Outcome};
 use crate::store::Status;
 use std::future::Future;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::pin::Pin;
 use std::time::Duration;
@@ -52,6 +52,9 @@ pub enum Ending {
     /// It could not be run: no environment (a withheld secret), or no process.
     Failed(String),
 }
+
+/// Where the step's script is mounted in the sandbox.
+const SCRIPT_PATH: &str = "/ci/step.sh";
 
 /// A step's exit code when greenlight killed it.
 pub const EXIT_KILLED: i64 = 137;
@@ -221,11 +224,11 @@ fn start(sandbox: &Sandbox, workspace: &Path, spec: &StepSpec, placement: Placem
         // SAFETY: fchown on a pipe we own.
         unsafe { libc::fchown(script_fd, uid, gid) };
     }
-    let mut cmd = sandbox.command(workspace, Some(script_fd), placement);
-    cmd.args(["/bin/sh", "-e", &sandbox.script_path(script_fd)]);
+    let mut cmd = sandbox.command(workspace, &[(script_fd, SCRIPT_PATH)], placement);
+    cmd.args(["/bin/sh", "-e", &sandbox.file_path(script_fd, SCRIPT_PATH)]);
     let stderr = out_write.try_clone().map_err(|e| format!("cannot duplicate a pipe: {e}"))?;
     cmd.stdout(out_write).stderr(stderr);
-    inherit_and_limit(&mut cmd, script_fd);
+    limit(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| format!("cannot start the step: {e}"))?;
     // Close our copies of the child's ends, so the output pipe ends with the step.
     drop(cmd);
@@ -243,17 +246,12 @@ fn start(sandbox: &Sandbox, workspace: &Path, spec: &StepSpec, placement: Placem
     }
 }
 
-/// Makes the child inherit the script pipe under the same number, and
-/// limits it: no core dumps (they could hold secrets), and no single file
-/// larger than the disk should take.
-fn inherit_and_limit(cmd: &mut tokio::process::Command, script_fd: RawFd) {
-    // SAFETY: fcntl and setrlimit are async-signal-safe; fcntl only clears
-    // close-on-exec on the script pipe.
+/// Limits the step's processes: no core dumps (they could hold secrets),
+/// and no single file larger than the disk should take.
+fn limit(cmd: &mut tokio::process::Command) {
+    // SAFETY: setrlimit is async-signal-safe.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::fcntl(script_fd, libc::F_SETFD, 0) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
             let core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
             let fsize = libc::rlimit { rlim_cur: MAX_FILE_BYTES, rlim_max: MAX_FILE_BYTES };
             if libc::setrlimit(libc::RLIMIT_CORE, &core) == -1 || libc::setrlimit(libc::RLIMIT_FSIZE, &fsize) == -1 {

@@ -46,6 +46,12 @@ pub fn app_key() -> EncodingKey {
     EncodingKey::from_rsa_pem(&std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/test-app-key.pem")).unwrap()).unwrap()
 }
 
+/// Like ./data made with the usual umask: the sandbox user may pass through.
+pub const DATA_DIR_MODE: u32 = 0o755;
+
+/// Like a data directory under `/root` on most servers: nobody else may pass.
+pub const PRIVATE_DATA_DIR_MODE: u32 = 0o700;
+
 /// Runner settings for tests: a short lease so takeovers happen in seconds.
 pub fn runner_config() -> RunnerConfig {
     RunnerConfig {
@@ -84,28 +90,28 @@ pub fn readiness_blocking(addr: &str, limit: Duration) -> String {
 impl TestApp {
     /// Starts `serve --no-worker`.
     pub async fn start(github: &FakeGitHub) -> Self {
-        Self::start_on(github, TestRedis::start(), None).await
+        Self::start_on(github, TestRedis::start(), None, DATA_DIR_MODE).await
     }
 
     /// Starts `serve --no-worker` on a Redis with AOF fsynced on every write.
     pub async fn start_durable(github: &FakeGitHub) -> Self {
-        Self::start_on(github, TestRedis::start_durable(), None).await
+        Self::start_on(github, TestRedis::start_durable(), None, DATA_DIR_MODE).await
     }
 
     /// Starts `serve` with workers (a 2-second stage lease, 16 MiB step logs).
     pub async fn with_workers(github: &FakeGitHub) -> Self {
-        Self::start_on(github, TestRedis::start(), Some(runner_config())).await
+        Self::start_on(github, TestRedis::start(), Some(runner_config()), DATA_DIR_MODE).await
     }
 
     /// Starts `serve` with workers configured by `runner`.
     pub async fn with_runner(github: &FakeGitHub, runner: RunnerConfig) -> Self {
-        Self::start_on(github, TestRedis::start(), Some(runner)).await
+        Self::start_on(github, TestRedis::start(), Some(runner), DATA_DIR_MODE).await
     }
 
-    pub(crate) async fn start_on(github: &FakeGitHub, redis: TestRedis, runner: Option<RunnerConfig>) -> Self {
+    /// Starts greenlight on `redis` with its data directory at `data_mode`.
+    pub(crate) async fn start_on(github: &FakeGitHub, redis: TestRedis, runner: Option<RunnerConfig>, data_mode: u32) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
-        // Like ./data made with the usual umask: the sandbox user may pass through.
-        std::fs::set_permissions(data_dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(data_dir.path(), std::os::unix::fs::PermissionsExt::from_mode(data_mode)).unwrap();
         let config = ServeConfig {
             github: GitHubConfig { app_id: APP_ID, key: app_key(), api_url: github.api_url() },
             common: Common {

@@ -2,7 +2,7 @@
 //! against it, and verbs that say what happens (push, open a pull request,
 //! expect a check run) so test bodies read as the story they check.
 
-use super::app::{Answer, TestApp, runner_config};
+use super::app::{Answer, DATA_DIR_MODE, PRIVATE_DATA_DIR_MODE, TestApp, runner_config};
 use super::drone::{Browser, DroneApi};
 use super::fake_github::{CheckRunRecord, CheckRunState, FakeGitHub, RepoHandle, StatusRecord, StatusState};
 use super::redis::TestRedis;
@@ -78,6 +78,7 @@ pub struct Scenario {
     durable: bool,
     runner: Option<RunnerConfig>,
     token_lifetime: Option<chrono::Duration>,
+    data_mode: u32,
 }
 
 impl Default for Scenario {
@@ -90,7 +91,15 @@ impl Scenario {
     /// Public `acme/widget` on github.com, greenlight as `serve --no-worker`
     /// (planning only: builds stay queued unless a worker is added).
     pub fn new() -> Self {
-        Self { slug: "acme/widget", private: false, enterprise: false, durable: false, runner: None, token_lifetime: None }
+        Self {
+            slug: "acme/widget",
+            private: false,
+            enterprise: false,
+            durable: false,
+            runner: None,
+            token_lifetime: None,
+            data_mode: DATA_DIR_MODE,
+        }
     }
 
     /// greenlight runs workers in-process (2-second stage lease, 16 MiB logs).
@@ -123,6 +132,13 @@ impl Scenario {
         self
     }
 
+    /// The data directory is private to greenlight's user (mode 0700, as
+    /// under `/root`): the sandbox user cannot pass through it.
+    pub fn private_data_dir(mut self) -> Self {
+        self.data_mode = PRIVATE_DATA_DIR_MODE;
+        self
+    }
+
     /// Installation tokens live this long.
     pub fn token_lifetime(mut self, lifetime: chrono::Duration) -> Self {
         self.token_lifetime = Some(lifetime);
@@ -137,7 +153,7 @@ impl Scenario {
         }
         let repo = if self.private { github.private_repo(self.slug) } else { github.repo(self.slug) };
         let redis = if self.durable { TestRedis::start_durable() } else { TestRedis::start() };
-        let app = TestApp::start_on(&github, redis, self.runner).await;
+        let app = TestApp::start_on(&github, redis, self.runner, self.data_mode).await;
         Ctx { github, repo, app }
     }
 }
