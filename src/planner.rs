@@ -12,7 +12,11 @@ use crate::model::{Build, Repo, Trigger};
 use crate::queue::{Consumer, WorkQueue};
 use crate::redis_server::Redis;
 use crate::store::StoreResult;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Entries left pending this long by a planner are taken over by another.
@@ -21,7 +25,7 @@ pub const RECLAIM_IDLE: Duration = Duration::from_secs(30);
 /// How long one read waits for new deliveries.
 const READ_BLOCK: Duration = Duration::from_secs(2);
 
-/// Entries planned at once (concurrently) per read.
+/// Entries planned at once (concurrently).
 const BATCH: usize = 32;
 
 /// An entry that failed this many times for a reason that retrying cannot
@@ -47,12 +51,39 @@ impl Planner {
         Consumer::new(queue, redis, name, RECLAIM_IDLE, READ_BLOCK)
     }
 
-    /// Reads and plans deliveries until `shutdown`.
+    /// Reads and plans deliveries until `shutdown`, up to [`BATCH`] at once:
+    /// a delivery is read as soon as a slot is free, so one slow delivery
+    /// (a GitHub call retried through an outage, a large `.drone.yml`)
+    /// delays no other. On shutdown, the deliveries being planned finish.
     pub async fn run(self, mut consumer: Consumer<Trigger>, shutdown: CancellationToken) {
-        while let Some(batch) = consumer.next(BATCH, &shutdown).await {
-            let queue = consumer.queue();
-            futures::future::join_all(batch.into_iter().map(|w| self.handle(queue, w.id, w.item, w.deliveries))).await;
+        let slots = Arc::new(Semaphore::new(BATCH));
+        let in_flight: Arc<Mutex<HashSet<EntryId>>> = Arc::default();
+        let mut tasks = JoinSet::new();
+        loop {
+            // Wait for a free slot before reading, so nothing read waits for one.
+            let Ok(first) = slots.clone().acquire_owned().await else { break };
+            let free = 1 + slots.available_permits();
+            let Some(batch) = consumer.next(free, &shutdown).await else { break };
+            let mut permits = std::iter::once(first);
+            for work in batch {
+                // An entry reclaimed while this planner still works on it (past the idle time) is not planned twice.
+                if !in_flight.lock().expect("not poisoned").insert(work.id.clone()) {
+                    continue;
+                }
+                let permit = match permits.next() {
+                    Some(permit) => permit,
+                    None => slots.clone().acquire_owned().await.expect("never closed"),
+                };
+                let (planner, queue, in_flight) = (self.clone(), consumer.queue().clone(), in_flight.clone());
+                tasks.spawn(async move {
+                    planner.handle(&queue, work.id.clone(), work.item, work.deliveries).await;
+                    in_flight.lock().expect("not poisoned").remove(&work.id);
+                    drop(permit);
+                });
+            }
+            while tasks.try_join_next().is_some() {}
         }
+        while tasks.join_next().await.is_some() {}
     }
 
     /// Plans the entries queued right now, one after the other, without

@@ -8,6 +8,7 @@ mod support;
 use greenlight::store::Status;
 use std::time::Instant;
 use support::CheckRunState::{Failure, Queued};
+use support::fake_github::Endpoint;
 use support::{ONE_ECHO_STEP, Scenario, StatusState, Webhook};
 
 /// Pushes `config` to `acme/widget` and a good pipeline to `acme/gadget`,
@@ -78,4 +79,24 @@ async fn deeply_nested_flow_collections_are_an_error_naming_the_bracket_cap() {
         "more than 10000 `[` and `{`; greenlight reads at most 10000",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_repository_whose_pipeline_github_is_slow_to_serve_delays_no_other() {
+    let ctx = Scenario::new().start().await;
+    let other = ctx.github.repo("acme/gadget");
+    let slow = ctx.github.hold(Endpoint::Contents, "acme/widget");
+    let sha = ctx.push_pipeline("main", ONE_ECHO_STEP);
+    assert_eq!(ctx.deliver_push("main", &sha).await.status, 202);
+    let asked = || async { ctx.github.requests().iter().any(|r| r.path.contains("/repos/acme/widget/contents/")).then_some(()) };
+    support::wait::until("greenlight to ask for the widget's .drone.yml", asked).await;
+
+    // The widget's planning hangs on GitHub; the gadget's push comes after it.
+    let other_sha = other.push("main", &[(".drone.yml", ONE_ECHO_STEP)]);
+    assert_eq!(ctx.deliver(&Webhook::push(&other, "main", &other_sha)).await.status, 202);
+    ctx.github.expect_status(&other, &other_sha, "greenlight/default/push", StatusState::Pending).await;
+    assert!(ctx.statuses(&sha).is_empty(), "the widget is still waiting for GitHub");
+
+    drop(slow);
+    ctx.expect_status(&sha, "greenlight/default/push", StatusState::Pending).await;
 }

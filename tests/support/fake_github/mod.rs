@@ -292,6 +292,8 @@ pub(crate) enum Matcher {
     Endpoint(Endpoint),
     /// A method and a path substring ([`FailRule`]).
     Raw { method: &'static str, path_contains: String },
+    /// One route, for paths holding a substring (one repository's).
+    Within { endpoint: Endpoint, path_contains: String },
 }
 
 impl Matcher {
@@ -299,7 +301,17 @@ impl Matcher {
         match self {
             Self::Endpoint(e) => Some(*e) == endpoint,
             Self::Raw { method: m, path_contains } => *m == method && path.contains(path_contains.as_str()),
+            Self::Within { endpoint: e, path_contains } => Some(*e) == endpoint && path.contains(path_contains.as_str()),
         }
+    }
+}
+
+/// Requests held by [`FakeGitHub::hold`] go on when this is dropped.
+pub struct Hold(Arc<tokio::sync::Semaphore>);
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
@@ -347,6 +359,8 @@ pub(crate) struct State {
     pub statuses: HashMap<String, Vec<StatusRecord>>,
     pub check_runs: Vec<CheckRunRecord>,
     pub failures: Vec<Injected>,
+    /// Requests that wait until a test lets them through ([`FakeGitHub::hold`]).
+    pub holds: Vec<(Matcher, Arc<tokio::sync::Semaphore>)>,
     pub requests: Vec<RequestRecord>,
     /// When the last request arrived (to see greenlight has gone quiet).
     pub last_request: Option<Instant>,
@@ -495,6 +509,16 @@ impl FakeGitHub {
 
     fn inject(&self, matcher: Matcher, status: u16, retry_after: Option<u64>, after_apply: bool, times: usize) {
         self.state().failures.push(Injected { matcher, status, retry_after, after_apply, times });
+    }
+
+    /// Makes requests to `endpoint` for the repository `slug` wait, as a
+    /// GitHub that is slow for one repository would, until the returned
+    /// hold is dropped. Each still counts as received when it arrives.
+    pub fn hold(&self, endpoint: Endpoint, slug: &str) -> Hold {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let matcher = Matcher::Within { endpoint, path_contains: format!("/repos/{slug}/") };
+        self.state().holds.push((matcher, gate.clone()));
+        Hold(gate)
     }
 
     /// Makes requests matching a raw rule fail (benches use it; tests name an [`Endpoint`]).

@@ -48,16 +48,22 @@ async fn inject_failures(State(shared): State<Shared_>, request: Request, next: 
     // As the client sent it, before any Enterprise prefix was stripped.
     let original = request.extensions().get::<axum::extract::OriginalUri>().map_or(path.clone(), |u| u.path().to_string());
     let endpoint = Endpoint::classify(&method, &path);
-    let rule = {
+    let (rule, hold) = {
         let mut state = shared.state.lock().unwrap();
         state.requests.push(RequestRecord { method: method.clone(), path: original, endpoint });
         state.last_request = Some(std::time::Instant::now());
+        let hold = state.holds.iter().find(|(m, _)| m.matches(&method, &path, endpoint)).map(|(_, gate)| gate.clone());
         let found = state.failures.iter_mut().find(|r| r.matcher.matches(&method, &path, endpoint) && r.times > 0);
-        found.map(|r| {
+        let rule = found.map(|r| {
             r.times -= 1;
             r.clone()
-        })
+        });
+        (rule, hold)
     };
+    if let Some(gate) = hold {
+        // Closed when the test drops its hold: then every held request goes on.
+        let _ = gate.acquire().await;
+    }
     let Some(rule) = rule else {
         return next.run(request).await;
     };
