@@ -6,6 +6,7 @@ pub mod clone;
 pub mod env;
 pub mod executor;
 pub mod logs;
+pub mod network;
 pub mod sandbox;
 pub mod schedule;
 pub mod seccomp;
