@@ -21,8 +21,10 @@
 //!   timing out. A step cannot change them: it has no capabilities.
 //! - DNS: the step's resolver is [`DNS_FORWARDER`], which pasta forwards to
 //!   the host's first resolver (`--dns-forward`), so a resolver on the
-//!   host's loopback (systemd-resolved) works too. Only DNS to that address
-//!   gets past the link-local rule.
+//!   host's loopback (systemd-resolved) works too. Only DNS over UDP to
+//!   that address gets past the link-local rule: this pasta forwards only
+//!   UDP, and sent TCP on to the real link-local address (measured), so
+//!   DNS over TCP (truncated answers) is refused.
 //! - The namespace is made by a short-lived thread (`unshare`, then open
 //!   `/proc/thread-self/ns/net`, then end) and is held by greenlight as a
 //!   descriptor: no holder process, and it disappears with the last
@@ -61,7 +63,7 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the startup check waits for a connection that must fail.
 pub const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Priority of the rules that let DNS through to [`DNS_FORWARDER`]: before
+/// Priority of the rule that lets DNS (UDP) through to [`DNS_FORWARDER`]: before
 /// the `prohibit` rules, after the kernel's `local` lookup (priority 0).
 const ALLOW_PRIORITY: u32 = 100;
 
@@ -124,9 +126,9 @@ pub enum NetworkError {
     /// pasta did not start.
     #[error("pasta did not set up the steps' network: {0}; fix the cause, or set GREENLIGHT_STEP_NETWORK=host or none")]
     Helper(String),
-    /// The startup check reached something steps must not reach.
+    /// The startup check found something steps must not reach not cut as designed.
     #[error(
-        "the steps' isolated network reaches {0}, which it must not; this is a bug or an unexpected pasta version: set GREENLIGHT_STEP_NETWORK=host or none until it is fixed"
+        "the steps' isolated network does not cut {0}; this is a bug or an unexpected pasta version: set GREENLIGHT_STEP_NETWORK=host or none until it is fixed"
     )]
     Leaky(String),
 }
@@ -192,11 +194,11 @@ pub async fn probe(settings: &NetworkSettings) -> Result<(), NetworkError> {
         tracing::warn!("GREENLIGHT_STEP_NETWORK=host: steps share the worker's network and reach its loopback services");
         return Ok(());
     }
-    if !is_root() {
-        if settings.mode == NetworkMode::None && settings.deny.is_empty() {
-            return Ok(());
-        }
-        return Err(NetworkError::NotRoot { mode: settings.mode.as_str() });
+    match (is_root(), settings.mode) {
+        // bwrap's own empty namespace does for `none`.
+        (false, NetworkMode::None) => return Ok(()),
+        (false, mode) => return Err(NetworkError::NotRoot { mode: mode.as_str() }),
+        (true, _) => {}
     }
     require("ip", "iproute2")?;
     if settings.mode == NetworkMode::Isolated {
@@ -211,27 +213,37 @@ pub async fn probe(settings: &NetworkSettings) -> Result<(), NetworkError> {
     leak
 }
 
-/// Connects from inside the namespace to what must be unreachable: a
-/// listener on the worker's 127.0.0.1 and ::1, and the metadata address.
+/// Connects from inside the namespace to what must be unreachable, and
+/// checks each fails the way the design says: a listener on the worker's
+/// 127.0.0.1 and ::1 is refused (the namespace's own loopback is empty),
+/// the metadata address is prohibited at once (not a timeout).
 fn unreachable_from(ns: BorrowedFd<'_>) -> Result<(), NetworkError> {
+    use std::io::ErrorKind::{ConnectionRefused, PermissionDenied};
     let v4 = std::net::TcpListener::bind("127.0.0.1:0").map_err(NetworkError::Namespace)?;
-    let mut targets = vec![v4.local_addr().map_err(NetworkError::Namespace)?, "169.254.169.254:80".parse().expect("an address")];
+    let mut targets = vec![
+        (v4.local_addr().map_err(NetworkError::Namespace)?, ConnectionRefused),
+        ("169.254.169.254:80".parse().expect("an address"), PermissionDenied),
+    ];
     // A worker without IPv6 has no ::1 to protect.
     let v6 = std::net::TcpListener::bind("[::1]:0").ok();
-    targets.extend(v6.as_ref().and_then(|l| l.local_addr().ok()));
+    targets.extend(v6.as_ref().and_then(|l| l.local_addr().ok()).map(|a| (a, ConnectionRefused)));
     let ns = ns.try_clone_to_owned().map_err(NetworkError::Namespace)?;
-    let reached = std::thread::spawn(move || {
+    let wrong = std::thread::spawn(move || {
         // SAFETY: setns on this thread only, which ends after the check.
         if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } == -1 {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(targets.into_iter().find(|t| std::net::TcpStream::connect_timeout(t, PROBE_CONNECT_TIMEOUT).is_ok()))
+        Ok(targets.into_iter().find_map(|(target, expected)| match std::net::TcpStream::connect_timeout(&target, PROBE_CONNECT_TIMEOUT) {
+            Ok(_) => Some(format!("{target} (connected)")),
+            Err(e) if e.kind() == expected => None,
+            Err(e) => Some(format!("{target} ({e}, where {expected:?} was expected)")),
+        }))
     })
     .join()
     .expect("the probe thread does not panic")
     .map_err(NetworkError::Namespace)?;
-    match reached {
-        Some(target) => Err(NetworkError::Leaky(target.to_string())),
+    match wrong {
+        Some(what) => Err(NetworkError::Leaky(what)),
         None => Ok(()),
     }
 }
@@ -240,18 +252,29 @@ fn unreachable_from(ns: BorrowedFd<'_>) -> Result<(), NetworkError> {
 #[derive(Debug)]
 struct Helper {
     child: Child,
+    /// Whether it has been killed or found dead, and reaped.
+    reaped: bool,
 }
 
 impl Helper {
-    fn kill(&mut self) {
+    /// Kills pasta and reaps it; returns how it ended if it had died on its
+    /// own (steps then lost their network: connections fail at once).
+    fn kill(&mut self) -> Option<std::process::ExitStatus> {
+        if std::mem::replace(&mut self.reaped, true) {
+            return None;
+        }
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        None
     }
 }
 
 impl Drop for Helper {
     fn drop(&mut self) {
-        self.kill();
+        let _ = self.kill();
     }
 }
 
@@ -281,18 +304,15 @@ impl StageNetwork {
             NetworkMode::Isolated => {}
         }
         let ns = new_namespace().map_err(NetworkError::Namespace)?;
-        let [v4, v6] = match settings.mode {
-            NetworkMode::Isolated => rules(&settings.deny, &own_addresses()),
-            _ => ["link set lo up\n".to_string(), String::new()],
-        };
-        let ip = require("ip", "iproute2")?;
-        run_ip(&ip, "-4", ns.as_fd(), &v4).await?;
-        run_ip(&ip, "-6", ns.as_fd(), &v6).await?;
         if settings.mode == NetworkMode::None {
+            run_ip(&require("ip", "iproute2")?, "-4", ns.as_fd(), "link set lo up\n").await?;
             return Ok(Self { netns: Some(ns), ..host });
         }
-        let helper = start_pasta(&require("pasta", "passt")?, ns.as_fd()).await?;
-        Ok(Self { netns: Some(ns), helper: Some(helper), resolv_conf: Some(format!("nameserver {DNS_FORWARDER}\n")), share_net: true })
+        let pasta = require("pasta", "passt")?;
+        // The rules go in while pasta sets up the namespace: no step runs before both are done.
+        let (cut, helper) = tokio::join!(cut(&settings.deny, ns.as_fd()), start_pasta(&pasta, ns.as_fd()));
+        cut?;
+        Ok(Self { netns: Some(ns), helper: Some(helper?), resolv_conf: Some(format!("nameserver {DNS_FORWARDER}\n")), share_net: true })
     }
 
     /// The namespace steps must enter (`setns(fd, CLONE_NEWNET)` as root,
@@ -321,8 +341,10 @@ impl StageNetwork {
 
     /// Kills pasta (if any) and waits for it, and lets go of the namespace.
     pub async fn stop(mut self) {
-        if let Some(mut helper) = self.helper.take() {
-            let _ = tokio::task::spawn_blocking(move || helper.kill()).await;
+        if let Some(mut helper) = self.helper.take()
+            && let Ok(Some(status)) = tokio::task::spawn_blocking(move || helper.kill()).await
+        {
+            tracing::warn!(%status, "pasta (the steps' network) ended during the stage");
         }
     }
 }
@@ -341,15 +363,24 @@ fn new_namespace() -> std::io::Result<OwnedFd> {
     .expect("the namespace thread does not panic")
 }
 
+/// Puts the [`rules`] into the namespace.
+async fn cut(deny: &[IpNet], ns: BorrowedFd<'_>) -> Result<(), NetworkError> {
+    let [v4, v6] = rules(deny, &own_addresses());
+    let ip = require("ip", "iproute2")?;
+    // A kernel without IPv6 has no IPv6 rules to take (nor addresses to reach).
+    let v6 = if std::path::Path::new("/proc/sys/net/ipv6").exists() { v6 } else { String::new() };
+    tokio::try_join!(run_ip(&ip, "-4", ns, &v4), run_ip(&ip, "-6", ns, &v6))?;
+    Ok(())
+}
+
 /// The `ip -batch` lines, IPv4 then IPv6 (`ip` takes the family once per
 /// run), that cut inside the namespace link-local, the worker's own
 /// addresses and `deny`, but let DNS reach [`DNS_FORWARDER`].
 fn rules(deny: &[IpNet], own: &[IpAddr]) -> [String; 2] {
     let mut v4 = String::from("link set lo up\n");
     let mut v6 = String::new();
-    for proto in ["udp", "tcp"] {
-        v4.push_str(&format!("rule add priority {ALLOW_PRIORITY} to {DNS_FORWARDER}/32 ipproto {proto} dport 53 lookup main\n"));
-    }
+    // UDP only: this pasta forwards TCP to the real address, which is link-local.
+    v4.push_str(&format!("rule add priority {ALLOW_PRIORITY} to {DNS_FORWARDER}/32 ipproto udp dport 53 lookup main\n"));
     let cut = LINK_LOCAL
         .iter()
         .map(|c| c.parse::<IpNet>().expect("a CIDR"))
@@ -501,7 +532,7 @@ async fn start_pasta(pasta: &std::path::Path, ns: BorrowedFd<'_>) -> Result<Help
     tie_to_parent(&mut cmd, [ns_fd, ready_fd]);
     let child = spawn_tied(cmd).map_err(|e| NetworkError::Helper(format!("cannot run {}: {e}", pasta.display())))?;
     drop(ready_write);
-    let mut helper = Helper { child };
+    let mut helper = Helper { child, reaped: false };
     let mut ready = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(ready_read)).map_err(NetworkError::Namespace)?;
     let mut pid = Vec::new();
     let read = tokio::time::timeout(START_TIMEOUT, async {
@@ -517,11 +548,7 @@ async fn start_pasta(pasta: &std::path::Path, ns: BorrowedFd<'_>) -> Result<Help
     if read.is_ok() && pid.ends_with(b"\n") {
         return Ok(helper);
     }
-    let _ = tokio::task::spawn_blocking(move || {
-        helper.kill();
-        helper
-    })
-    .await;
+    let _ = tokio::task::spawn_blocking(move || helper.kill()).await;
     Err(NetworkError::Helper(match read {
         Err(_) => format!("not ready after {START_TIMEOUT:?}"),
         Ok(()) => failure_text(stderr),
