@@ -206,6 +206,40 @@ async fn when_the_helper_dies_steps_fail_fast_and_stop_does_not_hang() {
     tokio::time::timeout(Duration::from_secs(10), network.stop()).await.expect("stop returns");
 }
 
+/// Re-runs this test binary's `crash_inner`, which starts a stage network
+/// and waits, kills it with SIGKILL (a greenlight crash: no destructor
+/// runs), and checks that the kernel takes pasta with it.
+#[test]
+fn a_greenlight_killed_outright_leaves_no_helper() {
+    use std::io::BufRead;
+    nethost::require_root();
+    nethost::require("pasta", "passt");
+    let mut inner = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crash_inner", "--ignored", "--nocapture"])
+        .env("GREENLIGHT_TEST_CRASH_INNER", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(inner.stdout.take().unwrap()).lines();
+    let pid: u32 = lines.find_map(|l| l.unwrap().strip_prefix("pasta ").map(|p| p.parse().unwrap())).expect("the inner test names pasta");
+    assert!(alive(pid));
+    inner.kill().unwrap();
+    inner.wait().unwrap();
+    support::wait::within_blocking(Duration::from_secs(10), "pasta to die with its greenlight", || (!alive(pid)).then_some(()));
+}
+
+/// The inside of the test above (does nothing when run on its own).
+#[tokio::test]
+#[ignore = "run by a_greenlight_killed_outright_leaves_no_helper"]
+async fn crash_inner() {
+    if std::env::var_os("GREENLIGHT_TEST_CRASH_INNER").is_none() {
+        return;
+    }
+    let network = start(&settings("isolated", "")).await;
+    println!("pasta {}", network.helper_pid().unwrap());
+    std::future::pending::<()>().await;
+}
+
 /// Re-runs this test binary's `dns_forwarding_inner` in a private mount
 /// namespace whose `/etc/resolv.conf` names the test host's DNS responder,
 /// so pasta (which reads it) forwards there.
