@@ -241,16 +241,13 @@ async fn crash_inner() {
 }
 
 /// Re-runs this test binary's `dns_forwarding_inner` in a private mount
-/// namespace whose `/etc/resolv.conf` names the test host's DNS responder,
-/// so pasta (which reads it) forwards there.
-#[test]
-fn a_dns_query_to_the_forwarder_reaches_the_hosts_first_resolver() {
+/// namespace whose `/etc/resolv.conf` names `resolver`, so pasta (which
+/// reads it) forwards there.
+fn query_the_forwarder_with_the_host_resolver_at(resolver: std::net::Ipv4Addr) {
     nethost::require("unshare", "util-linux");
     nethost::require("pasta", "passt");
-    let mut host = TestHost::start();
-    host.serve_dns();
     let resolv = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(resolv.path(), format!("nameserver {}\n", host.addr)).unwrap();
+    std::fs::write(resolv.path(), format!("nameserver {resolver}\n")).unwrap();
     let out = Command::new("unshare")
         .args([
             "--mount",
@@ -269,9 +266,23 @@ fn a_dns_query_to_the_forwarder_reaches_the_hosts_first_resolver() {
     assert!(out.status.success() && said.contains("1 passed"), "{said}");
 }
 
-/// The inside of the test above (does nothing when run on its own).
+#[test]
+fn a_dns_query_to_the_forwarder_reaches_the_hosts_first_resolver() {
+    let mut host = TestHost::start();
+    host.serve_dns();
+    query_the_forwarder_with_the_host_resolver_at(host.addr);
+}
+
+#[test]
+fn a_dns_query_to_the_forwarder_reaches_a_resolver_on_the_workers_loopback() {
+    nethost::require_root();
+    let resolver = nethost::LoopbackResolver::start();
+    query_the_forwarder_with_the_host_resolver_at(resolver.addr);
+}
+
+/// The inside of the tests above (does nothing when run on its own).
 #[tokio::test]
-#[ignore = "run by a_dns_query_to_the_forwarder_reaches_the_hosts_first_resolver"]
+#[ignore = "run by the a_dns_query_to_the_forwarder_* tests"]
 async fn dns_forwarding_inner() {
     if std::env::var_os("GREENLIGHT_TEST_DNS_INNER").is_none() {
         return;

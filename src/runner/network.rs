@@ -54,8 +54,8 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 /// The address steps use as their DNS server in `isolated`; pasta forwards
-/// DNS sent there to the host's first resolver. Link-local like Podman's
-/// choice, so it never shadows an address on the internet.
+/// DNS sent there to the host's first resolver. Link-local, so it never
+/// shadows an address on the internet.
 pub const DNS_FORWARDER: &str = "169.254.1.1";
 
 /// How long pasta may take to set up a namespace (it takes ~20 ms).

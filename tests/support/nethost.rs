@@ -105,11 +105,9 @@ impl TestHost {
     /// Starts a DNS responder on the test host's address (UDP 53), which
     /// answers every A query with [`DNS_ANSWER`]; returns once it listens.
     pub fn serve_dns(&mut self) {
-        let mut child = self.spawn_piped(&["python3", "-c", DNS_RESPONDER, &self.addr.to_string(), &DNS_ANSWER.to_string()]);
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-        assert_eq!(line.trim(), "ready", "the DNS responder did not start");
-        self.servers.push(child);
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]);
+        self.servers.push(dns_responder(cmd, self.addr));
     }
 
     /// Writes a file the HTTP server serves.
@@ -126,13 +124,49 @@ impl TestHost {
         Command::new("ip").args(["netns", "exec", &self.name]).args(argv).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
     }
 
-    fn spawn_piped(&self, argv: &[&str]) -> Child {
-        Command::new("ip").args(["netns", "exec", &self.name]).args(argv).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap()
-    }
-
     /// The directory served (for files written by other means).
     pub fn root(&self) -> &Path {
         self.dir.path()
+    }
+}
+
+/// Starts the DNS responder through `launcher` (e.g. `ip netns exec NAME`)
+/// on `addr`:53; returns once it listens.
+fn dns_responder(mut launcher: Command, addr: Ipv4Addr) -> Child {
+    let mut child = launcher
+        .args(["python3", "-c", DNS_RESPONDER, &addr.to_string(), &DNS_ANSWER.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "the DNS responder did not start on {addr}:53");
+    child
+}
+
+/// A DNS responder on the worker's own loopback (as systemd-resolved
+/// listens on 127.0.0.53), at an address unique to this process; killed on drop.
+pub struct LoopbackResolver {
+    /// Where it listens (port 53).
+    pub addr: Ipv4Addr,
+    child: Child,
+}
+
+impl LoopbackResolver {
+    /// Starts it; returns once it listens.
+    pub fn start() -> Self {
+        let [_, _, b, c] = std::process::id().to_be_bytes();
+        let addr = Ipv4Addr::new(127, 53, b, c.max(2));
+        let launcher = Command::new("env");
+        Self { addr, child: dns_responder(launcher, addr) }
+    }
+}
+
+impl Drop for LoopbackResolver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
