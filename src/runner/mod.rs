@@ -7,6 +7,7 @@ pub mod env;
 pub mod executor;
 pub mod limits;
 pub mod logs;
+pub mod network;
 pub mod sandbox;
 pub mod schedule;
 pub mod seccomp;

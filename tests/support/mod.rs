@@ -5,6 +5,7 @@
 pub mod app;
 pub mod drone;
 pub mod fake_github;
+pub mod nethost;
 pub mod redis;
 pub mod scenario;
 pub mod stepper;
