@@ -9,6 +9,7 @@ mod support;
 
 use greenlight::pipeline::{Facts, parse};
 use greenlight::runner::limits::StepLimits;
+use greenlight::runner::network::{NetworkSettings, StageNetwork};
 use greenlight::runner::sandbox::{Sandbox, SandboxOptions};
 use greenlight::runner::schedule;
 use greenlight::runner::step::{self, StepSpec};
@@ -28,7 +29,7 @@ fn rss_mb() -> f64 {
     kb / 1024.0
 }
 
-async fn run_pipeline(sandbox: &Sandbox, workspace: &std::path::Path, steps: usize) -> Duration {
+async fn run_pipeline(sandbox: &Sandbox, workspace: &std::path::Path, network: Option<&StageNetwork>, steps: usize) -> Duration {
     let yaml = format!(
         "kind: pipeline\ntype: exec\nsteps:\n{}",
         (0..steps).map(|i| format!("- name: s{i}\n  commands: [\"true\"]\n")).collect::<String>()
@@ -47,7 +48,7 @@ async fn run_pipeline(sandbox: &Sandbox, workspace: &std::path::Path, steps: usi
         async move {
             let (lines, mut rx) = tokio::sync::mpsc::channel(64);
             let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
-            let ending = step::run(sandbox, workspace, &spec, &lines, &cancel).await;
+            let ending = step::run(sandbox, workspace, &spec, network, &lines, &cancel).await;
             drop(lines);
             drain.await.unwrap();
             ending.outcome(spec.timeout).0
@@ -59,19 +60,28 @@ async fn run_pipeline(sandbox: &Sandbox, workspace: &std::path::Path, steps: usi
 }
 
 async fn step_overhead() {
-    for (what, limits) in [("without limits", None), ("with cgroup limits", Some(StepLimits::default()))] {
+    let isolated = NetworkSettings::parse("isolated", "").unwrap();
+    let configurations = [
+        ("without limits, host network", None, NetworkSettings::host()),
+        ("with cgroup limits, host network", Some(StepLimits::default()), NetworkSettings::host()),
+        ("with cgroup limits, isolated network", Some(StepLimits::default()), isolated),
+    ];
+    for (what, limits, network) in configurations {
         let root = tempfile::tempdir().unwrap();
         std::fs::set_permissions(root.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
-        let options = SandboxOptions { limits, ..SandboxOptions::default() };
+        let options = SandboxOptions { limits, network, ..SandboxOptions::default() };
         let sandbox = Sandbox::probe(&options, root.path()).await.expect("bwrap and cgroups work here");
         let workspace = root.path().join("ws");
         std::fs::create_dir(&workspace).unwrap();
         sandbox.give(&workspace).unwrap();
-        let _warm = run_pipeline(&sandbox, &workspace, 5).await;
+        // One network per stage, as the worker makes it (its setup is per stage, not per step).
+        let network = sandbox.stage_network().await.expect("the stage network starts");
+        let network = Some(&network);
+        let _warm = run_pipeline(&sandbox, &workspace, network, 5).await;
         let mut per_step = Vec::new();
         for _ in 0..5 {
-            let one = run_pipeline(&sandbox, &workspace, 1).await;
-            let fifty = run_pipeline(&sandbox, &workspace, 50).await;
+            let one = run_pipeline(&sandbox, &workspace, network, 1).await;
+            let fifty = run_pipeline(&sandbox, &workspace, network, 50).await;
             per_step.push((fifty.as_secs_f64() - one.as_secs_f64()) / 49.0 * 1000.0);
         }
         per_step.sort_by(|a, b| a.partial_cmp(b).unwrap());

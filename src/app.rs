@@ -110,7 +110,8 @@ async fn worker(
     std::fs::create_dir_all(&workspaces).with_context(|| format!("GREENLIGHT_DATA_DIR: cannot create {}", workspaces.display()))?;
     // Traversable but not listable by the sandbox user, who owns only its own workspace.
     std::fs::set_permissions(&workspaces, std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
-    let options = SandboxOptions { unsandboxed: runner.unsandboxed, uid: runner.sandbox_uid, limits: runner.limits };
+    let options =
+        SandboxOptions { unsandboxed: runner.unsandboxed, uid: runner.sandbox_uid, limits: runner.limits, network: runner.network.clone() };
     let sandbox = Sandbox::probe(&options, &workspaces).await?;
     match sandbox.limits() {
         Some(limits) => tracing::info!(memory = %limits.memory_text(), pids = limits.pids, cpus = ?limits.cpus, "per-step limits on"),

@@ -87,8 +87,8 @@ pub async fn run(options: ExecOptions, out: &mut (dyn Write + Send)) -> anyhow::
     }
     let root = tempfile::Builder::new().prefix("greenlight-exec-").tempdir()?;
     std::fs::set_permissions(root.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
-    // On a developer's own machine, as in `drone exec`: no cgroup limits.
-    let sandbox_options = SandboxOptions { unsandboxed: options.unsandboxed, uid: options.sandbox_uid, limits: None };
+    // On a developer's own machine, as in `drone exec`: no cgroup limits, the host's network.
+    let sandbox_options = SandboxOptions { unsandboxed: options.unsandboxed, uid: options.sandbox_uid, ..SandboxOptions::default() };
     let sandbox = Sandbox::probe(&sandbox_options, root.path()).await?;
     if !sandbox.is_sandboxed() {
         writeln!(out, "warning: steps run UNSANDBOXED")?;
@@ -168,7 +168,7 @@ async fn run_pipeline(
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<Vec<StepRun>> {
     let (printer_tx, mut printer_rx) = mpsc::channel::<String>(1024);
-    let executor = &StepExecutor::new(sandbox, workspace);
+    let executor = &StepExecutor::new(sandbox, workspace, None);
     let cancel = CancellationToken::new();
     let timings = std::sync::Mutex::new(vec![0.0; pipeline.steps.len()]);
     let durations = &timings;

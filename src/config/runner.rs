@@ -2,6 +2,7 @@
 
 use super::{ConfigError, config_error};
 use crate::runner::limits::{StepLimits, parse_size};
+use crate::runner::network::NetworkSettings;
 use clap::Args;
 
 /// How stages are run.
@@ -37,6 +38,15 @@ pub struct RunnerArgs {
     /// fairly with concurrent steps.
     #[arg(long, env = "GREENLIGHT_STEP_CPUS")]
     pub step_cpus: Option<String>,
+    /// Steps' network: `isolated` (a namespace per stage with outbound
+    /// access; the worker's loopback, its addresses and link-local
+    /// addresses unreachable), `host` (the worker's network) or `none`.
+    #[arg(long, env = "GREENLIGHT_STEP_NETWORK", default_value = "isolated")]
+    pub step_network: String,
+    /// More destinations steps may not reach in `isolated`: CIDRs or
+    /// addresses, separated by commas or spaces.
+    #[arg(long, env = "GREENLIGHT_STEP_DENY", default_value = "")]
+    pub step_deny: String,
 }
 
 /// Runner settings, validated.
@@ -56,6 +66,8 @@ pub struct RunnerConfig {
     pub log_limit: u64,
     /// Per-step limits; `None` when `GREENLIGHT_STEP_LIMITS=off`.
     pub limits: Option<StepLimits>,
+    /// Steps' network (`GREENLIGHT_STEP_NETWORK`, `GREENLIGHT_STEP_DENY`).
+    pub network: NetworkSettings,
 }
 
 fn positive(variable: &'static str, raw: &str, what: &str) -> Result<u64, ConfigError> {
@@ -91,6 +103,10 @@ impl RunnerArgs {
             grace: std::time::Duration::from_secs(positive("GREENLIGHT_SHUTDOWN_GRACE", &self.shutdown_grace, "seconds")?),
             log_limit: positive("GREENLIGHT_LOG_LIMIT_MB", &self.log_limit_mb, "MiB")? * 1024 * 1024,
             limits: self.limits()?,
+            network: NetworkSettings::parse(&self.step_network, &self.step_deny).map_err(|message| {
+                let variable = if message.starts_with("GREENLIGHT_STEP_DENY") { "GREENLIGHT_STEP_DENY" } else { "GREENLIGHT_STEP_NETWORK" };
+                config_error(variable, message)
+            })?,
         })
     }
 

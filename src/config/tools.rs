@@ -103,6 +103,8 @@ impl ExecArgs {
             step_memory: String::new(),
             step_pids: String::new(),
             step_cpus: None,
+            step_network: "host".into(),
+            step_deny: String::new(),
         }
         .validate()?;
         Ok(crate::exec::ExecOptions {

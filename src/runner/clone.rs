@@ -11,11 +11,10 @@
 //! walks the data directory's parents: git resolves its working directory
 //! by absolute path, which fails under a private home (`/root`, 0700).
 
-use super::sandbox::{Placement, Sandbox};
+use super::sandbox::{Placement, Sandbox, pipe_holding};
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
-use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use tokio::sync::mpsc;
 
@@ -34,15 +33,6 @@ fn auth_header(token: &SecretString) -> String {
     format!("Authorization: Basic {basic}")
 }
 
-/// A pipe holding `text`, to be mounted in the sandbox (bwrap copies it
-/// into a file of its own before git runs, so git may read it repeatedly).
-fn pipe_with(text: &str) -> Result<OwnedFd, String> {
-    let (read, mut write) = std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
-    // Far smaller than a pipe's buffer: the write cannot block.
-    write.write_all(text.as_bytes()).map_err(|e| format!("cannot fill a pipe: {e}"))?;
-    Ok(OwnedFd::from(read))
-}
-
 /// Runs git in the workspace as the sandbox user: sandboxed, inside bwrap
 /// (with the host's network: the clone is greenlight's, not the step's),
 /// the token in a configuration file mounted read-only; unsandboxed, in
@@ -57,7 +47,10 @@ async fn git(
     let _ = lines.send(format!("+ git {}\n", args.join(" "))).await;
     let header = token.map(|(scope, token)| (scope, auth_header(token)));
     let config = match (&header, sandbox.is_sandboxed()) {
-        (Some((scope, value)), true) => Some(pipe_with(&format!("[http \"{scope}\"]\n\textraHeader = {value}\n"))?),
+        (Some((scope, value)), true) => Some(
+            pipe_holding(&format!("[http \"{scope}\"]\n\textraHeader = {value}\n"))
+                .map_err(|e| format!("cannot hand git its configuration: {e}"))?,
+        ),
         _ => None,
     };
     let files: Vec<(RawFd, &str)> = config.iter().map(|fd| (fd.as_raw_fd(), GIT_CONFIG_PATH)).collect();

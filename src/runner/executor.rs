@@ -3,11 +3,13 @@
 //! its output when greenlight ended it.
 
 use super::env::{BuildFacts, SecretSource, step_env};
+use super::network::StageNetwork;
 use super::sandbox::Sandbox;
 use super::schedule::Outcome;
 use super::step::{self, Ending, StepSpec};
 use crate::pipeline::{Pipeline, Step};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +20,8 @@ pub struct StepExecutor {
     workspace: PathBuf,
     workspace_in: String,
     home: String,
+    /// The stage's network; `None`: the host's.
+    network: Option<Arc<StageNetwork>>,
 }
 
 /// One step to run and what its environment is made from.
@@ -42,10 +46,11 @@ impl StepExecutor {
     /// can write). HOME is the sandbox's private `/tmp` when sandboxed;
     /// unsandboxed there is no private directory, so it is the workspace,
     /// never the worker's own HOME.
-    pub fn new(sandbox: &Sandbox, workspace: &Path) -> Self {
+    /// Steps join `network` (the stage's), or stay on the host's when `None`.
+    pub fn new(sandbox: &Sandbox, workspace: &Path, network: Option<Arc<StageNetwork>>) -> Self {
         let workspace_in = sandbox.workspace_path(workspace).into_owned();
         let home = if sandbox.is_sandboxed() { "/tmp".to_string() } else { workspace_in.clone() };
-        Self { sandbox: sandbox.clone(), workspace: workspace.to_path_buf(), workspace_in, home }
+        Self { sandbox: sandbox.clone(), workspace: workspace.to_path_buf(), workspace_in, home, network }
     }
 
     /// The workspace on the host.
@@ -75,7 +80,7 @@ impl StepExecutor {
         let ending = match step_env(facts, pipeline, stage_number, step, step_number, &self.workspace_in, &self.home, secrets) {
             Ok(env) => {
                 let spec = StepSpec { commands: step.commands.clone(), env, timeout };
-                step::run(&self.sandbox, &self.workspace, &spec, sink, cancel).await
+                step::run(&self.sandbox, &self.workspace, &spec, self.network.as_deref(), sink, cancel).await
             }
             Err(e) => Ending::Failed(e.to_string()),
         };

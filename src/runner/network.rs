@@ -146,6 +146,11 @@ impl NetworkMode {
 }
 
 impl NetworkSettings {
+    /// Steps on the host's network, nothing denied.
+    pub fn host() -> Self {
+        Self { mode: NetworkMode::Host, deny: Vec::new() }
+    }
+
     /// Reads `GREENLIGHT_STEP_NETWORK` (`isolated` when empty) and
     /// `GREENLIGHT_STEP_DENY` (CIDRs or addresses, separated by commas or
     /// spaces). The error names the variable and the bad value.

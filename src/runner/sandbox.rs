@@ -23,6 +23,7 @@
 //!   out-of-memory killer, greenlight the last.
 
 use super::limits::{Cgroups, LimitsError, StepCgroup, StepLimits};
+use super::network::{NetworkError, NetworkSettings, StageNetwork};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -61,10 +62,12 @@ pub struct Sandbox {
     /// Whether workspaces reach bwrap through [`RELAY_DIR`] (the sandbox
     /// user cannot pass through the data directory's parents).
     relay: bool,
+    /// How each stage's network is made.
+    network: NetworkSettings,
 }
 
 /// How the sandbox is set up.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SandboxOptions {
     /// Run steps without bwrap (`GREENLIGHT_SANDBOX=none`).
     pub unsandboxed: bool,
@@ -72,6 +75,17 @@ pub struct SandboxOptions {
     pub uid: Option<u32>,
     /// Per-step limits, `None` when they are off.
     pub limits: Option<StepLimits>,
+    /// The network steps get (`GREENLIGHT_STEP_NETWORK`, `GREENLIGHT_STEP_DENY`).
+    pub network: NetworkSettings,
+}
+
+impl Default for SandboxOptions {
+    /// bwrap, the default uid, no limits, the host's network: how
+    /// `greenlight exec` runs steps on a developer's machine (the service's
+    /// own defaults come from its configuration).
+    fn default() -> Self {
+        Self { unsandboxed: false, uid: None, limits: None, network: NetworkSettings::host() }
+    }
 }
 
 /// Where a step's process goes before bwrap starts.
@@ -79,8 +93,8 @@ pub struct SandboxOptions {
 pub struct Placement<'a> {
     /// The step's cgroup.
     pub cgroup: Option<&'a StepCgroup>,
-    /// The network namespace steps share, when not the host's.
-    pub netns: Option<RawFd>,
+    /// The stage's network, when not the host's.
+    pub network: Option<&'a StageNetwork>,
 }
 
 /// A seccomp program in a memory file made for one bwrap, which reads it
@@ -135,11 +149,25 @@ pub enum SandboxError {
     /// Limits were asked for and cannot be applied.
     #[error(transparent)]
     Limits(#[from] LimitsError),
+    /// The steps' network cannot be made as configured.
+    #[error(transparent)]
+    Network(#[from] NetworkError),
     /// bwrap could not create its namespaces here.
     #[error(
         "bwrap cannot create namespaces on this host ({0}); allow unprivileged user namespaces, or set GREENLIGHT_SANDBOX=none to run steps unsandboxed"
     )]
     Unusable(String),
+}
+
+/// A pipe holding `text` (small: the write cannot block), for bwrap's
+/// `--ro-bind-data`, which copies it into a file of the sandbox's own.
+pub fn pipe_holding(text: &str) -> std::io::Result<OwnedFd> {
+    let (read, mut write) = std::io::pipe()?;
+    std::io::Write::write_all(&mut write, text.as_bytes())?;
+    let read = OwnedFd::from(read);
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe { libc::fcntl(read.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    Ok(read)
 }
 
 /// Lets the command inherit `fds` (close-on-exec cleared in the child
@@ -187,7 +215,7 @@ fn bind_privately(from: &CString, to: &CString) -> std::io::Result<()> {
 /// before any pre-exec hook runs, too early for the namespace.
 fn enter(cmd: &mut Command, placement: Placement<'_>, relay: Option<(CString, CString)>, user: Option<(u32, u32)>) {
     let cgroup_fds = placement.cgroup.map(StepCgroup::procs_fds).unwrap_or_default();
-    let netns = placement.netns;
+    let netns = placement.network.and_then(StageNetwork::netns).map(|fd| fd.as_raw_fd());
     // SAFETY: only async-signal-safe calls (write, setns, unshare, mount,
     // open, close, setgroups, setgid, setuid) on descriptors the parent
     // keeps open until the spawn returns.
@@ -282,7 +310,9 @@ impl Sandbox {
             if let Some((uid, gid)) = user {
                 reachable(workspaces, uid, gid)?;
             }
-            return Ok(Self { isolation: Isolation::Unsandboxed, user, seccomp: None, cgroups, relay: false });
+            super::network::probe(&options.network).await?;
+            let network = options.network.clone();
+            return Ok(Self { isolation: Isolation::Unsandboxed, user, seccomp: None, cgroups, relay: false, network });
         }
         let bwrap = crate::text::find_on_path("bwrap").ok_or(SandboxError::Missing)?;
         let program = super::seccomp::program().map_err(SandboxError::Unusable)?;
@@ -290,7 +320,9 @@ impl Sandbox {
             Some((uid, gid)) => needs_relay(workspaces, uid, gid)?,
             None => false,
         };
-        let sandbox = Self { isolation: Isolation::Bwrap(bwrap), user, seccomp: Some(program.into()), cgroups, relay };
+        super::network::probe(&options.network).await?;
+        let network = options.network.clone();
+        let sandbox = Self { isolation: Isolation::Bwrap(bwrap), user, seccomp: Some(program.into()), cgroups, relay, network };
         sandbox.try_once(workspaces).await?;
         Ok(sandbox)
     }
@@ -303,7 +335,7 @@ impl Sandbox {
             .map_err(|e| SandboxError::Unusable(format!("cannot create a workspace in {}: {e}", workspaces.display())))?;
         self.give(dir.path()).map_err(|e| SandboxError::Unusable(e.to_string()))?;
         let cgroup = self.step_cgroup().map_err(|e| LimitsError::Unavailable(e.to_string()))?;
-        let mut probe = self.command(dir.path(), &[], Placement { cgroup: cgroup.as_ref(), netns: None });
+        let mut probe = self.command(dir.path(), &[], Placement { cgroup: cgroup.as_ref(), network: None });
         probe.args(["/bin/true"]).stdout(Stdio::null()).stderr(Stdio::piped());
         let out = probe.output().await.map_err(|e| SandboxError::Unusable(e.to_string()))?;
         if !out.status.success() {
@@ -321,6 +353,12 @@ impl Sandbox {
     /// A new cgroup for one step, or `None` when limits are off.
     pub fn step_cgroup(&self) -> std::io::Result<Option<StepCgroup>> {
         self.cgroups.as_ref().map(Cgroups::step).transpose()
+    }
+
+    /// Sets up the network a stage's steps share (see [`super::network`]);
+    /// the clone stays on the host's.
+    pub async fn stage_network(&self) -> Result<StageNetwork, NetworkError> {
+        StageNetwork::start(&self.network).await
     }
 
     /// The limits steps run under, `None` when they are off.
@@ -368,7 +406,7 @@ impl Sandbox {
         let mut cmd = match &self.isolation {
             Isolation::Bwrap(bwrap) => {
                 let mut cmd = Command::new(bwrap);
-                cmd.args(["--unshare-all", "--unshare-user", "--disable-userns", "--share-net", "--die-with-parent", "--new-session"])
+                cmd.args(["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session"])
                     .args(["--cap-drop", "ALL", "--hostname", "greenlight"])
                     .args(["--ro-bind", "/usr", "/usr"])
                     .args(["--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin"])
@@ -383,6 +421,7 @@ impl Sandbox {
                 for (fd, path) in files {
                     cmd.args(["--ro-bind-data", &fd.to_string(), path]);
                 }
+                Self::add_network(&mut cmd, placement.network, &mut inherited);
                 self.add_seccomp(&mut cmd, &mut inherited);
                 cmd.arg("--");
                 cmd
@@ -406,6 +445,23 @@ impl Sandbox {
             cmd.process_group(0);
         }
         cmd
+    }
+
+    /// Keeps the network namespace the process starts in (the host's, or
+    /// the stage's it enters before bwrap runs) unless the stage's network
+    /// is bwrap's own empty one, and gives the step the stage's resolver.
+    fn add_network(cmd: &mut Command, network: Option<&StageNetwork>, inherited: &mut Vec<OwnedFd>) {
+        if network.is_none_or(StageNetwork::share_net) {
+            cmd.arg("--share-net");
+        }
+        let Some(resolv) = network.and_then(StageNetwork::resolv_conf) else { return };
+        match pipe_holding(resolv) {
+            Ok(fd) => {
+                cmd.args(["--ro-bind-data", &fd.as_raw_fd().to_string(), "/etc/resolv.conf"]);
+                inherited.push(fd);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot hand the stage's resolv.conf to the sandbox; the host's stays"),
+        }
     }
 
     /// Adds the seccomp filter, in a memory file of its own that the command inherits.

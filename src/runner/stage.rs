@@ -5,6 +5,7 @@ use super::clone;
 use super::env::BuildFacts;
 use super::executor::{StepExecutor, StepTask};
 use super::logs::{Captured, LogTarget, spawn_writer};
+use super::network::StageNetwork;
 use super::sandbox::Sandbox;
 use super::schedule::{self, Outcome};
 use super::settings::WorkerSettings;
@@ -167,15 +168,21 @@ impl StageRunner {
         cancel: &CancellationToken,
         notes: Vec<String>,
     ) -> anyhow::Result<(Stage, Status, StageReport)> {
-        let run = self.prepare(build, stage, workspace).await?;
+        // One network per stage: its steps share it, the clone stays on the host's.
+        let network = Arc::new(self.sandbox.stage_network().await.context("setting up the stage's network")?);
+        let run = self.prepare(build, stage, workspace, network.clone()).await?;
         let cloned = run.offset == 0 || self.clone_step(&run).await;
         let outcomes = if cloned { self.run_steps(&run, cancel).await } else { vec![Outcome::skipped(); run.pipeline.steps.len()] };
-        self.conclude(run, cloned, &outcomes, cancel.is_cancelled(), notes).await
+        let concluded = self.conclude(run, cloned, &outcomes, cancel.is_cancelled(), notes).await;
+        if let Ok(network) = Arc::try_unwrap(network) {
+            network.stop().await;
+        }
+        concluded
     }
 
     /// A fresh workspace given to the sandbox user, the secrets the build
     /// may have, and the masker that hides them.
-    async fn prepare<'a>(&self, build: &'a Build, stage: Stage, workspace: &Path) -> anyhow::Result<Run<'a>> {
+    async fn prepare<'a>(&self, build: &'a Build, stage: Stage, workspace: &Path, network: Arc<StageNetwork>) -> anyhow::Result<Run<'a>> {
         super::workspace::fresh(workspace).await.with_context(|| format!("creating {}", workspace.display()))?;
         self.sandbox.give(workspace)?;
         let secrets = self.resolve_secrets(build, &stage.pipeline, stage.state.approved()).await;
@@ -190,7 +197,7 @@ impl StageRunner {
             pipeline: stage.pipeline.clone(),
             stage: Mutex::new(stage),
             tails: Mutex::default(),
-            executor: StepExecutor::new(&self.sandbox, workspace),
+            executor: StepExecutor::new(&self.sandbox, workspace, Some(network)),
         })
     }
 

@@ -1,5 +1,6 @@
 //! Running one step: its script, its process, its output as lines.
 
+use super::network::StageNetwork;
 use super::sandbox::{Placement, Sandbox};
 use super::schedule::{EXIT_STOP, Outcome};
 use crate::store::Status;
@@ -157,12 +158,19 @@ impl LineSplitter {
 /// Runs a step in `workspace`, sending its output lines (stdout and stderr
 /// merged, in order) to `lines`. Backpressure on `lines` slows the reader,
 /// never buffers without bound.
-pub async fn run(sandbox: &Sandbox, workspace: &Path, spec: &StepSpec, lines: &mpsc::Sender<String>, cancel: &CancellationToken) -> Ending {
+pub async fn run(
+    sandbox: &Sandbox,
+    workspace: &Path,
+    spec: &StepSpec,
+    network: Option<&StageNetwork>,
+    lines: &mpsc::Sender<String>,
+    cancel: &CancellationToken,
+) -> Ending {
     let cgroup = match sandbox.step_cgroup() {
         Ok(cgroup) => cgroup,
         Err(e) => return Ending::Failed(format!("cannot create the step's cgroup: {e}")),
     };
-    let placement = Placement { cgroup: cgroup.as_ref(), netns: None };
+    let placement = Placement { cgroup: cgroup.as_ref(), network };
     let ending = run_placed(sandbox, workspace, spec, placement, lines, cancel).await;
     let Some(cgroup) = cgroup else { return ending };
     let ending = match ending {

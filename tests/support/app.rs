@@ -61,6 +61,8 @@ pub fn runner_config() -> RunnerConfig {
         grace: Duration::from_secs(2),
         log_limit: 16 * 1024 * 1024,
         limits: Some(greenlight::runner::limits::StepLimits::default()),
+        // As the service's default: a network namespace per stage.
+        network: greenlight::runner::network::NetworkSettings::parse("isolated", "").unwrap(),
     }
 }
 
