@@ -48,7 +48,7 @@ fn a_bad_private_key_is_named_without_echoing_it() {
 fn each_invalid_setting_is_named() {
     let key = key_path();
     let base = [("GITHUB_APP_ID", "1"), ("GITHUB_PRIVATE_KEY_PATH", key.as_str()), ("GITHUB_WEBHOOK_SECRET", "s")];
-    let cases: [(&str, &str, &str); 9] = [
+    let cases: [(&str, &str, &str); 15] = [
         ("GITHUB_APP_ID", "twelve", "GITHUB_APP_ID: must be a number"),
         ("GREENLIGHT_CONCURRENCY", "0", "GREENLIGHT_CONCURRENCY: must be a whole number of at least 1"),
         ("GREENLIGHT_ADDR", "nowhere", "GREENLIGHT_ADDR: must be HOST:PORT"),
@@ -58,6 +58,12 @@ fn each_invalid_setting_is_named() {
         ("GREENLIGHT_API_TOKEN", "short", "GREENLIGHT_API_TOKEN: is too short"),
         ("GREENLIGHT_SANDBOX", "docker", "GREENLIGHT_SANDBOX: must be `bwrap` or `none`"),
         ("GREENLIGHT_STAGE_LEASE", "0", "GREENLIGHT_STAGE_LEASE: must be a whole number of seconds"),
+        ("GREENLIGHT_STEP_LIMITS", "maybe", "GREENLIGHT_STEP_LIMITS: must be `on` or `off`"),
+        ("GREENLIGHT_STEP_MEMORY", "lots", "GREENLIGHT_STEP_MEMORY: must be a size of at least 16m, like 512m or 4g"),
+        ("GREENLIGHT_STEP_PIDS", "0", "GREENLIGHT_STEP_PIDS: must be a whole number of processes"),
+        ("GREENLIGHT_STEP_CPUS", "half", "GREENLIGHT_STEP_CPUS: must be a number of cores"),
+        ("GREENLIGHT_STEP_NETWORK", "open", "GREENLIGHT_STEP_NETWORK: \"open\" is not one of isolated (the default), host, none"),
+        ("GREENLIGHT_STEP_DENY", "10.0.0.0/33", "GREENLIGHT_STEP_DENY: \"10.0.0.0/33\" is not a CIDR"),
     ];
     for (variable, value, expected) in cases {
         let mut env: Vec<(&str, &str)> = base.iter().copied().filter(|(k, _)| *k != variable).collect();
@@ -145,6 +151,42 @@ fn a_worker_without_a_usable_sandbox_refuses_to_start() {
         ),
         "{text}"
     );
+}
+
+/// `greenlight worker` started as an unprivileged uid: what it says on stderr.
+fn worker_as_nobody(extra: &[(&str, &str)]) -> String {
+    use std::os::unix::process::CommandExt;
+    let data = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(data.path(), Some(65534), Some(65534)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_greenlight"))
+        .arg("worker")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GITHUB_APP_ID", "1")
+        .env("GITHUB_PRIVATE_KEY", std::fs::read_to_string(key_path()).unwrap())
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .env("GREENLIGHT_DATA_DIR", data.path())
+        .envs(extra.iter().copied())
+        .uid(65534)
+        .gid(65534)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a worker that cannot confine steps must not start");
+    stderr(&out)
+}
+
+#[test]
+fn a_worker_that_cannot_limit_or_isolate_steps_refuses_to_start_and_says_what_to_do() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root (it starts the worker as uid 65534)");
+    let text = worker_as_nobody(&[]);
+    assert!(text.contains("per-step limits (memory, processes, CPU) need cgroups"), "{text}");
+    assert!(text.contains("or set GREENLIGHT_STEP_LIMITS=off"), "{text}");
+
+    let text = worker_as_nobody(&[("GREENLIGHT_STEP_LIMITS", "off")]);
+    assert!(text.contains("GREENLIGHT_STEP_NETWORK=isolated needs greenlight to run as root"), "{text}");
+    assert!(text.contains("set GREENLIGHT_STEP_NETWORK=host"), "{text}");
 }
 
 #[test]

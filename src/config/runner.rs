@@ -104,8 +104,10 @@ impl RunnerArgs {
             log_limit: positive("GREENLIGHT_LOG_LIMIT_MB", &self.log_limit_mb, "MiB")? * 1024 * 1024,
             limits: self.limits()?,
             network: NetworkSettings::parse(&self.step_network, &self.step_deny).map_err(|message| {
+                // The message names its variable first: report it under that name, once.
                 let variable = if message.starts_with("GREENLIGHT_STEP_DENY") { "GREENLIGHT_STEP_DENY" } else { "GREENLIGHT_STEP_NETWORK" };
-                config_error(variable, message)
+                let problem = message.strip_prefix(variable).unwrap_or(&message).trim_start_matches([':', ' ']);
+                config_error(variable, problem.to_string())
             })?,
         })
     }

@@ -159,7 +159,7 @@ impl NetworkSettings {
             "" | "isolated" => NetworkMode::Isolated,
             "host" => NetworkMode::Host,
             "none" => NetworkMode::None,
-            other => return Err(format!("GREENLIGHT_STEP_NETWORK={other:?} is not one of isolated (the default), host, none")),
+            other => return Err(format!("GREENLIGHT_STEP_NETWORK: {other:?} is not one of isolated (the default), host, none")),
         };
         let deny = deny
             .split(|c: char| c == ',' || c.is_whitespace())
@@ -582,7 +582,7 @@ mod tests {
         assert_eq!(NetworkSettings::parse("", "").unwrap().mode, NetworkMode::Isolated);
         assert_eq!(NetworkSettings::parse("none", "").unwrap().mode, NetworkMode::None);
         let err = NetworkSettings::parse("bridge", "").unwrap_err();
-        assert!(err.contains("GREENLIGHT_STEP_NETWORK=\"bridge\""), "{err}");
+        assert!(err.contains("GREENLIGHT_STEP_NETWORK: \"bridge\""), "{err}");
     }
 
     #[test]
