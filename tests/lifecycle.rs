@@ -143,7 +143,7 @@ async fn a_stage_taken_over_ends_once_and_the_stalled_workers_late_result_is_dro
     // worker-a wakes up and ends the stage too, with another result.
     let mut late = stalled.stage;
     late.steps[0].status = Status::Failure;
-    assert!(!gl.lifecycle.record_steps(&late).await.unwrap(), "its step records are not written over the new run's");
+    assert!(!gl.lifecycle.record_step(&late, 0).await.unwrap(), "its step record is not written over the new run's");
     let report = StageReport::not_run("late".to_string(), None, chrono::Utc::now());
     let ended = gl.lifecycle.end(&stalled.build, &late, Status::Failure, &report).await.unwrap();
     assert_eq!(ended, Ended::TakenOver, "so its worker leaves the job to the worker that has it");

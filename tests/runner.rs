@@ -224,3 +224,19 @@ async fn an_unsandboxed_runner_says_so_on_every_check_run() {
     let build = ctx.expect_build_done(1).await;
     assert_eq!(ctx.log(&build, "greet").await, "+ echo ok\nok\n");
 }
+
+#[tokio::test]
+async fn a_thousand_one_line_steps_cost_redis_little_more_than_their_records() {
+    let ctx = Scenario::new().with_workers().start().await;
+    // Five pipelines of 200 steps (the cap per pipeline): 1,000 steps in one build.
+    let steps: String = (0..200).map(|i| format!("- name: s{i}\n  commands: [\"true\"]\n")).collect();
+    let config: String =
+        (0..5).map(|p| format!("---\nkind: pipeline\ntype: exec\nname: p{p}\nclone:\n  disable: true\nsteps:\n{steps}")).collect();
+    let before = ctx.app.redis.bytes_received().await;
+
+    let (sha, build) = ctx.push_and_finish("main", &config).await;
+    ctx.expect_check_run(&sha, "p4 (push)", Success).await;
+    assert_eq!(build.status, Status::Success);
+    let written = ctx.app.redis.bytes_received().await - before;
+    assert!(written < 10 * 1024 * 1024, "{written} bytes sent to Redis for 1,000 steps");
+}

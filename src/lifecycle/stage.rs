@@ -168,11 +168,15 @@ impl Lifecycle {
         Ok(Some(Begun { build, stage: begun, notes }))
     }
 
-    /// Records the step records of a running stage, unless another worker
-    /// has taken it over since `stage` was begun (false then).
-    pub async fn record_steps(&self, stage: &Stage) -> anyhow::Result<bool> {
-        let written = self.write_if_current(stage, |current| current.steps.clone_from(&stage.steps)).await?;
-        Ok(written.is_some())
+    /// Records step record `index` of a running stage (its record alone:
+    /// the cost of a stage stays linear in its steps), unless another worker
+    /// has taken the stage over since `stage` was begun (false then).
+    pub async fn record_step(&self, stage: &Stage, index: usize) -> anyhow::Result<bool> {
+        let written = self.store.record_step(stage, &stage.steps[index], stage.attempt).await?;
+        if !written {
+            tracing::warn!(stage = %stage.id, worker = %stage.machine, attempt = stage.attempt, "another worker took this stage over; dropping this run's step record");
+        }
+        Ok(written)
     }
 
     /// Changes the stage's record if it is still the run `ours` began

@@ -316,7 +316,7 @@ impl StageRunner {
     async fn step_started(&self, run: &Run<'_>, index: usize) -> i64 {
         let mut stage = run.stage.lock().await;
         let number = lifecycle::step_started(&mut stage, index, self.now());
-        if let Err(e) = self.lifecycle.record_steps(&stage).await {
+        if let Err(e) = self.lifecycle.record_step(&stage, index).await {
             tracing::warn!(error = %e, "could not record a step start");
         }
         number
@@ -328,7 +328,7 @@ impl StageRunner {
         let mut stage = run.stage.lock().await;
         let end = StepEnd { status: outcome.status, exit_code: outcome.exit_code, error: outcome.error.clone() };
         lifecycle::step_ended(&mut stage, index, end, self.now());
-        if let Err(e) = self.lifecycle.record_steps(&stage).await {
+        if let Err(e) = self.lifecycle.record_step(&stage, index).await {
             tracing::warn!(error = %e, "could not record a step's end");
         }
     }

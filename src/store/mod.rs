@@ -11,6 +11,7 @@
 mod error;
 mod logs;
 mod side;
+mod stages;
 
 pub use crate::model::{Build, Repo, Stage, StageJob, StageState, Status, StepRecord};
 pub use error::{StoreError, StoreResult};
@@ -262,9 +263,7 @@ impl Store {
         let mut pipe = redis::pipe();
         pipe.atomic();
         pipe.set(build_key(build.id), serde_json::to_string(build).expect("records serialize"));
-        for stage in stages {
-            pipe.set(stage_key(stage.id), serde_json::to_string(stage).expect("records serialize"));
-        }
+        Self::record_stages(&mut pipe, stages);
         pipe.zadd(builds_key(build.repo.id), build.id.0, build.number);
         pipe.zadd("gl:builds", build.id.0, build.id.0);
         if !build.status.is_done() {
@@ -343,26 +342,6 @@ impl Store {
         Ok(updated.map(|(build, _)| build))
     }
 
-    /// Reads, changes and writes a stage atomically (optimistic, like
-    /// [`Store::update_build`]); `change` returns false to leave it as it
-    /// is. Returns the stage as it is now. For writers that do not hold the
-    /// stage's lease, so they never overwrite what its worker wrote.
-    pub async fn update_stage(&self, id: StageId, mut change: impl FnMut(&mut Stage) -> bool) -> StoreResult<Option<Stage>> {
-        let updated = self
-            .update_record(&stage_key(id), |stage: &mut Stage| {
-                let changed = change(stage);
-                if changed {
-                    stage.version += 1;
-                }
-                changed
-            })
-            .await?;
-        if let Some((stage, true)) = &updated {
-            self.announce(stage.repo_id, stage.build_id).await?;
-        }
-        Ok(updated.map(|(stage, _)| stage))
-    }
-
     /// The one read-change-write loop of records other processes write too:
     /// WATCH the key, read, apply `change` (false: write nothing), and write
     /// in a transaction that fails if the key changed meanwhile, then try
@@ -423,22 +402,6 @@ impl Store {
         let (added, done): (i64, usize) =
             redis::pipe().atomic().sadd(&key, stage.0).scard(&key).query_async(&mut self.conn().await?).await?;
         Ok(added == 1 && done == build.stages.len())
-    }
-
-    /// A stage by id.
-    pub async fn stage(&self, id: StageId) -> StoreResult<Option<Stage>> {
-        self.get_json(&stage_key(id)).await
-    }
-
-    /// The stages of a build, in order.
-    pub async fn stages(&self, build: &Build) -> StoreResult<Vec<Stage>> {
-        let mut out = Vec::with_capacity(build.stages.len());
-        for id in &build.stages {
-            if let Some(stage) = self.stage(*id).await? {
-                out.push(stage);
-            }
-        }
-        Ok(out)
     }
 
     /// Tells every process (live pages, API streams) that a build changed.

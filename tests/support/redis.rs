@@ -51,6 +51,15 @@ impl TestRedis {
         format!("unix://{}", self.socket.display())
     }
 
+    /// Every byte clients have sent the server so far (`INFO stats`
+    /// `total_net_input_bytes`): what greenlight wrote, commands included.
+    pub async fn bytes_received(&self) -> u64 {
+        let pool = greenlight::redis_server::pool(&self.url()).unwrap();
+        let info: String = redis::cmd("INFO").arg("stats").query_async(&mut pool.get().await.unwrap()).await.unwrap();
+        let line = info.lines().find_map(|l| l.strip_prefix("total_net_input_bytes:")).expect("INFO stats lists total_net_input_bytes");
+        line.trim().parse().unwrap()
+    }
+
     /// Kills the server (to test an outage).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
