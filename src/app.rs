@@ -162,7 +162,8 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
     let api = crate::api::ApiState {
         store: Store::new(pool.clone()),
         logs: crate::store::Logs::new(pool.clone()),
-        redis: redis.clone(),
+        hub: crate::store::LogHub::start(redis.clone(), Store::new(pool.clone()), shutdown.clone()),
+        slots: crate::api::StreamSlots::default(),
         token: config.api_token.clone().map(std::sync::Arc::new),
         events,
         lifecycle,
@@ -177,7 +178,8 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let stop = shutdown.clone();
     tasks.spawn(async move {
-        let served = axum::serve(listener, server::router(intake, api)).with_graceful_shutdown(stop.cancelled_owned()).await;
+        let app = server::router(intake, api).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let served = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
         if let Err(e) = served {
             tracing::error!(error = %e, "HTTP server failed");
         }

@@ -105,3 +105,44 @@ async fn the_build_stream_sends_repositories_with_their_build() {
     assert_eq!(event["build"]["number"], 1);
     assert_eq!(event["build"]["stages"][0]["steps"][1]["name"], "greet");
 }
+
+#[tokio::test]
+async fn two_hundred_followers_of_one_step_share_one_redis_reader() {
+    let ctx = Scenario::new().with_workers().start().await;
+    let steps = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: waiter\n  commands:\n  - echo started\n  - while [ ! -e go ]; do sleep 0.05; done\n  - echo after\n";
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", steps)]).await;
+    ctx.expect_check_run(&sha, "default (push)", InProgress).await;
+    let before = ctx.app.redis.info("connected_clients").await;
+
+    // One after the other, so the requests themselves never need more pooled connections.
+    let guest = ctx.guest();
+    let mut streams = Vec::new();
+    for _ in 0..200 {
+        let mut stream = guest.log_stream(1, 1, 2).await;
+        stream.read_until("started\\n").await;
+        streams.push(stream);
+    }
+    let during = ctx.app.redis.info("connected_clients").await;
+    assert!(during <= before + 3, "{before} Redis clients before, {during} with 200 followers");
+
+    let build = ctx.app.store().build_by_number(greenlight::ids::RepoId(ctx.repo.id), 1).await.unwrap().unwrap();
+    let workspace = greenlight::runner::workspace::of_stage(&ctx.app.data_dir.path().join("workspaces"), build.stages[0]);
+    std::fs::write(workspace.join("go"), "").unwrap();
+    for stream in &mut streams {
+        let text = stream.read_until("data: eof").await;
+        assert!(text.contains("after\\n"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn one_client_cannot_hold_more_streams_than_its_cap() {
+    let ctx = Scenario::new().start().await;
+    let guest = ctx.guest();
+    let streams = futures::future::join_all((0..greenlight::api::MAX_STREAMS_PER_CLIENT).map(|_| guest.build_events())).await;
+    assert!(streams.iter().all(|s| s.status == 200));
+
+    let refused = guest.build_events().await;
+    assert_eq!(refused.status, 429, "one stream past the cap is refused");
+    drop(streams);
+    support::wait::until("a slot to free up", || async { (guest.build_events().await.status == 200).then_some(()) }).await;
+}

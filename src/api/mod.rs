@@ -19,7 +19,6 @@ pub use auth::{TOKEN_COOKIE, Viewer, is_admin_token};
 
 use crate::lifecycle::Lifecycle;
 use crate::planner::Planner;
-use crate::redis_server::Redis;
 use crate::store::{Logs, Repo, Store};
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -38,8 +37,10 @@ pub struct ApiState {
     pub store: Store,
     /// Stored step logs, for log requests of finished steps.
     pub logs: Logs,
-    /// Redis, for live log streams.
-    pub redis: Redis,
+    /// The process's one reader of live step logs.
+    pub hub: crate::store::LogHub,
+    /// Caps on open streams.
+    pub slots: stream::StreamSlots,
     /// The admin token, if one is configured.
     pub token: Option<Arc<SecretString>>,
     /// Build changes, fanned out to every stream.
@@ -154,7 +155,7 @@ async fn version() -> impl IntoResponse {
     )
 }
 
-pub use stream::{Change, feed as stream_feed};
+pub use stream::{Change, MAX_STREAMS, MAX_STREAMS_PER_CLIENT, StreamSlots, feed as stream_feed};
 
 /// A channel for build change events.
 pub fn change_channel() -> broadcast::Sender<stream::Change> {

@@ -37,7 +37,7 @@ pub struct Logs {
 }
 
 /// The stream key of a step's log.
-fn log_key(stage: StageId, step: i64) -> String {
+pub(super) fn log_key(stage: StageId, step: i64) -> String {
     format!("gl:log:{stage}:{step}")
 }
 
@@ -98,40 +98,5 @@ impl Logs {
         let mut conn = self.pool.get().await?;
         redis::cmd("DEL").arg(log_key(stage, step)).query_async::<i64>(&mut conn).await?;
         Ok(())
-    }
-}
-
-/// A reader following one step's log as it grows, on a connection of its
-/// own (its reads block, which would stall a pooled connection).
-pub struct LogFollower {
-    key: String,
-    last: String,
-    conn: redis::aio::MultiplexedConnection,
-}
-
-impl Logs {
-    /// Follows a step's log from its first line, reading on `conn`.
-    pub fn follow(&self, conn: redis::aio::MultiplexedConnection, stage: StageId, step: i64) -> LogFollower {
-        LogFollower { key: log_key(stage, step), last: "0-0".to_string(), conn }
-    }
-}
-
-impl LogFollower {
-    /// The lines stored after those already returned, waiting up to `block` for some.
-    pub async fn next(&mut self, block: std::time::Duration) -> StoreResult<Vec<LogLine>> {
-        let reply: Option<redis::streams::StreamReadReply> = redis::cmd("XREAD")
-            .arg("BLOCK")
-            .arg(block.as_millis() as u64)
-            .arg("STREAMS")
-            .arg(&self.key)
-            .arg(&self.last)
-            .query_async(&mut self.conn)
-            .await?;
-        let mut lines = Vec::new();
-        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
-            self.last = entry.id.clone();
-            lines.extend(entry.get::<String>("lines").and_then(|j| serde_json::from_str::<Vec<LogLine>>(&j).ok()).unwrap_or_default());
-        }
-        Ok(lines)
     }
 }

@@ -9,13 +9,15 @@
 //! undo another process's transition.
 
 mod error;
+mod log_hub;
 mod logs;
 mod side;
 mod stages;
 
 pub use crate::model::{Build, Repo, Stage, StageJob, StageState, Status, StepRecord};
 pub use error::{StoreError, StoreResult};
-pub use logs::{LogFollower, LogLine, LogTail, Logs};
+pub use log_hub::{LogHub, LogSubscription};
+pub use logs::{LogLine, LogTail, Logs};
 
 use crate::ids::{BuildId, DeliveryId, EntryId, InstallationId, RepoId, StageId};
 use crate::model::{InstallationChange, RepoRef};

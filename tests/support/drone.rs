@@ -256,6 +256,8 @@ impl Browser {
 
 /// A server-sent event stream of the API, read as raw text.
 pub struct EventStream {
+    /// The HTTP status it was answered with.
+    pub status: u16,
     /// The `content-type` it was served with.
     pub content_type: String,
     body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
@@ -288,7 +290,7 @@ impl DroneApi {
         }
         let response = request.send().await.expect("greenlight answers");
         let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-        EventStream { content_type, body: Box::pin(response.bytes_stream()), text: String::new() }
+        EventStream { status: response.status().as_u16(), content_type, body: Box::pin(response.bytes_stream()), text: String::new() }
     }
 
     /// The live log of step `step` of stage `stage` of build `number`.

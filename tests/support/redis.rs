@@ -51,13 +51,14 @@ impl TestRedis {
         format!("unix://{}", self.socket.display())
     }
 
-    /// Every byte clients have sent the server so far (`INFO stats`
-    /// `total_net_input_bytes`): what greenlight wrote, commands included.
-    pub async fn bytes_received(&self) -> u64 {
+    /// A number `INFO` reports, such as `total_net_input_bytes` (every
+    /// byte clients have sent, commands included) or `connected_clients`.
+    pub async fn info(&self, field: &str) -> u64 {
         let pool = greenlight::redis_server::pool(&self.url()).unwrap();
-        let info: String = redis::cmd("INFO").arg("stats").query_async(&mut pool.get().await.unwrap()).await.unwrap();
-        let line = info.lines().find_map(|l| l.strip_prefix("total_net_input_bytes:")).expect("INFO stats lists total_net_input_bytes");
-        line.trim().parse().unwrap()
+        let info: String = redis::cmd("INFO").query_async(&mut pool.get().await.unwrap()).await.unwrap();
+        let prefix = format!("{field}:");
+        let value = info.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_else(|| panic!("INFO lists no {field}"));
+        value.trim().parse().unwrap()
     }
 
     /// Kills the server (to test an outage).
