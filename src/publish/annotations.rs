@@ -299,7 +299,7 @@ mod tests {
         let secret = "https%3A//deploy%3Ahunter2@registry";
         let long = "t".repeat(250);
         collected.add(parse_line(&format!("::error file=a.txt,line=1,title={long}{secret}::at {secret}"), WS).unwrap());
-        collected.add(parse_line(&format!("::error file=https%3A//deploy%3Ahunter2@registry,line=1::\x1b[1mx"), WS).unwrap());
+        collected.add(parse_line("::error file=https%3A//deploy%3Ahunter2@registry,line=1::\x1b[1mx", WS).unwrap());
         let (first, second) = (&collected.pending[0], &collected.pending[1]);
         assert_eq!(first.message, "at ********");
         assert_eq!(first.title.as_deref(), Some(format!("{long}*****").as_str()), "masked, then cut to 255");
