@@ -155,20 +155,17 @@ impl Publisher {
             }
             _ => format!("Build #{} failed", build.number),
         };
-        let shown = |text: &str, limit: usize| truncate_bytes(&finish.masker.mask_plain(text), limit).to_string();
-        self.status(build, &stage.name, state, &shown(&description, usize::MAX)).await?;
+        self.status(build, &stage.name, state, &finish.masker.mask_plain(&description)).await?;
         let Some(id) = stage.check_run else {
             return Ok(());
         };
+        let shown = |text: &str| truncate_bytes(&finish.masker.mask_plain(text), MAX_OUTPUT_BYTES).to_string();
         let url = self.build_url(build);
         let text = finish
             .failed_step
             .as_ref()
-            .map(|step| shown(&report::failure_text(step, &finish.tail, &format!("{url}#stage-{}", stage.number)), MAX_OUTPUT_BYTES));
-        let (title, summary) = (
-            shown(&report::title(stage), MAX_OUTPUT_BYTES),
-            shown(&report::summary(stage, &finish.caveats, &finish.notes), MAX_OUTPUT_BYTES),
-        );
+            .map(|step| shown(&report::failure_text(step, &finish.tail, &format!("{url}#stage-{}", stage.number))));
+        let (title, summary) = (shown(&report::title(stage)), shown(&report::summary(stage, &finish.caveats, &finish.notes)));
         let now = finish.completed;
         let run = CheckRunBody {
             status: Some(CheckStatus::Completed),
