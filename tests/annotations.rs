@@ -62,3 +62,17 @@ async fn annotations_reach_the_check_run_while_the_stage_still_runs() {
     let done = ctx.expect_check_run(&sha, "default (push)", Success).await;
     assert_eq!(done.annotations.len(), 1, "published once, not again at the end");
 }
+
+#[tokio::test]
+async fn coloured_diagnostics_are_annotated_and_reach_github_without_escape_sequences() {
+    let ctx = Scenario::new().with_workers().start().await;
+    let steps = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: build\n  commands:\n  - |-\n    printf '\\033[1m%s/src/main.c:4:2: \\033[31merror:\\033[0m \\033[1mexpected\\033[0m x\\n' \"$DRONE_WORKSPACE\"\n";
+
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", steps)]).await;
+
+    let run = ctx.expect_check_run(&sha, "default (push)", Success).await;
+    let found: Vec<(&str, u64, &str)> = run.annotations.iter().map(|a| (a.path.as_str(), a.start_line, a.message.as_str())).collect();
+    assert_eq!(found, vec![("src/main.c", 4, "expected x")]);
+    let build = ctx.expect_build_done(1).await;
+    assert!(ctx.log(&build, "build").await.contains("\x1b[31merror:"), "the stored log keeps its colours");
+}

@@ -185,3 +185,78 @@ async fn on_a_protected_repository_a_fork_waits_for_approval_and_then_gets_its_s
     let build = ctx.expect_build_done(1).await;
     assert!(ctx.log(&build, "deploy").await.contains("approved and trusted"));
 }
+
+/// A URL secret (`:` and `@` in it), and a two-line key with a quote, a
+/// slash and a space (JSON and form encoding change it).
+const REGISTRY: &str = "https://deploy:hunter2-9f8e7d@registry.example";
+const SIGNING: &str = "pw\"q/7b 3c9d1e\nsecond-line-8a7b";
+
+/// Every form of the secrets a step below prints: none may leave greenlight.
+fn printed_forms() -> Vec<String> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let mut forms: Vec<String> =
+        ["3f9a8b7c", "hunter2-9f8e7d", "7b 3c9d1e", "second-line-8a7b", "hunter2%2D9f8e7d", "3f9a%38b7c"].map(String::from).to_vec();
+    for value in [TOKEN, REGISTRY, "pw\"q/7b 3c9d1e"] {
+        forms.extend([hex::encode(value), hex::encode_upper(value), STANDARD_NO_PAD.encode(value), URL_SAFE_NO_PAD.encode(value)]);
+        forms.push(value.bytes().map(|b| format!("%{b:02X}")).collect());
+    }
+    forms.push(serde_json::to_string("pw\"q/7b 3c9d1e").unwrap().trim_matches('"').to_string());
+    forms.push("pw+q/7b+3c9d1e".replace("pw+q", "pw\"q"));
+    forms
+}
+
+#[tokio::test]
+async fn no_encoding_of_a_secret_reaches_github_the_api_or_the_stored_log() {
+    let ctx = Scenario::new().with_workers().start().await;
+    ctx.install().await;
+    ctx.add_secret("deploy_token", TOKEN, false).await;
+    ctx.add_secret("registry_url", REGISTRY, false).await;
+    ctx.add_secret("signing_key", SIGNING, false).await;
+    let commands = [
+        r#"ENC=$(printf %s "$REGISTRY" | sed 's/:/%3A/g')"#,
+        r#"echo "::error file=a.txt,line=1,title=$ENC::$ENC""#,
+        r#"printf '::warning file=b.txt,line=2::ansi %s\033[0m%s\n' "${TOKEN%%8b7c*}" "8b7c${TOKEN#*8b7c}""#,
+        r#"printf 'ansi: %s\033[1m%s\n' "${TOKEN%%8b7c*}" "8b7c${TOKEN#*8b7c}""#,
+        r#"hex() { printf %s "$1" | od -An -tx1 | tr -d ' \n'; }"#,
+        r#"for v in "$TOKEN" "$REGISTRY" "$(printf '%s\n' "$SIGNING" | head -1)"; do"#,
+        r#"  echo "hex: $(hex "$v") HEX: $(hex "$v" | tr a-f A-F) pct: $(hex "$v" | sed 's/../%&/g')""#,
+        r#"  echo "b64: $(printf %s "$v" | base64 -w0) url: $(printf %s "$v" | base64 -w0 | tr '+/' '-_')""#,
+        r#"  for p in '' x xy; do echo "auth: $(printf '%suser:%s' "$p" "$v" | base64 -w0)"; done"#,
+        r#"done"#,
+        r#"echo "partial: $(printf %s "$REGISTRY" | sed 's/:/%3A/g; s/@/%40/; s/-/%2D/') twice: $(printf %s "$TOKEN" | sed 's/8/%2538/')""#,
+        r#"FIRST=$(printf '%s\n' "$SIGNING" | head -1)"#,
+        r#"printf '{"key":"%s"}\n' "$(printf %s "$FIRST" | sed 's/"/\\"/g; s#/#\\/#g')""#,
+        r#"echo "form: $(printf %s "$FIRST" | sed 's/ /+/g') line: $(printf '%s\n' "$SIGNING" | tail -1)""#,
+        "exit 1",
+    ];
+    let listed: String = commands.iter().map(|c| format!("    {c}\n")).collect();
+    let env = "  environment:\n    TOKEN:\n      from_secret: deploy_token\n    REGISTRY:\n      from_secret: registry_url\n    SIGNING:\n      from_secret: signing_key\n";
+    let steps = format!("kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: leak\n{env}  commands:\n  - |-\n{listed}");
+
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", &steps)]).await;
+
+    let run = ctx.expect_check_run(&sha, "default (push)", Failure).await;
+    let build = ctx.expect_build_done(1).await;
+    let stored = ctx.log(&build, "leak").await;
+    let served = ctx.api().log_text(1, 1, 2).await;
+    let annotations: Vec<(&str, Option<&str>, &str)> =
+        run.annotations.iter().map(|a| (a.path.as_str(), a.title.as_deref(), a.message.as_str())).collect();
+    assert_eq!(annotations, vec![("a.txt", Some("********"), "********"), ("b.txt", None, "ansi ********")]);
+    assert!(stored.contains("ansi: ********\n") && stored.lines().filter(|l| l.starts_with("auth: ")).count() == 9, "{stored}");
+    let labels = ["hex: ", "b64: ", "auth: ", "partial: ", "{\"key\":", "form: "];
+    let printed: Vec<&str> = stored.lines().filter(|l| labels.iter().any(|label| l.starts_with(label))).collect();
+    assert!(printed.len() == 18 && printed.iter().all(|l| l.contains("********")), "{stored}");
+    let mut published = vec![stored, served];
+    for run in ctx.check_runs(&sha) {
+        published.extend([run.title, run.summary, run.text].into_iter().flatten());
+        published.extend(run.annotations.into_iter().flat_map(|a| [a.path, a.message].into_iter().chain(a.title)));
+    }
+    published.extend(ctx.statuses(&sha).into_iter().map(|s| s.description));
+    for text in &published {
+        for form in printed_forms() {
+            assert!(!text.contains(&form), "{form:?} leaked in:\n{text}");
+        }
+        assert!(!text.contains('\x1b') || text == &published[0] || text == &published[1], "GitHub gets no escape sequences: {text:?}");
+    }
+}

@@ -3,8 +3,10 @@
 //! (`F:L:C: error: message`, as gcc, clang, rustc's short form and eslint's
 //! unix format print them).
 
-use crate::github::types::Annotation;
+use crate::github::types::{Annotation, truncate_bytes};
+use crate::secrets::Masker;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// GitHub accepts at most 50 annotations per request; more are appended by
 /// later updates of the check run.
@@ -16,6 +18,9 @@ pub const MAX_ANNOTATIONS_PER_RUN: usize = 1000;
 
 /// GitHub caps an annotation's message at 64 KB.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// GitHub caps an annotation's title at 255 characters.
+pub const MAX_TITLE_CHARS: usize = 255;
 
 /// How bad an annotation is: GitHub's `annotation_level`, from the
 /// workflow command (`::error`, `::warning`, `::notice`) or compiler line
@@ -74,10 +79,7 @@ fn annotation(path: String, span: Span, level: Level, message: &str, title: Opti
     let Span { line, end_line, col, end_col } = span;
     let end_line = end_line.filter(|e| *e >= line).unwrap_or(line);
     let same_line = end_line == line;
-    let mut message = message.trim().to_string();
-    if message.len() > MAX_MESSAGE_BYTES {
-        message = crate::github::types::truncate_bytes(&message, MAX_MESSAGE_BYTES).to_string();
-    }
+    let message = message.trim().to_string();
     Annotation {
         path,
         start_line: line,
@@ -86,7 +88,7 @@ fn annotation(path: String, span: Span, level: Level, message: &str, title: Opti
         message,
         start_column: col.filter(|_| same_line),
         end_column: end_col.filter(|_| same_line).or(col.filter(|_| same_line)),
-        title: title.map(|t| t.chars().take(255).collect()),
+        title,
     }
 }
 
@@ -172,9 +174,13 @@ pub fn parse_line(line: &str, workspace: &str) -> Option<Annotation> {
     workflow_command(line, workspace).or_else(|| compiler_line(line, workspace))
 }
 
-/// The annotations of a stage: those not yet published, and counts.
+/// The annotations of a stage: those not yet published, and counts. This
+/// is where annotations leave greenlight's hands: each is masked once
+/// decoded, then cut to GitHub's limits.
 #[derive(Debug, Default)]
 pub struct Collected {
+    /// Hides the stage's secrets in each annotation's path, title and message.
+    masker: Arc<Masker>,
     /// Waiting to be published, oldest first.
     pub pending: VecDeque<Annotation>,
     /// Accepted in all (published or pending), at most [`MAX_ANNOTATIONS_PER_RUN`].
@@ -186,8 +192,21 @@ pub struct Collected {
 }
 
 impl Collected {
-    /// Takes an annotation, up to the ceiling.
+    /// Collects the annotations of a stage whose secrets `masker` hides.
+    pub fn new(masker: Arc<Masker>) -> Self {
+        Self { masker, ..Self::default() }
+    }
+
+    /// Takes an annotation, masked and cut to GitHub's limits, up to the ceiling.
     pub fn add(&mut self, annotation: Annotation) {
+        let mask = |text: &str| self.masker.mask_plain(text).into_owned();
+        let message = mask(&annotation.message);
+        let annotation = Annotation {
+            path: mask(&annotation.path),
+            message: truncate_bytes(&message, MAX_MESSAGE_BYTES).to_string(),
+            title: annotation.title.as_deref().map(|t| mask(t).chars().take(MAX_TITLE_CHARS).collect()),
+            ..annotation
+        };
         let index = match annotation.annotation_level.as_str() {
             "failure" => 0,
             "warning" => 1,
@@ -272,6 +291,19 @@ mod tests {
             parse_line("12:30:00: error: a time, not a file", WS).is_some_and(|a| a.path == "12"),
             "a digit-named file is still a file"
         );
+    }
+
+    #[test]
+    fn collected_annotations_are_masked_after_decoding_and_cut_after_masking() {
+        let mut collected = Collected::new(Arc::new(Masker::new(["https://deploy:hunter2@registry"])));
+        let secret = "https%3A//deploy%3Ahunter2@registry";
+        let long = "t".repeat(250);
+        collected.add(parse_line(&format!("::error file=a.txt,line=1,title={long}{secret}::at {secret}"), WS).unwrap());
+        collected.add(parse_line("::error file=https%3A//deploy%3Ahunter2@registry,line=1::\x1b[1mx", WS).unwrap());
+        let (first, second) = (&collected.pending[0], &collected.pending[1]);
+        assert_eq!(first.message, "at ********");
+        assert_eq!(first.title.as_deref(), Some(format!("{long}*****").as_str()), "masked, then cut to 255");
+        assert_eq!((second.path.as_str(), second.message.as_str()), ("********", "x"));
     }
 
     #[test]

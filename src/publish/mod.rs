@@ -8,7 +8,9 @@ use crate::github::types::{
 use crate::github::{GitHub, GitHubError, RepoPath};
 use crate::ids::CheckRunId;
 use crate::model::{Build, Stage, StageState, Status};
+use crate::secrets::Masker;
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 
 pub mod annotations;
 pub mod report;
@@ -130,7 +132,10 @@ impl Publisher {
     }
 
     /// Completes a stage's check run (conclusion, title, summary, failing
-    /// log tail) and sets its final commit status.
+    /// log tail) and sets its final commit status. This is where a stage's
+    /// words leave greenlight: the description, title, summary and text are
+    /// masked with the report's masker once composed, then cut to GitHub's
+    /// limits (its annotations were masked when collected).
     pub async fn stage_finished(&self, build: &Build, stage: &Stage, finish: &StageReport) -> Result<(), GitHubError> {
         let state = report::status_state(stage);
         let description = match (&stage.status(), &finish.failed_step) {
@@ -150,13 +155,17 @@ impl Publisher {
             }
             _ => format!("Build #{} failed", build.number),
         };
-        self.status(build, &stage.name, state, &description).await?;
+        self.status(build, &stage.name, state, &finish.masker.mask_plain(&description)).await?;
         let Some(id) = stage.check_run else {
             return Ok(());
         };
+        let shown = |text: &str| truncate_bytes(&finish.masker.mask_plain(text), MAX_OUTPUT_BYTES).to_string();
         let url = self.build_url(build);
-        let text =
-            finish.failed_step.as_ref().map(|step| report::failure_text(step, &finish.tail, &format!("{url}#stage-{}", stage.number)));
+        let text = finish
+            .failed_step
+            .as_ref()
+            .map(|step| shown(&report::failure_text(step, &finish.tail, &format!("{url}#stage-{}", stage.number))));
+        let (title, summary) = (shown(&report::title(stage)), shown(&report::summary(stage, &finish.caveats, &finish.notes)));
         let now = finish.completed;
         let run = CheckRunBody {
             status: Some(CheckStatus::Completed),
@@ -171,12 +180,8 @@ impl Publisher {
             output: None,
             ..CheckRunBody::default()
         };
-        let output = |annotations: Vec<Annotation>| Output {
-            title: report::title(stage),
-            summary: report::summary(stage, &finish.caveats, &finish.notes),
-            text: text.clone(),
-            annotations,
-        };
+        let output =
+            |annotations: Vec<Annotation>| Output { title: title.clone(), summary: summary.clone(), text: text.clone(), annotations };
         // Annotations append: send all but the last batch first (title and
         // summary each time, as GitHub requires), then complete with the last.
         let mut batches: Vec<Vec<Annotation>> =
@@ -242,6 +247,7 @@ impl StageReport {
             notes: vec![note],
             completed,
             annotations: Vec::new(),
+            masker: Arc::default(),
         }
     }
 }
@@ -264,6 +270,8 @@ pub struct StageReport {
     pub notes: Vec<String>,
     /// When it completed.
     pub completed: DateTime<Utc>,
-    /// Annotations not yet published.
+    /// Annotations not yet published (already masked: see [`annotations::Collected`]).
     pub annotations: Vec<Annotation>,
+    /// Hides the stage's secrets in everything published about it.
+    pub masker: Arc<Masker>,
 }

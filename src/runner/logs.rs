@@ -3,8 +3,9 @@
 
 use crate::ids::StageId;
 use crate::publish::annotations::{Collected, parse_line};
-use crate::secrets::Masker;
+use crate::secrets::{Masker, strip_ansi};
 use crate::store::{LogLine, Logs};
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +29,10 @@ pub const CHANNEL_LINES: usize = 4096;
 #[derive(Debug, Clone, Default)]
 pub struct Captured {
     /// The last lines printed (at most [`TAIL_BYTES`]).
-    pub tail: VecDeque<String>,
+    tail: VecDeque<String>,
+    /// What `tail` weighs (see [`Captured::keep`]), kept as lines come and
+    /// go so that a line costs the same however long the tail is.
+    tail_weight: usize,
     /// Lines stored, the limit's notice included; the next line's position.
     pub lines: i64,
     /// Bytes the step printed in all (after masking), stored or not.
@@ -38,12 +42,16 @@ pub struct Captured {
 }
 
 impl Captured {
-    /// Adds a line to the tail, dropping the oldest past [`TAIL_BYTES`].
+    /// Adds a line to the tail, dropping the oldest past [`TAIL_BYTES`]. A
+    /// line weighs its length and at least 1, so empty lines cannot grow the
+    /// tail without bound.
     pub fn keep(&mut self, line: &str) {
+        self.tail_weight += line.len().max(1);
         self.tail.push_back(line.to_string());
-        let mut size: usize = self.tail.iter().map(String::len).sum();
-        while size > TAIL_BYTES && self.tail.len() > 1 {
-            size -= self.tail.pop_front().map_or(0, |l| l.len());
+        while self.tail_weight > TAIL_BYTES && self.tail.len() > 1 {
+            if let Some(oldest) = self.tail.pop_front() {
+                self.tail_weight -= oldest.len().max(1);
+            }
         }
     }
 
@@ -65,7 +73,8 @@ pub struct LogTarget {
     /// Stored bytes at most; later output is still read (so the step never
     /// blocks) and kept in the tail, but not stored.
     pub limit: u64,
-    /// Secret values to hide, applied before anything else sees a line.
+    /// Secret values to hide, applied before a line is stored or kept
+    /// (annotations found in it are masked again once decoded).
     pub masker: Arc<Masker>,
     /// Where annotations found in the lines are collected, and the
     /// workspace path the step saw (to make paths relative).
@@ -91,9 +100,9 @@ pub fn spawn_writer(target: LogTarget) -> (mpsc::Sender<String>, JoinHandle<Capt
             match next {
                 None => break,
                 Some(Some(line)) => {
-                    let line = masker.mask(&line);
+                    let line = if let Cow::Owned(masked) = masker.mask(&line) { masked } else { line };
                     if let Some((collected, workspace)) = &annotations
-                        && let Some(found) = parse_line(&line, workspace)
+                        && let Some(found) = parse_line(&strip_ansi(&line), workspace)
                     {
                         collected.lock().expect("not poisoned").add(found);
                     }
@@ -139,4 +148,25 @@ async fn flush(logs: &Logs, stage: StageId, step: i64, batch: &mut Vec<LogLine>)
         tracing::warn!(%stage, step, error = %e, lines = batch.len(), "could not store log lines");
     }
     batch.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tail_stays_bounded_and_its_weight_running_whatever_the_lines() {
+        let mut captured = Captured::default();
+        for _ in 0..300_000 {
+            captured.keep("");
+        }
+        assert_eq!(captured.tail.len(), TAIL_BYTES, "empty lines weigh one byte each: the tail never holds more");
+        for i in 0..100_000 {
+            captured.keep(if i % 2 == 0 { "\n" } else { "a longer line of output\n" });
+        }
+        let weight: usize = captured.tail.iter().map(|l| l.len().max(1)).sum();
+        assert_eq!(captured.tail_weight, weight);
+        assert!(weight <= TAIL_BYTES && weight + 24 > TAIL_BYTES, "{weight}");
+        assert!(captured.tail_text().ends_with("a longer line of output\n"));
+    }
 }

@@ -142,7 +142,9 @@ impl StageRunner {
             }
             None => String::new(),
         };
+        let secrets = self.resolve_secrets(build, &stage.pipeline, stage.state.approved()).await;
         let report = StageReport {
+            masker: masker_of(&secrets),
             failed_step: failed.map(|s| s.name.clone()),
             tail,
             timed_out: stage.steps.iter().any(|s| s.error.starts_with("timed out")),
@@ -186,11 +188,11 @@ impl StageRunner {
         super::workspace::fresh(workspace).await.with_context(|| format!("creating {}", workspace.display()))?;
         self.sandbox.give(workspace)?;
         let secrets = self.resolve_secrets(build, &stage.pipeline, stage.state.approved()).await;
-        let masker = Arc::new(Masker::new(secrets.values().filter_map(|v| v.as_deref().ok())));
+        let masker = masker_of(&secrets);
         Ok(Run {
             secrets,
+            annotations: Arc::new(std::sync::Mutex::new(Collected::new(masker.clone()))),
             masker,
-            annotations: Arc::default(),
             build,
             facts: facts_of(build, self.lifecycle.publisher().build_url(build), &self.machine),
             offset: usize::from(!stage.pipeline.clone_disabled),
@@ -225,7 +227,7 @@ impl StageRunner {
         cancelled: bool,
         mut notes: Vec<String>,
     ) -> anyhow::Result<(Stage, Status, StageReport)> {
-        let Run { stage, tails, pipeline, offset, annotations, build, .. } = run;
+        let Run { stage, tails, pipeline, offset, annotations, build, masker, .. } = run;
         let (mut stage, tails) = (stage.into_inner(), tails.into_inner());
         for (i, outcome) in outcomes.iter().enumerate() {
             if outcome.status == Status::Skipped {
@@ -256,6 +258,7 @@ impl StageRunner {
         notes.extend(annotation_line);
         let report = StageReport {
             annotations,
+            masker,
             failed_step: failed.map(|i| stage.steps[i].name.clone()),
             tail: failed.and_then(|i| tails.get(&i)).map(Captured::tail_text).unwrap_or_default(),
             timed_out,
@@ -381,6 +384,11 @@ impl StageRunner {
         self.step_ended(run, 0, &outcome, writer.await.unwrap_or_default()).await;
         result.is_ok()
     }
+}
+
+/// The masker hiding every secret value the stage was given.
+fn masker_of(secrets: &HashMap<String, Result<String, String>>) -> Arc<Masker> {
+    Arc::new(Masker::new(secrets.values().filter_map(|v| v.as_deref().ok())))
 }
 
 fn facts_of(build: &Build, build_link: String, machine: &str) -> BuildFacts {

@@ -1,11 +1,14 @@
 //! Repository secrets: stored per repository, encrypted at rest with
 //! ChaCha20-Poly1305 under `GREENLIGHT_SECRET_KEY` (never stored beside the
 //! data), handed only to steps that ask for them, never to pull requests from
-//! forks, and masked in every log line and check run.
+//! forks, and masked in everything that leaves greenlight (see [`Masker`]).
 
+mod ansi;
+mod forms;
 mod mask;
 
-pub use mask::{MASK, MIN_SECRET_BYTES, Masker};
+pub use ansi::strip_ansi;
+pub use mask::{DECODE_ROUNDS, MASK, MIN_SECRET_BYTES, Masker};
 
 use crate::ids::RepoId;
 use crate::store::{Store, StoreError};

@@ -171,6 +171,14 @@ impl DroneApi {
     pub async fn delete_secret(&self, name: &str) -> Answer {
         self.call("DELETE", &self.repo_path(&format!("/secrets/{name}")), None).await
     }
+
+    /// The log of step `step` of stage `stage` of build `number`, as the API
+    /// serves it, as one text.
+    pub async fn log_text(&self, number: i64, stage: i64, step: i64) -> String {
+        let answer = self.call("GET", &self.repo_path(&format!("/builds/{number}/logs/{stage}/{step}")), None).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        answer.body.as_array().expect("a log is a list of lines").iter().filter_map(|l| l["out"].as_str()).collect()
+    }
 }
 
 /// A page as a browser got it (redirects not followed).
