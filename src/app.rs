@@ -154,6 +154,11 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
         let jobs = worker.consumer(redis.clone());
         tasks.spawn(worker.run(jobs, shutdown.clone()));
     }
+    match Store::new(pool.clone()).index_builds_by_ref().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(builds = n, "indexed the builds recorded before this version by ref"),
+        Err(e) => tracing::warn!(error = %e, "cannot index earlier builds by ref yet; the next start tries again"),
+    }
     let planner = Planner::new(lifecycle.clone(), RepoFiles::new(github));
     let planning = Planner::consumer(WorkQueue::deliveries(pool.clone()), redis.clone(), consumer_name("planner"));
     tasks.spawn(planner.clone().run(planning, shutdown.clone()));

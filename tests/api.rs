@@ -300,3 +300,34 @@ async fn repositories_appear_when_the_app_is_installed_and_turn_inactive_when_re
     assert_eq!(removed.status, 200);
     assert_eq!(after.body["active"], false);
 }
+
+#[tokio::test]
+async fn a_listing_or_badge_for_a_branch_with_no_builds_costs_a_few_redis_calls_whatever_the_history() {
+    let ctx = Scenario::new().start().await;
+    // Forty builds on other branches (planned only: no worker needed).
+    for i in 0..40 {
+        ctx.push_and_deliver(&format!("b{i}"), &[(".drone.yml", ONE_ECHO_STEP)]).await;
+    }
+    ctx.settle().await;
+    let app = &ctx.app;
+    assert_eq!(app.api("GET", "/api/repos/acme/widget/builds?per_page=100", false).await.body.as_array().unwrap().len(), 40);
+
+    let commands = || app.redis.info("total_commands_processed");
+    // What asking costs by itself (a connection's handshake and INFO).
+    let asking = {
+        let first = commands().await;
+        commands().await - first
+    };
+    let before = commands().await;
+    let listed = app.api("GET", "/api/repos/acme/widget/builds?branch=nonexistent", false).await;
+    let listing = commands().await - before - asking;
+    let before = commands().await;
+    let (_, _, badge) = app.get_text("/api/badges/acme/widget/status.svg?branch=nonexistent").await;
+    let badging = commands().await - before - asking;
+
+    assert_eq!(listed.body, serde_json::json!([]));
+    assert!(badge.contains("unknown") || badge.contains("none"), "{badge}");
+    // A handful (the repository, the index, and the pool's PING per checkout), not one per build.
+    assert!(listing <= 12, "{listing} Redis commands to list an empty branch among 40 builds");
+    assert!(badging <= 12, "{badging} Redis commands for a badge of an empty branch among 40 builds");
+}

@@ -13,41 +13,12 @@ pub const DEFAULT_PER_PAGE: usize = 25;
 /// Drone's largest page size.
 pub const MAX_PER_PAGE: usize = 100;
 
-/// A filtered listing or a `latest` lookup looks through at most this many builds.
-pub const SCAN_LIMIT: usize = 10_000;
-
 #[derive(Deserialize)]
 pub struct ListQuery {
     page: Option<String>,
     per_page: Option<String>,
     branch: Option<String>,
     tag: Option<String>,
-}
-
-/// Builds of a repository, newest first, whose ref satisfies `keep`: skips
-/// `skip` matches and returns up to `take`.
-async fn scan(state: &ApiState, repo: &Repo, skip: usize, take: usize, keep: impl Fn(&Build) -> bool) -> ApiResult<Vec<Build>> {
-    let mut out = Vec::new();
-    let mut matched = 0;
-    let mut offset = 0;
-    while out.len() < take && offset < SCAN_LIMIT {
-        let ids = state.store.build_ids(repo.info.id, offset, 100).await?;
-        if ids.is_empty() {
-            break;
-        }
-        offset += ids.len();
-        for id in ids {
-            let Some(build) = state.store.build(id).await? else { continue };
-            if !keep(&build) {
-                continue;
-            }
-            matched += 1;
-            if matched > skip && out.len() < take {
-                out.push(build);
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// GET /api/repos/{owner}/{name}/builds (`page` 1-based, `per_page` 1–100, `branch`, `tag`)
@@ -61,7 +32,7 @@ pub async fn list(
     let page = q.page.and_then(|p| p.parse::<usize>().ok()).filter(|p| *p > 0).unwrap_or(1);
     let per_page = q.per_page.and_then(|p| p.parse::<usize>().ok()).filter(|p| (1..=MAX_PER_PAGE).contains(p)).unwrap_or(DEFAULT_PER_PAGE);
     let wanted = q.branch.map(|b| format!("refs/heads/{b}")).or(q.tag.map(|t| format!("refs/tags/{t}")));
-    let builds = scan(&state, &repo, (page - 1) * per_page, per_page, |b| wanted.as_ref().is_none_or(|r| &b.commit.git_ref == r)).await?;
+    let builds = state.store.builds_page(repo.info.id, wanted.as_deref(), (page - 1) * per_page, per_page).await?;
     Ok(Json(builds.iter().map(BuildJson::new).collect()))
 }
 
@@ -83,7 +54,7 @@ pub fn wanted_ref(repo: &Repo, git_ref: Option<String>, branch: Option<String>) 
 
 /// The newest build of a repository on a ref.
 pub async fn latest_on(state: &ApiState, repo: &Repo, git_ref: &str) -> ApiResult<Option<Build>> {
-    Ok(scan(state, repo, 0, 1, |b| b.commit.git_ref == git_ref).await?.pop())
+    Ok(state.store.builds_page(repo.info.id, Some(git_ref), 0, 1).await?.pop())
 }
 
 async fn with_stages(state: &ApiState, build: &Build) -> ApiResult<Json<BuildJson>> {

@@ -35,6 +35,11 @@ fn slug_key(slug: &str) -> String {
 fn builds_key(id: RepoId) -> String {
     format!("gl:repo:{id}:builds")
 }
+/// A repository's builds on one ref (`refs/heads/main`, `refs/pull/7/head`),
+/// scored by number: a branch's list or latest build in one read.
+fn ref_builds_key(id: RepoId, git_ref: &str) -> String {
+    format!("gl:repo:{id}:ref:{git_ref}:builds")
+}
 fn build_key(id: BuildId) -> String {
     format!("gl:build:{id}")
 }
@@ -52,6 +57,9 @@ fn lane_key(build: &Build) -> String {
 fn delivery_key(id: &DeliveryId) -> String {
     format!("gl:delivery:{id}")
 }
+
+/// Set once the builds recorded before the ref index have been indexed.
+const REF_INDEX_MARKER: &str = "gl:migrated:ref-index";
 
 /// The pub/sub channel on which every build change is announced.
 const EVENTS: &str = "gl:events";
@@ -267,6 +275,7 @@ impl Store {
         pipe.set(build_key(build.id), serde_json::to_string(build).expect("records serialize"));
         Self::record_stages(&mut pipe, stages);
         pipe.zadd(builds_key(build.repo.id), build.id.0, build.number);
+        pipe.zadd(ref_builds_key(build.repo.id, &build.commit.git_ref), build.id.0, build.number);
         pipe.zadd("gl:builds", build.id.0, build.id.0);
         if !build.status.is_done() {
             pipe.sadd(lane_key(build), build.id.0);
@@ -296,6 +305,44 @@ impl Store {
         }
         let ids: Vec<i64> = self.conn().await?.zrevrange(builds_key(repo), offset as isize, (offset + count - 1) as isize).await?;
         Ok(ids.into_iter().map(BuildId).collect())
+    }
+
+    /// Builds of a repository, newest first, on `git_ref` when given:
+    /// `count` of them after skipping `offset`. Two reads whatever the
+    /// history (the index by ref, then the records at once), so no query
+    /// scans builds it does not return.
+    pub async fn builds_page(&self, repo: RepoId, git_ref: Option<&str>, offset: usize, count: usize) -> StoreResult<Vec<Build>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let key = git_ref.map_or_else(|| builds_key(repo), |r| ref_builds_key(repo, r));
+        let mut conn = self.conn().await?;
+        let ids: Vec<i64> = conn.zrevrange(&key, offset as isize, (offset + count - 1) as isize).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| build_key(BuildId(*id))).collect();
+        let raws: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+        keys.iter().zip(raws).filter_map(|(key, raw)| raw.map(|raw| error::decode(key, &raw))).collect()
+    }
+
+    /// Indexes by ref the builds recorded before the index existed (once:
+    /// a marker key remembers it is done); returns how many it indexed.
+    pub async fn index_builds_by_ref(&self) -> StoreResult<usize> {
+        let mut conn = self.conn().await?;
+        let done: bool = conn.exists(REF_INDEX_MARKER).await?;
+        if done {
+            return Ok(0);
+        }
+        // Indexing is idempotent: processes starting together may both do it.
+        let ids: Vec<i64> = conn.zrange("gl:builds", 0, -1).await?;
+        for id in &ids {
+            if let Some(build) = self.build(BuildId(*id)).await? {
+                let _: () = conn.zadd(ref_builds_key(build.repo.id, &build.commit.git_ref), build.id.0, build.number).await?;
+            }
+        }
+        let _: () = conn.set(REF_INDEX_MARKER, 1).await?;
+        Ok(ids.len())
     }
 
     /// Takes a stage's lease for `owner` unless someone holds it.
