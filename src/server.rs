@@ -32,6 +32,18 @@ use std::time::Duration;
 /// GitHub's 10-second delivery timeout).
 pub const REDIS_WRITE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// A body larger than this (by its `Content-Length`, or one that does not
+/// say) is a large one: real deliveries are ~25 KB, a few reach a megabyte.
+pub const LARGE_BODY_BYTES: usize = 1024 * 1024;
+
+/// Large bodies read at once: with GitHub's 25 MB cap, intake buffers at
+/// most 8 × 25 MB whatever unauthenticated clients send.
+pub const MAX_LARGE_BODIES: usize = 8;
+
+/// How long a large body waits for its turn before intake answers 503
+/// (inside GitHub's 10-second delivery timeout).
+pub const LARGE_BODY_WAIT: Duration = Duration::from_secs(5);
+
 /// What the intake handlers share.
 #[derive(Clone)]
 pub struct Intake {
@@ -39,13 +51,14 @@ pub struct Intake {
     redis: redis::aio::ConnectionManager,
     deliveries: WorkQueue<Trigger>,
     store: Store,
+    large_bodies: Arc<tokio::sync::Semaphore>,
 }
 
 impl Intake {
     /// Intake appending to `deliveries` over `redis` (one multiplexed
     /// connection shared by every request), accepting any of `secrets`.
     pub fn new(secrets: Vec<SecretString>, redis: redis::aio::ConnectionManager, deliveries: WorkQueue<Trigger>, store: Store) -> Self {
-        Self { secrets: Arc::new(secrets), redis, deliveries, store }
+        Self { secrets: Arc::new(secrets), redis, deliveries, store, large_bodies: Arc::new(tokio::sync::Semaphore::new(MAX_LARGE_BODIES)) }
     }
 }
 
@@ -76,6 +89,30 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
+/// Reads a delivery's body, refusing without reading what can never be
+/// accepted: no signature header (401), a declared size over GitHub's cap
+/// (413). Large bodies take turns ([`MAX_LARGE_BODIES`]).
+async fn read_body(intake: &Intake, headers: &HeaderMap, body: axum::body::Body) -> Result<axum::body::Bytes, Response> {
+    if header(headers, "x-hub-signature-256").is_none() {
+        tracing::warn!("refused a webhook delivery without a signature, unread");
+        return Err(reply(StatusCode::UNAUTHORIZED, "missing X-Hub-Signature-256 header"));
+    }
+    let declared = header(headers, "content-length").and_then(|l| l.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_PAYLOAD_BYTES) {
+        return Err(reply(StatusCode::PAYLOAD_TOO_LARGE, "payload over GitHub's 25 MB limit"));
+    }
+    let _turn = match declared {
+        Some(n) if n <= LARGE_BODY_BYTES => None,
+        _ => match tokio::time::timeout(LARGE_BODY_WAIT, intake.large_bodies.acquire()).await {
+            Ok(Ok(permit)) => Some(permit),
+            _ => return Err(reply(StatusCode::SERVICE_UNAVAILABLE, "too many large deliveries at once; redeliver later")),
+        },
+    };
+    axum::body::to_bytes(body, MAX_PAYLOAD_BYTES)
+        .await
+        .map_err(|_| reply(StatusCode::PAYLOAD_TOO_LARGE, "payload over GitHub's 25 MB limit"))
+}
+
 #[derive(serde::Deserialize)]
 struct Form {
     payload: String,
@@ -86,11 +123,9 @@ struct Form {
 async fn receive(State(intake): State<Intake>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    let raw = match axum::body::to_bytes(body, MAX_PAYLOAD_BYTES).await {
+    let raw = match read_body(&intake, headers, body).await {
         Ok(raw) => raw,
-        Err(_) => {
-            return reply(StatusCode::PAYLOAD_TOO_LARGE, "payload over GitHub's 25 MB limit");
-        }
+        Err(refused) => return refused,
     };
     if let Err(e) = webhook::verify_signature(&intake.secrets, header(headers, "x-hub-signature-256"), &raw) {
         tracing::warn!(reason = %e, "refused a webhook delivery");

@@ -110,3 +110,52 @@ async fn with_redis_down_deliveries_get_503_so_github_shows_the_failure() {
     assert_eq!(ready, 503);
     assert_eq!(alive, 200);
 }
+
+/// A delivery that announces a `length`-byte body and sends only its first
+/// kilobyte, like a client trickling a large upload: the open connection,
+/// and the status line if greenlight answers before the body is complete.
+async fn start_upload(ctx: &support::Ctx, headers: &str, length: usize) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = ctx.app.url().trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /webhook HTTP/1.1\r\nhost: greenlight\r\ncontent-type: application/json\r\nx-github-event: push\r\nx-github-delivery: big\r\n{headers}content-length: {length}\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&[b' '; 1024]).await.unwrap();
+    conn
+}
+
+async fn status_line(conn: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 512];
+    let n = conn.read(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn an_unsigned_delivery_is_refused_before_its_body_is_read() {
+    let ctx = Scenario::new().start().await;
+
+    let mut upload = start_upload(&ctx, "", 20 * 1024 * 1024).await;
+
+    assert_eq!(status_line(&mut upload).await, "HTTP/1.1 401 Unauthorized", "answered with 20 MB still unsent");
+}
+
+#[tokio::test]
+async fn large_deliveries_take_turns_while_small_ones_go_straight_through() {
+    let ctx = Scenario::new().start().await;
+    let signed = "x-hub-signature-256: sha256=00\r\n";
+    let mut trickling = Vec::new();
+    for _ in 0..greenlight::server::MAX_LARGE_BODIES {
+        trickling.push(start_upload(&ctx, signed, 20 * 1024 * 1024).await);
+    }
+
+    let mut one_more = start_upload(&ctx, signed, 20 * 1024 * 1024).await;
+    let sha = ctx.push_pipeline("main", ONE_ECHO_STEP);
+    let small = ctx.deliver_push("main", &sha).await;
+
+    assert_eq!(small.status, 202, "a normal delivery does not wait behind large ones");
+    assert_eq!(status_line(&mut one_more).await, "HTTP/1.1 503 Service Unavailable", "a ninth large body is not buffered");
+    drop(trickling);
+}
