@@ -73,6 +73,8 @@ struct Run<'a> {
     masker: Arc<Masker>,
     /// Annotations found in the output.
     annotations: Arc<std::sync::Mutex<Collected>>,
+    /// Why the step timeout is lower than the pipeline asked (the operator's cap), if it is.
+    capped: Option<String>,
 }
 
 impl Run<'_> {
@@ -187,14 +189,17 @@ impl StageRunner {
         self.sandbox.give(workspace)?;
         let secrets = self.resolve_secrets(build, &stage.pipeline, stage.state.approved()).await;
         let masker = Arc::new(Masker::new(secrets.values().filter_map(|v| v.as_deref().ok())));
+        let mut pipeline = stage.pipeline.clone();
+        let capped = pipeline.cap_step_timeout(self.settings.max_step_timeout);
         Ok(Run {
+            capped,
             secrets,
             masker,
             annotations: Arc::default(),
             build,
             facts: facts_of(build, self.lifecycle.publisher().build_url(build), &self.machine),
             offset: usize::from(!stage.pipeline.clone_disabled),
-            pipeline: stage.pipeline.clone(),
+            pipeline,
             stage: Mutex::new(stage),
             tails: Mutex::default(),
             executor: StepExecutor::new(&self.sandbox, workspace, Some(network)),
@@ -225,7 +230,8 @@ impl StageRunner {
         cancelled: bool,
         mut notes: Vec<String>,
     ) -> anyhow::Result<(Stage, Status, StageReport)> {
-        let Run { stage, tails, pipeline, offset, annotations, build, .. } = run;
+        let Run { stage, tails, pipeline, offset, annotations, build, capped, .. } = run;
+        notes.extend(capped);
         let (mut stage, tails) = (stage.into_inner(), tails.into_inner());
         for (i, outcome) in outcomes.iter().enumerate() {
             if outcome.status == Status::Skipped {
