@@ -1,4 +1,10 @@
-//! Status badges (`status.svg`, no authentication, as Drone's) and CCMenu's `cc.xml`.
+//! Status badges (`status.svg`) and CCMenu's `cc.xml`.
+//!
+//! A badge needs no authentication for a public repository, as Drone's.
+//! For a private one a guest gets what an unknown repository gets (the
+//! `none` badge; 401 for `cc.xml`): a badge must not tell a guest that a
+//! private repository or ref exists, nor how its builds went. The admin
+//! token (or a login session) sees its badge.
 
 use super::builds::{latest_on, wanted_ref};
 use super::{ApiError, ApiResult, ApiState, Viewer, readable_repo};
@@ -28,11 +34,12 @@ fn badge(value: &str, color: &str, width: u32) -> String {
 /// GET /api/badges/{owner}/{name}/status.svg (`ref` or `branch`; default branch otherwise)
 pub async fn status_svg(
     State(state): State<ApiState>,
+    viewer: Viewer,
     Path((owner, name)): Path<(String, String)>,
     Query(q): Query<BadgeQuery>,
 ) -> Response {
     let status = async {
-        let repo = state.store.repo_by_slug(&format!("{owner}/{name}")).await.ok()??;
+        let repo = readable_repo(&state, &viewer, &owner, &name).await.ok()?;
         let wanted = wanted_ref(&repo, q.git_ref, q.branch);
         latest_on(&state, &repo, &wanted).await.ok()?.map(|b| b.status)
     }

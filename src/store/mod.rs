@@ -10,6 +10,7 @@
 
 mod error;
 mod logs;
+mod repo_events;
 mod side;
 
 pub use crate::model::{Build, Repo, Stage, StageJob, StageState, Status, StepRecord};

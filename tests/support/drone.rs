@@ -109,6 +109,32 @@ impl DroneApi {
         Answer { status, body }
     }
 
+    /// `GET` `path` as text: its status and body (badges are SVG and XML, not JSON).
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if self.admin {
+            request = request.bearer_auth(API_TOKEN);
+        }
+        let response = request.send().await.expect("greenlight answers");
+        (response.status().as_u16(), response.text().await.unwrap_or_default())
+    }
+
+    /// The repository's status badge (SVG) on its default branch, or on `?ref=`.
+    pub async fn badge(&self, git_ref: Option<&str>) -> (u16, String) {
+        let query = git_ref.map(|r| format!("?ref={r}")).unwrap_or_default();
+        self.get_text(&format!("/api/badges/{}/status.svg{query}", self.slug)).await
+    }
+
+    /// The repository's CCMenu feed.
+    pub async fn cc_xml(&self) -> (u16, String) {
+        self.get_text(&format!("/api/badges/{}/cc.xml", self.slug)).await
+    }
+
+    /// The same API for another repository `slug` (unknown ones included).
+    pub fn of_repo(&self, slug: &str) -> Self {
+        Self { slug: slug.to_string(), ..self.clone() }
+    }
+
     fn repo_path(&self, rest: &str) -> String {
         format!("/api/repos/{}{rest}", self.slug)
     }
