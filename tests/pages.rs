@@ -61,3 +61,42 @@ async fn a_private_build_page_asks_for_the_token_and_keeps_it_in_a_cookie() {
     assert_eq!(with_cookie.status, 200);
     assert!(with_cookie.text.contains("Build #1"));
 }
+
+/// 500 lines of 16 KiB of `<` (each escaped fourfold on a page).
+const HUGE_STEP: &str =
+    "  commands:\n  - l=$(head -c 16383 /dev/zero | tr '\\0' '<'); i=0; while [ $i -lt 500 ]; do echo \"$l\"; i=$((i+1)); done\n";
+
+/// This process's resident memory: now, and its peak since the last reset.
+fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let field = |name: &str| {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[tokio::test]
+async fn four_views_of_a_page_with_huge_logs_stay_small() {
+    let ctx = Scenario::new().with_workers().start().await;
+    let steps: String = (1..=4).map(|i| format!("- name: huge{i}\n{HUGE_STEP}")).collect();
+    let pipeline = format!("kind: pipeline\ntype: exec\nname: default\nsteps:\n{steps}");
+    let (_, build) = ctx.push_and_finish("main", &pipeline).await;
+    assert!(ctx.log(&build, "huge4").await.len() > 8_000_000, "each step printed 8 MB");
+    let browser = ctx.browser();
+
+    // Linux resets the peak (VmHWM) to the current RSS on `5` (proc(5), clear_refs).
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    let (before, _) = rss_kib();
+    let pages = futures::future::join_all((0..4).map(|_| browser.build_page(1))).await;
+    let (_, peak) = rss_kib();
+
+    let grew_mb = (peak.saturating_sub(before)) / 1024;
+    assert!(grew_mb < 200, "4 views grew greenlight by {grew_mb} MB");
+    for page in &pages {
+        assert_eq!(page.status, 200);
+        assert!(page.text.len() < 2_000_000, "a page of {} bytes", page.text.len());
+        assert!(page.text.contains("&lt;&lt;&lt;&lt;"), "the logs' tails are on the page");
+        assert!(page.text.contains("<a href=\"/api/repos/acme/widget/builds/1/logs/1/5\">Full log</a>"));
+    }
+}

@@ -82,7 +82,7 @@ pub fn build_list(repo: &Repo, builds: &[Build]) -> String {
 }
 
 /// `/{owner}/{repo}/{number}`: the build, its stages and steps, each step's
-/// log (the last [`super::PAGE_LOG_LINES`] lines), and the script that follows it live.
+/// log (its tail within the page's caps), and the script that follows it live.
 pub fn build_page(repo: &Repo, build: &Build, stages: &[Stage], logs: &[((i64, i64), LogTail)]) -> String {
     let slug = repo.slug();
     let mut body = format!(

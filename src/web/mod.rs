@@ -4,12 +4,20 @@
 //! small script follows the API's event streams to update statuses and
 //! append log lines without a reload. Private repositories need the admin
 //! token, kept in a cookie by `/login`.
+//!
+//! A build page is the one unauthenticated view whose size a build chooses
+//! (its logs), so what it embeds is capped in bytes, not only in lines:
+//! escaping can grow a log line fourfold, and 4 steps of 500 lines of
+//! 16 KiB once made each view 131 MB. A page embeds at most
+//! [`PAGE_STEP_LOG_BYTES`] of each step's log and [`PAGE_LOG_BYTES`] in
+//! all, read from Redis already cut (`Logs::tail_within`); the rest is
+//! behind each step's full-log link.
 
 mod html;
 mod login;
 
 use crate::api::{ApiState, Viewer};
-use crate::store::Repo;
+use crate::store::{LogTail, Repo, Stage};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -18,6 +26,15 @@ use axum::routing::get;
 
 /// A step's log on the page shows at most this many lines; the rest is a link away.
 pub const PAGE_LOG_LINES: usize = 500;
+
+/// A page embeds at most this many bytes of one step's log (as stored, so
+/// at least its text's bytes; HTML escaping makes it at most 6 times more).
+pub const PAGE_STEP_LOG_BYTES: usize = 64 * 1024;
+
+/// A page embeds at most this many bytes of log in all: with many steps,
+/// each gets an equal share (below [`PAGE_STEP_LOG_BYTES`]). With escaping,
+/// a page stays under 1.6 MB whatever its logs hold.
+pub const PAGE_LOG_BYTES: usize = 256 * 1024;
 
 /// The build list shows this many builds.
 pub const PAGE_BUILDS: usize = 50;
@@ -77,12 +94,22 @@ async fn build_page(
         return not_found(&format!("{} has no build #{number}.", repo.slug()));
     };
     let stages = state.store.stages(&build).await.unwrap_or_default();
-    let mut logs = Vec::new();
-    for stage in &stages {
+    let logs = step_logs(&state, &stages).await;
+    Html(html::build_page(&repo, &build, &stages, &logs)).into_response()
+}
+
+/// Each step's log tail within the page's caps: an equal share of
+/// [`PAGE_LOG_BYTES`], at most [`PAGE_STEP_LOG_BYTES`] and [`PAGE_LOG_LINES`].
+async fn step_logs(state: &ApiState, stages: &[Stage]) -> Vec<((i64, i64), LogTail)> {
+    let steps: usize = stages.iter().map(|s| s.steps.len()).sum();
+    let share = (PAGE_LOG_BYTES / steps.max(1)).min(PAGE_STEP_LOG_BYTES);
+    let mut logs = Vec::with_capacity(steps);
+    for stage in stages {
         for step in &stage.steps {
-            let tail = state.logs.tail(stage.id, step.number, PAGE_LOG_LINES).await.unwrap_or_default();
+            let mut tail = state.logs.tail_within(stage.id, step.number, share).await.unwrap_or_default();
+            tail.lines.drain(..tail.lines.len().saturating_sub(PAGE_LOG_LINES));
             logs.push(((stage.number, step.number), tail));
         }
     }
-    Html(html::build_page(&repo, &build, &stages, &logs)).into_response()
+    logs
 }
