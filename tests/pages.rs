@@ -3,6 +3,7 @@
 mod support;
 
 use support::app::API_TOKEN;
+use support::drone::Origin;
 use support::{ONE_ECHO_STEP, Scenario};
 
 #[tokio::test]
@@ -57,9 +58,65 @@ async fn a_private_build_page_asks_for_the_token_and_keeps_it_in_a_cookie() {
     assert_eq!(right.status, 303);
     assert_eq!(right.location(), Some("/acme/secret/1"));
     let cookie = right.set_cookie().unwrap();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Max-Age=43200"), "{cookie}");
+    assert!(!cookie.contains(API_TOKEN), "the cookie holds a session id, never the token: {cookie}");
+    assert!(!cookie.contains("Secure"), "the public URL is http: {cookie}");
     assert_eq!(with_cookie.status, 200);
     assert!(with_cookie.text.contains("Build #1"));
+}
+
+#[tokio::test]
+async fn logging_out_ends_the_session() {
+    let ctx = Scenario::new().private_repo("acme/secret").with_workers().start().await;
+    ctx.push_and_finish("main", ONE_ECHO_STEP).await;
+    let mut browser = ctx.browser();
+    browser.log_in(API_TOKEN, 1).await;
+    let csrf = browser.csrf_token(1).await.expect("a logged-in page carries a CSRF token");
+
+    let out = browser.log_out(&csrf).await;
+    let after = browser.build_page(1).await;
+
+    assert_eq!(out.status, 303);
+    assert!(out.set_cookie().unwrap().contains("Max-Age=0"));
+    assert_eq!(after.status, 303, "the old cookie names no session");
+    assert_eq!(after.location(), Some("/login?next=/acme/secret/1"));
+}
+
+#[tokio::test]
+async fn login_follows_only_a_path_of_this_site() {
+    let ctx = Scenario::new().private_repo("acme/secret").start().await;
+    let mut browser = ctx.browser();
+
+    for next in ["/\\evil.example/x", "https://evil.example", "//evil.example", "/\t/evil.example", "evil.example"] {
+        let page = browser.log_in_to(API_TOKEN, next).await;
+        assert_eq!((page.status, page.location()), (303, Some("/")), "next={next:?}");
+    }
+    let page = browser.log_in_to(API_TOKEN, "/acme/secret/1?x=1").await;
+    assert_eq!(page.location(), Some("/acme/secret/1?x=1"));
+}
+
+#[tokio::test]
+async fn a_cookie_restart_must_come_from_the_page_with_its_csrf_token() {
+    let ctx = Scenario::new().private_repo("acme/secret").with_workers().start().await;
+    ctx.push_and_finish("main", ONE_ECHO_STEP).await;
+    let mut browser = ctx.browser();
+    browser.log_in(API_TOKEN, 1).await;
+    let csrf = browser.csrf_token(1).await.expect("a logged-in page carries a CSRF token");
+
+    let foreign = browser.restart(1, Origin::Site("https://evil.example"), Some(&csrf)).await;
+    let tokenless = browser.restart(1, Origin::OwnPage, None).await;
+    let wrong_token = browser.restart(1, Origin::OwnPage, Some("0123")).await;
+    let builds_meanwhile = ctx.builds().await.len();
+    let from_page = browser.restart(1, Origin::OwnPage, Some(&csrf)).await;
+    let bearer = ctx.restart(1).await;
+
+    assert_eq!(foreign.status, 403, "{}", foreign.text);
+    assert_eq!(tokenless.status, 403, "{}", tokenless.text);
+    assert_eq!(wrong_token.status, 403, "{}", wrong_token.text);
+    assert_eq!(builds_meanwhile, 1, "no refused request started a build");
+    assert_eq!(from_page.status, 200, "{}", from_page.text);
+    assert!(from_page.text.contains("\"number\":2"), "{}", from_page.text);
+    assert_eq!(bearer.status, 200, "a bearer-token call needs neither Origin nor CSRF token: {:?}", bearer.body);
 }
 
 /// 500 lines of 16 KiB of `<` (each escaped fourfold on a page).

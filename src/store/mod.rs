@@ -11,11 +11,13 @@
 mod error;
 mod logs;
 mod repo_events;
+mod sessions;
 mod side;
 
 pub use crate::model::{Build, Repo, Stage, StageJob, StageState, Status, StepRecord};
 pub use error::{StoreError, StoreResult};
 pub use logs::{LogFollower, LogLine, LogTail, Logs};
+pub use sessions::{CsrfToken, Session, SessionId};
 
 use crate::ids::{BuildId, DeliveryId, EntryId, InstallationId, RepoId, StageId};
 use crate::model::{InstallationChange, RepoRef};

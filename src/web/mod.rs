@@ -2,8 +2,8 @@
 //! stages, steps and logs, following the log live) and `/{owner}/{repo}`
 //! (the build list). Server-rendered and readable without JavaScript; a
 //! small script follows the API's event streams to update statuses and
-//! append log lines without a reload. Private repositories need the admin
-//! token, kept in a cookie by `/login`.
+//! append log lines without a reload. Private repositories need a login
+//! session (`/login`).
 //!
 //! A build page is the one unauthenticated view whose size a build chooses
 //! (its logs), so what it embeds is capped in bytes, not only in lines:
@@ -43,6 +43,7 @@ pub const PAGE_BUILDS: usize = 50;
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/login", get(login::form).post(login::submit))
+        .route("/logout", axum::routing::post(login::logout))
         .route("/{owner}/{repo}", get(build_list))
         .route("/{owner}/{repo}/{number}", get(build_page))
         .with_state(state)
@@ -95,7 +96,8 @@ async fn build_page(
     };
     let stages = state.store.stages(&build).await.unwrap_or_default();
     let logs = step_logs(&state, &stages).await;
-    Html(html::build_page(&repo, &build, &stages, &logs)).into_response()
+    let csrf = viewer.session.as_ref().map(|s| s.csrf.0.as_str());
+    Html(html::build_page(&repo, &build, &stages, &logs, csrf)).into_response()
 }
 
 /// Each step's log tail within the page's caps: an equal share of

@@ -265,10 +265,15 @@ impl Browser {
     /// keeps the session cookie it is given.
     pub async fn log_in(&mut self, token: &str, number: i64) -> Page {
         let next = format!("/{}/{number}", self.slug);
+        self.log_in_to(token, &next).await
+    }
+
+    /// Submits the login form with `token` and any `next`; keeps the session cookie.
+    pub async fn log_in_to(&mut self, token: &str, next: &str) -> Page {
         let response = self
             .http
             .post(format!("{}/login", self.base))
-            .form(&[("token", token), ("next", next.as_str())])
+            .form(&[("token", token), ("next", next)])
             .send()
             .await
             .expect("greenlight answers");
@@ -277,6 +282,51 @@ impl Browser {
             self.cookie = cookie.split(';').next().map(str::to_string);
         }
         page
+    }
+}
+
+/// Where a change a browser sends comes from, as its `Origin` header says.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// greenlight's own pages (the public URL's origin).
+    OwnPage,
+    /// Another site's page.
+    Site(&'a str),
+}
+
+impl Browser {
+    /// The CSRF token build page `number` carries for this browser's session.
+    pub async fn csrf_token(&self, number: i64) -> Option<String> {
+        let page = self.build_page(number).await.text;
+        let start = page.find("<meta name=\"csrf-token\" content=\"")? + "<meta name=\"csrf-token\" content=\"".len();
+        Some(page[start..].split('"').next()?.to_string())
+    }
+
+    /// Restarts build `number` as the page's button does (`POST`, with the
+    /// session cookie), from `origin`, with `csrf` in its header if given.
+    pub async fn restart(&self, number: i64, origin: Origin<'_>, csrf: Option<&str>) -> Page {
+        let mut request = self.http.post(format!("{}/api/repos/{}/builds/{number}", self.base, self.slug));
+        let origin = match origin {
+            Origin::OwnPage => super::app::PUBLIC_URL,
+            Origin::Site(site) => site,
+        };
+        request = request.header("origin", origin);
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        if let Some(csrf) = csrf {
+            request = request.header("x-csrf-token", csrf);
+        }
+        Self::page(request.send().await.expect("greenlight answers")).await
+    }
+
+    /// Logs out with the page's logout form (its CSRF token, from this site); keeps the cookie it had.
+    pub async fn log_out(&self, csrf: &str) -> Page {
+        let mut request = self.http.post(format!("{}/logout", self.base)).header("origin", super::app::PUBLIC_URL).form(&[("csrf", csrf)]);
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        Self::page(request.send().await.expect("greenlight answers")).await
     }
 }
 
