@@ -326,6 +326,28 @@ async fn a_guests_badge_for_a_private_repository_says_nothing_about_its_builds()
 }
 
 #[tokio::test]
+async fn a_private_repositorys_badge_key_shows_its_badge_to_anyone_holding_it() {
+    let ctx = Scenario::new().private_repo("acme/secret").with_workers().start().await;
+    ctx.push_and_finish("main", ONE_ECHO_STEP).await;
+    let mut browser = ctx.browser();
+    let guest = ctx.guest();
+
+    let guest_sees_none = browser.badge_path().await;
+    browser.log_in(API_TOKEN, 1).await;
+    let path = browser.badge_path().await.expect("the admin's build list shows the badge URL");
+    let (status, keyed) = guest.get_text(&path).await;
+    let (_, wrong) = guest.get_text("/api/badges/acme/secret/status.svg?key=00000000000000000000000000000000").await;
+    let (cc_status, _) = guest.get_text(&path.replace("status.svg", "cc.xml")).await;
+
+    assert_eq!(guest_sees_none, None);
+    assert!(path.starts_with("/api/badges/acme/secret/status.svg?key="), "{path}");
+    assert_eq!(status, 200);
+    assert!(keyed.contains(">success</text>"), "{keyed}");
+    assert!(wrong.contains(">none</text>"), "{wrong}");
+    assert_eq!(cc_status, 200);
+}
+
+#[tokio::test]
 async fn repository_events_change_who_may_read_it_at_once() {
     let ctx = Scenario::new().with_workers().start().await;
     ctx.push_and_finish("main", ONE_ECHO_STEP).await;

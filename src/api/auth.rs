@@ -131,3 +131,29 @@ impl FromRequestParts<ApiState> for Viewer {
         Ok(Viewer { admin: true, session: Some(session) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (header::HeaderName::from_static(k), v.parse().unwrap())).collect()
+    }
+
+    #[test]
+    fn a_change_must_come_from_this_sites_pages() {
+        let public = "https://ci.example/";
+
+        assert_eq!(same_origin(&headers(&[("sec-fetch-site", "same-origin")]), public), Ok(()));
+        assert_eq!(same_origin(&headers(&[("sec-fetch-site", "same-site")]), public), Err(CrossSite::ForeignOrigin));
+        assert_eq!(same_origin(&headers(&[("origin", "https://ci.example")]), public), Ok(()));
+        assert_eq!(same_origin(&headers(&[("origin", "http://10.0.0.5:3000"), ("host", "10.0.0.5:3000")]), public), Ok(()));
+        assert_eq!(
+            same_origin(&headers(&[("origin", "https://evil.example"), ("host", "ci.example")]), public),
+            Err(CrossSite::ForeignOrigin)
+        );
+        assert_eq!(same_origin(&headers(&[("origin", "null")]), public), Err(CrossSite::ForeignOrigin));
+        assert_eq!(same_origin(&headers(&[]), public), Err(CrossSite::UnknownOrigin));
+        assert_eq!(origin_of("http://greenlight.test"), "http://greenlight.test");
+    }
+}

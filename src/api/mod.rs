@@ -17,6 +17,7 @@ pub mod shapes;
 mod stream;
 
 pub use auth::{CSRF_HEADER, CrossSite, SESSION_COOKIE, Viewer, check_session_change, is_admin_token, origin_of, session_of};
+pub use badges::badge_key;
 
 use crate::lifecycle::Lifecycle;
 use crate::planner::Planner;

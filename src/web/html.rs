@@ -53,8 +53,8 @@ fn duration(started: i64, stopped: i64) -> String {
     format!("{}s", stopped - started)
 }
 
-/// `/{owner}/{repo}`: the newest builds.
-pub fn build_list(repo: &Repo, builds: &[Build]) -> String {
+/// `/{owner}/{repo}`: the newest builds, and for the admin the badge's URL.
+pub fn build_list(repo: &Repo, builds: &[Build], badge: Option<&str>) -> String {
     let slug = repo.slug();
     let mut rows = String::new();
     for b in builds {
@@ -72,10 +72,11 @@ pub fn build_list(repo: &Repo, builds: &[Build]) -> String {
     if builds.is_empty() {
         rows.push_str("<tr><td colspan=\"7\">No builds yet.</td></tr>");
     }
+    let badge = badge.map(|url| format!("<p class=\"meta\">Badge: <code id=\"badge-url\">{}</code></p>", escape(url))).unwrap_or_default();
     page(
         &slug,
         &format!(
-            "<h1>{}</h1><table><thead><tr><th>build</th><th>status</th><th>event</th><th>ref</th><th>commit</th><th>message</th><th>created</th></tr></thead><tbody>{rows}</tbody></table>",
+            "<h1>{}</h1>{badge}<table><thead><tr><th>build</th><th>status</th><th>event</th><th>ref</th><th>commit</th><th>message</th><th>created</th></tr></thead><tbody>{rows}</tbody></table>",
             escape(&slug)
         ),
     )

@@ -18,17 +18,20 @@ pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Where `next` is followed to, when it is anything else.
 const HOME: &str = "/";
 
+/// The query of the login form: where to go afterwards.
 #[derive(Deserialize)]
 pub struct Next {
     next: Option<String>,
 }
 
+/// The login form: the token, and where to go afterwards.
 #[derive(Deserialize)]
 pub struct Login {
     token: String,
     next: Option<String>,
 }
 
+/// The logout form: the session's CSRF token.
 #[derive(Deserialize)]
 pub struct Logout {
     csrf: Option<String>,
@@ -62,8 +65,8 @@ fn form_page(next: &str, error: Option<&str>) -> String {
 }
 
 /// The session cookie's attributes; `value` empty and `max_age` 0 clear it.
-fn session_cookie(state: &ApiState, value: &str, max_age: Duration) -> String {
-    let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
+fn session_cookie(public_url: &str, value: &str, max_age: Duration) -> String {
+    let secure = if public_url.starts_with("https://") { "; Secure" } else { "" };
     format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", max_age.as_secs())
 }
 
@@ -79,7 +82,9 @@ pub async fn submit(State(state): State<ApiState>, Form(login): Form<Login>) -> 
         return (StatusCode::UNAUTHORIZED, Html(form_page(&next, Some("That token is not right.")))).into_response();
     }
     match state.store.create_session(SESSION_TTL).await {
-        Ok(session) => ([(header::SET_COOKIE, session_cookie(&state, &session.id.0, SESSION_TTL))], Redirect::to(&next)).into_response(),
+        Ok(session) => {
+            ([(header::SET_COOKIE, session_cookie(&state.public_url, &session.id.0, SESSION_TTL))], Redirect::to(&next)).into_response()
+        }
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}")).into_response(),
     }
 }
@@ -99,5 +104,28 @@ pub async fn logout(State(state): State<ApiState>, headers: HeaderMap, Form(form
             return (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}")).into_response();
         }
     }
-    ([(header::SET_COOKIE, session_cookie(&state, "", Duration::ZERO))], Redirect::to(HOME)).into_response()
+    ([(header::SET_COOKIE, session_cookie(&state.public_url, "", Duration::ZERO))], Redirect::to(HOME)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_is_followed_only_when_it_is_a_path_of_this_site() {
+        for bad in ["/\\evil.example/x", "//evil.example", "https://evil.example", "/\t/evil.example", "evil", "/a\\b", "/é"] {
+            assert_eq!(safe_next(Some(bad.to_string())), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+        assert_eq!(safe_next(Some("/acme/widget/1?x=%2F%2F".to_string())), "/acme/widget/1?x=%2F%2F");
+    }
+
+    #[test]
+    fn the_session_cookie_is_secure_when_the_public_url_is_https() {
+        let https = session_cookie("https://ci.example", "abc", SESSION_TTL);
+        let http = session_cookie("http://ci.example", "abc", SESSION_TTL);
+
+        assert_eq!(https, "greenlight_session=abc; Path=/; HttpOnly; SameSite=Lax; Max-Age=43200; Secure");
+        assert!(!http.contains("Secure"));
+    }
 }

@@ -75,7 +75,20 @@ async fn build_list(State(state): State<ApiState>, viewer: Viewer, Path((owner, 
             builds.push(b);
         }
     }
-    Html(html::build_list(&repo, &builds)).into_response()
+    Html(html::build_list(&repo, &builds, badge_url(&state, &viewer, &repo).as_deref())).into_response()
+}
+
+/// The badge URL an admin may put in a README: with the repository's badge
+/// key when it is private (guests see no private repository's badge).
+fn badge_url(state: &ApiState, viewer: &Viewer, repo: &Repo) -> Option<String> {
+    if !viewer.admin {
+        return None;
+    }
+    let url = format!("{}/api/badges/{}/status.svg", state.public_url.trim_end_matches('/'), repo.slug());
+    match repo.info.private {
+        false => Some(url),
+        true => crate::api::badge_key(state, repo.info.id).map(|key| format!("{url}?key={key}")),
+    }
 }
 
 async fn build_page(

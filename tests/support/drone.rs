@@ -320,6 +320,14 @@ impl Browser {
         Self::page(request.send().await.expect("greenlight answers")).await
     }
 
+    /// The badge URL the build list shows a logged-in admin, as a path of the server.
+    pub async fn badge_path(&self) -> Option<String> {
+        let page = self.builds_page().await.text;
+        let start = page.find("<code id=\"badge-url\">")? + "<code id=\"badge-url\">".len();
+        let url = page[start..].split('<').next()?.replace("&amp;", "&");
+        Some(url.strip_prefix(super::app::PUBLIC_URL)?.to_string())
+    }
+
     /// Logs out with the page's logout form (its CSRF token, from this site); keeps the cookie it had.
     pub async fn log_out(&self, csrf: &str) -> Page {
         let mut request = self.http.post(format!("{}/logout", self.base)).header("origin", super::app::PUBLIC_URL).form(&[("csrf", csrf)]);
