@@ -54,6 +54,8 @@ async fn a_private_build_page_asks_for_the_token_and_keeps_it_in_a_cookie() {
 
     assert_eq!(guest.status, 303);
     assert_eq!(guest.location(), Some("/login?next=/acme/secret/1"));
+    assert_eq!(guest.headers["x-frame-options"], "DENY");
+    assert_eq!(guest.headers["cache-control"], "private, no-store");
     assert_eq!(wrong.status, 401);
     assert_eq!(right.status, 303);
     assert_eq!(right.location(), Some("/acme/secret/1"));
@@ -63,6 +65,10 @@ async fn a_private_build_page_asks_for_the_token_and_keeps_it_in_a_cookie() {
     assert!(!cookie.contains("Secure"), "the public URL is http: {cookie}");
     assert_eq!(with_cookie.status, 200);
     assert!(with_cookie.text.contains("Build #1"));
+    let unknown_guest = ctx.browser().open("/acme/nothing/1").await;
+    let unknown_admin = browser.open("/acme/nothing/1").await;
+    assert_eq!(unknown_guest.location(), Some("/login?next=/acme/nothing/1"), "an unknown repository looks private to a guest");
+    assert_eq!(unknown_admin.status, 404);
 }
 
 #[tokio::test]

@@ -20,9 +20,10 @@ use crate::api::{ApiState, Viewer};
 use crate::store::{LogTail, Repo, Stage};
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// A step's log on the page shows at most this many lines; the rest is a link away.
 pub const PAGE_LOG_LINES: usize = 500;
@@ -46,6 +47,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/logout", axum::routing::post(login::logout))
         .route("/{owner}/{repo}", get(build_list))
         .route("/{owner}/{repo}/{number}", get(build_page))
+        // A logged-in page has buttons: no other site may frame it (and
+        // have them clicked), and no shared cache may keep it (its CSRF token).
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("frame-ancestors 'none'")))
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store")))
         .with_state(state)
 }
 
@@ -53,12 +59,14 @@ fn not_found(what: &str) -> Response {
     (StatusCode::NOT_FOUND, Html(html::page("Not found", &format!("<p>{}</p>", html::escape(what))))).into_response()
 }
 
-/// The repository, or the response to send instead (login for a private one).
+/// The repository, or the response to send instead: login for a guest
+/// asking for a private one or an unknown one (the same answer, so a guest
+/// cannot tell which private repositories exist), 404 for the admin.
 async fn visible_repo(state: &ApiState, viewer: &Viewer, owner: &str, repo: &str, here: &str) -> Result<Repo, Response> {
     match state.store.repo_by_slug(&format!("{owner}/{repo}")).await {
         Ok(Some(r)) if !r.info.private || viewer.admin => Ok(r),
-        Ok(Some(_)) => Err(Redirect::to(&format!("/login?next={}", crate::text::percent_encode(here, b"/"))).into_response()),
-        Ok(None) => Err(not_found(&format!("greenlight has no repository {owner}/{repo}."))),
+        Ok(None) if viewer.admin => Err(not_found(&format!("greenlight has no repository {owner}/{repo}."))),
+        Ok(_) => Err(Redirect::to(&format!("/login?next={}", crate::text::percent_encode(here, b"/"))).into_response()),
         Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}")).into_response()),
     }
 }

@@ -251,6 +251,11 @@ impl Browser {
         Page { status, headers, text: response.text().await.unwrap_or_default() }
     }
 
+    /// Any page, by path.
+    pub async fn open(&self, path: &str) -> Page {
+        self.get(path).await
+    }
+
     /// The page of build `number`.
     pub async fn build_page(&self, number: i64) -> Page {
         self.get(&format!("/{}/{number}", self.slug)).await
