@@ -127,6 +127,7 @@ async fn worker(
         lease: runner.lease,
         grace: runner.grace,
         log_limit: runner.log_limit,
+        max_step_timeout: runner.max_step_timeout,
     };
     let parts = WorkerParts {
         lifecycle,

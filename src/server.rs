@@ -162,6 +162,7 @@ async fn receive(State(intake): State<Intake>, request: Request) -> Response {
                 _ => reply(StatusCode::SERVICE_UNAVAILABLE, "store unavailable; redeliver later"),
             };
         }
+        Ok(Delivery::Repository(change)) => return repository_changed(&intake, &change).await,
         Ok(Delivery::Build(trigger)) => trigger,
         Ok(Delivery::Rerun(request)) => {
             match tokio::time::timeout(REDIS_WRITE_TIMEOUT, crate::lifecycle::rerun_trigger(&intake.store, &request, &delivery)).await {
@@ -186,6 +187,19 @@ async fn receive(State(intake): State<Intake>, request: Request) -> Response {
             tracing::error!(%delivery, "timed out queueing a delivery");
             reply(StatusCode::SERVICE_UNAVAILABLE, "queue unavailable; redeliver later")
         }
+    }
+}
+
+/// Applies a `repository` event to the stored repository before answering.
+async fn repository_changed(intake: &Intake, change: &webhook::RepositoryChange) -> Response {
+    let now = chrono::Utc::now().timestamp();
+    match tokio::time::timeout(REDIS_WRITE_TIMEOUT, intake.store.refresh_repo(&change.repo, change.deleted, now)).await {
+        Ok(Ok(Some(repo))) => {
+            tracing::info!(repo = %repo.slug(), action = %change.action, private = repo.info.private, "repository changed");
+            reply(StatusCode::OK, format!("repository {} {}", repo.slug(), change.action))
+        }
+        Ok(Ok(None)) => reply(StatusCode::OK, format!("ignored: greenlight has no record of {}", change.repo.slug())),
+        _ => reply(StatusCode::SERVICE_UNAVAILABLE, "store unavailable; redeliver later"),
     }
 }
 

@@ -331,3 +331,89 @@ async fn a_listing_or_badge_for_a_branch_with_no_builds_costs_a_few_redis_calls_
     assert!(listing <= 12, "{listing} Redis commands to list an empty branch among 40 builds");
     assert!(badging <= 12, "{badging} Redis commands for a badge of an empty branch among 40 builds");
 }
+
+#[tokio::test]
+async fn a_guests_badge_for_a_private_repository_says_nothing_about_its_builds() {
+    let ctx = Scenario::new().private_repo("acme/secret").with_workers().start().await;
+    ctx.push_and_finish("main", ONE_ECHO_STEP).await;
+    let (guest, admin, unknown) = (ctx.guest(), ctx.api(), ctx.guest().of_repo("acme/nothing"));
+
+    let (status, badge) = guest.badge(None).await;
+    let (_, on_ref) = guest.badge(Some("refs/heads/main")).await;
+    let (_, unknown_badge) = unknown.badge(None).await;
+    let (_, admin_badge) = admin.badge(None).await;
+    let cc = guest.cc_xml().await;
+    let unknown_cc = unknown.cc_xml().await;
+    let admin_cc = admin.cc_xml().await;
+
+    assert_eq!(status, 200);
+    assert_eq!(badge, unknown_badge, "a private repository's badge is an unknown one's");
+    assert_eq!(on_ref, unknown_badge, "and says nothing of its refs");
+    assert!(badge.contains(">none</text>"), "{badge}");
+    assert!(admin_badge.contains(">success</text>"), "the token sees it: {admin_badge}");
+    assert_eq!(cc, unknown_cc, "cc.xml answers a guest as for an unknown repository");
+    assert_eq!(cc.0, 401);
+    assert!(admin_cc.1.contains(r#"lastBuildStatus="Success""#), "{}", admin_cc.1);
+}
+
+#[tokio::test]
+async fn a_private_repositorys_badge_key_shows_its_badge_to_anyone_holding_it() {
+    let ctx = Scenario::new().private_repo("acme/secret").with_workers().start().await;
+    ctx.push_and_finish("main", ONE_ECHO_STEP).await;
+    let mut browser = ctx.browser();
+    let guest = ctx.guest();
+
+    let guest_sees_none = browser.badge_path().await;
+    browser.log_in(API_TOKEN, 1).await;
+    let path = browser.badge_path().await.expect("the admin's build list shows the badge URL");
+    let (status, keyed) = guest.get_text(&path).await;
+    let (_, wrong) = guest.get_text("/api/badges/acme/secret/status.svg?key=00000000000000000000000000000000").await;
+    let (cc_status, _) = guest.get_text(&path.replace("status.svg", "cc.xml")).await;
+
+    assert_eq!(guest_sees_none, None);
+    assert!(path.starts_with("/api/badges/acme/secret/status.svg?key="), "{path}");
+    assert_eq!(status, 200);
+    assert!(keyed.contains(">success</text>"), "{keyed}");
+    assert!(wrong.contains(">none</text>"), "{wrong}");
+    assert_eq!(cc_status, 200);
+}
+
+#[tokio::test]
+async fn repository_events_change_who_may_read_it_at_once() {
+    let ctx = Scenario::new().with_workers().start().await;
+    ctx.push_and_finish("main", ONE_ECHO_STEP).await;
+    let guest = ctx.guest();
+    let public_before = guest.build(1).await.status;
+
+    let privatized = ctx.deliver_repository_event("privatized", true).await;
+    let private_build = guest.build(1).await.status;
+    let private_repo = ctx.app.api("GET", "/api/repos/acme/widget", false).await.status;
+    let (_, private_badge) = guest.badge(None).await;
+    let publicized = ctx.deliver_repository_event("publicized", false).await;
+    let public_again = guest.build(1).await.status;
+
+    assert_eq!(public_before, 200);
+    assert_eq!(privatized.status, 200, "{:?}", privatized.body);
+    assert_eq!((private_build, private_repo), (401, 401), "private at once, before any other delivery");
+    assert!(private_badge.contains(">none</text>"));
+    assert_eq!(publicized.status, 200);
+    assert_eq!(public_again, 200);
+}
+
+#[tokio::test]
+async fn a_renamed_repository_is_found_by_its_new_name_only_and_a_deleted_one_turns_inactive() {
+    let ctx = Scenario::new().with_workers().start().await;
+    ctx.push_and_finish("main", ONE_ECHO_STEP).await;
+
+    let renamed = ctx.deliver(&Webhook::repository_renamed(&ctx.repo, "gadget")).await;
+    let old = ctx.app.api("GET", "/api/repos/acme/widget", true).await;
+    let new = ctx.app.api("GET", "/api/repos/acme/gadget/builds/1", true).await;
+    let deleted = ctx.deliver(&Webhook::repository(&ctx.repo, "deleted", false)).await;
+    let after = ctx.app.api("GET", "/api/repos/acme/widget", true).await;
+
+    assert_eq!(renamed.status, 200, "{:?}", renamed.body);
+    assert_eq!(old.status, 404);
+    assert_eq!((new.status, new.body["number"].as_i64()), (200, Some(1)), "{:?}", new.body);
+    assert_eq!(deleted.status, 200);
+    assert_eq!((after.status, after.body["active"].as_bool()), (200, Some(false)), "{:?}", after.body);
+}

@@ -3,7 +3,9 @@
 mod support;
 
 use greenlight::store::Status;
-use support::CheckRunState::{Cancelled, InProgress, Queued, Success};
+use std::time::Duration;
+use support::CheckRunState::{Cancelled, InProgress, Queued, Success, TimedOut};
+use support::app::runner_config;
 use support::{ONE_ECHO_STEP, Scenario, StatusState};
 
 const SLOW: &str =
@@ -145,4 +147,23 @@ async fn one_client_cannot_hold_more_streams_than_its_cap() {
     assert_eq!(refused.status, 429, "one stream past the cap is refused");
     drop(streams);
     support::wait::until("a slot to free up", || async { (guest.build_events().await.status == 200).then_some(()) }).await;
+}
+
+#[tokio::test]
+async fn a_step_timeout_above_the_operators_cap_gets_the_cap_and_the_check_run_says_so() {
+    let cap = greenlight::config::RunnerConfig { max_step_timeout: Duration::from_secs(2), ..runner_config() };
+    let ctx = Scenario::new().runner(cap).start().await;
+    let steps =
+        "kind: pipeline\ntype: exec\nname: default\ngreenlight:\n  step_timeout: 10h\nsteps:\n- name: slow\n  commands:\n  - sleep 60\n";
+    let started = std::time::Instant::now();
+
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", steps)]).await;
+    let run = ctx.expect_check_run(&sha, "default (push)", TimedOut).await;
+
+    assert!(started.elapsed() < Duration::from_secs(45), "killed at the cap, not after 60 s: {:?}", started.elapsed());
+    let summary = run.summary.unwrap_or_default();
+    assert!(
+        summary.contains("asks for a step timeout of 36000s; this worker allows at most 2s (GREENLIGHT_MAX_STEP_TIMEOUT)"),
+        "{summary}"
+    );
 }

@@ -81,3 +81,27 @@ async fn the_build_page_follows_a_running_build_in_a_real_browser() {
     assert!(last.contains("tick 1\n") && last.contains("tick 6\n"), "{last:?}");
     assert_eq!(last.matches("tick 3\n").count(), 1, "no line twice: {last:?}");
 }
+
+#[tokio::test]
+async fn a_logged_in_browser_restarts_a_build_from_its_page() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_string());
+    assert!(std::path::Path::new(&chromium).exists(), "no Chromium at {chromium}: install it with `apt-get install chromium`");
+    let ctx = Scenario::new().private_repo("acme/secret").with_workers().start().await;
+    ctx.push_and_finish("main", ONE_ECHO_STEP).await;
+
+    let report = node(
+        "restart_button.mjs",
+        &[
+            ("PAGE_URL", format!("{}/acme/secret/1", ctx.app.url())),
+            ("NEXT_URL", format!("{}/acme/secret/2", ctx.app.url())),
+            ("TOKEN", API_TOKEN.to_string()),
+            ("CHROMIUM", chromium),
+        ],
+    )
+    .await;
+
+    assert_eq!(report["login"], "/login", "a guest is sent to the login form");
+    assert_eq!((report["httpOnly"].as_bool(), report["sameSite"].as_str()), (Some(true), Some("Lax")));
+    assert!(report["heading"].as_str().unwrap().starts_with("Build #2"), "{report}");
+    assert_eq!(ctx.expect_build_done(2).await.parent, 1);
+}

@@ -1,18 +1,59 @@
-//! Status badges (`status.svg`, no authentication, as Drone's) and CCMenu's `cc.xml`.
+//! Status badges (`status.svg`) and CCMenu's `cc.xml`.
+//!
+//! A badge needs no authentication for a public repository, as Drone's.
+//! For a private one a guest gets what an unknown repository gets (the
+//! `none` badge; 401 for `cc.xml`): a badge must not tell a guest that a
+//! private repository or ref exists, nor how its builds went. The admin
+//! token (or a login session) sees its badge, and so does `?key=` with the
+//! repository's badge key: a README cannot hold the admin token (GitHub's
+//! image proxy sends no cookie either), and a key shows one repository's
+//! badges and nothing else. The key is derived from the admin token
+//! (HMAC-SHA-256 of the repository id), so it changes when the token does;
+//! the logged-in build list shows it.
 
 use super::builds::{latest_on, wanted_ref};
 use super::{ApiError, ApiResult, ApiState, Viewer, readable_repo};
-use crate::store::Status;
+use crate::ids::RepoId;
+use crate::store::{Repo, Status};
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
+/// The query of a badge: which ref, and the repository's badge key.
 #[derive(Deserialize)]
 pub struct BadgeQuery {
     #[serde(rename = "ref")]
     git_ref: Option<String>,
     branch: Option<String>,
+    key: Option<String>,
+}
+
+/// The badge key of a repository (32 hex digits), when an admin token is
+/// configured to derive it from.
+pub fn badge_key(state: &ApiState, repo: RepoId) -> Option<String> {
+    let token = state.token.as_ref()?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(token.expose_secret().as_bytes()).expect("HMAC takes any key length");
+    mac.update(format!("greenlight badge key of repository {repo}").as_bytes());
+    Some(hex::encode(&mac.finalize().into_bytes()[..16]))
+}
+
+/// The repository a badge request may see: readable by the viewer, or
+/// private with its badge key given; otherwise what an unknown one gets.
+async fn badge_repo(state: &ApiState, viewer: &Viewer, owner: &str, name: &str, key: Option<&str>) -> ApiResult<Repo> {
+    let refused = match readable_repo(state, viewer, owner, name).await {
+        Ok(repo) => return Ok(repo),
+        Err(refused) => refused,
+    };
+    let Some(key) = key else { return Err(refused) };
+    match state.store.repo_by_slug(&format!("{owner}/{name}")).await? {
+        Some(repo) if badge_key(state, repo.info.id).is_some_and(|k| bool::from(k.as_bytes().ct_eq(key.as_bytes()))) => Ok(repo),
+        _ => Err(refused),
+    }
 }
 
 /// A shields-style badge: label "build", value coloured by state (Drone's five).
@@ -28,11 +69,12 @@ fn badge(value: &str, color: &str, width: u32) -> String {
 /// GET /api/badges/{owner}/{name}/status.svg (`ref` or `branch`; default branch otherwise)
 pub async fn status_svg(
     State(state): State<ApiState>,
+    viewer: Viewer,
     Path((owner, name)): Path<(String, String)>,
     Query(q): Query<BadgeQuery>,
 ) -> Response {
     let status = async {
-        let repo = state.store.repo_by_slug(&format!("{owner}/{name}")).await.ok()??;
+        let repo = badge_repo(&state, &viewer, &owner, &name, q.key.as_deref()).await.ok()?;
         let wanted = wanted_ref(&repo, q.git_ref, q.branch);
         latest_on(&state, &repo, &wanted).await.ok()?.map(|b| b.status)
     }
@@ -61,8 +103,13 @@ fn xml_escape(text: &str) -> String {
 }
 
 /// GET /api/badges/{owner}/{name}/cc.xml: the newest build, for CCMenu.
-pub async fn cc_xml(State(state): State<ApiState>, viewer: Viewer, Path((owner, name)): Path<(String, String)>) -> ApiResult<Response> {
-    let repo = readable_repo(&state, &viewer, &owner, &name).await?;
+pub async fn cc_xml(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path((owner, name)): Path<(String, String)>,
+    Query(q): Query<BadgeQuery>,
+) -> ApiResult<Response> {
+    let repo = badge_repo(&state, &viewer, &owner, &name, q.key.as_deref()).await?;
     let counter = state.store.repo_counter(repo.info.id).await?;
     let build = state.store.build_by_number(repo.info.id, counter).await?.ok_or_else(ApiError::not_found)?;
     let (activity, last) = match build.status {

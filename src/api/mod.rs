@@ -4,7 +4,8 @@
 //! Access follows Drone: public repositories are readable by anyone;
 //! private ones, the user endpoints, restart and cancel need the admin
 //! token (`GREENLIGHT_API_TOKEN`), given as `Authorization: Bearer TOKEN`,
-//! the raw header, `?access_token=` or the build page's login cookie. A
+//! the raw header, `?access_token=`, or the build pages' login session
+//! (whose changes must come from greenlight's own pages, see `auth`). A
 //! guest asking for a private repository gets 401, as from Drone.
 
 mod auth;
@@ -15,7 +16,8 @@ mod secrets;
 pub mod shapes;
 mod stream;
 
-pub use auth::{TOKEN_COOKIE, Viewer, is_admin_token};
+pub use auth::{CSRF_HEADER, CrossSite, SESSION_COOKIE, Viewer, check_session_change, is_admin_token, origin_of, session_of};
+pub use badges::badge_key;
 
 use crate::lifecycle::Lifecycle;
 use crate::planner::Planner;

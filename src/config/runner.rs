@@ -47,6 +47,10 @@ pub struct RunnerArgs {
     /// addresses, separated by commas or spaces.
     #[arg(long, env = "GREENLIGHT_STEP_DENY", default_value = "")]
     pub step_deny: String,
+    /// The longest step timeout a pipeline gets (`90s`, `30m`, `2h`); a
+    /// pipeline asking more gets this, and its check run says so.
+    #[arg(long, env = "GREENLIGHT_MAX_STEP_TIMEOUT", default_value = "2h")]
+    pub max_step_timeout: String,
 }
 
 /// Runner settings, validated.
@@ -68,6 +72,9 @@ pub struct RunnerConfig {
     pub limits: Option<StepLimits>,
     /// Steps' network (`GREENLIGHT_STEP_NETWORK`, `GREENLIGHT_STEP_DENY`).
     pub network: NetworkSettings,
+    /// The cap on a pipeline's `step_timeout` (`GREENLIGHT_MAX_STEP_TIMEOUT`,
+    /// default [`crate::pipeline::DEFAULT_MAX_STEP_TIMEOUT`]).
+    pub max_step_timeout: std::time::Duration,
 }
 
 fn positive(variable: &'static str, raw: &str, what: &str) -> Result<u64, ConfigError> {
@@ -103,6 +110,12 @@ impl RunnerArgs {
             grace: std::time::Duration::from_secs(positive("GREENLIGHT_SHUTDOWN_GRACE", &self.shutdown_grace, "seconds")?),
             log_limit: positive("GREENLIGHT_LOG_LIMIT_MB", &self.log_limit_mb, "MiB")? * 1024 * 1024,
             limits: self.limits()?,
+            max_step_timeout: crate::pipeline::parse_duration(&self.max_step_timeout).ok_or_else(|| {
+                config_error(
+                    "GREENLIGHT_MAX_STEP_TIMEOUT",
+                    format!("must be a duration such as 90s, 30m or 2h, got {:?}", self.max_step_timeout),
+                )
+            })?,
             network: NetworkSettings::parse(&self.step_network, &self.step_deny).map_err(|message| {
                 // The message names its variable first: report it under that name, once.
                 let variable = if message.starts_with("GREENLIGHT_STEP_DENY") { "GREENLIGHT_STEP_DENY" } else { "GREENLIGHT_STEP_NETWORK" };

@@ -105,6 +105,8 @@ impl ExecArgs {
             step_cpus: None,
             step_network: "host".into(),
             step_deny: String::new(),
+            // `greenlight exec` runs the developer's own file: no cap.
+            max_step_timeout: "9999h".into(),
         }
         .validate()?;
         Ok(crate::exec::ExecOptions {

@@ -9,7 +9,7 @@ pub mod limits;
 mod parse;
 
 pub use condition::{Condition, Conditions, Facts};
-pub use parse::{ParseError, parse};
+pub use parse::{ParseError, parse, parse_duration};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,6 +19,11 @@ pub const CONFIG_PATH: &str = ".drone.yml";
 
 /// A step's timeout when the pipeline sets none (Drone's repository default is 60 minutes).
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// The operator's cap on `step_timeout` when none is set
+/// (`GREENLIGHT_MAX_STEP_TIMEOUT`): whoever opens a pull request chooses
+/// `.drone.yml`, and a step must not hold a worker's slot for days.
+pub const DEFAULT_MAX_STEP_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
 
 /// A value of a step's `environment`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -67,6 +72,24 @@ pub struct Pipeline {
     pub line: usize,
 }
 
+impl Pipeline {
+    /// Lowers the step timeout to the operator's `cap`; returns, when it
+    /// did, the sentence saying so (for the check run).
+    pub fn cap_step_timeout(&mut self, cap: Duration) -> Option<String> {
+        if self.step_timeout <= cap {
+            return None;
+        }
+        let asked = self.step_timeout;
+        self.step_timeout = cap;
+        Some(format!(
+            "The pipeline asks for a step timeout of {}s; this worker allows at most {}s (GREENLIGHT_MAX_STEP_TIMEOUT), so steps got {}s.",
+            asked.as_secs(),
+            cap.as_secs(),
+            cap.as_secs()
+        ))
+    }
+}
+
 /// Settings of greenlight itself, from the `greenlight:` key of the first document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -102,5 +125,25 @@ impl Config {
                 p
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_timeout_above_the_cap_gets_the_cap_and_a_note() {
+        let text = "kind: pipeline\ntype: exec\ngreenlight:\n  step_timeout: 3h\nsteps:\n- name: a\n  commands: [x]\n";
+        let mut pipeline = parse(text).unwrap().pipelines.remove(0);
+        let mut modest = pipeline.clone();
+        modest.step_timeout = Duration::from_secs(60);
+
+        let note = pipeline.cap_step_timeout(DEFAULT_MAX_STEP_TIMEOUT);
+
+        assert_eq!(pipeline.step_timeout, DEFAULT_MAX_STEP_TIMEOUT);
+        assert!(note.unwrap().contains("step timeout of 10800s; this worker allows at most 7200s"));
+        assert_eq!(modest.cap_step_timeout(DEFAULT_MAX_STEP_TIMEOUT), None);
+        assert_eq!(modest.step_timeout, Duration::from_secs(60));
     }
 }

@@ -17,4 +17,6 @@ pub struct WorkerSettings {
     pub grace: Duration,
     /// Stored log bytes per step; the rest is drained, not stored.
     pub log_limit: u64,
+    /// The longest step timeout a pipeline gets (`GREENLIGHT_MAX_STEP_TIMEOUT`).
+    pub max_step_timeout: Duration,
 }

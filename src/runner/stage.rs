@@ -73,6 +73,8 @@ struct Run<'a> {
     masker: Arc<Masker>,
     /// Annotations found in the output.
     annotations: Arc<std::sync::Mutex<Collected>>,
+    /// Why the step timeout is lower than the pipeline asked (the operator's cap), if it is.
+    capped: Option<String>,
 }
 
 impl Run<'_> {
@@ -189,14 +191,17 @@ impl StageRunner {
         self.sandbox.give(workspace)?;
         let secrets = self.resolve_secrets(build, &stage.pipeline, stage.state.approved()).await;
         let masker = masker_of(&secrets);
+        let mut pipeline = stage.pipeline.clone();
+        let capped = pipeline.cap_step_timeout(self.settings.max_step_timeout);
         Ok(Run {
+            capped,
             secrets,
             annotations: Arc::new(std::sync::Mutex::new(Collected::new(masker.clone()))),
             masker,
             build,
             facts: facts_of(build, self.lifecycle.publisher().build_url(build), &self.machine),
             offset: usize::from(!stage.pipeline.clone_disabled),
-            pipeline: stage.pipeline.clone(),
+            pipeline,
             stage: Mutex::new(stage),
             tails: Mutex::default(),
             executor: StepExecutor::new(&self.sandbox, workspace, Some(network)),
@@ -227,7 +232,8 @@ impl StageRunner {
         cancelled: bool,
         mut notes: Vec<String>,
     ) -> anyhow::Result<(Stage, Status, StageReport)> {
-        let Run { stage, tails, pipeline, offset, annotations, build, masker, .. } = run;
+        let Run { stage, tails, pipeline, offset, annotations, build, masker, capped, .. } = run;
+        notes.extend(capped);
         let (mut stage, tails) = (stage.into_inner(), tails.into_inner());
         for (i, outcome) in outcomes.iter().enumerate() {
             if outcome.status == Status::Skipped {

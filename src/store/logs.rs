@@ -100,3 +100,65 @@ impl Logs {
         Ok(())
     }
 }
+/// The newest lines of a step's log whose stored JSON fits in `ARGV[1]`
+/// bytes, cut inside Redis so the caller never receives a whole batch
+/// (one stored batch holds up to 1,000 lines of 16 KiB: 16 MiB).
+/// KEYS: the log stream. Returns `{lines as one JSON array, total lines}`.
+///
+/// Batches are serde_json's compact `[{"pos":N,"out":"…","time":T},…]`;
+/// inside a JSON string every `"` is escaped, so `{"pos":` only ever starts
+/// a line, and a batch cut just before one is still a list of whole lines.
+const TAIL_WITHIN: &str = r#"
+local budget = tonumber(ARGV[1])
+local pieces = {}
+local total = 0
+local before = '+'
+local first = true
+-- Where the last line of a batch starts, looking from `from` on.
+local function last_line(raw, from)
+  local found = nil
+  while true do
+    local s = string.find(raw, '{"pos":', from, true)
+    if not s then return found end
+    found, from = s, s + 1
+  end
+end
+while true do
+  local entry = redis.call('XREVRANGE', KEYS[1], before, '-', 'COUNT', 1)[1]
+  if not entry then break end
+  before = '(' .. entry[1]
+  local raw = '[]'
+  for i = 1, #entry[2], 2 do
+    if entry[2][i] == 'lines' then raw = entry[2][i + 1] end
+  end
+  if first then
+    first = false
+    local at = last_line(raw, math.max(1, #raw - 262144)) or last_line(raw, 1)
+    if at then total = (tonumber(string.match(raw, '^{"pos":(%d+)', at)) or -1) + 1 end
+  end
+  local body = string.sub(raw, 2, #raw - 1)
+  if #body + 1 <= budget then
+    if #body > 0 then table.insert(pieces, 1, body) end
+    budget = budget - #body - 1
+  else
+    local s = string.find(body, '{"pos":', #body - budget + 1, true)
+    if s then table.insert(pieces, 1, string.sub(body, s)) end
+    break
+  end
+  if budget <= 0 then break end
+end
+return {'[' .. table.concat(pieces, ',') .. ']', total}
+"#;
+
+impl Logs {
+    /// The newest whole lines of a step's log taking at most `max_bytes`
+    /// as stored (at least the bytes of their text), and how many lines the
+    /// log has: what a page embeds, never more than `max_bytes` read.
+    pub async fn tail_within(&self, stage: StageId, step: i64, max_bytes: usize) -> StoreResult<LogTail> {
+        let mut conn = self.pool.get().await?;
+        let (json, total): (String, i64) =
+            redis::Script::new(TAIL_WITHIN).key(log_key(stage, step)).arg(max_bytes).invoke_async(&mut conn).await?;
+        let lines: Vec<LogLine> = super::error::decode(&log_key(stage, step), &json)?;
+        Ok(LogTail { lines, total: total.max(0) as usize })
+    }
+}

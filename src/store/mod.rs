@@ -11,6 +11,8 @@
 mod error;
 mod log_hub;
 mod logs;
+mod repo_events;
+mod sessions;
 mod side;
 mod stages;
 
@@ -18,6 +20,7 @@ pub use crate::model::{Build, Repo, Stage, StageJob, StageState, Status, StepRec
 pub use error::{StoreError, StoreResult};
 pub use log_hub::{LogHub, LogSubscription};
 pub use logs::{LogLine, LogTail, Logs};
+pub use sessions::{CsrfToken, Session, SessionId};
 
 use crate::ids::{BuildId, DeliveryId, EntryId, InstallationId, RepoId, StageId};
 use crate::model::{InstallationChange, RepoRef};

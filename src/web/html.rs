@@ -53,8 +53,8 @@ fn duration(started: i64, stopped: i64) -> String {
     format!("{}s", stopped - started)
 }
 
-/// `/{owner}/{repo}`: the newest builds.
-pub fn build_list(repo: &Repo, builds: &[Build]) -> String {
+/// `/{owner}/{repo}`: the newest builds, and for the admin the badge's URL.
+pub fn build_list(repo: &Repo, builds: &[Build], badge: Option<&str>) -> String {
     let slug = repo.slug();
     let mut rows = String::new();
     for b in builds {
@@ -72,18 +72,21 @@ pub fn build_list(repo: &Repo, builds: &[Build]) -> String {
     if builds.is_empty() {
         rows.push_str("<tr><td colspan=\"7\">No builds yet.</td></tr>");
     }
+    let badge = badge.map(|url| format!("<p class=\"meta\">Badge: <code id=\"badge-url\">{}</code></p>", escape(url))).unwrap_or_default();
     page(
         &slug,
         &format!(
-            "<h1>{}</h1><table><thead><tr><th>build</th><th>status</th><th>event</th><th>ref</th><th>commit</th><th>message</th><th>created</th></tr></thead><tbody>{rows}</tbody></table>",
+            "<h1>{}</h1>{badge}<table><thead><tr><th>build</th><th>status</th><th>event</th><th>ref</th><th>commit</th><th>message</th><th>created</th></tr></thead><tbody>{rows}</tbody></table>",
             escape(&slug)
         ),
     )
 }
 
 /// `/{owner}/{repo}/{number}`: the build, its stages and steps, each step's
-/// log (the last [`super::PAGE_LOG_LINES`] lines), and the script that follows it live.
-pub fn build_page(repo: &Repo, build: &Build, stages: &[Stage], logs: &[((i64, i64), LogTail)]) -> String {
+/// log (its tail within the page's caps), and the script that follows it
+/// live. With a login session's `csrf` token, Restart and Cancel buttons
+/// and a logout form, which send it back.
+pub fn build_page(repo: &Repo, build: &Build, stages: &[Stage], logs: &[((i64, i64), LogTail)], csrf: Option<&str>) -> String {
     let slug = repo.slug();
     let mut body = format!(
         "<p><a href=\"/{0}\">{0}</a></p><h1>Build #{1} {2}</h1>\
@@ -103,6 +106,9 @@ pub fn build_page(repo: &Repo, build: &Build, stages: &[Stage], logs: &[((i64, i
     );
     if !build.error.is_empty() {
         body.push_str(&format!("<p class=\"error\">{}</p>", escape(&build.error)));
+    }
+    if let Some(csrf) = csrf {
+        body.push_str(&admin_controls(csrf));
     }
     for stage in stages {
         body.push_str(&format!(
@@ -145,8 +151,37 @@ pub fn build_page(repo: &Repo, build: &Build, stages: &[Stage], logs: &[((i64, i
         body.push_str("</section>");
     }
     body.push_str(&format!("<script>const GL = {{slug: \"{}\", number: {}}};\n{SCRIPT}</script>", escape(&slug), build.number));
+    if csrf.is_some() {
+        body.push_str(&format!("<script>{ACTIONS}</script>"));
+    }
     page(&format!("{slug} #{}", build.number), &body)
 }
+
+/// Restart and Cancel (sent with the session's CSRF token, which the page
+/// carries in a `<meta>`), and a logout form carrying it too.
+fn admin_controls(csrf: &str) -> String {
+    format!(
+        "<meta name=\"csrf-token\" content=\"{0}\"><p class=\"actions\"><button type=\"button\" data-action=\"restart\">Restart</button> \
+         <button type=\"button\" data-action=\"cancel\">Cancel</button> <span id=\"action-result\" class=\"meta\"></span></p>\
+         <form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{0}\"><button type=\"submit\">Log out</button></form>",
+        escape(csrf)
+    )
+}
+
+/// The buttons of [`admin_controls`]: the API call with the CSRF token in
+/// its header (the browser adds `Origin` itself); a restart opens the new build.
+const ACTIONS: &str = r#"
+const CSRF = document.querySelector("meta[name=csrf-token]").content;
+document.querySelectorAll("button[data-action]").forEach((button) => {
+  button.addEventListener("click", async () => {
+    const restart = button.dataset.action === "restart";
+    const response = await fetch("/api/repos/" + GL.slug + "/builds/" + GL.number, {method: restart ? "POST" : "DELETE", headers: {"X-CSRF-Token": CSRF}});
+    const result = await response.json().catch(() => ({}));
+    if (response.ok && restart && result && result.number) { location.href = "/" + GL.slug + "/" + result.number; return; }
+    document.getElementById("action-result").textContent = response.ok ? "done" : (result.message || response.statusText);
+  });
+});
+"#;
 
 /// Follows the build live: statuses from `/api/stream/{owner}/{repo}`, log
 /// lines from each running step's stream, appended without a reload.

@@ -2,22 +2,40 @@
 //! stages, steps and logs, following the log live) and `/{owner}/{repo}`
 //! (the build list). Server-rendered and readable without JavaScript; a
 //! small script follows the API's event streams to update statuses and
-//! append log lines without a reload. Private repositories need the admin
-//! token, kept in a cookie by `/login`.
+//! append log lines without a reload. Private repositories need a login
+//! session (`/login`).
+//!
+//! A build page is the one unauthenticated view whose size a build chooses
+//! (its logs), so what it embeds is capped in bytes, not only in lines:
+//! escaping can grow a log line fourfold, and 4 steps of 500 lines of
+//! 16 KiB once made each view 131 MB. A page embeds at most
+//! [`PAGE_STEP_LOG_BYTES`] of each step's log and [`PAGE_LOG_BYTES`] in
+//! all, read from Redis already cut (`Logs::tail_within`); the rest is
+//! behind each step's full-log link.
 
 mod html;
 mod login;
 
 use crate::api::{ApiState, Viewer};
-use crate::store::Repo;
+use crate::store::{LogTail, Repo, Stage};
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// A step's log on the page shows at most this many lines; the rest is a link away.
 pub const PAGE_LOG_LINES: usize = 500;
+
+/// A page embeds at most this many bytes of one step's log (as stored, so
+/// at least its text's bytes; HTML escaping makes it at most 6 times more).
+pub const PAGE_STEP_LOG_BYTES: usize = 64 * 1024;
+
+/// A page embeds at most this many bytes of log in all: with many steps,
+/// each gets an equal share (below [`PAGE_STEP_LOG_BYTES`]). With escaping,
+/// a page stays under 1.6 MB whatever its logs hold.
+pub const PAGE_LOG_BYTES: usize = 256 * 1024;
 
 /// The build list shows this many builds.
 pub const PAGE_BUILDS: usize = 50;
@@ -26,8 +44,14 @@ pub const PAGE_BUILDS: usize = 50;
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/login", get(login::form).post(login::submit))
+        .route("/logout", axum::routing::post(login::logout))
         .route("/{owner}/{repo}", get(build_list))
         .route("/{owner}/{repo}/{number}", get(build_page))
+        // A logged-in page has buttons: no other site may frame it (and
+        // have them clicked), and no shared cache may keep it (its CSRF token).
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("frame-ancestors 'none'")))
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store")))
         .with_state(state)
 }
 
@@ -35,12 +59,14 @@ fn not_found(what: &str) -> Response {
     (StatusCode::NOT_FOUND, Html(html::page("Not found", &format!("<p>{}</p>", html::escape(what))))).into_response()
 }
 
-/// The repository, or the response to send instead (login for a private one).
+/// The repository, or the response to send instead: login for a guest
+/// asking for a private one or an unknown one (the same answer, so a guest
+/// cannot tell which private repositories exist), 404 for the admin.
 async fn visible_repo(state: &ApiState, viewer: &Viewer, owner: &str, repo: &str, here: &str) -> Result<Repo, Response> {
     match state.store.repo_by_slug(&format!("{owner}/{repo}")).await {
         Ok(Some(r)) if !r.info.private || viewer.admin => Ok(r),
-        Ok(Some(_)) => Err(Redirect::to(&format!("/login?next={}", crate::text::percent_encode(here, b"/"))).into_response()),
-        Ok(None) => Err(not_found(&format!("greenlight has no repository {owner}/{repo}."))),
+        Ok(None) if viewer.admin => Err(not_found(&format!("greenlight has no repository {owner}/{repo}."))),
+        Ok(_) => Err(Redirect::to(&format!("/login?next={}", crate::text::percent_encode(here, b"/"))).into_response()),
         Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}")).into_response()),
     }
 }
@@ -57,7 +83,20 @@ async fn build_list(State(state): State<ApiState>, viewer: Viewer, Path((owner, 
             builds.push(b);
         }
     }
-    Html(html::build_list(&repo, &builds)).into_response()
+    Html(html::build_list(&repo, &builds, badge_url(&state, &viewer, &repo).as_deref())).into_response()
+}
+
+/// The badge URL an admin may put in a README: with the repository's badge
+/// key when it is private (guests see no private repository's badge).
+fn badge_url(state: &ApiState, viewer: &Viewer, repo: &Repo) -> Option<String> {
+    if !viewer.admin {
+        return None;
+    }
+    let url = format!("{}/api/badges/{}/status.svg", state.public_url.trim_end_matches('/'), repo.slug());
+    match repo.info.private {
+        false => Some(url),
+        true => crate::api::badge_key(state, repo.info.id).map(|key| format!("{url}?key={key}")),
+    }
 }
 
 async fn build_page(
@@ -77,12 +116,23 @@ async fn build_page(
         return not_found(&format!("{} has no build #{number}.", repo.slug()));
     };
     let stages = state.store.stages(&build).await.unwrap_or_default();
-    let mut logs = Vec::new();
-    for stage in &stages {
+    let logs = step_logs(&state, &stages).await;
+    let csrf = viewer.session.as_ref().map(|s| s.csrf.0.as_str());
+    Html(html::build_page(&repo, &build, &stages, &logs, csrf)).into_response()
+}
+
+/// Each step's log tail within the page's caps: an equal share of
+/// [`PAGE_LOG_BYTES`], at most [`PAGE_STEP_LOG_BYTES`] and [`PAGE_LOG_LINES`].
+async fn step_logs(state: &ApiState, stages: &[Stage]) -> Vec<((i64, i64), LogTail)> {
+    let steps: usize = stages.iter().map(|s| s.steps.len()).sum();
+    let share = (PAGE_LOG_BYTES / steps.max(1)).min(PAGE_STEP_LOG_BYTES);
+    let mut logs = Vec::with_capacity(steps);
+    for stage in stages {
         for step in &stage.steps {
-            let tail = state.logs.tail(stage.id, step.number, PAGE_LOG_LINES).await.unwrap_or_default();
+            let mut tail = state.logs.tail_within(stage.id, step.number, share).await.unwrap_or_default();
+            tail.lines.drain(..tail.lines.len().saturating_sub(PAGE_LOG_LINES));
             logs.push(((stage.number, step.number), tail));
         }
     }
-    Html(html::build_page(&repo, &build, &stages, &logs)).into_response()
+    logs
 }

@@ -1,13 +1,8 @@
 // Opens a build page in headless Chromium and watches it follow a running
 // build: log lines must appear and the status turn to success without a reload.
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   let loads = 0;

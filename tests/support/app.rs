@@ -63,6 +63,7 @@ pub fn runner_config() -> RunnerConfig {
         limits: Some(greenlight::runner::limits::StepLimits::default()),
         // As the service's default: a network namespace per stage.
         network: greenlight::runner::network::NetworkSettings::parse("isolated", "").unwrap(),
+        max_step_timeout: greenlight::pipeline::DEFAULT_MAX_STEP_TIMEOUT,
     }
 }
 

@@ -109,6 +109,32 @@ impl DroneApi {
         Answer { status, body }
     }
 
+    /// `GET` `path` as text: its status and body (badges are SVG and XML, not JSON).
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if self.admin {
+            request = request.bearer_auth(API_TOKEN);
+        }
+        let response = request.send().await.expect("greenlight answers");
+        (response.status().as_u16(), response.text().await.unwrap_or_default())
+    }
+
+    /// The repository's status badge (SVG) on its default branch, or on `?ref=`.
+    pub async fn badge(&self, git_ref: Option<&str>) -> (u16, String) {
+        let query = git_ref.map(|r| format!("?ref={r}")).unwrap_or_default();
+        self.get_text(&format!("/api/badges/{}/status.svg{query}", self.slug)).await
+    }
+
+    /// The repository's CCMenu feed.
+    pub async fn cc_xml(&self) -> (u16, String) {
+        self.get_text(&format!("/api/badges/{}/cc.xml", self.slug)).await
+    }
+
+    /// The same API for another repository `slug` (unknown ones included).
+    pub fn of_repo(&self, slug: &str) -> Self {
+        Self { slug: slug.to_string(), ..self.clone() }
+    }
+
     fn repo_path(&self, rest: &str) -> String {
         format!("/api/repos/{}{rest}", self.slug)
     }
@@ -233,6 +259,11 @@ impl Browser {
         Page { status, headers, text: response.text().await.unwrap_or_default() }
     }
 
+    /// Any page, by path.
+    pub async fn open(&self, path: &str) -> Page {
+        self.get(path).await
+    }
+
     /// The page of build `number`.
     pub async fn build_page(&self, number: i64) -> Page {
         self.get(&format!("/{}/{number}", self.slug)).await
@@ -247,10 +278,15 @@ impl Browser {
     /// keeps the session cookie it is given.
     pub async fn log_in(&mut self, token: &str, number: i64) -> Page {
         let next = format!("/{}/{number}", self.slug);
+        self.log_in_to(token, &next).await
+    }
+
+    /// Submits the login form with `token` and any `next`; keeps the session cookie.
+    pub async fn log_in_to(&mut self, token: &str, next: &str) -> Page {
         let response = self
             .http
             .post(format!("{}/login", self.base))
-            .form(&[("token", token), ("next", next.as_str())])
+            .form(&[("token", token), ("next", next)])
             .send()
             .await
             .expect("greenlight answers");
@@ -259,6 +295,59 @@ impl Browser {
             self.cookie = cookie.split(';').next().map(str::to_string);
         }
         page
+    }
+}
+
+/// Where a change a browser sends comes from, as its `Origin` header says.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// greenlight's own pages (the public URL's origin).
+    OwnPage,
+    /// Another site's page.
+    Site(&'a str),
+}
+
+impl Browser {
+    /// The CSRF token build page `number` carries for this browser's session.
+    pub async fn csrf_token(&self, number: i64) -> Option<String> {
+        let page = self.build_page(number).await.text;
+        let start = page.find("<meta name=\"csrf-token\" content=\"")? + "<meta name=\"csrf-token\" content=\"".len();
+        Some(page[start..].split('"').next()?.to_string())
+    }
+
+    /// Restarts build `number` as the page's button does (`POST`, with the
+    /// session cookie), from `origin`, with `csrf` in its header if given.
+    pub async fn restart(&self, number: i64, origin: Origin<'_>, csrf: Option<&str>) -> Page {
+        let mut request = self.http.post(format!("{}/api/repos/{}/builds/{number}", self.base, self.slug));
+        let origin = match origin {
+            Origin::OwnPage => super::app::PUBLIC_URL,
+            Origin::Site(site) => site,
+        };
+        request = request.header("origin", origin);
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        if let Some(csrf) = csrf {
+            request = request.header("x-csrf-token", csrf);
+        }
+        Self::page(request.send().await.expect("greenlight answers")).await
+    }
+
+    /// The badge URL the build list shows a logged-in admin, as a path of the server.
+    pub async fn badge_path(&self) -> Option<String> {
+        let page = self.builds_page().await.text;
+        let start = page.find("<code id=\"badge-url\">")? + "<code id=\"badge-url\">".len();
+        let url = page[start..].split('<').next()?.replace("&amp;", "&");
+        Some(url.strip_prefix(super::app::PUBLIC_URL)?.to_string())
+    }
+
+    /// Logs out with the page's logout form (its CSRF token, from this site); keeps the cookie it had.
+    pub async fn log_out(&self, csrf: &str) -> Page {
+        let mut request = self.http.post(format!("{}/logout", self.base)).header("origin", super::app::PUBLIC_URL).form(&[("csrf", csrf)]);
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        Self::page(request.send().await.expect("greenlight answers")).await
     }
 }
 

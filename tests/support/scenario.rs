@@ -193,6 +193,12 @@ impl Ctx {
         self.deliver(&Webhook::push(&self.repo, git_ref, sha)).await
     }
 
+    /// Delivers the `repository` event `action` (privatized, publicized, …),
+    /// after which the repository is `private` or not.
+    pub async fn deliver_repository_event(&self, action: &str, private: bool) -> Answer {
+        self.deliver(&Webhook::repository(&self.repo, action, private)).await
+    }
+
     /// Delivers `pull_request` with `action` for PR `number` from `branch` at `sha`.
     pub async fn deliver_pr(&self, action: &str, number: u64, branch: &str, sha: &str) -> Answer {
         self.deliver(&Webhook::pull_request(&self.repo, action, number, branch, sha)).await

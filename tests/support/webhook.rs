@@ -130,6 +130,28 @@ impl Webhook {
         Self::new("installation_repositories", &payload)
     }
 
+    /// `repository` with `action` (privatized, publicized, deleted, …):
+    /// the repository as GitHub describes it after the change, `private` or not.
+    pub fn repository(repo: &RepoHandle, action: &str, private: bool) -> Self {
+        let push = fixture("push.json");
+        let mut payload = json!({ "action": action, "repository": push["repository"], "sender": push["sender"] });
+        patch_repository(&mut payload, repo);
+        payload["repository"]["private"] = json!(private);
+        Self::new("repository", &payload)
+    }
+
+    /// `repository` renamed: the repository is now `owner/new_name`.
+    pub fn repository_renamed(repo: &RepoHandle, new_name: &str) -> Self {
+        let mut hook = Self::repository(repo, "renamed", repo.private);
+        let mut payload: Value = serde_json::from_slice(&hook.body).unwrap();
+        let owner = repo.slug.split('/').next().unwrap();
+        payload["repository"]["name"] = json!(new_name);
+        payload["repository"]["full_name"] = json!(format!("{owner}/{new_name}"));
+        payload["changes"] = json!({ "repository": { "name": { "from": repo.slug.split('/').nth(1) } } });
+        hook.body = serde_json::to_vec(&payload).unwrap();
+        hook
+    }
+
     /// `check_run` rerequested (the Re-run button) on one of the fake's check runs.
     pub fn check_run_rerequested(repo: &RepoHandle, run: &super::fake_github::CheckRunRecord) -> Self {
         let mut payload = fixture("check_run.rerequested.json");

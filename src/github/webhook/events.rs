@@ -324,6 +324,27 @@ pub(super) fn installation_change(event: &str, ev: InstallationEvent) -> Deliver
     Delivery::Installation(InstallationChange { installation, added, removed })
 }
 
+#[derive(Deserialize)]
+pub(super) struct RepositoryEvent<'a> {
+    #[serde(borrow)]
+    action: Text<'a>,
+    #[serde(borrow)]
+    repository: RepoPayload<'a>,
+}
+
+/// The actions of a `repository` event that change what greenlight serves
+/// (who may read it, where it is found, whether it exists).
+const REPOSITORY_ACTIONS: [&str; 6] = ["privatized", "publicized", "renamed", "transferred", "deleted", "edited"];
+
+pub(super) fn repository(ev: RepositoryEvent<'_>) -> Delivery {
+    let action = ev.action.owned();
+    if !REPOSITORY_ACTIONS.contains(&action.as_str()) {
+        return Delivery::Ignored(format!("repository action {action} changes nothing greenlight serves"));
+    }
+    let deleted = action == "deleted";
+    Delivery::Repository(Box::new(super::RepositoryChange { action, repo: ev.repository.info(), deleted }))
+}
+
 fn installation(event: &str, inst: Option<InstallationRef>) -> Result<InstallationId, Delivery> {
     inst.map(|i| InstallationId(i.id))
         .ok_or_else(|| Delivery::Ignored(format!("{event} delivery without an installation (not sent to a GitHub App)")))
@@ -453,6 +474,24 @@ mod tests {
 
     fn parse(event: &str, payload: &Value) -> Delivery {
         parse_delivery(event, &DeliveryId("guid".into()), &serde_json::to_vec(payload).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn repository_events_say_what_the_repository_is_now() {
+        let push = fixture("push.json");
+        let event = |action: &str, private: bool| {
+            let mut repository = push["repository"].clone();
+            repository["private"] = json!(private);
+            parse("repository", &json!({ "action": action, "repository": repository }))
+        };
+
+        let Delivery::Repository(privatized) = event("privatized", true) else { panic!("privatized is a repository change") };
+        let Delivery::Repository(deleted) = event("deleted", false) else { panic!("deleted is a repository change") };
+
+        assert!(privatized.repo.private && !privatized.deleted);
+        assert_eq!(privatized.repo.id, RepoId(push["repository"]["id"].as_i64().unwrap()));
+        assert!(deleted.deleted);
+        assert!(matches!(event("archived", false), Delivery::Ignored(_)));
     }
 
     fn build(event: &str, payload: &Value) -> Trigger {

@@ -10,7 +10,7 @@ mod signature;
 pub use signature::{SignatureError, sign, verify_signature};
 
 use crate::ids::DeliveryId;
-use crate::model::{InstallationChange, RerunRequest, Trigger};
+use crate::model::{InstallationChange, RepoRef, RerunRequest, Trigger};
 
 /// GitHub caps webhook payloads at 25 MB and does not deliver larger ones
 /// ("Payloads are capped at 25 MB", GitHub docs, webhook payload cap).
@@ -27,11 +27,24 @@ pub enum Delivery {
     Installation(InstallationChange),
     /// A Re-run button was pressed.
     Rerun(RerunRequest),
+    /// A repository was made private or public, renamed, transferred or deleted.
+    Repository(Box<RepositoryChange>),
     /// An event or action greenlight does not act on, with a short reason.
     Ignored(String),
 }
 
 pub use crate::github::types::RERUN_FAILED_ACTION;
+
+/// What a `repository` event says a repository is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryChange {
+    /// The action (`privatized`, `publicized`, `renamed`, `transferred`, `deleted`, `edited`).
+    pub action: String,
+    /// The repository as GitHub describes it after the change.
+    pub repo: RepoRef,
+    /// Whether it no longer exists.
+    pub deleted: bool,
+}
 
 /// A payload that does not parse as the event it claims to be.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +70,7 @@ pub fn parse_delivery(event: &str, delivery: &DeliveryId, body: &[u8]) -> Result
         "installation" | "installation_repositories" => Ok(events::installation_change(event, serde_json::from_slice(body).map_err(wrap)?)),
         "check_run" => Ok(events::check_run(serde_json::from_slice(body).map_err(wrap)?)),
         "check_suite" => Ok(events::check_suite(serde_json::from_slice(body).map_err(wrap)?)),
+        "repository" => Ok(events::repository(serde_json::from_slice(body).map_err(wrap)?)),
         other => {
             serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(wrap)?;
             Ok(Delivery::Ignored(format!("event {other} starts no build")))
