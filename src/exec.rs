@@ -213,7 +213,9 @@ fn prefixed(printer: mpsc::Sender<String>, prefix: String) -> (mpsc::Sender<Stri
     let (lines, mut rx) = mpsc::channel::<String>(1024);
     let forward = tokio::spawn(async move {
         while let Some(line) = rx.recv().await {
-            let _ = printer.send(format!("{prefix}{line}")).await;
+            // A piece of a cut line is printed as a line of its own, under its prefix.
+            let end = if line.ends_with('\n') { "" } else { "\n" };
+            let _ = printer.send(format!("{prefix}{line}{end}")).await;
         }
     });
     (lines, forward)

@@ -260,3 +260,22 @@ async fn no_encoding_of_a_secret_reaches_github_the_api_or_the_stored_log() {
         assert!(!text.contains('\x1b') || text == &published[0] || text == &published[1], "GitHub gets no escape sequences: {text:?}");
     }
 }
+
+#[tokio::test]
+async fn a_secret_printed_across_the_cut_of_a_very_long_line_is_still_masked() {
+    let ctx = Scenario::new().with_workers().start().await;
+    ctx.install().await;
+    ctx.add_secret("deploy_token", TOKEN, false).await;
+    // The reader cuts lines at 16 KiB: the secret starts 8 bytes before the cut.
+    let long = pipeline(&["printf 'a%.0s' $(seq 16376); printf '%s\\n' \"$TOKEN\""]);
+
+    let (_, build) = ctx.push_and_finish("main", &long).await;
+    let log = ctx.log(&build, "deploy").await;
+
+    assert!(!log.contains(TOKEN) && !log.contains("3f9a8b7c"), "no piece of the secret survives the cut");
+    assert!(
+        log.contains(&format!("\n{}********\n", "a".repeat(16376))),
+        "the line is whole but for the secret: {}",
+        &log[log.len().saturating_sub(200)..]
+    );
+}

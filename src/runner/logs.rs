@@ -83,14 +83,15 @@ pub struct LogTarget {
 
 /// Starts the writer of one step's log; send it lines, drop the sender to
 /// finish, and await the handle for what was captured.
+///
+/// A line longer than the step reader's cut arrives in pieces that do not
+/// end in `\n`. So that a secret printed across a cut is still masked, the
+/// end of such a piece (as many bytes as a masked form can span, less one)
+/// is held back and masked with the next piece.
 pub fn spawn_writer(target: LogTarget) -> (mpsc::Sender<String>, JoinHandle<Captured>) {
-    let LogTarget { logs, stage, step, limit, masker, annotations } = target;
     let (tx, mut rx) = mpsc::channel::<String>(CHANNEL_LINES);
     let handle = tokio::spawn(async move {
-        let started = Instant::now();
-        let mut captured = Captured::default();
-        let mut batch: Vec<LogLine> = Vec::new();
-        let mut stored_bytes = 0u64;
+        let mut writer = Writer::new(target);
         let mut deadline = tokio::time::Instant::now() + FLUSH_INTERVAL;
         loop {
             let next = tokio::select! {
@@ -100,54 +101,105 @@ pub fn spawn_writer(target: LogTarget) -> (mpsc::Sender<String>, JoinHandle<Capt
             match next {
                 None => break,
                 Some(Some(line)) => {
-                    let line = if let Cow::Owned(masked) = masker.mask(&line) { masked } else { line };
-                    if let Some((collected, workspace)) = &annotations
-                        && let Some(found) = parse_line(&strip_ansi(&line), workspace)
-                    {
-                        collected.lock().expect("not poisoned").add(found);
-                    }
-                    captured.bytes += line.len() as u64;
-                    captured.keep(&line);
-                    if captured.truncated {
-                        continue;
-                    }
-                    stored_bytes += line.len() as u64;
-                    let out = if stored_bytes > limit {
-                        captured.truncated = true;
-                        format!(
-                            "[greenlight] this step's log passed its limit of {} MiB; later output is not stored\n",
-                            limit / (1024 * 1024)
-                        )
-                    } else {
-                        line
-                    };
-                    batch.push(LogLine { pos: captured.lines, out, time: started.elapsed().as_secs() as i64 });
-                    captured.lines += 1;
-                    if batch.len() >= BATCH_LINES {
-                        flush(&logs, stage, step, &mut batch).await;
+                    if writer.take(line) {
+                        writer.flush().await;
                         deadline = tokio::time::Instant::now() + FLUSH_INTERVAL;
                     }
                 }
                 Some(None) => {
-                    flush(&logs, stage, step, &mut batch).await;
+                    writer.flush().await;
                     deadline = tokio::time::Instant::now() + FLUSH_INTERVAL;
                 }
             }
         }
-        flush(&logs, stage, step, &mut batch).await;
-        captured
+        writer.finish().await
     });
     (tx, handle)
 }
 
-async fn flush(logs: &Logs, stage: StageId, step: i64, batch: &mut Vec<LogLine>) {
-    if batch.is_empty() {
-        return;
+/// One step's log on its way to the store.
+struct Writer {
+    target: LogTarget,
+    started: Instant,
+    captured: Captured,
+    batch: Vec<LogLine>,
+    stored_bytes: u64,
+    /// The held-back end of a piece of a cut line.
+    carry: String,
+}
+
+impl Writer {
+    fn new(target: LogTarget) -> Self {
+        Self { target, started: Instant::now(), captured: Captured::default(), batch: Vec::new(), stored_bytes: 0, carry: String::new() }
     }
-    if let Err(e) = logs.append(stage, step, batch).await {
-        tracing::warn!(%stage, step, error = %e, lines = batch.len(), "could not store log lines");
+
+    /// Takes one line (or piece) from the step; true when the batch is full.
+    fn take(&mut self, line: String) -> bool {
+        let mut line = if self.carry.is_empty() { line } else { std::mem::take(&mut self.carry) + &line };
+        let reach = self.target.masker.reach();
+        if reach > 0 && !line.ends_with('\n') {
+            let mut keep = line.len().saturating_sub(reach - 1);
+            while !line.is_char_boundary(keep) {
+                keep -= 1;
+            }
+            self.carry = line.split_off(keep);
+            if line.is_empty() {
+                return false;
+            }
+        }
+        self.store(line);
+        self.batch.len() >= BATCH_LINES
     }
-    batch.clear();
+
+    /// Masks a line, finds its annotations, keeps it in the tail and
+    /// batches it, or the limit's notice once, or nothing past the limit.
+    fn store(&mut self, line: String) {
+        let line = if let Cow::Owned(masked) = self.target.masker.mask(&line) { masked } else { line };
+        if let Some((collected, workspace)) = &self.target.annotations
+            && let Some(found) = parse_line(&strip_ansi(&line), workspace)
+        {
+            collected.lock().expect("not poisoned").add(found);
+        }
+        self.captured.bytes += line.len() as u64;
+        self.captured.keep(&line);
+        if self.captured.truncated {
+            return;
+        }
+        self.stored_bytes += line.len() as u64;
+        let out = if self.stored_bytes > self.target.limit {
+            self.captured.truncated = true;
+            format!(
+                "[greenlight] this step's log passed its limit of {} MiB; later output is not stored\n",
+                self.target.limit / (1024 * 1024)
+            )
+        } else {
+            line
+        };
+        self.batch.push(LogLine { pos: self.captured.lines, out, time: self.started.elapsed().as_secs() as i64 });
+        self.captured.lines += 1;
+    }
+
+    /// Stores the batch.
+    async fn flush(&mut self) {
+        let LogTarget { logs, stage, step, .. } = &self.target;
+        if self.batch.is_empty() {
+            return;
+        }
+        if let Err(e) = logs.append(*stage, *step, &self.batch).await {
+            tracing::warn!(%stage, step, error = %e, lines = self.batch.len(), "could not store log lines");
+        }
+        self.batch.clear();
+    }
+
+    /// Stores what is held back and the last batch; what was captured.
+    async fn finish(mut self) -> Captured {
+        if !self.carry.is_empty() {
+            let rest = std::mem::take(&mut self.carry);
+            self.store(rest);
+        }
+        self.flush().await;
+        self.captured
+    }
 }
 
 #[cfg(test)]

@@ -110,7 +110,8 @@ pub fn script(env: &[(String, String)], commands: &[String]) -> String {
     out
 }
 
-/// Splits a byte stream into lines (keeping `\n`), cutting long ones.
+/// Splits a byte stream into lines (keeping `\n`), cutting long ones into
+/// pieces of [`MAX_LINE_BYTES`] that end without `\n`.
 #[derive(Default)]
 pub struct LineSplitter {
     partial: Vec<u8>,
@@ -132,9 +133,8 @@ impl LineSplitter {
                 None if bytes.len() >= room => {
                     self.partial.extend_from_slice(&bytes[..room]);
                     bytes = &bytes[room..];
-                    let mut piece = String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned();
-                    piece.push('\n');
-                    lines.push(piece);
+                    // No `\n`: the log writer knows a piece of a longer line (see `runner::logs`).
+                    lines.push(String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned());
                 }
                 None => {
                     self.partial.extend_from_slice(bytes);
@@ -348,7 +348,8 @@ mod tests {
         let mut split = LineSplitter::default();
         let lines = split.feed(&vec![b'x'; MAX_LINE_BYTES + 10]);
         assert_eq!(lines.len(), 1);
-        assert_eq!(lines[0].len(), MAX_LINE_BYTES + 1);
+        assert_eq!(lines[0].len(), MAX_LINE_BYTES);
+        assert!(!lines[0].ends_with('\n'), "a piece of a longer line");
         assert!(split.feed(b"yz").is_empty());
         assert_eq!(split.feed(b"\nnext\n"), vec![format!("{}yz\n", "x".repeat(10)), "next\n".to_string()]);
         assert_eq!(split.finish(), None);

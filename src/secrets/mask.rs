@@ -29,6 +29,8 @@ pub const DECODE_ROUNDS: usize = 2;
 pub struct Masker {
     /// Every form of every value, `None` when there is nothing to hide.
     needles: Option<AhoCorasick>,
+    /// The most bytes of text one masked value can span.
+    reach: usize,
 }
 
 /// The count only: a masker's needles are the secrets.
@@ -110,8 +112,17 @@ impl Masker {
         if needles.is_empty() {
             return Self::default();
         }
+        // A form percent-encoded in both decoding rounds spans up to 9 bytes per byte.
+        let reach = needles.iter().map(String::len).max().unwrap_or(0) * 9;
         // Only fails past limits a pipeline's secrets cannot reach (millions of bytes of needles).
-        Self { needles: Some(AhoCorasick::new(&needles).expect("secret forms build a searcher")) }
+        Self { needles: Some(AhoCorasick::new(&needles).expect("secret forms build a searcher")), reach }
+    }
+
+    /// The most bytes of text one masked value can span (its longest form,
+    /// percent-encoded twice); 0 when there is nothing to hide. A writer
+    /// cutting text into pieces holds back this many bytes less one.
+    pub fn reach(&self) -> usize {
+        self.reach
     }
 
     /// The text with every secret form replaced by [`MASK`]. Escape
