@@ -115,12 +115,14 @@ async fn worker(
     crate::runner::workspace::sweep(&workspaces, &Store::new(redis.pool.clone()), &name)
         .await
         .context("removing the workspaces of stopped workers")?;
+    crate::runner::workspace::probe(&workspaces, runner.workspace_cap).await?;
     let settings = WorkerSettings {
         concurrency: common.concurrency,
         data_dir: common.data_dir.clone(),
         lease: runner.lease,
         grace: runner.grace,
         log_limit: runner.log_limit,
+        workspace_cap: runner.workspace_cap,
     };
     let parts = WorkerParts {
         lifecycle,

@@ -99,6 +99,7 @@ impl ExecArgs {
             stage_lease: "1".into(),
             shutdown_grace: "1".into(),
             log_limit_mb: "1".into(),
+            workspace_mb: "0".into(),
         }
         .validate()?;
         Ok(crate::exec::ExecOptions {

@@ -17,4 +17,6 @@ pub struct WorkerSettings {
     pub grace: Duration,
     /// Stored log bytes per step; the rest is drained, not stored.
     pub log_limit: u64,
+    /// Size cap of a stage's workspace in bytes (`GREENLIGHT_WORKSPACE_MB`); `None`: uncapped.
+    pub workspace_cap: Option<u64>,
 }

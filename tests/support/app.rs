@@ -54,6 +54,7 @@ pub fn runner_config() -> RunnerConfig {
         lease: Duration::from_secs(2),
         grace: Duration::from_secs(2),
         log_limit: 16 * 1024 * 1024,
+        workspace_cap: None,
     }
 }
 

@@ -103,6 +103,7 @@ impl Stepper {
             lease: Duration::from_secs(2),
             grace: Duration::from_secs(2),
             log_limit: 1 << 20,
+            workspace_cap: None,
         };
         let worker = Worker::new(parts, WorkQueue::stages(pool), settings, name.to_string());
         let jobs = worker.consumer(Redis::open(&self.redis.url()).unwrap());
