@@ -93,8 +93,9 @@ pub enum CapError {
     /// The trial workspace could not be made or removed.
     #[error(
         "GREENLIGHT_WORKSPACE_MB: cannot make a capped workspace under {workspaces}: {reason}; \
-         it needs mkfs.ext4 (Debian: e2fsprogs), mount (util-linux) and loop devices (/dev/loop-control; \
-         in a container, run it privileged), or set GREENLIGHT_WORKSPACE_MB=0 to run without a cap"
+         it needs a filesystem there that holds a sparse file of the cap's size, mkfs.ext4 (Debian: e2fsprogs), \
+         mount (util-linux) and loop devices (/dev/loop-control; in a container, run it privileged), \
+         or set GREENLIGHT_WORKSPACE_MB=0 to run without a cap"
     )]
     Unavailable {
         /// The workspaces directory.
@@ -159,7 +160,8 @@ async fn mount_image(dir: &Path, bytes: u64) -> std::io::Result<()> {
     let image = image_of(dir);
     {
         let file = tokio::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&image).await?;
-        file.set_len(bytes).await?;
+        let sized = file.set_len(bytes).await;
+        sized.map_err(|e| std::io::Error::new(e.kind(), format!("cannot make {} of {bytes} bytes: {e}", image.display())))?;
     }
     let mut mkfs: Vec<OsString> =
         ["-q", "-F", "-m", "0", "-O", "^has_journal", "-E", "nodiscard,lazy_itable_init=1"].map(OsString::from).into();
