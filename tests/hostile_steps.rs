@@ -94,7 +94,14 @@ async fn a_killed_workers_workspace_is_swept_when_a_worker_starts_on_its_data_di
     // Another worker (its own data directory) takes the stage over and finishes it…
     let _other = ctx.start_capped_worker_process(30, CAP_MB);
     ctx.expect_check_run(&sha, "default (push)", Success).await;
-    ctx.expect_build_done(1).await;
+    let stage = ctx.expect_build_done(1).await.stages[0];
+    // The sweep leaves a stage whose lease someone holds: wait until the other worker let go.
+    support::wait::until("the other worker to release the stage", || async {
+        let free = ctx.app.store().acquire_lease(stage, "test", std::time::Duration::from_secs(1)).await.unwrap();
+        free.then_some(())
+    })
+    .await;
+    ctx.app.store().release_lease(stage, "test").await.unwrap();
     // …and a worker started on the killed one's data directory removes what it left.
     let _restarted = ctx.restart_worker_process(&killed, 30);
     support::wait::until("the old workspace to be swept", || async { leftovers().is_empty().then_some(()) }).await;
