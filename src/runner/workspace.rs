@@ -32,7 +32,8 @@
 //! 4.3 MB), no discard pass over the fresh image, inode tables left
 //! unzeroed (`lazy_itable_init` and the mount option `noinit_itable`; a
 //! sparse file reads back as zeroes), no blocks reserved for root.
-//! `mkfs.ext4` and `mount -o loop` cost 15–35 ms per stage, before the clone.
+//! `mkfs.ext4` and `mount -o loop` then cost about 7 ms per stage before
+//! the clone (18 ms on two busy cores), and removal as much after the result.
 //! It needs root (mounting) and loop devices; [`probe`] tries the whole
 //! cycle once at startup so that a host without them is named then.
 //!
