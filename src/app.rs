@@ -121,6 +121,7 @@ async fn worker(
     crate::runner::workspace::sweep(&workspaces, &Store::new(redis.pool.clone()), &name)
         .await
         .context("removing the workspaces of stopped workers")?;
+    crate::runner::workspace::probe(&workspaces, runner.workspace_cap).await?;
     let settings = WorkerSettings {
         concurrency: common.concurrency,
         data_dir: common.data_dir.clone(),
@@ -128,6 +129,7 @@ async fn worker(
         grace: runner.grace,
         log_limit: runner.log_limit,
         max_step_timeout: runner.max_step_timeout,
+        workspace_cap: runner.workspace_cap,
     };
     let parts = WorkerParts {
         lifecycle,

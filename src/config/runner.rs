@@ -51,6 +51,10 @@ pub struct RunnerArgs {
     /// pipeline asking more gets this, and its check run says so.
     #[arg(long, env = "GREENLIGHT_MAX_STEP_TIMEOUT", default_value = "2h")]
     pub max_step_timeout: String,
+    /// Size cap of a stage's workspace, in MiB; a write past it fails with
+    /// "No space left on device". `0` turns the cap off (every check run then says so).
+    #[arg(long, env = "GREENLIGHT_WORKSPACE_MB", default_value = "10240")]
+    pub workspace_mb: String,
 }
 
 /// Runner settings, validated.
@@ -75,12 +79,31 @@ pub struct RunnerConfig {
     /// The cap on a pipeline's `step_timeout` (`GREENLIGHT_MAX_STEP_TIMEOUT`,
     /// default [`crate::pipeline::DEFAULT_MAX_STEP_TIMEOUT`]).
     pub max_step_timeout: std::time::Duration,
+    /// Size cap of a stage's workspace in bytes; `None` (`GREENLIGHT_WORKSPACE_MB=0`): uncapped.
+    pub workspace_cap: Option<u64>,
 }
 
 fn positive(variable: &'static str, raw: &str, what: &str) -> Result<u64, ConfigError> {
     match raw.trim().parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(config_error(variable, format!("must be a whole number of {what}, at least 1, got {raw:?}"))),
+    }
+}
+
+/// `GREENLIGHT_WORKSPACE_MB` in bytes: `0` is no cap, anything else at
+/// least [`MIN_CAP_MB`](crate::runner::workspace::MIN_CAP_MB).
+fn workspace_cap(raw: &str) -> Result<Option<u64>, ConfigError> {
+    use crate::runner::workspace::MIN_CAP_MB;
+    let problem = || {
+        config_error(
+            "GREENLIGHT_WORKSPACE_MB",
+            format!("must be a whole number of MiB, at least {MIN_CAP_MB}, or 0 for no cap, got {raw:?}"),
+        )
+    };
+    match raw.trim().parse::<u64>() {
+        Ok(0) => Ok(None),
+        Ok(mb) if mb >= MIN_CAP_MB => mb.checked_mul(1024 * 1024).map(Some).ok_or_else(problem),
+        _ => Err(problem()),
     }
 }
 
@@ -122,6 +145,7 @@ impl RunnerArgs {
                 let problem = message.strip_prefix(variable).unwrap_or(&message).trim_start_matches([':', ' ']);
                 config_error(variable, problem.to_string())
             })?,
+            workspace_cap: workspace_cap(&self.workspace_mb)?,
         })
     }
 
@@ -144,5 +168,41 @@ impl RunnerArgs {
                 })?),
             };
         Ok(Some(StepLimits { memory, pids, cpus }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_workspace_mb(raw: &str) -> Result<RunnerConfig, ConfigError> {
+        RunnerArgs {
+            sandbox: "bwrap".into(),
+            sandbox_uid: None,
+            stage_lease: "30".into(),
+            shutdown_grace: "60".into(),
+            log_limit_mb: "16".into(),
+            step_limits: "on".into(),
+            step_memory: "4g".into(),
+            step_pids: "1024".into(),
+            step_cpus: None,
+            step_network: "isolated".into(),
+            step_deny: String::new(),
+            max_step_timeout: "2h".into(),
+            workspace_mb: raw.into(),
+        }
+        .validate()
+    }
+
+    #[test]
+    fn the_workspace_cap_is_mib_or_zero_for_none() {
+        assert_eq!(with_workspace_mb("10240").unwrap().workspace_cap, Some(10240 * 1024 * 1024));
+        assert_eq!(with_workspace_mb(" 64 ").unwrap().workspace_cap, Some(64 << 20));
+        assert_eq!(with_workspace_mb("0").unwrap().workspace_cap, None);
+        for bad in ["", "-1", "1.5", "ten", "15", "18446744073709551615"] {
+            let e = with_workspace_mb(bad).unwrap_err();
+            assert_eq!(e.variable, "GREENLIGHT_WORKSPACE_MB", "{bad:?}");
+            assert!(e.to_string().contains("or 0 for no cap"), "{e}");
+        }
     }
 }

@@ -107,6 +107,7 @@ impl ExecArgs {
             step_deny: String::new(),
             // `greenlight exec` runs the developer's own file: no cap.
             max_step_timeout: "9999h".into(),
+            workspace_mb: "0".into(),
         }
         .validate()?;
         Ok(crate::exec::ExecOptions {

@@ -19,4 +19,6 @@ pub struct WorkerSettings {
     pub log_limit: u64,
     /// The longest step timeout a pipeline gets (`GREENLIGHT_MAX_STEP_TIMEOUT`).
     pub max_step_timeout: Duration,
+    /// Size cap of a stage's workspace in bytes (`GREENLIGHT_WORKSPACE_MB`); `None`: uncapped.
+    pub workspace_cap: Option<u64>,
 }

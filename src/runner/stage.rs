@@ -10,6 +10,7 @@ use super::sandbox::Sandbox;
 use super::schedule::{self, Outcome};
 use super::settings::WorkerSettings;
 use super::step::Ending;
+use super::workspace::Workspace;
 use crate::clock::SharedClock;
 use crate::github::CloneCredentials;
 use crate::lifecycle::{self, Begun, Ended, Lifecycle, StepEnd};
@@ -22,7 +23,6 @@ use crate::store::Logs;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -97,20 +97,21 @@ impl StageRunner {
 
     /// Runs a stage; `Err` leaves its job queued to be retried.
     pub async fn run(&self, job: &StageJob, stop: &Stop) -> anyhow::Result<Ended> {
-        let Some(Begun { build, stage, notes }) = self.lifecycle.begin(job, &self.machine).await? else {
+        let Some(Begun { build, stage, mut notes }) = self.lifecycle.begin(job, &self.machine).await? else {
             return Ok(Ended::Done);
         };
         for step in &stage.steps {
             self.logs.clear(stage.id, step.number).await?;
         }
-        let workspace = super::workspace::of_stage(&self.settings.data_dir.join("workspaces"), stage.id);
+        let workspace = Workspace::of_stage(&self.settings.data_dir.join("workspaces"), stage.id, self.settings.workspace_cap);
+        notes.extend(workspace.note());
         let outcome = self.execute(&build, stage, &workspace, &stop.cancel, notes).await;
         let ended = match outcome {
             Ok((stage, status, report)) => self.finish(&build, &stage, status, &report, stop).await,
             Err(e) => Err(e),
         };
         // After GitHub has the result: removing a big workspace must not delay it.
-        if let Err(e) = super::workspace::remove(&workspace).await {
+        if let Err(e) = workspace.remove().await {
             tracing::warn!(error = %e, "could not remove a stage's workspace");
         }
         ended
@@ -168,7 +169,7 @@ impl StageRunner {
         &self,
         build: &Build,
         stage: Stage,
-        workspace: &Path,
+        workspace: &Workspace,
         cancel: &CancellationToken,
         notes: Vec<String>,
     ) -> anyhow::Result<(Stage, Status, StageReport)> {
@@ -186,9 +187,9 @@ impl StageRunner {
 
     /// A fresh workspace given to the sandbox user, the secrets the build
     /// may have, and the masker that hides them.
-    async fn prepare<'a>(&self, build: &'a Build, stage: Stage, workspace: &Path, network: Arc<StageNetwork>) -> anyhow::Result<Run<'a>> {
-        super::workspace::fresh(workspace).await.with_context(|| format!("creating {}", workspace.display()))?;
-        self.sandbox.give(workspace)?;
+    async fn prepare<'a>(&self, build: &'a Build, stage: Stage, workspace: &Workspace, network: Arc<StageNetwork>) -> anyhow::Result<Run<'a>> {
+        workspace.create().await.with_context(|| format!("creating {}", workspace.path().display()))?;
+        self.sandbox.give(workspace.path())?;
         let secrets = self.resolve_secrets(build, &stage.pipeline, stage.state.approved()).await;
         let masker = masker_of(&secrets);
         let mut pipeline = stage.pipeline.clone();
@@ -204,7 +205,7 @@ impl StageRunner {
             pipeline,
             stage: Mutex::new(stage),
             tails: Mutex::default(),
-            executor: StepExecutor::new(&self.sandbox, workspace, Some(network)),
+            executor: StepExecutor::new(&self.sandbox, workspace.path(), Some(network)),
         })
     }
 

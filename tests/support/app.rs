@@ -64,6 +64,24 @@ pub fn runner_config() -> RunnerConfig {
         // As the service's default: a network namespace per stage.
         network: greenlight::runner::network::NetworkSettings::parse("isolated", "").unwrap(),
         max_step_timeout: greenlight::pipeline::DEFAULT_MAX_STEP_TIMEOUT,
+        workspace_cap: None,
+    }
+}
+
+/// The filesystems mounted under `dir` (capped workspaces), from this
+/// process's mount table.
+pub fn mounts_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let points = table.lines().filter_map(|line| line.split(' ').nth(4)).map(std::path::PathBuf::from);
+    points.filter(|point| point.starts_with(dir) && point != dir).collect()
+}
+
+/// Detaches what greenlight left mounted under `dir` (a capped workspace of
+/// a stage still running when its test ended), so that removing the
+/// temporary directory removes it and no loop device outlives the test.
+pub fn unmount_under(dir: &std::path::Path) {
+    for point in mounts_under(dir).into_iter().rev() {
+        let _ = std::process::Command::new("umount").arg("--lazy").arg(&point).status();
     }
 }
 
@@ -307,5 +325,11 @@ impl TestApp {
         if let Some(running) = self.running.take() {
             running.stop().await;
         }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        unmount_under(self.data_dir.path());
     }
 }

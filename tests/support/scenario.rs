@@ -371,11 +371,16 @@ impl Ctx {
 
     /// Starts `greenlight worker` as a separate process with `grace_secs` of shutdown grace.
     pub fn start_worker_process(&self, grace_secs: u64) -> WorkerProcess {
-        WorkerProcess::start(&self.github, &self.app, grace_secs)
+        WorkerProcess::start(&self.github, &self.app, grace_secs, 0)
     }
 
-    /// Starts a `greenlight worker` process on the data directory of `earlier` (stopped).
+    /// Starts `greenlight worker` as a separate process whose workspaces are capped at `workspace_mb` MiB.
+    pub fn start_capped_worker_process(&self, grace_secs: u64, workspace_mb: u64) -> WorkerProcess {
+        WorkerProcess::start(&self.github, &self.app, grace_secs, workspace_mb)
+    }
+
+    /// Starts a `greenlight worker` process on the data directory of `earlier` (stopped), with its cap.
     pub fn restart_worker_process(&self, earlier: &WorkerProcess, grace_secs: u64) -> WorkerProcess {
-        WorkerProcess::start_in(&self.github, &self.app, grace_secs, earlier.data())
+        WorkerProcess::start_in(&self.github, &self.app, grace_secs, earlier.data(), earlier.workspace_mb())
     }
 }

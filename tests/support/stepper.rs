@@ -107,6 +107,7 @@ impl Stepper {
             grace: Duration::from_secs(2),
             log_limit: 1 << 20,
             max_step_timeout: greenlight::pipeline::DEFAULT_MAX_STEP_TIMEOUT,
+            workspace_cap: None,
         };
         let worker = Worker::new(parts, WorkQueue::stages(pool), settings, name.to_string());
         let jobs = worker.consumer(Redis::open(&self.redis.url()).unwrap());

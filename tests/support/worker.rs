@@ -8,19 +8,26 @@ use std::process::{Child, Command, Stdio};
 pub struct WorkerProcess {
     child: Child,
     data: std::sync::Arc<tempfile::TempDir>,
+    workspace_mb: u64,
 }
 
 impl WorkerProcess {
-    /// Starts `greenlight worker` on the app's Redis, with a 2 s stage lease
-    /// and the given shutdown grace.
-    pub fn start(github: &FakeGitHub, app: &TestApp, grace_secs: u64) -> Self {
+    /// Starts `greenlight worker` on the app's Redis, with a 2 s stage lease,
+    /// the given shutdown grace and workspaces capped at `workspace_mb` MiB (0: uncapped).
+    pub fn start(github: &FakeGitHub, app: &TestApp, grace_secs: u64, workspace_mb: u64) -> Self {
         let data = tempfile::tempdir().unwrap();
         std::fs::set_permissions(data.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        Self::start_in(github, app, grace_secs, std::sync::Arc::new(data))
+        Self::start_in(github, app, grace_secs, std::sync::Arc::new(data), workspace_mb)
     }
 
     /// Starts a worker on the data directory another (stopped) worker used.
-    pub fn start_in(github: &FakeGitHub, app: &TestApp, grace_secs: u64, data: std::sync::Arc<tempfile::TempDir>) -> Self {
+    pub fn start_in(
+        github: &FakeGitHub,
+        app: &TestApp,
+        grace_secs: u64,
+        data: std::sync::Arc<tempfile::TempDir>,
+        workspace_mb: u64,
+    ) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_greenlight"))
             .arg("worker")
             .env_clear()
@@ -34,12 +41,18 @@ impl WorkerProcess {
             .env("GREENLIGHT_STAGE_LEASE", "2")
             .env("GREENLIGHT_SHUTDOWN_GRACE", grace_secs.to_string())
             .env("GREENLIGHT_CONCURRENCY", "2")
+            .env("GREENLIGHT_WORKSPACE_MB", workspace_mb.to_string())
             .env("RUST_LOG", "greenlight=warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("greenlight worker starts");
-        Self { child, data }
+        Self { child, data, workspace_mb }
+    }
+
+    /// Its workspace cap in MiB (0: uncapped).
+    pub fn workspace_mb(&self) -> u64 {
+        self.workspace_mb
     }
 
     /// Its data directory, to start another worker on it.
@@ -80,5 +93,7 @@ impl WorkerProcess {
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
         self.kill();
+        // A killed worker's capped workspaces stay mounted until a sweep.
+        super::app::unmount_under(self.data.path());
     }
 }
