@@ -104,8 +104,10 @@ impl Logs {
         let bytes = tokio::task::spawn_blocking(move || packer.finish())
             .await
             .map_err(|e| super::StoreError::LogStore(format!("packing a log: {e}")))?;
+        // No pooled connection is held while a bucket may be slow to answer.
+        drop(conn);
         self.archive.put(stage, step, bytes).await?;
-        redis::Script::new(DELETE_IF_LAST).key(&key).arg(last).invoke_async::<i64>(&mut conn).await?;
+        redis::Script::new(DELETE_IF_LAST).key(&key).arg(last).invoke_async::<i64>(&mut self.pool.get().await?).await?;
         Ok(true)
     }
 
