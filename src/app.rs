@@ -104,6 +104,7 @@ async fn worker(
     redis: &Redis,
     github: &GitHub,
     lifecycle: Lifecycle,
+    logs: crate::store::Logs,
     deps: &Deps,
 ) -> anyhow::Result<Worker> {
     let workspaces = common.data_dir.join("workspaces");
@@ -133,7 +134,7 @@ async fn worker(
     };
     let parts = WorkerParts {
         lifecycle,
-        logs: crate::store::Logs::new(redis.pool.clone()),
+        logs,
         sandbox,
         secrets: crate::secrets::SecretStore::new(Store::new(redis.pool.clone()), common.secret_key.clone()),
         credentials: CloneCredentials::new(github.clone()),
@@ -151,9 +152,10 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
     let lifecycle = lifecycle(&pool, publisher, &deps);
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    let logs = crate::store::Logs::connect(pool.clone(), &config.common.log_store).await?;
 
     if config.run_workers {
-        let worker = worker(&config.common, &config.runner, &redis, &github, lifecycle.clone(), &deps).await?;
+        let worker = worker(&config.common, &config.runner, &redis, &github, lifecycle.clone(), logs.clone(), &deps).await?;
         let jobs = worker.consumer(redis.clone());
         tasks.spawn(worker.run(jobs, shutdown.clone()));
     }
@@ -169,8 +171,8 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
     tasks.spawn(crate::api::stream_feed(redis.clone(), events.clone(), shutdown.clone()));
     let api = crate::api::ApiState {
         store: Store::new(pool.clone()),
-        logs: crate::store::Logs::new(pool.clone()),
-        hub: crate::store::LogHub::start(redis.clone(), Store::new(pool.clone()), shutdown.clone()),
+        hub: crate::store::LogHub::start(redis.clone(), Store::new(pool.clone()), logs.clone(), shutdown.clone()),
+        logs,
         slots: crate::api::StreamSlots::default(),
         token: config.api_token.clone().map(std::sync::Arc::new),
         events,
@@ -207,7 +209,8 @@ pub async fn start_worker(config: WorkerConfig, deps: Deps) -> anyhow::Result<Ru
     let lifecycle = lifecycle(&redis.pool, publisher, &deps);
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    let worker = worker(&config.common, &config.runner, &redis, &github, lifecycle, &deps).await?;
+    let logs = crate::store::Logs::connect(redis.pool.clone(), &config.common.log_store).await?;
+    let worker = worker(&config.common, &config.runner, &redis, &github, lifecycle, logs, &deps).await?;
     let jobs = worker.consumer(redis.clone());
     tasks.spawn(worker.run(jobs, shutdown.clone()));
     tracing::info!(concurrency = config.common.concurrency, "greenlight worker is running");

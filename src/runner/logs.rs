@@ -1,5 +1,6 @@
 //! Capturing a step's output: numbered, timed, batched into the store,
-//! capped, with the tail kept for the check run.
+//! capped, with the tail kept for the check run; archived once the step
+//! ends, so a finished log leaves Redis's hot path.
 
 use crate::ids::StageId;
 use crate::publish::annotations::{Collected, parse_line};
@@ -191,13 +192,20 @@ impl Writer {
         self.batch.clear();
     }
 
-    /// Stores what is held back and the last batch; what was captured.
+    /// Stores what is held back and the last batch, then archives the
+    /// log (it is finished: out of Redis's stream, into the log store);
+    /// what was captured. A log that cannot be archived stays a stream and
+    /// reads the same.
     async fn finish(mut self) -> Captured {
         if !self.carry.is_empty() {
             let rest = std::mem::take(&mut self.carry);
             self.store(rest);
         }
         self.flush().await;
+        let LogTarget { logs, stage, step, .. } = &self.target;
+        if let Err(e) = logs.archive(*stage, *step).await {
+            tracing::warn!(%stage, step, error = %e, "could not archive a finished log; it stays in Redis");
+        }
         self.captured
     }
 }

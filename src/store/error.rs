@@ -11,6 +11,10 @@ pub enum StoreError {
     /// No connection could be had from the pool in time.
     #[error("redis pool: {0}")]
     Pool(String),
+    /// The log store (object storage holding finished logs) failed or
+    /// could not be reached.
+    #[error("log store: {0}")]
+    LogStore(String),
     /// A record does not parse: written by another version, or damaged.
     #[error("corrupt record {key}: {reason}")]
     Corrupt {
@@ -27,7 +31,7 @@ impl StoreError {
     /// retried rather than dropped); a corrupt record stays corrupt.
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Redis(_) | StoreError::Pool(_) => true,
+            StoreError::Redis(_) | StoreError::Pool(_) | StoreError::LogStore(_) => true,
             StoreError::Corrupt { .. } => false,
         }
     }

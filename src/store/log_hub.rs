@@ -14,8 +14,14 @@
 //! follower subscribes before it reads what is stored, so a batch the hub
 //! announces after the read arrives through the channel, and one announced
 //! before is in the stream; duplicates are dropped by entry id.
+//!
+//! A finished step's log is archived (its stream deleted), possibly before
+//! the hub read its last batches. So when a step is over and its stream is
+//! gone, the hub reads the archived log once and sends it to the step's
+//! followers, who keep the lines past the last position they have. A log
+//! archived before anyone follows it is returned whole, and ends at once.
 
-use super::logs::{LogLine, log_key};
+use super::logs::{LogLine, Logs, log_key};
 use super::{Store, StoreResult};
 use crate::ids::StageId;
 use crate::redis_server::Redis;
@@ -54,6 +60,8 @@ impl EntryId {
 enum HubEvent {
     /// A stored batch of lines and its entry id.
     Lines(EntryId, Arc<Vec<LogLine>>),
+    /// The step's archived log, whole (its stream is gone).
+    Archived(Arc<Vec<LogLine>>),
     /// The step is over and every line has been announced.
     End,
 }
@@ -73,6 +81,7 @@ pub struct LogHub {
     followed: Arc<Mutex<HashMap<Key, Followed>>>,
     wake: Arc<Notify>,
     pool: Pool,
+    logs: Logs,
 }
 
 /// One follower of one step's log.
@@ -81,7 +90,11 @@ pub struct LogSubscription {
     pool: Pool,
     rx: broadcast::Receiver<HubEvent>,
     last: EntryId,
+    /// The position of the next line to return.
+    next_pos: i64,
     stored: Option<Vec<LogLine>>,
+    /// The log was archived when following began: nothing follows `stored`.
+    ended: bool,
 }
 
 /// Every entry of `key` after `after`, as (id, lines).
@@ -98,15 +111,17 @@ fn decode(json: Option<String>) -> Vec<LogLine> {
 
 impl LogHub {
     /// A hub reading through `redis`, its task running until `shutdown`;
-    /// `store` tells it when a followed step is over.
-    pub fn start(redis: Redis, store: Store, shutdown: CancellationToken) -> Self {
-        let hub = Self { followed: Arc::default(), wake: Arc::new(Notify::new()), pool: redis.pool.clone() };
+    /// `store` tells it when a followed step is over, `logs` has the
+    /// archived ones.
+    pub fn start(redis: Redis, store: Store, logs: Logs, shutdown: CancellationToken) -> Self {
+        let hub = Self { followed: Arc::default(), wake: Arc::new(Notify::new()), pool: redis.pool.clone(), logs };
         tokio::spawn(hub.clone().run(redis, store, shutdown));
         hub
     }
 
     /// Follows step `step` of `stage`: the lines stored so far, then new
-    /// ones as they are stored, until the step is over.
+    /// ones as they are stored, until the step is over (at once when its
+    /// log is archived).
     pub async fn follow(&self, stage: StageId, step: i64) -> StoreResult<LogSubscription> {
         let key = (stage, step);
         let rx = {
@@ -115,13 +130,29 @@ impl LogHub {
             entry.tx.subscribe()
         };
         let entries = range_after(&self.pool, key, None).await?;
+        if entries.is_empty()
+            && let Some(lines) = self.logs.archived(stage, step).await?
+        {
+            // Dropping `rx` leaves the key without followers: the hub forgets it.
+            let next_pos = lines.last().map_or(0, |l| l.pos + 1);
+            return Ok(LogSubscription {
+                key,
+                pool: self.pool.clone(),
+                rx,
+                last: EntryId::default(),
+                next_pos,
+                stored: Some(lines),
+                ended: true,
+            });
+        }
         let last = entries.last().map(|(id, _)| *id).unwrap_or_default();
         if let Some(followed) = self.followed.lock().expect("not poisoned").get_mut(&key) {
             followed.cursor = Some(followed.cursor.map_or(last, |c| c.min(last)));
         }
         self.wake.notify_one();
-        let stored = entries.into_iter().flat_map(|(_, lines)| lines).collect();
-        Ok(LogSubscription { key, pool: self.pool.clone(), rx, last, stored: Some(stored) })
+        let stored: Vec<LogLine> = entries.into_iter().flat_map(|(_, lines)| lines).collect();
+        let next_pos = stored.last().map_or(0, |l| l.pos + 1);
+        Ok(LogSubscription { key, pool: self.pool.clone(), rx, last, next_pos, stored: Some(stored), ended: false })
     }
 
     /// How many steps are being followed (one Redis read covers them all).
@@ -147,7 +178,10 @@ impl LogHub {
             };
             let read = tokio::select! { _ = shutdown.cancelled() => return, r = read(c, &keys) => r };
             match read {
-                Ok(batches) => self.announce(batches, &over),
+                Ok(batches) => {
+                    let archived = self.archived(&over).await;
+                    self.announce(batches, &over, archived);
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "log hub read failed; reconnecting");
                     conn = None;
@@ -180,8 +214,30 @@ impl LogHub {
         over
     }
 
-    /// Sends each key's new batches to its followers, then `End` to those over.
-    fn announce(&self, batches: Vec<(Key, EntryId, Vec<LogLine>)>, over: &[Key]) {
+    /// The archived logs of the steps over whose streams are gone, read
+    /// once for all their followers.
+    async fn archived(&self, over: &[Key]) -> HashMap<Key, Arc<Vec<LogLine>>> {
+        let mut out = HashMap::new();
+        for &(stage, step) in over {
+            let read = match self.logs.in_stream(stage, step).await {
+                Ok(true) => continue,
+                Ok(false) => self.logs.archived(stage, step).await,
+                Err(e) => Err(e),
+            };
+            match read {
+                Ok(Some(lines)) => {
+                    out.insert((stage, step), Arc::new(lines));
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(%stage, step, error = %e, "log hub cannot read an archived log; its followers may miss its end"),
+            }
+        }
+        out
+    }
+
+    /// Sends each key's new batches to its followers, then to those over
+    /// their archived log (if it was) and `End`.
+    fn announce(&self, batches: Vec<(Key, EntryId, Vec<LogLine>)>, over: &[Key], mut archived: HashMap<Key, Arc<Vec<LogLine>>>) {
         let mut followed = self.followed.lock().expect("not poisoned");
         for (key, id, lines) in batches {
             if let Some(f) = followed.get_mut(&key) {
@@ -191,6 +247,9 @@ impl LogHub {
         }
         for key in over {
             if let Some(f) = followed.remove(key) {
+                if let Some(lines) = archived.remove(key) {
+                    let _ = f.tx.send(HubEvent::Archived(lines));
+                }
                 let _ = f.tx.send(HubEvent::End);
             }
         }
@@ -222,22 +281,44 @@ impl LogSubscription {
         if let Some(stored) = self.stored.take() {
             return Ok(Some(stored));
         }
+        if self.ended {
+            return Ok(None);
+        }
         loop {
             match self.rx.recv().await {
                 Ok(HubEvent::Lines(id, lines)) if id > self.last => {
                     self.last = id;
+                    if let Some(line) = lines.last() {
+                        self.next_pos = line.pos + 1;
+                    }
                     return Ok(Some(lines.as_ref().clone()));
                 }
                 Ok(HubEvent::Lines(..)) => continue,
+                Ok(HubEvent::Archived(lines)) => {
+                    let rest = self.past_last(&lines);
+                    if !rest.is_empty() {
+                        return Ok(Some(rest));
+                    }
+                }
                 Ok(HubEvent::End) | Err(broadcast::error::RecvError::Closed) => return Ok(None),
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     let missed = range_after(&self.pool, self.key, Some(self.last)).await?;
                     if let Some((id, _)) = missed.last() {
                         self.last = *id;
                     }
-                    return Ok(Some(missed.into_iter().flat_map(|(_, lines)| lines).collect()));
+                    let missed: Vec<LogLine> = missed.into_iter().flat_map(|(_, lines)| lines).collect();
+                    return Ok(Some(self.past_last(&missed)));
                 }
             }
         }
+    }
+
+    /// The lines of `lines` after the last one returned; moves past them.
+    fn past_last(&mut self, lines: &[LogLine]) -> Vec<LogLine> {
+        let rest: Vec<LogLine> = lines.iter().filter(|l| l.pos >= self.next_pos).cloned().collect();
+        if let Some(last) = rest.last() {
+            self.next_pos = last.pos + 1;
+        }
+        rest
     }
 }

@@ -3,12 +3,23 @@
 //!
 //! Each stream entry holds a batch of lines (one XADD per batch, not per
 //! line), which keeps a step printing at 50 MB/s from flooding Redis.
+//!
+//! When a step ends its log is archived: compressed into one object in the
+//! log store (see [`archive`]), then the stream is deleted, so Redis holds
+//! finished logs compressed or not at all. Readers prefer the stream while
+//! it exists and fall back to the object, so a worker stopped between the
+//! two leaves a log that reads the same; callers never ask where a log is.
+
+mod archive;
 
 use super::StoreResult;
+use crate::config::LogStoreConfig;
 use crate::ids::StageId;
+use archive::{Archive, Packer, unpack};
 use deadpool_redis::Pool;
 use redis::streams::StreamRangeReply;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 
 /// One log line, as Drone's API serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,7 +45,19 @@ pub struct LogTail {
 #[derive(Clone)]
 pub struct Logs {
     pool: Pool,
+    archive: Archive,
 }
+
+/// Stream entries read at once while archiving (each up to 1,000 lines).
+const ARCHIVE_ENTRIES: usize = 8;
+
+/// Deletes a log's stream if its newest entry is still `ARGV[1]`: lines
+/// appended after it was archived (a stage run again elsewhere) keep it.
+const DELETE_IF_LAST: &str = r#"
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+if last and last[1] == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#;
 
 /// The stream key of a step's log.
 pub(super) fn log_key(stage: StageId, step: i64) -> String {
@@ -42,9 +65,62 @@ pub(super) fn log_key(stage: StageId, step: i64) -> String {
 }
 
 impl Logs {
-    /// Logs over a Redis pool.
+    /// Logs over a Redis pool, finished ones kept compressed in Redis too.
     pub fn new(pool: Pool) -> Self {
-        Self { pool }
+        Self { archive: Archive::Redis(pool.clone()), pool }
+    }
+
+    /// Logs over a Redis pool, finished ones kept where `config` says; an
+    /// S3 bucket is checked to be writable first.
+    pub async fn connect(pool: Pool, config: &LogStoreConfig) -> anyhow::Result<Self> {
+        let archive = match config {
+            LogStoreConfig::Redis => Archive::Redis(pool.clone()),
+            LogStoreConfig::S3(s3) => Archive::s3(s3).await?,
+        };
+        Ok(Self { pool, archive })
+    }
+
+    /// Moves a finished step's log out of its stream: writes the compressed
+    /// object, then deletes the stream. Call once the step's last lines are
+    /// stored; false when there was nothing to archive.
+    pub async fn archive(&self, stage: StageId, step: i64) -> StoreResult<bool> {
+        let key = log_key(stage, step);
+        let mut conn = self.pool.get().await?;
+        let mut packer = Packer::new();
+        let (mut start, mut last) = ("-".to_string(), None);
+        loop {
+            let reply: StreamRangeReply =
+                redis::cmd("XRANGE").arg(&key).arg(&start).arg("+").arg("COUNT").arg(ARCHIVE_ENTRIES).query_async(&mut conn).await?;
+            let Some(entry) = reply.ids.last() else { break };
+            start = format!("({}", entry.id);
+            last = Some(entry.id.clone());
+            let batches: Vec<String> = reply.ids.iter().filter_map(|e| e.get::<String>("lines")).collect();
+            let key = key.clone();
+            packer = tokio::task::spawn_blocking(move || packer.add(&key, &batches).map(|()| packer))
+                .await
+                .map_err(|e| super::StoreError::LogStore(format!("packing a log: {e}")))??;
+        }
+        let Some(last) = last.filter(|_| packer.lines() > 0) else { return Ok(false) };
+        let bytes = tokio::task::spawn_blocking(move || packer.finish())
+            .await
+            .map_err(|e| super::StoreError::LogStore(format!("packing a log: {e}")))?;
+        // No pooled connection is held while a bucket may be slow to answer.
+        drop(conn);
+        self.archive.put(stage, step, bytes).await?;
+        redis::Script::new(DELETE_IF_LAST).key(&key).arg(last).invoke_async::<i64>(&mut self.pool.get().await?).await?;
+        Ok(true)
+    }
+
+    /// Every line of an archived log; `None` when it is not archived.
+    pub(super) async fn archived(&self, stage: StageId, step: i64) -> StoreResult<Option<Vec<LogLine>>> {
+        let Some(bytes) = self.archive.get(stage, step).await? else { return Ok(None) };
+        Ok(Some(unpack(log_key(stage, step), bytes, Vec::new(), |all, line, _| all.push(line)).await?))
+    }
+
+    /// Whether a step's lines are (still) in their stream.
+    pub(super) async fn in_stream(&self, stage: StageId, step: i64) -> StoreResult<bool> {
+        let mut conn = self.pool.get().await?;
+        Ok(redis::cmd("EXISTS").arg(log_key(stage, step)).query_async::<i64>(&mut conn).await? > 0)
     }
 
     /// Appends a batch of lines.
@@ -62,6 +138,9 @@ impl Logs {
     pub async fn read(&self, stage: StageId, step: i64) -> StoreResult<Vec<LogLine>> {
         let mut conn = self.pool.get().await?;
         let reply: StreamRangeReply = redis::cmd("XRANGE").arg(log_key(stage, step)).arg("-").arg("+").query_async(&mut conn).await?;
+        if reply.ids.is_empty() {
+            return Ok(self.archived(stage, step).await?.unwrap_or_default());
+        }
         Ok(reply
             .ids
             .iter()
@@ -87,17 +166,56 @@ impl Logs {
             collected += lines.len();
             batches.push(lines);
         }
+        if collected < max_lines && !self.in_stream(stage, step).await? {
+            // Not in a stream (or archived while this read it): the object has it all.
+            return self.archived_tail(stage, step, max_lines).await;
+        }
         let total = batches.first().and_then(|b| b.last()).map_or(0, |l| l.pos as usize + 1);
         let mut lines: Vec<LogLine> = batches.into_iter().rev().flatten().collect();
         lines.drain(..lines.len().saturating_sub(max_lines));
         Ok(LogTail { lines, total })
     }
 
-    /// Forgets a step's log (a stage run again starts afresh).
+    /// Forgets a step's log, streamed and archived (a stage run again
+    /// starts afresh; retention prunes old ones).
     pub async fn clear(&self, stage: StageId, step: i64) -> StoreResult<()> {
         let mut conn = self.pool.get().await?;
         redis::cmd("DEL").arg(log_key(stage, step)).query_async::<i64>(&mut conn).await?;
-        Ok(())
+        self.archive.delete(stage, step).await
+    }
+
+    /// The last `max_lines` lines of an archived log (none if it is not),
+    /// kept in one pass: never more than that many held.
+    async fn archived_tail(&self, stage: StageId, step: i64, max_lines: usize) -> StoreResult<LogTail> {
+        let Some(bytes) = self.archive.get(stage, step).await? else { return Ok(LogTail::default()) };
+        let keep = (max_lines, VecDeque::new(), 0usize);
+        let (_, lines, total) = unpack(log_key(stage, step), bytes, keep, |(max, kept, total), line, _| {
+            *total = line.pos as usize + 1;
+            kept.push_back(line);
+            if kept.len() > *max {
+                kept.pop_front();
+            }
+        })
+        .await?;
+        Ok(LogTail { lines: lines.into(), total })
+    }
+
+    /// The newest lines of an archived log whose JSON (and a separator
+    /// each) fits in `max_bytes`, as [`Logs::tail_within`] counts them.
+    async fn archived_tail_within(&self, stage: StageId, step: i64, max_bytes: usize) -> StoreResult<LogTail> {
+        let Some(bytes) = self.archive.get(stage, step).await? else { return Ok(LogTail::default()) };
+        let keep = (max_bytes, VecDeque::new(), 0usize, 0usize);
+        let (_, lines, _, total) = unpack(log_key(stage, step), bytes, keep, |(max, kept, weight, total), line, len| {
+            *total = line.pos as usize + 1;
+            kept.push_back((line, len + 1));
+            *weight += len + 1;
+            while *weight > *max {
+                let Some((_, len)) = kept.pop_front() else { break };
+                *weight -= len;
+            }
+        })
+        .await?;
+        Ok(LogTail { lines: lines.into_iter().map(|(line, _)| line).collect(), total })
     }
 }
 /// The newest lines of a step's log whose stored JSON fits in `ARGV[1]`
@@ -158,6 +276,10 @@ impl Logs {
         let mut conn = self.pool.get().await?;
         let (json, total): (String, i64) =
             redis::Script::new(TAIL_WITHIN).key(log_key(stage, step)).arg(max_bytes).invoke_async(&mut conn).await?;
+        if total <= 0 {
+            // A stream always holds a line: none means archived (or nothing printed).
+            return self.archived_tail_within(stage, step, max_bytes).await;
+        }
         let lines: Vec<LogLine> = super::error::decode(&log_key(stage, step), &json)?;
         Ok(LogTail { lines, total: total.max(0) as usize })
     }

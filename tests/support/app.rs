@@ -4,10 +4,10 @@ use super::fake_github::{APP_ID, FakeGitHub, RepoHandle};
 use super::redis::TestRedis;
 use super::webhook::{SECRET, Webhook};
 use greenlight::app::{self, Deps, Running};
-use greenlight::config::{Common, GitHubConfig, RunnerConfig, ServeConfig};
+use greenlight::config::{Common, GitHubConfig, LogStoreConfig, RunnerConfig, ServeConfig};
 use greenlight::github::retry::RetryPolicy;
 use greenlight::ids::RepoId;
-use greenlight::store::{Build, Store};
+use greenlight::store::{Build, Logs, Store};
 use octocrab::jsonwebtoken::EncodingKey;
 use secrecy::SecretString;
 use std::time::Duration;
@@ -30,6 +30,7 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     http: reqwest::Client,
     store: Store,
+    log_store: LogStoreConfig,
 }
 
 /// What greenlight answered to a delivery.
@@ -131,6 +132,18 @@ impl TestApp {
 
     /// Starts greenlight on `redis` with its data directory at `data_mode`.
     pub(crate) async fn start_on(github: &FakeGitHub, redis: TestRedis, runner: Option<RunnerConfig>, data_mode: u32) -> Self {
+        Self::start_with_log_store(github, redis, runner, data_mode, LogStoreConfig::Redis).await.expect("greenlight starts")
+    }
+
+    /// Starts greenlight keeping finished logs where `log_store` says; what
+    /// stopped it from starting, if something did.
+    pub(crate) async fn start_with_log_store(
+        github: &FakeGitHub,
+        redis: TestRedis,
+        runner: Option<RunnerConfig>,
+        data_mode: u32,
+        log_store: LogStoreConfig,
+    ) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(data_dir.path(), std::os::unix::fs::PermissionsExt::from_mode(data_mode)).unwrap();
         let config = ServeConfig {
@@ -141,6 +154,7 @@ impl TestApp {
                 data_dir: data_dir.path().to_path_buf(),
                 concurrency: 2,
                 secret_key: Some(greenlight::secrets::SecretKey::parse(&SecretString::from(SECRET_KEY.to_string())).unwrap()),
+                log_store: log_store.clone(),
             },
             webhook_secrets: vec![SecretString::from(SECRET.to_string())],
             addr: "127.0.0.1:0".parse().unwrap(),
@@ -149,9 +163,14 @@ impl TestApp {
             api_token: Some(SecretString::from(API_TOKEN.to_string())),
         };
         let deps = Deps { retry: quick_retries(), ..Deps::default() };
-        let running = app::start(config, deps).await.expect("greenlight starts");
+        let running = app::start(config, deps).await?;
         let store = Store::new(greenlight::redis_server::pool(&redis.url()).unwrap());
-        Self { running: Some(running), redis, data_dir, http: reqwest::Client::new(), store }
+        Ok(Self { running: Some(running), redis, data_dir, http: reqwest::Client::new(), store, log_store })
+    }
+
+    /// Step logs as greenlight keeps them (its Redis and its log store).
+    pub async fn logs(&self) -> Logs {
+        Logs::connect(greenlight::redis_server::pool(&self.redis.url()).unwrap(), &self.log_store).await.unwrap()
     }
 
     /// The base URL of the server.
@@ -276,7 +295,7 @@ impl TestApp {
     pub async fn log(&self, build: &Build, step: &str) -> String {
         let stage = self.store.stage(build.stages[0]).await.unwrap().unwrap();
         let record = stage.steps.iter().find(|s| s.name == step).unwrap_or_else(|| panic!("no step {step}"));
-        let logs = greenlight::store::Logs::new(greenlight::redis_server::pool(&self.redis.url()).unwrap());
+        let logs = self.logs().await;
         logs.read(stage.id, record.number).await.unwrap().into_iter().map(|l| l.out).collect()
     }
 

@@ -199,6 +199,14 @@ impl DroneApi {
     }
 
     /// The log of step `step` of stage `stage` of build `number`, as the API
+    /// serves it, line by line (position, text, time).
+    pub async fn log_lines(&self, number: i64, stage: i64, step: i64) -> Vec<greenlight::store::LogLine> {
+        let answer = self.call("GET", &self.repo_path(&format!("/builds/{number}/logs/{stage}/{step}")), None).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        serde_json::from_value(answer.body).expect("a log is a list of lines")
+    }
+
+    /// The log of step `step` of stage `stage` of build `number`, as the API
     /// serves it, as one text.
     pub async fn log_text(&self, number: i64, stage: i64, step: i64) -> String {
         let answer = self.call("GET", &self.repo_path(&format!("/builds/{number}/logs/{stage}/{step}")), None).await;
@@ -362,6 +370,16 @@ pub struct EventStream {
 }
 
 impl EventStream {
+    /// Reads a log stream to its `eof`; returns the lines it sent.
+    pub async fn log_lines_to_eof(&mut self) -> Vec<greenlight::store::LogLine> {
+        let text = self.read_until("data: eof").await;
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
+            .filter(|data| *data != "eof")
+            .map(|data| serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {data}")))
+            .collect()
+    }
+
     /// Reads until the text so far contains `until`; returns all of it.
     /// Fails if the stream ends, or goes quiet for the whole expectation timeout.
     pub async fn read_until(&mut self, until: &str) -> String {

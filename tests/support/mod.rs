@@ -7,6 +7,7 @@ pub mod drone;
 pub mod fake_github;
 pub mod nethost;
 pub mod redis;
+pub mod s3;
 pub mod scenario;
 pub mod stepper;
 pub mod wait;
@@ -15,7 +16,7 @@ pub mod worker;
 
 pub use app::TestApp;
 pub use fake_github::{CheckRunState, Endpoint, FakeGitHub, RepoHandle, StatusState};
-pub use scenario::{BuildCommit, Ctx, Scenario, Sha};
+pub use scenario::{BuildCommit, Ctx, LogPlace, Scenario, Sha};
 pub use webhook::Webhook;
 
 /// A one-step exec pipeline.

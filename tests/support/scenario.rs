@@ -8,7 +8,7 @@ use super::fake_github::{CheckRunRecord, CheckRunState, FakeGitHub, RepoHandle, 
 use super::redis::TestRedis;
 use super::webhook::Webhook;
 use super::worker::WorkerProcess;
-use greenlight::config::RunnerConfig;
+use greenlight::config::{LogStoreConfig, RunnerConfig};
 use greenlight::store::{Build, Stage};
 
 /// A commit on the fake, as pushing it returned it.
@@ -79,6 +79,7 @@ pub struct Scenario {
     runner: Option<RunnerConfig>,
     token_lifetime: Option<chrono::Duration>,
     data_mode: u32,
+    log_store: LogStoreConfig,
 }
 
 impl Default for Scenario {
@@ -99,6 +100,7 @@ impl Scenario {
             runner: None,
             token_lifetime: None,
             data_mode: DATA_DIR_MODE,
+            log_store: LogStoreConfig::Redis,
         }
     }
 
@@ -145,6 +147,22 @@ impl Scenario {
         self
     }
 
+    /// Finished step logs go to `log_store` (e.g. a [`super::s3::TestS3`]'s bucket).
+    pub fn log_store(mut self, log_store: LogStoreConfig) -> Self {
+        self.log_store = log_store;
+        self
+    }
+
+    /// Starts as [`Scenario::start`] would, expecting greenlight to refuse
+    /// to start; returns its error, with its causes.
+    pub async fn start_failure(self) -> String {
+        let github = FakeGitHub::start().await;
+        match TestApp::start_with_log_store(&github, TestRedis::start(), self.runner, self.data_mode, self.log_store).await {
+            Ok(_) => panic!("greenlight started"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
     /// Starts the fake, creates the repository, starts greenlight.
     pub async fn start(self) -> Ctx {
         let github = if self.enterprise { FakeGitHub::start_enterprise().await } else { FakeGitHub::start().await };
@@ -153,9 +171,19 @@ impl Scenario {
         }
         let repo = if self.private { github.private_repo(self.slug) } else { github.repo(self.slug) };
         let redis = if self.durable { TestRedis::start_durable() } else { TestRedis::start() };
-        let app = TestApp::start_on(&github, redis, self.runner, self.data_mode).await;
+        let app =
+            TestApp::start_with_log_store(&github, redis, self.runner, self.data_mode, self.log_store).await.expect("greenlight starts");
         Ctx { github, repo, app }
     }
+}
+
+/// Where a step's log is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogPlace {
+    /// Its lines are in their Redis stream (the step runs, or it was not archived yet).
+    pub stream: bool,
+    /// Its compressed object is in Redis (the embedded log store).
+    pub object_in_redis: bool,
 }
 
 /// A running scenario: the fake GitHub, its repository, and greenlight.
@@ -320,6 +348,67 @@ impl Ctx {
     /// The stored log of step `step` of the build's first stage.
     pub async fn log(&self, build: &Build, step: &str) -> String {
         self.app.log(build, step).await
+    }
+
+    /// Where step `step`'s log (of the build's first stage) is now.
+    pub async fn log_place(&self, build: &Build, step: &str) -> LogPlace {
+        let (stage, number) = self.step_key(build, step).await;
+        let pool = greenlight::redis_server::pool(&self.app.redis.url()).unwrap();
+        let mut conn = pool.get().await.unwrap();
+        let exists = |key: String| redis::cmd("EXISTS").arg(key).clone();
+        let stream: i64 = exists(format!("gl:log:{stage}:{number}")).query_async(&mut conn).await.unwrap();
+        let object: i64 = exists(format!("gl:logz:{stage}:{number}")).query_async(&mut conn).await.unwrap();
+        LogPlace { stream: stream > 0, object_in_redis: object > 0 }
+    }
+
+    /// Puts a finished step's log back as the step's writer left it before
+    /// archiving it: lines in their stream (batches of at most 1,000), no object.
+    pub async fn unarchive_log(&self, build: &Build, step: &str) {
+        let (stage, number) = self.step_key(build, step).await;
+        let logs = self.app.logs().await;
+        let lines = logs.read(stage, number).await.unwrap();
+        logs.clear(stage, number).await.unwrap();
+        for batch in lines.chunks(1000) {
+            logs.append(stage, number, batch).await.unwrap();
+        }
+    }
+
+    /// Archives a step's log, as its writer does when the step ends.
+    pub async fn archive_log(&self, build: &Build, step: &str) -> bool {
+        let (stage, number) = self.step_key(build, step).await;
+        self.app.logs().await.archive(stage, number).await.unwrap()
+    }
+
+    /// Leaves a finished step's log as a worker stopped in the middle of
+    /// archiving it would: the object written, the stream not yet deleted.
+    pub async fn half_archive_log(&self, build: &Build, step: &str) {
+        self.unarchive_log(build, step).await;
+        let (stage, number) = self.step_key(build, step).await;
+        let logs = self.app.logs().await;
+        let lines = logs.read(stage, number).await.unwrap();
+        assert!(logs.archive(stage, number).await.unwrap(), "archived");
+        for batch in lines.chunks(1000) {
+            logs.append(stage, number, batch).await.unwrap();
+        }
+    }
+
+    /// The last `lines` lines of step `step`'s log, as the check run's
+    /// republishing reads them.
+    pub async fn log_tail(&self, build: &Build, step: &str, lines: usize) -> greenlight::store::LogTail {
+        let (stage, number) = self.step_key(build, step).await;
+        self.app.logs().await.tail(stage, number, lines).await.unwrap()
+    }
+
+    /// Forgets step `step`'s log, as a stage run again (or retention) does.
+    pub async fn clear_log(&self, build: &Build, step: &str) {
+        let (stage, number) = self.step_key(build, step).await;
+        self.app.logs().await.clear(stage, number).await.unwrap();
+    }
+
+    async fn step_key(&self, build: &Build, step: &str) -> (greenlight::ids::StageId, i64) {
+        let stage = self.stage(build).await;
+        let record = stage.steps.iter().find(|s| s.name == step).unwrap_or_else(|| panic!("no step {step}"));
+        (stage.id, record.number)
     }
 
     /// Waits until step `step`'s log contains `text` (the step got that far); returns the log.
