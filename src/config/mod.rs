@@ -10,9 +10,11 @@ use secrecy::{ExposeSecret, SecretString};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod retention;
 mod runner;
 mod tools;
 
+pub use retention::{DEFAULT_KEEP_BUILDS, DEFAULT_KEEP_DAYS, MAX_KEEP_DAYS, RetentionArgs, RetentionConfig};
 pub use runner::{RunnerArgs, RunnerConfig};
 pub use tools::{ExecArgs, SecretAction, SecretArgs};
 
@@ -121,6 +123,9 @@ pub struct CommonArgs {
     /// digits or base64. Unset: no secrets.
     #[arg(long, env = "GREENLIGHT_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+    /// How much build history is kept.
+    #[command(flatten)]
+    pub retention: RetentionArgs,
 }
 
 /// A configuration problem: which variable, and what is wrong with it.
@@ -167,6 +172,8 @@ pub struct Common {
     pub concurrency: usize,
     /// The key secrets are sealed with.
     pub secret_key: Option<crate::secrets::SecretKey>,
+    /// Which builds are kept (`GREENLIGHT_KEEP_BUILDS`, `GREENLIGHT_KEEP_DAYS`).
+    pub retention: RetentionConfig,
 }
 
 /// Everything `serve` needs, validated.
@@ -264,7 +271,8 @@ impl CommonArgs {
                     .map_err(|problem| config_error("GREENLIGHT_SECRET_KEY", problem))?,
             ),
         };
-        Ok(Common { redis_url, public_url, data_dir: self.data_dir.clone(), concurrency, secret_key })
+        let retention = self.retention.validate()?;
+        Ok(Common { redis_url, public_url, data_dir: self.data_dir.clone(), concurrency, secret_key, retention })
     }
 }
 

@@ -123,6 +123,7 @@ impl TestApp {
                 data_dir: data_dir.path().to_path_buf(),
                 concurrency: 2,
                 secret_key: Some(greenlight::secrets::SecretKey::parse(&SecretString::from(SECRET_KEY.to_string())).unwrap()),
+                retention: greenlight::config::RetentionConfig::default(),
             },
             webhook_secrets: vec![SecretString::from(SECRET.to_string())],
             addr: "127.0.0.1:0".parse().unwrap(),
