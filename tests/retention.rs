@@ -90,6 +90,8 @@ async fn keeping_3_builds_of_10_leaves_the_3_newest_and_prunes_the_rest_logs() {
         assert_eq!(readable(&gl, build.number).await, kept, "build {}", build.number);
         assert_eq!(gl.store().build(build.id).await.unwrap().is_some(), kept, "build {}'s record", build.number);
         assert_eq!(has_logs(&gl, logs).await, kept, "build {}'s logs", build.number);
+        let entry = gl.ttl(&format!("gl:entry:{}:build", build.entry)).await;
+        assert_eq!(entry == -2, !kept, "build {}'s queue entry allocation goes with it: {entry}", build.number);
         for stage in &build.stages {
             assert_eq!(gl.store().stage(*stage).await.unwrap().is_some(), kept, "build {}'s stage", build.number);
         }

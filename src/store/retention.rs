@@ -167,7 +167,8 @@ impl Store {
             .key(LOGS_TO_CLEAR)
             .key(build_key(build.id))
             .key(done_key(build.id))
-            .key(cancel_key(build.id));
+            .key(cancel_key(build.id))
+            .key(entry_key(&build.entry));
         for stage in &build.stages {
             script.key(stage_key(*stage)).key(super::stages::steps_key(*stage)).key(super::stages::run_key(*stage)).key(lease_key(*stage));
         }
