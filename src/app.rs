@@ -29,11 +29,13 @@ pub struct Deps {
     pub clock: SharedClock,
     /// How calls to GitHub are retried.
     pub retry: RetryPolicy,
+    /// How often build history is swept ([`crate::retention::SWEEP_INTERVAL`]).
+    pub sweep_interval: std::time::Duration,
 }
 
 impl Default for Deps {
     fn default() -> Self {
-        Self { clock: clock::system(), retry: RetryPolicy::default() }
+        Self { clock: clock::system(), retry: RetryPolicy::default(), sweep_interval: crate::retention::SWEEP_INTERVAL }
     }
 }
 
@@ -91,6 +93,19 @@ async fn connect(common: &Common) -> anyhow::Result<(Redis, Option<EmbeddedRedis
             Ok((Redis::open(&embedded.url())?, Some(embedded)))
         }
     }
+}
+
+/// Starts the background sweep that prunes build history beyond `common`'s
+/// retention (every process runs one; a lease lets one sweep at a time).
+fn sweep_history(tasks: &mut JoinSet<()>, common: &Common, pool: &Pool, deps: &Deps, shutdown: &CancellationToken) {
+    let sweeper = crate::retention::Sweeper::new(
+        Store::new(pool.clone()),
+        crate::store::Logs::new(pool.clone()),
+        common.retention,
+        deps.clock.clone(),
+        consumer_name("sweeper"),
+    );
+    tasks.spawn(sweeper.run(deps.sweep_interval, shutdown.clone()));
 }
 
 /// The lifecycle every role of a process shares.
@@ -164,6 +179,7 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
         Ok(n) => tracing::info!(builds = n, "indexed the builds recorded before this version by ref"),
         Err(e) => tracing::warn!(error = %e, "cannot index earlier builds by ref yet; the next start tries again"),
     }
+    sweep_history(&mut tasks, &config.common, &pool, &deps, &shutdown);
     let planner = Planner::new(lifecycle.clone(), RepoFiles::new(github));
     let planning = Planner::consumer(WorkQueue::deliveries(pool.clone()), redis.clone(), consumer_name("planner"));
     tasks.spawn(planner.clone().run(planning, shutdown.clone()));
@@ -213,6 +229,7 @@ pub async fn start_worker(config: WorkerConfig, deps: Deps) -> anyhow::Result<Ru
     let worker = worker(&config.common, &config.runner, &redis, &github, lifecycle, logs, &deps).await?;
     let jobs = worker.consumer(redis.clone());
     tasks.spawn(worker.run(jobs, shutdown.clone()));
+    sweep_history(&mut tasks, &config.common, &redis.pool, &deps, &shutdown);
     tracing::info!(concurrency = config.common.concurrency, "greenlight worker is running");
     Ok(Running { addr: SocketAddr::from(([0, 0, 0, 0], 0)), shutdown, tasks, embedded })
 }

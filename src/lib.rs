@@ -21,6 +21,7 @@ pub mod planner;
 pub mod publish;
 pub mod queue;
 pub mod redis_server;
+pub mod retention;
 pub mod runner;
 pub mod secret_command;
 pub mod secrets;

@@ -4,6 +4,11 @@
 //! work survives a crash: a consumer that dies leaves its entries pending,
 //! and [`WorkQueue::reclaim`] hands them to another after they sat idle.
 //! [`Consumer`] is the one read loop planners and workers share.
+//!
+//! Streams stay short: acknowledging an entry also deletes it (XACK and XDEL
+//! in one transaction), so a stream holds only what is queued or being
+//! worked on, however many builds ran before. Pending entries are never
+//! deleted, so reclaiming them after a crash works as before.
 
 use crate::model::{StageJob, Trigger};
 use crate::redis_server::Redis;
@@ -200,10 +205,21 @@ impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
         Ok(())
     }
 
-    /// Marks an entry done.
+    /// Marks an entry done and removes it from the stream, at once: no
+    /// crash leaves an acknowledged entry behind, nor deletes a pending one.
     pub async fn ack(&self, id: &EntryId) -> StoreResult<()> {
         let mut conn = self.pool.get().await?;
-        let _: i64 = redis::cmd("XACK").arg(self.stream).arg(self.group).arg(&id.0).query_async(&mut conn).await?;
+        let _: (i64, i64) = redis::pipe()
+            .atomic()
+            .cmd("XACK")
+            .arg(self.stream)
+            .arg(self.group)
+            .arg(&id.0)
+            .cmd("XDEL")
+            .arg(self.stream)
+            .arg(&id.0)
+            .query_async(&mut conn)
+            .await?;
         Ok(())
     }
 
@@ -236,7 +252,7 @@ impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
         Ok(pending == Some(0) && last_read.is_some() && last_read == text(&stream, "last-generated-id"))
     }
 
-    /// Entries in the stream (acknowledged or not).
+    /// Entries in the stream: queued or being worked on (acknowledged ones are deleted).
     pub async fn len(&self) -> StoreResult<u64> {
         let mut conn = self.pool.get().await?;
         Ok(redis::cmd("XLEN").arg(self.stream).query_async(&mut conn).await?)

@@ -11,10 +11,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 mod log_store;
+mod retention;
 mod runner;
 mod tools;
 
 pub use log_store::{LogStoreArgs, LogStoreConfig, S3Config};
+pub use retention::{DEFAULT_KEEP_BUILDS, DEFAULT_KEEP_DAYS, MAX_KEEP_DAYS, RetentionArgs, RetentionConfig};
 pub use runner::{RunnerArgs, RunnerConfig};
 pub use tools::{ExecArgs, SecretAction, SecretArgs};
 
@@ -126,6 +128,9 @@ pub struct CommonArgs {
     /// Where finished step logs are kept.
     #[command(flatten)]
     pub log_store: LogStoreArgs,
+    /// How much build history is kept.
+    #[command(flatten)]
+    pub retention: RetentionArgs,
 }
 
 /// A configuration problem: which variable, and what is wrong with it.
@@ -174,6 +179,8 @@ pub struct Common {
     pub secret_key: Option<crate::secrets::SecretKey>,
     /// Where finished step logs are kept (`GREENLIGHT_LOG_STORE`).
     pub log_store: LogStoreConfig,
+    /// Which builds are kept (`GREENLIGHT_KEEP_BUILDS`, `GREENLIGHT_KEEP_DAYS`).
+    pub retention: RetentionConfig,
 }
 
 /// Everything `serve` needs, validated.
@@ -272,7 +279,8 @@ impl CommonArgs {
             ),
         };
         let log_store = self.log_store.validate()?;
-        Ok(Common { redis_url, public_url, data_dir: self.data_dir.clone(), concurrency, secret_key, log_store })
+        let retention = self.retention.validate()?;
+        Ok(Common { redis_url, public_url, data_dir: self.data_dir.clone(), concurrency, secret_key, log_store, retention })
     }
 }
 

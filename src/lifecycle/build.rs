@@ -24,7 +24,8 @@ pub(super) fn build_status(stages: &[Stage], cancelled: bool) -> Status {
 
 impl Lifecycle {
     /// Completes a build once its last stage is done: its final status, its
-    /// delivery released (so a redelivery starts a new build), its lane left.
+    /// delivery released (so a redelivery starts a new build), its lane left,
+    /// its bookkeeping keys set to expire (`BOOKKEEPING_TTL`).
     pub(super) async fn complete(&self, build: &Build) -> anyhow::Result<()> {
         let cancelled = self.store.is_cancelled(build.id).await?;
         let status = build_status(&self.store.stages(build).await?, cancelled);
@@ -41,6 +42,7 @@ impl Lifecycle {
             .await?;
         self.store.release_delivery(&build.delivery, &build.entry).await?;
         self.store.leave_lane(build).await?;
+        self.store.expire_bookkeeping(build).await?;
         tracing::info!(repo = %build.slug(), number = build.number, status = status.as_str(), "build finished");
         Ok(())
     }

@@ -12,6 +12,7 @@ mod error;
 mod log_hub;
 mod logs;
 mod repo_events;
+mod retention;
 mod sessions;
 mod side;
 mod stages;
@@ -20,6 +21,7 @@ pub use crate::model::{Build, Repo, Stage, StageJob, StageState, Status, StepRec
 pub use error::{StoreError, StoreResult};
 pub use log_hub::{LogHub, LogSubscription};
 pub use logs::{LogLine, LogTail, Logs};
+pub use retention::{BOOKKEEPING_TTL, PruneOutcome, StepLog};
 pub use sessions::{CsrfToken, Session, SessionId};
 
 use crate::ids::{BuildId, DeliveryId, EntryId, InstallationId, RepoId, StageId};
@@ -78,6 +80,14 @@ pub async fn subscribe_changes(redis: &crate::redis_server::Redis) -> StoreResul
 /// The key whose existence asks every worker to cancel a build's stages.
 fn cancel_key(build: BuildId) -> String {
     format!("gl:build:{build}:cancel")
+}
+/// The set of a build's stages counted done.
+fn done_key(build: BuildId) -> String {
+    format!("gl:build:{build}:done")
+}
+/// The build id and number a queue entry allocated.
+fn entry_key(entry: &EntryId) -> String {
+    format!("gl:entry:{entry}:build")
 }
 
 /// What claiming a delivery found.
@@ -251,7 +261,7 @@ impl Store {
     /// (the same ones on every later call: planning is resumable).
     pub async fn allocate_build(&self, entry: &EntryId, repo: RepoId) -> StoreResult<(BuildId, i64)> {
         let (id, number): (i64, i64) = redis::Script::new(ALLOCATE_BUILD)
-            .key(format!("gl:entry:{entry}:build"))
+            .key(entry_key(entry))
             .key("gl:ids:build")
             .key(format!("gl:repo:{repo}:counter"))
             .invoke_async(&mut self.conn().await?)
@@ -261,7 +271,7 @@ impl Store {
 
     /// The build an entry allocated earlier, if it did: planning resumes it.
     pub async fn entry_build(&self, entry: &EntryId) -> StoreResult<Option<BuildId>> {
-        let raw: Option<String> = self.conn().await?.get(format!("gl:entry:{entry}:build")).await?;
+        let raw: Option<String> = self.conn().await?.get(entry_key(entry)).await?;
         Ok(raw.and_then(|r| r.split(':').next().and_then(|id| id.parse().ok())).map(BuildId))
     }
 
@@ -350,8 +360,13 @@ impl Store {
 
     /// Takes a stage's lease for `owner` unless someone holds it.
     pub async fn acquire_lease(&self, stage: StageId, owner: &str, ttl: std::time::Duration) -> StoreResult<bool> {
+        self.take_lease(&lease_key(stage), owner, ttl).await
+    }
+
+    /// Sets lease `key` to `owner` for `ttl` unless someone holds it.
+    async fn take_lease(&self, key: &str, owner: &str, ttl: std::time::Duration) -> StoreResult<bool> {
         let set: Option<String> = redis::cmd("SET")
-            .arg(lease_key(stage))
+            .arg(key)
             .arg(owner)
             .arg("NX")
             .arg("PX")
@@ -449,7 +464,7 @@ impl Store {
     /// Counts a stage of a build as done; true for the one call that counts
     /// the last one (a stage counted twice, after a takeover, counts once).
     pub async fn count_stage_done(&self, build: &Build, stage: StageId) -> StoreResult<bool> {
-        let key = format!("gl:build:{}:done", build.id);
+        let key = done_key(build.id);
         // One transaction, so exactly one caller sees the count reach the total.
         let (added, done): (i64, usize) =
             redis::pipe().atomic().sadd(&key, stage.0).scard(&key).query_async(&mut self.conn().await?).await?;

@@ -20,12 +20,12 @@ use crate::model::{Build, Stage, StageState, StepRecord};
 use std::collections::HashMap;
 
 /// The step records written since the stage record was last written whole.
-fn steps_key(id: StageId) -> String {
+pub(super) fn steps_key(id: StageId) -> String {
     format!("gl:stage:{id}:steps")
 }
 
 /// The attempt of the run that may write step records, while the stage runs.
-fn run_key(id: StageId) -> String {
+pub(super) fn run_key(id: StageId) -> String {
     format!("gl:stage:{id}:run")
 }
 

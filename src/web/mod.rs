@@ -113,12 +113,26 @@ async fn build_page(
         return not_found("Build numbers are numbers.");
     };
     let Ok(Some(build)) = state.store.build_by_number(repo.info.id, number).await else {
-        return not_found(&format!("{} has no build #{number}.", repo.slug()));
+        return missing_build(&state, &repo, number).await;
     };
     let stages = state.store.stages(&build).await.unwrap_or_default();
     let logs = step_logs(&state, &stages).await;
     let csrf = viewer.session.as_ref().map(|s| s.csrf.0.as_str());
     Html(html::build_page(&repo, &build, &stages, &logs, csrf)).into_response()
+}
+
+/// The 404 of a build that is not there: pruned (its number was given
+/// out, so it existed; retention deleted it), or never was.
+async fn missing_build(state: &ApiState, repo: &Repo, number: i64) -> Response {
+    let given_out = state.store.repo_counter(repo.info.id).await.unwrap_or(0);
+    if (1..=given_out).contains(&number) {
+        return not_found(&format!(
+            "Build #{number} of {} was pruned: greenlight keeps each repository's newest builds \
+             (GREENLIGHT_KEEP_BUILDS) for a while (GREENLIGHT_KEEP_DAYS), and this one was older.",
+            repo.slug()
+        ));
+    }
+    not_found(&format!("{} has no build #{number}.", repo.slug()))
 }
 
 /// Each step's log tail within the page's caps: an equal share of

@@ -155,6 +155,7 @@ impl TestApp {
                 concurrency: 2,
                 secret_key: Some(greenlight::secrets::SecretKey::parse(&SecretString::from(SECRET_KEY.to_string())).unwrap()),
                 log_store: log_store.clone(),
+                retention: greenlight::config::RetentionConfig::default(),
             },
             webhook_secrets: vec![SecretString::from(SECRET.to_string())],
             addr: "127.0.0.1:0".parse().unwrap(),

@@ -139,6 +139,13 @@ impl DroneApi {
         format!("/api/repos/{}{rest}", self.slug)
     }
 
+    /// The numbers of the builds `GET /api/repos/{o}/{n}/builds` lists, newest first.
+    pub async fn build_numbers(&self) -> Vec<i64> {
+        let answer = self.call("GET", &self.repo_path("/builds"), None).await;
+        assert_eq!(answer.status, 200, "listing builds: {:?}", answer.body);
+        answer.json::<Vec<serde_json::Value>>().iter().map(|b| b["number"].as_i64().expect("builds have numbers")).collect()
+    }
+
     /// `GET` a build by number.
     pub async fn build(&self, number: i64) -> Answer {
         self.call("GET", &self.repo_path(&format!("/builds/{number}")), None).await

@@ -472,4 +472,19 @@ impl Ctx {
     pub fn restart_worker_process(&self, earlier: &WorkerProcess, grace_secs: u64) -> WorkerProcess {
         WorkerProcess::start_in(&self.github, &self.app, grace_secs, earlier.data(), earlier.workspace_mb())
     }
+
+    /// Sweeps build history once as another process would, keeping what
+    /// `policy` says (waiting while greenlight's own sweeper holds the lease).
+    pub async fn sweep(&self, policy: greenlight::config::RetentionConfig) -> greenlight::retention::SweepReport {
+        let pool = greenlight::redis_server::pool(&self.app.redis.url()).unwrap();
+        let logs = greenlight::store::Logs::new(pool.clone());
+        let sweeper = greenlight::retention::Sweeper::new(
+            greenlight::store::Store::new(pool),
+            logs,
+            policy,
+            greenlight::clock::system(),
+            "test-sweeper".to_string(),
+        );
+        super::wait::until("the sweep lease", || async { sweeper.sweep().await.unwrap() }).await
+    }
 }

@@ -10,6 +10,7 @@ use super::redis::TestRedis;
 use super::webhook::Webhook;
 use greenlight::app::Deps;
 use greenlight::config::GitHubConfig;
+use greenlight::config::RetentionConfig;
 use greenlight::github::webhook::{Delivery, parse_delivery};
 use greenlight::github::{CloneCredentials, RepoFiles};
 use greenlight::ids::{DeliveryId, RepoId};
@@ -19,6 +20,7 @@ use greenlight::planner::Planner;
 use greenlight::publish::Publisher;
 use greenlight::queue::{Consumer, WorkQueue};
 use greenlight::redis_server::Redis;
+use greenlight::retention::Sweeper;
 use greenlight::runner::limits::StepLimits;
 use greenlight::runner::sandbox::{Sandbox, SandboxOptions};
 use greenlight::runner::{Worker, WorkerParts, WorkerSettings};
@@ -150,5 +152,61 @@ impl Stepper {
     pub async fn job(&self, number: i64, index: usize) -> StageJob {
         let build = self.build(number).await;
         StageJob { build: build.id, stage: build.stages[index] }
+    }
+
+    /// Pushes `pipeline` to `branch`, plans it and runs its stages on
+    /// `worker` until none is queued; returns the finished build.
+    pub async fn build_to_end(&mut self, worker: &mut SteppedWorker, branch: &str, pipeline: &str) -> Build {
+        self.push(branch, pipeline).await;
+        assert_eq!(self.plan().await, 1, "the push is planned");
+        while worker.run_next().await {}
+        let number = self.store().repo_counter(RepoId(self.repo.id)).await.unwrap();
+        let build = self.build(number).await;
+        assert!(build.status.is_done(), "build {number} finished");
+        build
+    }
+
+    /// A sweeper of its own, as another process would have, keeping what `policy` says.
+    pub fn sweeper(&self, owner: &str, policy: RetentionConfig) -> Sweeper {
+        self.sweeper_at(owner, policy, greenlight::clock::system())
+    }
+
+    /// A sweeper whose clock is `clock`.
+    pub fn sweeper_at(&self, owner: &str, policy: RetentionConfig, clock: greenlight::clock::SharedClock) -> Sweeper {
+        let pool = greenlight::redis_server::pool(&self.redis.url()).unwrap();
+        Sweeper::new(Store::new(pool.clone()), Logs::new(pool), policy, clock, owner.to_string())
+    }
+
+    /// A store on a pool of its own, as another process would have.
+    pub fn other_store(&self) -> Store {
+        Store::new(greenlight::redis_server::pool(&self.redis.url()).unwrap())
+    }
+
+    /// Step logs.
+    pub fn logs(&self) -> Logs {
+        Logs::new(greenlight::redis_server::pool(&self.redis.url()).unwrap())
+    }
+
+    /// Entries in the delivery stream and in the stage job stream.
+    pub async fn stream_lengths(&self) -> (u64, u64) {
+        let pool = greenlight::redis_server::pool(&self.redis.url()).unwrap();
+        (WorkQueue::deliveries(pool.clone()).len().await.unwrap(), WorkQueue::stages(pool).len().await.unwrap())
+    }
+
+    /// The time to live, in seconds, Redis reports for `key` (-1: none, -2: no key).
+    pub async fn ttl(&self, key: &str) -> i64 {
+        let pool = greenlight::redis_server::pool(&self.redis.url()).unwrap();
+        redis::cmd("TTL").arg(key).query_async(&mut pool.get().await.unwrap()).await.unwrap()
+    }
+
+    /// A number Redis's `INFO` reports, such as `used_memory`.
+    pub async fn redis_info(&self, field: &str) -> u64 {
+        self.redis.info(field).await
+    }
+
+    /// How many keys Redis holds.
+    pub async fn key_count(&self) -> u64 {
+        let pool = greenlight::redis_server::pool(&self.redis.url()).unwrap();
+        redis::cmd("DBSIZE").query_async(&mut pool.get().await.unwrap()).await.unwrap()
     }
 }
