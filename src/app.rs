@@ -13,6 +13,7 @@ use crate::queue::WorkQueue;
 use crate::redis_server::{EmbeddedRedis, Redis};
 use crate::runner::sandbox::{Sandbox, SandboxOptions};
 use crate::runner::{Worker, WorkerParts, WorkerSettings};
+use crate::secrets::SecretKey;
 use crate::server::{self, Intake};
 use crate::store::Store;
 use anyhow::Context;
@@ -78,9 +79,10 @@ pub fn consumer_name(role: &str) -> String {
 }
 
 /// The GitHub client of an App.
-pub fn github(config: &GitHubConfig, pool: Pool, deps: &Deps) -> anyhow::Result<GitHub> {
+/// Installation tokens it caches are sealed with `secret_key` when one is set.
+pub fn github(config: &GitHubConfig, pool: Pool, secret_key: Option<SecretKey>, deps: &Deps) -> anyhow::Result<GitHub> {
     let app = AppAuth::new(config.app_id, config.key.clone(), deps.clock.clone());
-    let tokens = TokenCache::new(Store::new(pool), deps.clock.clone());
+    let tokens = TokenCache::new(Store::new(pool), deps.clock.clone(), secret_key);
     GitHub::new(&config.api_url, app, tokens, deps.retry.clone(), deps.clock.clone()).context("GITHUB_API_URL: cannot build a client")
 }
 
@@ -162,7 +164,7 @@ async fn worker(
 pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
     let (redis, embedded) = connect(&config.common).await?;
     let pool = redis.pool.clone();
-    let github = github(&config.github, pool.clone(), &deps)?;
+    let github = github(&config.github, pool.clone(), config.common.secret_key.clone(), &deps)?;
     let publisher = Publisher::new(github.clone(), config.common.public_url.clone());
     let lifecycle = lifecycle(&pool, publisher, &deps);
     let shutdown = CancellationToken::new();
@@ -220,7 +222,7 @@ pub async fn start_worker(config: WorkerConfig, deps: Deps) -> anyhow::Result<Ru
     if embedded.is_some() {
         anyhow::bail!("REDIS_URL: a worker needs the Redis its `serve` uses; set REDIS_URL");
     }
-    let github = github(&config.github, redis.pool.clone(), &deps)?;
+    let github = github(&config.github, redis.pool.clone(), config.common.secret_key.clone(), &deps)?;
     let publisher = Publisher::new(github.clone(), config.common.public_url.clone());
     let lifecycle = lifecycle(&redis.pool, publisher, &deps);
     let shutdown = CancellationToken::new();

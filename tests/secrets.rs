@@ -279,3 +279,22 @@ async fn a_secret_printed_across_the_cut_of_a_very_long_line_is_still_masked() {
         &log[log.len().saturating_sub(200)..]
     );
 }
+
+#[tokio::test]
+async fn installation_tokens_cached_in_redis_are_sealed_with_the_secret_key() {
+    let ctx = Scenario::new().with_workers().start().await;
+
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", support::ONE_ECHO_STEP)]).await;
+    ctx.expect_check_run(&sha, "default (push)", Success).await;
+    let minted = ctx.github.tokens_minted();
+    let next = ctx.push_and_deliver("main", &[(".drone.yml", support::ONE_ECHO_STEP), ("n.txt", "2")]).await;
+    ctx.expect_check_run(&next, "default (push)", Success).await;
+
+    let cached = ctx.app.redis.values("gl:token:*").await;
+    assert!(!cached.is_empty(), "tokens are cached");
+    for token in ctx.github.issued_tokens() {
+        assert!(cached.iter().all(|value| !value.contains(&token)), "no issued token is readable in Redis");
+    }
+    assert!(cached.iter().all(|value| value.starts_with("sealed:")), "{cached:?}");
+    assert_eq!(ctx.github.tokens_minted(), minted, "the sealed tokens were opened and reused, not minted again");
+}

@@ -3,6 +3,7 @@
 
 use crate::clock::SharedClock;
 use crate::ids::InstallationId;
+use crate::secrets::SecretKey;
 use crate::store::Store;
 use chrono::{DateTime, Utc};
 use octocrab::jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
@@ -49,23 +50,45 @@ impl AppAuth {
     }
 }
 
-/// Installation tokens shared through Redis by every process.
+/// What marks a cached token sealed with the secret key: `sealed:NONCE:DATA`.
+const SEALED_PREFIX: &str = "sealed:";
+
+/// Installation tokens shared through Redis by every process, sealed with
+/// the secret key when one is set (`GREENLIGHT_SECRET_KEY`), as repository
+/// secrets are: a copy of Redis (a backup, a replica, a stray `MONITOR`)
+/// then holds no token that works.
 #[derive(Clone)]
 pub struct TokenCache {
     store: Store,
     clock: SharedClock,
+    key: Option<SecretKey>,
+}
+
+/// What a sealed token is bound to: its installation and scope.
+fn token_context(installation: InstallationId, scope: &str) -> Vec<u8> {
+    format!("installation-token:{installation}:{scope}").into_bytes()
 }
 
 impl TokenCache {
-    /// A cache kept in `store`.
-    pub fn new(store: Store, clock: SharedClock) -> Self {
-        Self { store, clock }
+    /// A cache kept in `store`, sealing tokens with `key` when given.
+    pub fn new(store: Store, clock: SharedClock, key: Option<SecretKey>) -> Self {
+        Self { store, clock, key }
     }
 
     /// The cached token of an installation and scope (empty: the whole
-    /// installation), if one is still fresh.
+    /// installation), if one is still fresh. A cached value this process
+    /// cannot open (another key, or none) is a miss: a new token is minted.
     pub async fn get(&self, installation: InstallationId, scope: &str) -> anyhow::Result<Option<SecretString>> {
-        Ok(self.store.cached_token(installation, scope).await?.map(SecretString::from))
+        let Some(cached) = self.store.cached_token(installation, scope).await? else { return Ok(None) };
+        let opened = match (cached.strip_prefix(SEALED_PREFIX), &self.key) {
+            (None, None) => Some(cached),
+            (Some(sealed), Some(key)) => sealed
+                .split_once(':')
+                .and_then(|(nonce, data)| key.open(nonce, data, &token_context(installation, scope)))
+                .and_then(|plain| String::from_utf8(plain).ok()),
+            _ => None,
+        };
+        Ok(opened.map(SecretString::from))
     }
 
     /// Keeps a token until 5 minutes before it expires.
@@ -82,7 +105,14 @@ impl TokenCache {
             return Ok(());
         }
         let ttl = std::time::Duration::from_millis(ttl_ms as u64);
-        Ok(self.store.cache_token(installation, scope, token.expose_secret(), ttl).await?)
+        let value = match &self.key {
+            Some(key) => {
+                let (nonce, data) = key.seal(token.expose_secret().as_bytes(), &token_context(installation, scope));
+                format!("{SEALED_PREFIX}{nonce}:{data}")
+            }
+            None => token.expose_secret().to_string(),
+        };
+        Ok(self.store.cache_token(installation, scope, &value, ttl).await?)
     }
 
     /// Forgets a token GitHub refused.

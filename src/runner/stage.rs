@@ -187,7 +187,13 @@ impl StageRunner {
 
     /// A fresh workspace given to the sandbox user, the secrets the build
     /// may have, and the masker that hides them.
-    async fn prepare<'a>(&self, build: &'a Build, stage: Stage, workspace: &Workspace, network: Arc<StageNetwork>) -> anyhow::Result<Run<'a>> {
+    async fn prepare<'a>(
+        &self,
+        build: &'a Build,
+        stage: Stage,
+        workspace: &Workspace,
+        network: Arc<StageNetwork>,
+    ) -> anyhow::Result<Run<'a>> {
         workspace.create().await.with_context(|| format!("creating {}", workspace.path().display()))?;
         self.sandbox.give(workspace.path())?;
         let secrets = self.resolve_secrets(build, &stage.pipeline, stage.state.approved()).await;

@@ -76,6 +76,29 @@ impl SecretKey {
             _ => Err("must be 32 bytes as 64 hex digits or base64 (e.g. `openssl rand -hex 32`)".to_string()),
         }
     }
+
+    /// Encrypts `plain` (ChaCha20-Poly1305, a random nonce) bound to
+    /// `context`, which is authenticated, not secret: a sealed value moved
+    /// to another key name does not open. Returns nonce and ciphertext, base64.
+    pub fn seal(&self, plain: &[u8], context: &[u8]) -> (String, String) {
+        let nonce: [u8; 12] = rand::random();
+        let sealed = ChaCha20Poly1305::new(&self.0)
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad: context })
+            .expect("encryption cannot fail");
+        let b64 = base64::engine::general_purpose::STANDARD;
+        (b64.encode(nonce), b64.encode(sealed))
+    }
+
+    /// Decrypts what [`SecretKey::seal`] made with the same `context`;
+    /// `None` when it was made otherwise or altered.
+    pub fn open(&self, nonce: &str, data: &str, context: &[u8]) -> Option<Vec<u8>> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let (nonce, data) = (b64.decode(nonce).ok()?, b64.decode(data).ok()?);
+        if nonce.len() != 12 {
+            return None;
+        }
+        ChaCha20Poly1305::new(&self.0).decrypt(Nonce::from_slice(&nonce), Payload { msg: &data, aad: context }).ok()
+    }
 }
 
 /// Secrets of every repository.
@@ -104,8 +127,8 @@ impl SecretStore {
         Self { store, key }
     }
 
-    fn cipher(&self) -> Result<ChaCha20Poly1305, SecretError> {
-        self.key.as_ref().map(|k| ChaCha20Poly1305::new(&k.0)).ok_or(SecretError::NoKey)
+    fn key(&self) -> Result<&SecretKey, SecretError> {
+        self.key.as_ref().ok_or(SecretError::NoKey)
     }
 
     /// Creates or replaces a secret.
@@ -114,13 +137,8 @@ impl SecretStore {
         if value.expose_secret().len() < MIN_SECRET_BYTES {
             return Err(SecretError::TooShort);
         }
-        let cipher = self.cipher()?;
-        let nonce_bytes: [u8; 12] = rand::random();
-        let sealed = cipher
-            .encrypt(Nonce::from_slice(&nonce_bytes), Payload { msg: value.expose_secret().as_bytes(), aad: &aad(repo, &info.name) })
-            .expect("encryption cannot fail");
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let record = Sealed { info: info.clone(), nonce: b64.encode(nonce_bytes), data: b64.encode(sealed) };
+        let (nonce, data) = self.key()?.seal(value.expose_secret().as_bytes(), &aad(repo, &info.name));
+        let record = Sealed { info: info.clone(), nonce, data };
         let json = serde_json::to_string(&record).expect("secrets serialize");
         Ok(self.store.put_sealed_secret(repo, &info.name, &json).await?)
     }
@@ -148,16 +166,8 @@ impl SecretStore {
         let Some(sealed) = self.sealed(repo, name).await? else {
             return Ok(None);
         };
-        let cipher = self.cipher()?;
-        let b64 = base64::engine::general_purpose::STANDARD;
         let undecryptable = || SecretError::Undecryptable(name.to_string());
-        let nonce = b64.decode(&sealed.nonce).map_err(|_| undecryptable())?;
-        let data = b64.decode(&sealed.data).map_err(|_| undecryptable())?;
-        if nonce.len() != 12 {
-            return Err(undecryptable());
-        }
-        let plain =
-            cipher.decrypt(Nonce::from_slice(&nonce), Payload { msg: &data, aad: &aad(repo, name) }).map_err(|_| undecryptable())?;
+        let plain = self.key()?.open(&sealed.nonce, &sealed.data, &aad(repo, name)).ok_or_else(undecryptable)?;
         let text = String::from_utf8(plain).map_err(|_| undecryptable())?;
         Ok(Some((sealed.info, SecretString::from(text))))
     }

@@ -61,6 +61,19 @@ impl TestRedis {
         value.trim().parse().unwrap()
     }
 
+    /// The string values of every key matching `pattern` (`KEYS`, then `GET`).
+    pub async fn values(&self, pattern: &str) -> Vec<String> {
+        let pool = greenlight::redis_server::pool(&self.url()).unwrap();
+        let mut conn = pool.get().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query_async(&mut conn).await.unwrap();
+        let mut values = Vec::new();
+        for key in keys {
+            let value: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.unwrap();
+            values.extend(value);
+        }
+        values
+    }
+
     /// Kills the server (to test an outage).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -68,7 +68,7 @@ impl Stepper {
         let pool = greenlight::redis_server::pool(&redis.url()).unwrap();
         let github_config = GitHubConfig { app_id: APP_ID, key: app_key(), api_url: github.api_url() };
         let deps = Deps { retry: quick_retries(), ..Deps::default() };
-        let client = greenlight::app::github(&github_config, pool.clone(), &deps).unwrap();
+        let client = greenlight::app::github(&github_config, pool.clone(), None, &deps).unwrap();
         let publisher = Publisher::new(client.clone(), PUBLIC_URL.to_string());
         let lifecycle = Lifecycle::new(Store::new(pool.clone()), WorkQueue::stages(pool.clone()), publisher, deps.clock.clone());
         let planner = Planner::new(lifecycle.clone(), RepoFiles::new(client));
@@ -93,7 +93,7 @@ impl Stepper {
         let sandbox =
             Sandbox::probe(&options, &workspaces).await.expect("bwrap and cgroups work (apt-get install bubblewrap; run as root)");
         let deps = Deps { retry: quick_retries(), ..Deps::default() };
-        let client = greenlight::app::github(&self.github_config, pool.clone(), &deps).unwrap();
+        let client = greenlight::app::github(&self.github_config, pool.clone(), None, &deps).unwrap();
         let parts = WorkerParts {
             lifecycle: self.lifecycle.clone(),
             logs: Logs::new(pool.clone()),
