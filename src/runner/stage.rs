@@ -105,12 +105,18 @@ impl StageRunner {
         }
         let workspace = Workspace::of_stage(&self.settings.data_dir.join("workspaces"), stage.id, self.settings.workspace_cap);
         notes.extend(workspace.note());
-        let outcome = self.execute(&build, stage, &workspace, &stop.cancel, notes).await;
+        // One network per stage: its steps share it, the clone stays on the host's.
+        let network = Arc::new(self.sandbox.stage_network().await.context("setting up the stage's network")?);
+        let outcome = self.execute(&build, stage, &workspace, network.clone(), &stop.cancel, notes).await;
         let ended = match outcome {
             Ok((stage, status, report)) => self.finish(&build, &stage, status, &report, stop).await,
             Err(e) => Err(e),
         };
-        // After GitHub has the result: removing a big workspace must not delay it.
+        // After GitHub has the result: stopping the network (~30 ms) and
+        // removing a big workspace must not delay it.
+        if let Ok(network) = Arc::try_unwrap(network) {
+            network.stop().await;
+        }
         if let Err(e) = workspace.remove().await {
             tracing::warn!(error = %e, "could not remove a stage's workspace");
         }
@@ -170,19 +176,14 @@ impl StageRunner {
         build: &Build,
         stage: Stage,
         workspace: &Workspace,
+        network: Arc<StageNetwork>,
         cancel: &CancellationToken,
         notes: Vec<String>,
     ) -> anyhow::Result<(Stage, Status, StageReport)> {
-        // One network per stage: its steps share it, the clone stays on the host's.
-        let network = Arc::new(self.sandbox.stage_network().await.context("setting up the stage's network")?);
-        let run = self.prepare(build, stage, workspace, network.clone()).await?;
+        let run = self.prepare(build, stage, workspace, network).await?;
         let cloned = run.offset == 0 || self.clone_step(&run).await;
         let outcomes = if cloned { self.run_steps(&run, cancel).await } else { vec![Outcome::skipped(); run.pipeline.steps.len()] };
-        let concluded = self.conclude(run, cloned, &outcomes, cancel.is_cancelled(), notes).await;
-        if let Ok(network) = Arc::try_unwrap(network) {
-            network.stop().await;
-        }
-        concluded
+        self.conclude(run, cloned, &outcomes, cancel.is_cancelled(), notes).await
     }
 
     /// A fresh workspace given to the sandbox user, the secrets the build
