@@ -60,14 +60,9 @@ fn python_in(netns: Option<BorrowedFd<'_>>, script: &str, args: &[&str]) -> Stri
     cmd.arg("-c").arg(script).args(args);
     if let Some(ns) = netns {
         let raw = ns.as_raw_fd();
-        // SAFETY: setns is async-signal-safe; the namespace outlives the spawn.
+        // SAFETY: `enter` is async-signal-safe; the namespace outlives the spawn.
         unsafe {
-            cmd.pre_exec(move || {
-                if libc::setns(raw, libc::CLONE_NEWNET) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+            cmd.pre_exec(move || network::enter(raw));
         }
     }
     let out = cmd.output().unwrap();
@@ -337,11 +332,9 @@ fn spawn_true(netns: Option<BorrowedFd<'_>>, times: u32) -> f64 {
         let mut cmd = Command::new("/bin/true");
         if let Some(ns) = netns {
             let raw = ns.as_raw_fd();
-            // SAFETY: setns is async-signal-safe; the namespace outlives the spawn.
+            // SAFETY: `enter` is async-signal-safe; the namespace outlives the spawn.
             unsafe {
-                cmd.pre_exec(
-                    move || if libc::setns(raw, libc::CLONE_NEWNET) == -1 { Err(std::io::Error::last_os_error()) } else { Ok(()) },
-                );
+                cmd.pre_exec(move || network::enter(raw));
             }
         }
         assert!(cmd.status().unwrap().success());

@@ -235,10 +235,8 @@ fn unreachable_from(ns: BorrowedFd<'_>) -> Result<(), NetworkError> {
     targets.extend(v6.as_ref().and_then(|l| l.local_addr().ok()).map(|a| (a, ConnectionRefused)));
     let ns = ns.try_clone_to_owned().map_err(NetworkError::Namespace)?;
     let wrong = std::thread::spawn(move || {
-        // SAFETY: setns on this thread only, which ends after the check.
-        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } == -1 {
-            return Err(std::io::Error::last_os_error());
-        }
+        // This thread only, which ends after the check.
+        enter(ns.as_raw_fd())?;
         Ok(targets.into_iter().find_map(|(target, expected)| match std::net::TcpStream::connect_timeout(&target, PROBE_CONNECT_TIMEOUT) {
             Ok(_) => Some(format!("{target} (connected)")),
             Err(e) if e.kind() == expected => None,
@@ -444,6 +442,14 @@ fn is_link_local(addr: &IpAddr) -> bool {
     }
 }
 
+/// Moves the calling thread (or a forked child, in a pre-exec hook: it
+/// only calls `setns`, which is async-signal-safe) into the network
+/// namespace open at `fd`. Needs root.
+pub fn enter(fd: RawFd) -> std::io::Result<()> {
+    // SAFETY: setns on a descriptor the caller keeps open; no memory is touched.
+    if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } == -1 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
 /// Runs `ip <family> -batch -` inside the namespace (nothing for no lines).
 async fn run_ip(ip: &std::path::Path, family: &str, ns: BorrowedFd<'_>, script: &str) -> Result<(), NetworkError> {
     use tokio::io::AsyncWriteExt;
@@ -453,14 +459,9 @@ async fn run_ip(ip: &std::path::Path, family: &str, ns: BorrowedFd<'_>, script: 
     let mut cmd = tokio::process::Command::new(ip);
     cmd.args([family, "-batch", "-"]).env_clear().stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true);
     let raw = ns.as_raw_fd();
-    // SAFETY: setns is async-signal-safe; `ns` outlives the spawn.
+    // SAFETY: `enter` is async-signal-safe; `ns` outlives the spawn.
     unsafe {
-        cmd.pre_exec(move || {
-            if libc::setns(raw, libc::CLONE_NEWNET) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || enter(raw));
     }
     let mut child = cmd.spawn().map_err(|e| NetworkError::Rules(e.to_string()))?;
     let mut stdin = child.stdin.take().expect("piped");

@@ -222,10 +222,8 @@ fn enter(cmd: &mut Command, placement: Placement<'_>, relay: Option<(CString, CS
     unsafe {
         cmd.pre_exec(move || {
             super::limits::place_self(&cgroup_fds)?;
-            if let Some(fd) = netns
-                && libc::setns(fd, libc::CLONE_NEWNET) != 0
-            {
-                return Err(std::io::Error::last_os_error());
+            if let Some(fd) = netns {
+                super::network::enter(fd)?;
             }
             if let Some((from, to)) = &relay {
                 bind_privately(from, to)?;
