@@ -26,10 +26,7 @@ pub async fn repo_json(state: &ApiState, repo: &Repo, build: Option<BuildJson>) 
 
 /// The newest build of a repository, if any.
 pub async fn latest_build(state: &ApiState, repo: &Repo) -> ApiResult<Option<Build>> {
-    match state.store.build_ids(repo.info.id, 0, 1).await?.first() {
-        Some(id) => Ok(state.store.build(*id).await?),
-        None => Ok(None),
-    }
+    Ok(state.store.builds_page(repo.info.id, None, 0, 1).await?.pop())
 }
 
 /// GET /api/user

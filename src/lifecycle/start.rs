@@ -325,14 +325,8 @@ pub async fn rerun_trigger(store: &Store, request: &RerunRequest, delivery: &Del
             (build, only)
         }
         RerunTarget::Suite { sha } => {
-            let mut found = None;
-            for id in store.build_ids(repo.info.id, 0, RERUN_SCAN).await? {
-                if let Some(b) = store.build(id).await?.filter(|b| &b.commit.sha == sha) {
-                    found = Some(b);
-                    break;
-                }
-            }
-            let Some(build) = found else { return Ok(None) };
+            let recent = store.builds_page(repo.info.id, None, 0, RERUN_SCAN).await?;
+            let Some(build) = recent.into_iter().find(|b| &b.commit.sha == sha) else { return Ok(None) };
             (build, Vec::new())
         }
     };

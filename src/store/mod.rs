@@ -311,15 +311,6 @@ impl Store {
         }
     }
 
-    /// The numbers and ids of a repository's builds, newest first.
-    pub async fn build_ids(&self, repo: RepoId, offset: usize, count: usize) -> StoreResult<Vec<BuildId>> {
-        if count == 0 {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<i64> = self.conn().await?.zrevrange(builds_key(repo), offset as isize, (offset + count - 1) as isize).await?;
-        Ok(ids.into_iter().map(BuildId).collect())
-    }
-
     /// Builds of a repository, newest first, on `git_ref` when given:
     /// `count` of them after skipping `offset`. Two reads whatever the
     /// history (the index by ref, then the records at once), so no query

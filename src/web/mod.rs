@@ -77,12 +77,7 @@ async fn build_list(State(state): State<ApiState>, viewer: Viewer, Path((owner, 
         Ok(r) => r,
         Err(response) => return response,
     };
-    let mut builds = Vec::new();
-    for id in state.store.build_ids(repo.info.id, 0, PAGE_BUILDS).await.unwrap_or_default() {
-        if let Ok(Some(b)) = state.store.build(id).await {
-            builds.push(b);
-        }
-    }
+    let builds = state.store.builds_page(repo.info.id, None, 0, PAGE_BUILDS).await.unwrap_or_default();
     Html(html::build_list(&repo, &builds, badge_url(&state, &viewer, &repo).as_deref())).into_response()
 }
 

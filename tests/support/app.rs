@@ -257,12 +257,7 @@ impl TestApp {
 
     /// A repository's builds, newest first.
     pub async fn builds(&self, repo: i64) -> Vec<Build> {
-        let ids = self.store.build_ids(RepoId(repo), 0, 100).await.unwrap();
-        let mut out = Vec::new();
-        for id in ids {
-            out.push(self.store.build(id).await.unwrap().unwrap());
-        }
-        out
+        self.store.builds_page(RepoId(repo), None, 0, 100).await.unwrap()
     }
 
     /// Waits until a repository has `n` builds; returns them newest first.
