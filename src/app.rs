@@ -1,12 +1,15 @@
 //! Wiring: turns validated configuration into running roles (intake,
 //! planner, workers) that share one Redis.
 
+use crate::catch_up::CatchUp;
 use crate::clock::{self, SharedClock};
-use crate::config::{Common, GitHubConfig, RunnerConfig, ServeConfig, WorkerConfig};
+use crate::config::{AppSetup, Common, GitHubConfig, RunnerConfig, ServeConfig, WorkerConfig};
 use crate::github::auth::{AppAuth, TokenCache};
 use crate::github::retry::RetryPolicy;
 use crate::github::{CloneCredentials, GitHub, RepoFiles};
+use crate::intake::Intake;
 use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
 use crate::planner::Planner;
 use crate::publish::Publisher;
 use crate::queue::WorkQueue;
@@ -14,14 +17,19 @@ use crate::redis_server::{EmbeddedRedis, Redis};
 use crate::runner::sandbox::{Sandbox, SandboxOptions};
 use crate::runner::{Worker, WorkerParts, WorkerSettings};
 use crate::secrets::SecretKey;
-use crate::server::{self, Intake};
+use crate::server;
+use crate::setup::{Configure, Setup};
 use crate::store::Store;
 use anyhow::Context;
+use axum::Router;
 use deadpool_redis::Pool;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 /// What the roles are given rather than reaching for globals.
 #[derive(Clone)]
@@ -32,21 +40,45 @@ pub struct Deps {
     pub retry: RetryPolicy,
     /// How often build history is swept ([`crate::retention::SWEEP_INTERVAL`]).
     pub sweep_interval: std::time::Duration,
+    /// What `/metrics` shows: every role of the process counts into it.
+    pub metrics: Metrics,
 }
 
 impl Default for Deps {
     fn default() -> Self {
-        Self { clock: clock::system(), retry: RetryPolicy::default(), sweep_interval: crate::retention::SWEEP_INTERVAL }
+        Self {
+            clock: clock::system(),
+            retry: RetryPolicy::default(),
+            sweep_interval: crate::retention::SWEEP_INTERVAL,
+            metrics: Metrics::default(),
+        }
     }
 }
 
-/// A running `serve`.
+/// A running `serve` or `worker`.
 pub struct Running {
     /// The address the HTTP server listens on.
     pub addr: SocketAddr,
     shutdown: CancellationToken,
+    /// The HTTP server, and the wait for the setup page's App.
+    tasks: JoinSet<()>,
+    /// The roles, once there is an App to run them as.
+    roles: Arc<Mutex<Option<Roles>>>,
+}
+
+/// What runs as the App: workers, planner, sweeps, and an embedded Redis.
+struct Roles {
     tasks: JoinSet<()>,
     embedded: Option<EmbeddedRedis>,
+}
+
+impl Roles {
+    async fn stop(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+        if let Some(redis) = self.embedded.take() {
+            redis.stop().await;
+        }
+    }
 }
 
 impl Running {
@@ -59,9 +91,28 @@ impl Running {
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
-        if let Some(redis) = self.embedded.take() {
-            redis.stop().await;
+        if let Some(roles) = self.roles.lock().await.take() {
+            roles.stop().await;
         }
+    }
+}
+
+/// What the listener serves: the setup page until an App is configured,
+/// then the service's routes (set once, read with one atomic load).
+#[derive(Clone, Default)]
+struct Front {
+    configured: Arc<OnceLock<Router>>,
+    setup: Router,
+}
+
+impl Front {
+    fn current(&self) -> Router {
+        self.configured.get().unwrap_or(&self.setup).clone()
+    }
+
+    /// Serves requests through whichever router is current.
+    fn service(self) -> Router {
+        Router::new().fallback_service(tower::service_fn(move |request: axum::extract::Request| self.current().oneshot(request)))
     }
 }
 
@@ -83,7 +134,8 @@ pub fn consumer_name(role: &str) -> String {
 pub fn github(config: &GitHubConfig, pool: Pool, secret_key: Option<SecretKey>, deps: &Deps) -> anyhow::Result<GitHub> {
     let app = AppAuth::new(config.app_id, config.key.clone(), deps.clock.clone());
     let tokens = TokenCache::new(Store::new(pool), deps.clock.clone(), secret_key);
-    GitHub::new(&config.api_url, app, tokens, deps.retry.clone(), deps.clock.clone()).context("GITHUB_API_URL: cannot build a client")
+    GitHub::new(&config.api_url, app, tokens, deps.retry.clone(), deps.clock.clone(), deps.metrics.clone())
+        .context("GITHUB_API_URL: cannot build a client")
 }
 
 async fn connect(common: &Common) -> anyhow::Result<(Redis, Option<EmbeddedRedis>)> {
@@ -112,7 +164,7 @@ fn sweep_history(tasks: &mut JoinSet<()>, common: &Common, pool: &Pool, deps: &D
 
 /// The lifecycle every role of a process shares.
 fn lifecycle(pool: &Pool, publisher: Publisher, deps: &Deps) -> Lifecycle {
-    Lifecycle::new(Store::new(pool.clone()), WorkQueue::stages(pool.clone()), publisher, deps.clock.clone())
+    Lifecycle::new(Store::new(pool.clone()), WorkQueue::stages(pool.clone()), publisher, deps.clock.clone(), deps.metrics.clone())
 }
 
 async fn worker(
@@ -160,19 +212,97 @@ async fn worker(
     Ok(Worker::new(parts, WorkQueue::stages(redis.pool.clone()), settings, name))
 }
 
-/// Starts `serve`: intake, planner and (unless `--no-worker`) workers.
+/// Starts `serve`: intake, planner and (unless `--no-worker`) workers; with
+/// no App configured yet, the setup page, and all of them once it registers one.
 pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
+    let listener =
+        tokio::net::TcpListener::bind(config.addr).await.with_context(|| format!("GREENLIGHT_ADDR: cannot listen on {}", config.addr))?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let roles = Arc::new(Mutex::new(None));
+    let mut tasks = JoinSet::new();
+    let front = match &config.app {
+        AppSetup::Configured { github, webhook_secrets } => {
+            let (started, router) = start_roles(&config, github, webhook_secrets, &deps, &shutdown).await?;
+            *roles.lock().await = Some(started);
+            let front = Front::default();
+            front.configured.set(router).expect("a new front is unset");
+            front
+        }
+        AppSetup::Unconfigured { api_url } => {
+            let (configure, requests) = mpsc::channel(1);
+            let setup = Setup::new(api_url.clone(), config.common.public_url.clone(), config.common.data_dir.clone(), configure);
+            let front = Front { configured: Arc::default(), setup: setup.router() };
+            tasks.spawn(await_app(config.clone(), deps.clone(), requests, front.clone(), roles.clone(), shutdown.clone()));
+            tracing::warn!(page = %format!("{}/", config.common.public_url), "no GitHub App is configured yet: open the setup page to register one");
+            front
+        }
+    };
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        let app = front.service().into_make_service_with_connect_info::<std::net::SocketAddr>();
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    tracing::info!(%addr, workers = config.run_workers, "greenlight is serving");
+    Ok(Running { addr, shutdown, tasks, roles })
+}
+
+/// Waits for the setup page's App, then starts the roles as it and makes
+/// the service's routes current. Only the first App is taken.
+async fn await_app(
+    mut config: ServeConfig,
+    deps: Deps,
+    mut requests: mpsc::Receiver<Configure>,
+    front: Front,
+    roles: Arc<Mutex<Option<Roles>>>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let request = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            request = requests.recv() => match request { Some(r) => r, None => return },
+        };
+        let mut slot = roles.lock().await;
+        if slot.is_some() {
+            let _ = request.started.send(Err(anyhow::anyhow!("greenlight is already configured")));
+            continue;
+        }
+        config.app = request.app;
+        let AppSetup::Configured { github, webhook_secrets } = &config.app else { continue };
+        match start_roles(&config, github, webhook_secrets, &deps, &shutdown).await {
+            Ok((started, router)) => {
+                *slot = Some(started);
+                let _ = front.configured.set(router);
+                let _ = request.started.send(Ok(()));
+            }
+            Err(e) => {
+                let _ = request.started.send(Err(e));
+            }
+        }
+    }
+}
+
+/// Starts every role of `serve` as the App `github`: Redis, workers, the
+/// planner, the sweeps, and the routes of intake, API and pages.
+async fn start_roles(
+    config: &ServeConfig,
+    github_config: &GitHubConfig,
+    webhook_secrets: &[SecretString],
+    deps: &Deps,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(Roles, Router)> {
     let (redis, embedded) = connect(&config.common).await?;
     let pool = redis.pool.clone();
-    let github = github(&config.github, pool.clone(), config.common.secret_key.clone(), &deps)?;
+    let github = github(github_config, pool.clone(), config.common.secret_key.clone(), deps)?;
     let publisher = Publisher::new(github.clone(), config.common.public_url.clone());
-    let lifecycle = lifecycle(&pool, publisher, &deps);
-    let shutdown = CancellationToken::new();
+    let lifecycle = lifecycle(&pool, publisher, deps);
     let mut tasks = JoinSet::new();
     let logs = crate::store::Logs::connect(pool.clone(), &config.common.log_store).await?;
 
     if config.run_workers {
-        let worker = worker(&config.common, &config.runner, &redis, &github, lifecycle.clone(), logs.clone(), &deps).await?;
+        let worker = worker(&config.common, &config.runner, &redis, &github, lifecycle.clone(), logs.clone(), deps).await?;
         let jobs = worker.consumer(redis.clone());
         tasks.spawn(worker.run(jobs, shutdown.clone()));
     }
@@ -181,8 +311,8 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
         Ok(n) => tracing::info!(builds = n, "indexed the builds recorded before this version by ref"),
         Err(e) => tracing::warn!(error = %e, "cannot index earlier builds by ref yet; the next start tries again"),
     }
-    sweep_history(&mut tasks, &config.common, &pool, &deps, &shutdown);
-    let planner = Planner::new(lifecycle.clone(), RepoFiles::new(github));
+    sweep_history(&mut tasks, &config.common, &pool, deps, shutdown);
+    let planner = Planner::new(lifecycle.clone(), RepoFiles::new(github.clone()));
     let planning = Planner::consumer(WorkQueue::deliveries(pool.clone()), redis.clone(), consumer_name("planner"));
     tasks.spawn(planner.clone().run(planning, shutdown.clone()));
     let events = crate::api::change_channel();
@@ -199,21 +329,14 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
         public_url: config.common.public_url.clone(),
         secrets: crate::secrets::SecretStore::new(Store::new(pool.clone()), config.common.secret_key.clone()),
     };
-
-    let intake = Intake::new(config.webhook_secrets.clone(), redis.shared()?, WorkQueue::deliveries(pool.clone()), Store::new(pool));
-    let listener =
-        tokio::net::TcpListener::bind(config.addr).await.with_context(|| format!("GREENLIGHT_ADDR: cannot listen on {}", config.addr))?;
-    let addr = listener.local_addr()?;
-    let stop = shutdown.clone();
-    tasks.spawn(async move {
-        let app = server::router(intake, api).into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let served = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    });
-    tracing::info!(%addr, workers = config.run_workers, "greenlight is serving");
-    Ok(Running { addr, shutdown, tasks, embedded })
+    let queue = WorkQueue::deliveries(pool.clone());
+    let intake = Intake::new(webhook_secrets.to_vec(), redis.shared()?, queue, Store::new(pool.clone()), deps.metrics.clone());
+    if let Some(poll) = config.delivery_poll {
+        let catch_up = CatchUp::new(github, intake.clone(), Store::new(pool.clone()), deps.clock.clone(), consumer_name("catch-up"));
+        tasks.spawn(catch_up.run(poll, shutdown.clone()));
+    }
+    let operator = server::Operator::new(deps.metrics.clone(), config.api_token.clone(), pool);
+    Ok((Roles { tasks, embedded }, server::router(intake, api, operator)))
 }
 
 /// Starts `worker`: stage runners only, on a shared Redis.
@@ -233,13 +356,18 @@ pub async fn start_worker(config: WorkerConfig, deps: Deps) -> anyhow::Result<Ru
     tasks.spawn(worker.run(jobs, shutdown.clone()));
     sweep_history(&mut tasks, &config.common, &redis.pool, &deps, &shutdown);
     tracing::info!(concurrency = config.common.concurrency, "greenlight worker is running");
-    Ok(Running { addr: SocketAddr::from(([0, 0, 0, 0], 0)), shutdown, tasks, embedded })
+    let roles = Arc::new(Mutex::new(Some(Roles { tasks, embedded })));
+    Ok(Running { addr: SocketAddr::from(([0, 0, 0, 0], 0)), shutdown, tasks: JoinSet::new(), roles })
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn terminated() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when it is first polled, so a signal that comes while the
+/// service is still starting stops it gracefully rather than killing it.
+pub fn terminated() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    async move {
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    }
 }

@@ -9,12 +9,15 @@
 
 pub mod api;
 pub mod app;
+pub mod catch_up;
 pub mod clock;
 pub mod config;
 pub mod exec;
 pub mod github;
 pub mod ids;
+pub mod intake;
 pub mod lifecycle;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod planner;
@@ -26,6 +29,7 @@ pub mod runner;
 pub mod secret_command;
 pub mod secrets;
 pub mod server;
+pub mod setup;
 pub mod store;
 pub mod text;
 pub mod web;

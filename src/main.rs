@@ -1,9 +1,9 @@
 //! The `greenlight` command: parses the command line, validates settings,
 //! and hands over to the library. Configuration problems exit with code 2.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use greenlight::app;
-use greenlight::config::{Cli, Command, ConfigError};
+use greenlight::config::{Cli, Command, ConfigError, Generated, LogFormat, ServeArgs};
 use std::process::ExitCode;
 
 fn config_failure(e: ConfigError) -> ExitCode {
@@ -13,33 +13,82 @@ fn config_failure(e: ConfigError) -> ExitCode {
 
 /// Runs what `start` starts until SIGTERM or SIGINT, then stops it gracefully.
 async fn until_signal(start: impl std::future::Future<Output = anyhow::Result<app::Running>>) -> anyhow::Result<()> {
+    let stopped = app::terminated();
     let running = start.await?;
-    app::terminated().await;
+    stopped.await;
     tracing::info!("stopping");
     running.stop().await;
     Ok(())
 }
 
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,octocrab=off".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+}
+
+/// Says once, when they are made, where generated secrets are kept.
+fn tell_generated(generated: &Generated) {
+    let file = generated.file.display();
+    if generated.api_token {
+        tracing::warn!(
+            "generated GREENLIGHT_API_TOKEN, the API's admin token and the build pages' login: it is kept in {file} (field api_token; `greenlight config` shows where each setting comes from)"
+        );
+    }
+    if generated.secret_key {
+        tracing::warn!(
+            "generated GREENLIGHT_SECRET_KEY, which repository secrets are sealed with: it is kept in {file}; back that file up"
+        );
+    }
+}
+
+/// `greenlight config`: one line per setting.
+fn print_settings(args: &ServeArgs, matches: &clap::ArgMatches) -> ExitCode {
+    let stored = match greenlight::config::stored::load(&args.common.data_dir) {
+        Ok(stored) => stored,
+        Err(e) => return config_failure(e),
+    };
+    let command = Cli::command();
+    let sub = command.find_subcommand("config").expect("the config subcommand exists");
+    let sub_matches = matches.subcommand_matches("config").expect("config was parsed");
+    for line in greenlight::config::report::settings(sub, sub_matches, &stored) {
+        println!("{line}");
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,octocrab=off".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    init_logging(cli.log_format);
     if matches!(cli.command, Command::Serve(_) | Command::Worker(_)) {
         // Before any thread or child (the embedded Redis) starts, so all inherit it.
         greenlight::runner::limits::protect_service();
     }
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
     let outcome = match cli.command {
-        Command::Serve(args) => match args.validate() {
-            Ok(config) => runtime.block_on(until_signal(app::start(config, app::Deps::default()))),
-            Err(e) => return config_failure(e),
-        },
+        Command::Serve(args) => {
+            // Validated first, so that settings with a mistake generate nothing.
+            let validated = args.validate().and_then(|config| match args.prepare()? {
+                Some(generated) => {
+                    tell_generated(&generated);
+                    args.validate()
+                }
+                None => Ok(config),
+            });
+            match validated {
+                Ok(config) => runtime.block_on(until_signal(app::start(config, app::Deps::default()))),
+                Err(e) => return config_failure(e),
+            }
+        }
         Command::Worker(args) => match args.validate() {
             Ok(config) => runtime.block_on(until_signal(app::start_worker(config, app::Deps::default()))),
             Err(e) => return config_failure(e),
         },
+        Command::Config(args) => return print_settings(&args, &matches),
         Command::Secret(args) => match args.validate() {
             Ok((url, key)) => {
                 runtime.block_on(greenlight::secret_command::run(args.action, &url, key, &mut std::io::stdin(), &mut std::io::stdout()))

@@ -1,36 +1,31 @@
-//! The HTTP front: webhook intake and health checks.
+//! The HTTP front: `/webhook`, health checks, and the routes of the API and
+//! the pages.
 //!
-//! Intake verifies the signature before reading anything else, writes a
-//! compact trigger to the delivery stream and answers. It never calls GitHub:
-//! GitHub gives up on a delivery after 10 seconds.
-//!
-//! Intake is the hot path (thousands of ~25 KB deliveries a second), so the
-//! body is read once, never copied: the signature is checked over it, the
-//! payload parsed borrowing from it, and the compact trigger serialized
-//! straight into the XADD command. (Batching the XADDs of concurrent
-//! deliveries was measured too: the extra task hand-offs cost more CPU than
-//! the round trips they saved, 89 against 79 µs a delivery.)
+//! `/webhook` refuses what can never be accepted before reading it (no
+//! signature, a declared size over GitHub's cap), reads the body once,
+//! checks the signature over it and hands it to [`Intake`], whose outcome
+//! becomes the answer. It never calls GitHub: GitHub gives up on a delivery
+//! after 10 seconds.
 
-use crate::github::webhook::{self, Delivery, MAX_PAYLOAD_BYTES};
+use crate::github::webhook::{self, MAX_PAYLOAD_BYTES};
 use crate::ids::DeliveryId;
+use crate::intake::{Intake, Outcome};
+use crate::metrics::Metrics;
 use crate::model::Trigger;
 use crate::queue::WorkQueue;
-use crate::store::Store;
+use crate::store::StageJob;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// How long intake waits for Redis before answering 503 (well inside
-/// GitHub's 10-second delivery timeout).
-pub const REDIS_WRITE_TIMEOUT: Duration = Duration::from_secs(3);
+use subtle::ConstantTimeEq;
 
 /// A body larger than this (by its `Content-Length`, or one that does not
 /// say) is a large one: real deliveries are ~25 KB, a few reach a megabyte.
@@ -44,22 +39,11 @@ pub const MAX_LARGE_BODIES: usize = 8;
 /// (inside GitHub's 10-second delivery timeout).
 pub const LARGE_BODY_WAIT: Duration = Duration::from_secs(5);
 
-/// What the intake handlers share.
+/// What `/webhook` shares: intake, and a turn for each large body.
 #[derive(Clone)]
-pub struct Intake {
-    secrets: Arc<Vec<SecretString>>,
-    redis: redis::aio::ConnectionManager,
-    deliveries: WorkQueue<Trigger>,
-    store: Store,
+struct Front {
+    intake: Intake,
     large_bodies: Arc<tokio::sync::Semaphore>,
-}
-
-impl Intake {
-    /// Intake appending to `deliveries` over `redis` (one multiplexed
-    /// connection shared by every request), accepting any of `secrets`.
-    pub fn new(secrets: Vec<SecretString>, redis: redis::aio::ConnectionManager, deliveries: WorkQueue<Trigger>, store: Store) -> Self {
-        Self { secrets: Arc::new(secrets), redis, deliveries, store, large_bodies: Arc::new(tokio::sync::Semaphore::new(MAX_LARGE_BODIES)) }
-    }
 }
 
 /// The 202 answer to a queued delivery.
@@ -70,13 +54,34 @@ struct Queued<'a> {
     message: &'static str,
 }
 
-/// The routes of the web process: intake, health, the Drone API and the pages.
-pub fn router(intake: Intake, api: crate::api::ApiState) -> Router {
+/// What `/metrics` needs: the process's metrics, the queues whose depth it
+/// reads at each scrape, and the API token that guards it.
+#[derive(Clone)]
+pub struct Operator {
+    metrics: Metrics,
+    token: Option<Arc<SecretString>>,
+    deliveries: WorkQueue<Trigger>,
+    stages: WorkQueue<StageJob>,
+}
+
+impl Operator {
+    /// `/metrics` of `metrics`, guarded by `token` when one is set, with the
+    /// depths of the queues in `pool`.
+    pub fn new(metrics: Metrics, token: Option<SecretString>, pool: deadpool_redis::Pool) -> Self {
+        let (deliveries, stages) = (WorkQueue::deliveries(pool.clone()), WorkQueue::stages(pool));
+        Self { metrics, token: token.map(Arc::new), deliveries, stages }
+    }
+}
+
+/// The routes of the web process: intake, health, metrics, the Drone API and the pages.
+pub fn router(intake: Intake, api: crate::api::ApiState, operator: Operator) -> Router {
+    let front = Front { intake, large_bodies: Arc::new(tokio::sync::Semaphore::new(MAX_LARGE_BODIES)) };
     Router::new()
         .route("/webhook", post(receive))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
-        .with_state(intake)
+        .with_state(front)
+        .route("/metrics", get(metrics).with_state(operator))
         .merge(crate::api::router(api.clone()))
         .merge(crate::web::router(api))
 }
@@ -92,7 +97,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// Reads a delivery's body, refusing without reading what can never be
 /// accepted: no signature header (401), a declared size over GitHub's cap
 /// (413). Large bodies take turns ([`MAX_LARGE_BODIES`]).
-async fn read_body(intake: &Intake, headers: &HeaderMap, body: axum::body::Body) -> Result<axum::body::Bytes, Response> {
+async fn read_body(front: &Front, headers: &HeaderMap, body: axum::body::Body) -> Result<axum::body::Bytes, Response> {
     if header(headers, "x-hub-signature-256").is_none() {
         tracing::warn!("refused a webhook delivery without a signature, unread");
         return Err(reply(StatusCode::UNAUTHORIZED, "missing X-Hub-Signature-256 header"));
@@ -103,7 +108,7 @@ async fn read_body(intake: &Intake, headers: &HeaderMap, body: axum::body::Body)
     }
     let _turn = match declared {
         Some(n) if n <= LARGE_BODY_BYTES => None,
-        _ => match tokio::time::timeout(LARGE_BODY_WAIT, intake.large_bodies.acquire()).await {
+        _ => match tokio::time::timeout(LARGE_BODY_WAIT, front.large_bodies.acquire()).await {
             Ok(Ok(permit)) => Some(permit),
             _ => return Err(reply(StatusCode::SERVICE_UNAVAILABLE, "too many large deliveries at once; redeliver later")),
         },
@@ -120,15 +125,16 @@ struct Form {
 
 /// Takes the whole request rather than a `HeaderMap` extractor, which would
 /// clone every header.
-async fn receive(State(intake): State<Intake>, request: Request) -> Response {
+async fn receive(State(front): State<Front>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    let raw = match read_body(&intake, headers, body).await {
+    let raw = match read_body(&front, headers, body).await {
         Ok(raw) => raw,
         Err(refused) => return refused,
     };
-    if let Err(e) = webhook::verify_signature(&intake.secrets, header(headers, "x-hub-signature-256"), &raw) {
+    if let Err(e) = webhook::verify_signature(front.intake.secrets(), header(headers, "x-hub-signature-256"), &raw) {
         tracing::warn!(reason = %e, "refused a webhook delivery");
+        front.intake.refused(header(headers, "x-github-event").unwrap_or("other"));
         return reply(StatusCode::UNAUTHORIZED, e.to_string());
     }
     let (Some(event), Some(guid)) = (header(headers, "x-github-event"), header(headers, "x-github-delivery")) else {
@@ -150,62 +156,44 @@ async fn receive(State(intake): State<Intake>, request: Request) -> Response {
         return reply(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("unsupported content type {content_type}"));
     };
     let delivery = DeliveryId(guid.to_string());
-    let trigger = match webhook::parse_delivery(event, &delivery, json) {
-        Ok(Delivery::Ping) => return reply(StatusCode::OK, "pong"),
-        Ok(Delivery::Ignored(reason)) => {
-            return reply(StatusCode::OK, format!("ignored: {reason}"));
-        }
-        Ok(Delivery::Installation(change)) => {
-            let now = chrono::Utc::now().timestamp();
-            return match tokio::time::timeout(REDIS_WRITE_TIMEOUT, intake.store.apply_installation(&change, now)).await {
-                Ok(Ok(())) => reply(StatusCode::OK, format!("{} repositories added, {} removed", change.added.len(), change.removed.len())),
-                _ => reply(StatusCode::SERVICE_UNAVAILABLE, "store unavailable; redeliver later"),
-            };
-        }
-        Ok(Delivery::Repository(change)) => return repository_changed(&intake, &change).await,
-        Ok(Delivery::Build(trigger)) => trigger,
-        Ok(Delivery::Rerun(request)) => {
-            match tokio::time::timeout(REDIS_WRITE_TIMEOUT, crate::lifecycle::rerun_trigger(&intake.store, &request, &delivery)).await {
-                Ok(Ok(Some(trigger))) => Box::new(trigger),
-                Ok(Ok(None)) => return reply(StatusCode::OK, "ignored: no greenlight build matches this check"),
-                _ => return reply(StatusCode::SERVICE_UNAVAILABLE, "store unavailable; redeliver later"),
-            }
-        }
-        Err(e) => return reply(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let mut redis = intake.redis.clone();
-    match tokio::time::timeout(REDIS_WRITE_TIMEOUT, intake.deliveries.push_on(&mut redis, &trigger)).await {
-        Ok(Ok(entry)) => {
-            tracing::info!(%delivery, event, repo = %trigger.repo.slug(), sha = %trigger.commit.sha, %entry, "delivery queued");
-            (StatusCode::ACCEPTED, Json(Queued { delivery: &delivery, entry: &entry.0, message: "queued" })).into_response()
-        }
-        Ok(Err(e)) => {
-            tracing::error!(%delivery, error = %e, "could not queue a delivery");
-            reply(StatusCode::SERVICE_UNAVAILABLE, "queue unavailable; redeliver later")
-        }
-        Err(_) => {
-            tracing::error!(%delivery, "timed out queueing a delivery");
-            reply(StatusCode::SERVICE_UNAVAILABLE, "queue unavailable; redeliver later")
-        }
+    answer(&delivery, front.intake.take(event, &delivery, json).await)
+}
+
+/// What GitHub is answered for an intake outcome.
+fn answer(delivery: &DeliveryId, outcome: Outcome) -> Response {
+    match outcome {
+        Outcome::Queued(entry) => (StatusCode::ACCEPTED, Json(Queued { delivery, entry: &entry.0, message: "queued" })).into_response(),
+        Outcome::Done(message) => reply(StatusCode::OK, message),
+        Outcome::Malformed(message) => reply(StatusCode::BAD_REQUEST, message),
+        Outcome::Unavailable(message) => reply(StatusCode::SERVICE_UNAVAILABLE, message),
     }
 }
 
-/// Applies a `repository` event to the stored repository before answering.
-async fn repository_changed(intake: &Intake, change: &webhook::RepositoryChange) -> Response {
-    let now = chrono::Utc::now().timestamp();
-    match tokio::time::timeout(REDIS_WRITE_TIMEOUT, intake.store.refresh_repo(&change.repo, change.deleted, now)).await {
-        Ok(Ok(Some(repo))) => {
-            tracing::info!(repo = %repo.slug(), action = %change.action, private = repo.info.private, "repository changed");
-            reply(StatusCode::OK, format!("repository {} {}", repo.slug(), change.action))
-        }
-        Ok(Ok(None)) => reply(StatusCode::OK, format!("ignored: greenlight has no record of {}", change.repo.slug())),
-        _ => reply(StatusCode::SERVICE_UNAVAILABLE, "store unavailable; redeliver later"),
-    }
+/// Work waiting in a queue: entries no consumer has read yet.
+async fn waiting<T: serde::Serialize + serde::de::DeserializeOwned>(queue: &WorkQueue<T>) -> Option<i64> {
+    let (len, pending) = (queue.len().await.ok()?, queue.pending().await.ok()?);
+    Some(len.saturating_sub(pending) as i64)
 }
 
-async fn ready(State(intake): State<Intake>) -> Response {
-    match tokio::time::timeout(REDIS_WRITE_TIMEOUT, intake.store.ping()).await {
-        Ok(Ok(())) => reply(StatusCode::OK, "ready"),
-        _ => reply(StatusCode::SERVICE_UNAVAILABLE, "redis does not answer"),
+/// Prometheus' scrape: 401 without the API token when one is set.
+async fn metrics(State(operator): State<Operator>, headers: HeaderMap) -> Response {
+    if let Some(token) = &operator.token {
+        let presented = header(&headers, "authorization").and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
+        if !bool::from(presented.as_bytes().ct_eq(token.expose_secret().as_bytes())) {
+            return reply(StatusCode::UNAUTHORIZED, "metrics need the API token (Authorization: Bearer …)");
+        }
+    }
+    for (name, depth) in [("deliveries", waiting(&operator.deliveries).await), ("stages", waiting(&operator.stages).await)] {
+        if let Some(depth) = depth {
+            operator.metrics.queue_depth(name, depth);
+        }
+    }
+    ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], operator.metrics.encode()).into_response()
+}
+
+async fn ready(State(front): State<Front>) -> Response {
+    match front.intake.ready().await {
+        Ok(()) => reply(StatusCode::OK, "ready"),
+        Err(message) => reply(StatusCode::SERVICE_UNAVAILABLE, message),
     }
 }

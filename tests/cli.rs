@@ -24,13 +24,82 @@ fn stderr(out: &Output) -> String {
 
 #[test]
 fn a_missing_app_id_exits_2_naming_the_variable() {
-    let out = greenlight(&["serve"], &[]);
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    let key = key_path();
+    // A worker needs the App; `serve` with a key but no id is a mistake, not a first start.
+    for (command, env) in [
+        ("worker", vec![("GREENLIGHT_DATA_DIR", data_dir)]),
+        ("serve", vec![("GREENLIGHT_DATA_DIR", data_dir), ("GITHUB_PRIVATE_KEY_PATH", key.as_str())]),
+    ] {
+        let out = greenlight(&[command], &env);
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let text = stderr(&out);
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("GITHUB_APP_ID: is not set"), "{text}");
+        assert!(!text.contains("panicked"));
+    }
+    assert!(!data.path().join("greenlight.json").exists(), "settings with a mistake generate nothing");
+}
 
-    assert_eq!(out.status.code(), Some(2));
-    let text = stderr(&out);
-    assert_eq!(text.lines().count(), 1, "{text}");
-    assert!(text.contains("GITHUB_APP_ID: is not set"), "{text}");
-    assert!(!text.contains("panicked"));
+/// Starts `greenlight serve` with `env` on a free port until its stderr
+/// says `until`; returns every line it wrote, once it stopped (SIGTERM).
+fn serve_until(env: &[(&str, &str)], until: &str) -> Vec<String> {
+    use std::io::BufRead;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_greenlight"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GREENLIGHT_ADDR", format!("127.0.0.1:{port}"))
+        .envs(env.iter().copied())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    let mut reader = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap() > 0 {
+        lines.push(std::mem::take(&mut line));
+        if lines.last().unwrap().contains(until) {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(lines.iter().any(|l| l.contains(until)), "{lines:#?}");
+    lines
+}
+
+#[test]
+fn a_first_start_generates_its_secrets_once_logs_json_and_config_says_where_settings_come_from() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    let env = [("GREENLIGHT_DATA_DIR", data_dir), ("GREENLIGHT_LOG_FORMAT", "json"), ("GREENLIGHT_SANDBOX", "none")];
+    let first = serve_until(&env, "open the setup page");
+    for line in &first {
+        let object: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(object["level"].is_string() && object["timestamp"].is_string(), "{line}");
+    }
+    assert!(first.iter().any(|l| l.contains("generated GREENLIGHT_API_TOKEN") && l.contains("greenlight.json")), "{first:#?}");
+    let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(data.path().join("greenlight.json")).unwrap()).unwrap();
+    let token = stored["api_token"].as_str().unwrap().to_string();
+    assert_eq!((token.len(), stored["secret_key"].as_str().unwrap().len()), (64, 64));
+    assert!(first.iter().all(|l| !l.contains(&token)), "the token is never logged");
+
+    let second = serve_until(&env, "open the setup page");
+    assert!(second.iter().all(|l| !l.contains("generated")), "said once: {second:#?}");
+
+    let out = greenlight(&["config"], &[("GREENLIGHT_DATA_DIR", data_dir), ("GREENLIGHT_ADDR", "127.0.0.1:4000")]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line =
+        |name: &str| text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name}: {text}")).to_string();
+    let words = |l: String| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(words(line("GREENLIGHT_API_TOKEN")), ["GREENLIGHT_API_TOKEN", "file", "(hidden)"]);
+    assert_eq!(words(line("GREENLIGHT_ADDR")), ["GREENLIGHT_ADDR", "variable", "127.0.0.1:4000"]);
+    assert_eq!(words(line("GREENLIGHT_PUBLIC_URL")), ["GREENLIGHT_PUBLIC_URL", "default", "http://localhost:3000"]);
+    assert_eq!(words(line("GITHUB_APP_ID")), ["GITHUB_APP_ID", "unset"]);
+    assert!(!text.contains(&token));
 }
 
 #[test]

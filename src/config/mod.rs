@@ -11,13 +11,17 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 mod log_store;
+pub mod report;
 mod retention;
 mod runner;
+pub mod stored;
 mod tools;
 
 pub use log_store::{LogStoreArgs, LogStoreConfig, S3Config};
 pub use retention::{DEFAULT_KEEP_BUILDS, DEFAULT_KEEP_DAYS, MAX_KEEP_DAYS, RetentionArgs, RetentionConfig};
 pub use runner::{RunnerArgs, RunnerConfig};
+pub use stored::StoredSettings;
+
 pub use tools::{ExecArgs, SecretAction, SecretArgs};
 
 /// The command line.
@@ -31,6 +35,19 @@ pub struct Cli {
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
+    /// How log lines are written to standard error: `text`, or `json` (one
+    /// JSON object a line, for log collectors).
+    #[arg(long, env = "GREENLIGHT_LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line (tracing-subscriber's JSON format).
+    Json,
 }
 
 /// What greenlight is asked to do: one role of the service, or a one-shot command.
@@ -46,6 +63,9 @@ pub enum Command {
     /// Run the .drone.yml of a local checkout in the same sandbox, printing
     /// the logs live: no GitHub, no Redis. Exits 1 when the pipeline fails.
     Exec(ExecArgs),
+    /// Print every setting of `serve`: its variable, where its value comes
+    /// from (flag, variable, file, default) and the value, secrets hidden.
+    Config(ServeArgs),
 }
 
 /// Settings of `greenlight serve`.
@@ -73,6 +93,10 @@ pub struct ServeArgs {
     /// restart, cancel). Unset: only public repositories are readable.
     #[arg(long, env = "GREENLIGHT_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
+    /// Seconds between reads of the App's delivery log, which take in the
+    /// deliveries GitHub could not deliver; `off` turns them off.
+    #[arg(long, env = "GREENLIGHT_DELIVERY_POLL", default_value = "30")]
+    pub delivery_poll: String,
 }
 
 /// Settings of `greenlight worker`.
@@ -183,15 +207,31 @@ pub struct Common {
     pub retention: RetentionConfig,
 }
 
+/// The GitHub App `serve` acts as, or none yet.
+#[derive(Debug, Clone)]
+pub enum AppSetup {
+    /// Registered: its identity and the webhook secrets it signs with.
+    Configured {
+        /// GitHub App settings.
+        github: GitHubConfig,
+        /// Accepted webhook secrets (more than one while rotating).
+        webhook_secrets: Vec<SecretString>,
+    },
+    /// Nothing set anywhere: `serve` offers the setup page, which registers
+    /// an App on the GitHub whose API is at `api_url`.
+    Unconfigured {
+        /// GitHub's REST API base, without a trailing slash.
+        api_url: String,
+    },
+}
+
 /// Everything `serve` needs, validated.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    /// GitHub App settings.
-    pub github: GitHubConfig,
+    /// The App, or the setup page until there is one.
+    pub app: AppSetup,
     /// Settings every role needs, validated.
     pub common: Common,
-    /// Accepted webhook secrets (more than one while rotating).
-    pub webhook_secrets: Vec<SecretString>,
     /// Where intake, the API and the pages listen (`GREENLIGHT_ADDR`).
     pub addr: SocketAddr,
     /// Whether this process also runs stages.
@@ -200,6 +240,8 @@ pub struct ServeConfig {
     pub runner: RunnerConfig,
     /// The API's admin token.
     pub api_token: Option<SecretString>,
+    /// How often the App's delivery log is read (`None`: never).
+    pub delivery_poll: Option<std::time::Duration>,
 }
 
 /// Everything `worker` needs, validated.
@@ -214,22 +256,28 @@ pub struct WorkerConfig {
 }
 
 impl GitHubArgs {
-    /// Validates the App id, key and API URL.
-    pub fn validate(&self) -> Result<GitHubConfig, ConfigError> {
-        let raw_id = self
-            .github_app_id
-            .as_deref()
-            .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| config_error("GITHUB_APP_ID", "is not set (the App's numeric id, shown on its settings page)"))?;
-        let app_id =
-            raw_id.trim().parse::<u64>().map_err(|_| config_error("GITHUB_APP_ID", format!("must be a number, got {raw_id:?}")))?;
-        let (variable, pem) = match (&self.github_private_key, &self.github_private_key_path) {
-            (Some(pem), _) if !pem.trim().is_empty() => ("GITHUB_PRIVATE_KEY", SecretString::from(pem.clone())),
-            (_, Some(path)) => {
+    /// Validates the App id, key and API URL, from flags and variables first,
+    /// then from the data directory's settings file; `None` when neither
+    /// names an App at all (the setup page's case).
+    pub fn resolve(&self, stored: &StoredSettings) -> Result<Option<GitHubConfig>, ConfigError> {
+        let api_url = validate_url("GITHUB_API_URL", &self.github_api_url)?;
+        let given_id = self.github_app_id.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let app_id = match (given_id, stored.app_id) {
+            (Some(raw), _) => raw.parse::<u64>().map_err(|_| config_error("GITHUB_APP_ID", format!("must be a number, got {raw:?}")))?,
+            (None, Some(id)) => id,
+            (None, None) if self.private_key_given() => {
+                return Err(config_error("GITHUB_APP_ID", "is not set (the App's numeric id, shown on its settings page)"));
+            }
+            (None, None) => return Ok(None),
+        };
+        let (variable, pem) = match (&self.github_private_key, &self.github_private_key_path, &stored.private_key) {
+            (Some(pem), _, _) if !pem.trim().is_empty() => ("GITHUB_PRIVATE_KEY", SecretString::from(pem.clone())),
+            (_, Some(path), _) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| config_error("GITHUB_PRIVATE_KEY_PATH", format!("cannot read {}: {e}", path.display())))?;
                 ("GITHUB_PRIVATE_KEY_PATH", SecretString::from(text))
             }
+            (_, _, Some(pem)) => ("GREENLIGHT_DATA_DIR", SecretString::from(pem.clone())),
             _ => {
                 return Err(config_error(
                     "GITHUB_PRIVATE_KEY",
@@ -239,14 +287,30 @@ impl GitHubArgs {
         };
         let key = EncodingKey::from_rsa_pem(pem.expose_secret().as_bytes())
             .map_err(|_| config_error(variable, "is not an RSA private key in PEM form"))?;
-        let api_url = validate_url("GITHUB_API_URL", &self.github_api_url)?;
-        Ok(GitHubConfig { app_id, key, api_url })
+        Ok(Some(GitHubConfig { app_id, key, api_url }))
+    }
+
+    /// Validates the App settings, which must name an App.
+    pub fn validate(&self, stored: &StoredSettings) -> Result<GitHubConfig, ConfigError> {
+        self.resolve(stored)?.ok_or_else(|| {
+            config_error("GITHUB_APP_ID", "is not set (the App's numeric id, shown on its settings page; `greenlight serve` sets one up)")
+        })
+    }
+
+    fn private_key_given(&self) -> bool {
+        self.github_private_key.as_deref().is_some_and(|k| !k.trim().is_empty()) || self.github_private_key_path.is_some()
     }
 }
 
+/// A setting's value from its flag or variable, else from the settings file.
+fn given_or_stored<'a>(given: &'a Option<String>, stored: &'a Option<String>) -> Option<&'a str> {
+    given.as_deref().map(str::trim).filter(|s| !s.is_empty()).or(stored.as_deref())
+}
+
 impl CommonArgs {
-    /// Validates the shared settings.
-    pub fn validate(&self) -> Result<Common, ConfigError> {
+    /// Validates the shared settings (the secret key may come from the
+    /// settings file).
+    pub fn validate(&self, stored: &StoredSettings) -> Result<Common, ConfigError> {
         let redis_url = match self.redis_url.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(url)
@@ -271,7 +335,7 @@ impl CommonArgs {
                 }
             },
         };
-        let secret_key = match self.secret_key.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let secret_key = match given_or_stored(&self.secret_key, &stored.secret_key) {
             None => None,
             Some(raw) => Some(
                 crate::secrets::SecretKey::parse(&SecretString::from(raw.to_string()))
@@ -282,56 +346,123 @@ impl CommonArgs {
         let retention = self.retention.validate()?;
         Ok(Common { redis_url, public_url, data_dir: self.data_dir.clone(), concurrency, secret_key, log_store, retention })
     }
+
+    /// Whether this is a single machine: `serve` starts its own Redis, so no
+    /// other process can share state with it (and generated secrets are safe).
+    pub fn single_machine(&self) -> bool {
+        self.redis_url.as_deref().is_none_or(|u| u.trim().is_empty())
+    }
+}
+
+/// What a first start generated and kept in the settings file.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Generated {
+    /// `GREENLIGHT_SECRET_KEY` was generated.
+    pub secret_key: bool,
+    /// `GREENLIGHT_API_TOKEN` was generated.
+    pub api_token: bool,
+    /// Where they are kept.
+    pub file: PathBuf,
 }
 
 impl ServeArgs {
-    /// Validates everything `serve` needs.
+    /// On a single machine's first start, generates the secret key and the
+    /// API token that are set nowhere, and keeps them in the settings file
+    /// (so they survive restarts). With a shared Redis it generates nothing:
+    /// every process must have the same values, so they are the operator's to set.
+    pub fn prepare(&self) -> Result<Option<Generated>, ConfigError> {
+        if !self.common.single_machine() {
+            return Ok(None);
+        }
+        let mut stored = stored::load(&self.common.data_dir)?;
+        let mut generated = Generated { file: stored::path(&self.common.data_dir), ..Default::default() };
+        if given_or_stored(&self.common.secret_key, &stored.secret_key).is_none() {
+            stored.secret_key = Some(stored::random_secret());
+            generated.secret_key = true;
+        }
+        if given_or_stored(&self.api_token, &stored.api_token).is_none() {
+            stored.api_token = Some(stored::random_secret());
+            generated.api_token = true;
+        }
+        if !generated.secret_key && !generated.api_token {
+            return Ok(None);
+        }
+        stored::save(&self.common.data_dir, &stored)
+            .map_err(|e| config_error("GREENLIGHT_DATA_DIR", format!("cannot write {}: {e}", generated.file.display())))?;
+        Ok(Some(generated))
+    }
+
+    /// Validates everything `serve` needs; an App set nowhere is not an
+    /// error but the setup page's cue.
     pub fn validate(&self) -> Result<ServeConfig, ConfigError> {
-        let github = self.github.validate()?;
-        let secrets: Vec<SecretString> = self
-            .github_webhook_secret
-            .as_deref()
+        let stored = stored::load(&self.common.data_dir)?;
+        let secrets: Vec<SecretString> = given_or_stored(&self.github_webhook_secret, &stored.webhook_secret)
             .unwrap_or_default()
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(|s| SecretString::from(s.to_string()))
             .collect();
-        if secrets.is_empty() {
-            return Err(config_error(
-                "GITHUB_WEBHOOK_SECRET",
-                "is not set (the App's webhook secret; a comma-separated list while rotating)",
-            ));
-        }
+        let app = match self.github.resolve(&stored)? {
+            None if secrets.is_empty() => AppSetup::Unconfigured { api_url: validate_url("GITHUB_API_URL", &self.github.github_api_url)? },
+            None => return Err(config_error("GITHUB_APP_ID", "is not set (the App's numeric id, shown on its settings page)")),
+            Some(_) if secrets.is_empty() => {
+                return Err(config_error(
+                    "GITHUB_WEBHOOK_SECRET",
+                    "is not set (the App's webhook secret; a comma-separated list while rotating)",
+                ));
+            }
+            Some(github) => AppSetup::Configured { github, webhook_secrets: secrets },
+        };
         let addr = self
             .addr
             .parse()
             .map_err(|_| config_error("GREENLIGHT_ADDR", format!("must be HOST:PORT such as 0.0.0.0:3000, got {:?}", self.addr)))?;
         Ok(ServeConfig {
-            github,
-            common: self.common.validate()?,
-            webhook_secrets: secrets,
+            app,
+            common: self.common.validate(&stored)?,
             addr,
             run_workers: !self.no_worker,
             runner: self.runner.validate()?,
-            api_token: match self.api_token.as_deref().map(str::trim) {
-                None | Some("") => None,
-                Some(t) if t.len() < 16 => {
-                    return Err(config_error(
-                        "GREENLIGHT_API_TOKEN",
-                        "is too short: use at least 16 characters (e.g. `openssl rand -hex 32`)",
-                    ));
-                }
-                Some(t) => Some(SecretString::from(t.to_string())),
-            },
+            api_token: validate_api_token(given_or_stored(&self.api_token, &stored.api_token))?,
+            delivery_poll: validate_poll(&self.delivery_poll)?,
         })
     }
 }
 
+/// The shortest poll: the log is read as the App, whose requests count
+/// against its rate limit (720 an hour at this interval).
+pub const MIN_DELIVERY_POLL_SECS: u64 = 5;
+
+fn validate_poll(raw: &str) -> Result<Option<std::time::Duration>, ConfigError> {
+    match raw.trim() {
+        "off" | "0" => Ok(None),
+        text => match text.parse::<u64>() {
+            Ok(secs) if secs >= MIN_DELIVERY_POLL_SECS => Ok(Some(std::time::Duration::from_secs(secs))),
+            _ => Err(config_error(
+                "GREENLIGHT_DELIVERY_POLL",
+                format!("must be seconds (at least {MIN_DELIVERY_POLL_SECS}) or `off`, got {raw:?}"),
+            )),
+        },
+    }
+}
+
+fn validate_api_token(token: Option<&str>) -> Result<Option<SecretString>, ConfigError> {
+    match token.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) if t.len() < 16 => {
+            Err(config_error("GREENLIGHT_API_TOKEN", "is too short: use at least 16 characters (e.g. `openssl rand -hex 32`)"))
+        }
+        Some(t) => Ok(Some(SecretString::from(t.to_string()))),
+    }
+}
+
 impl WorkerArgs {
-    /// Validates everything `worker` needs.
+    /// Validates everything `worker` needs (the App and secret key may come
+    /// from the settings file of a data directory it shares with `serve`).
     pub fn validate(&self) -> Result<WorkerConfig, ConfigError> {
-        Ok(WorkerConfig { github: self.github.validate()?, common: self.common.validate()?, runner: self.runner.validate()? })
+        let stored = stored::load(&self.common.data_dir)?;
+        Ok(WorkerConfig { github: self.github.validate(&stored)?, common: self.common.validate(&stored)?, runner: self.runner.validate()? })
     }
 }
 

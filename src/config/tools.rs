@@ -17,6 +17,9 @@ pub struct SecretArgs {
     /// The key secrets are encrypted with (as the service has it).
     #[arg(long, env = "GREENLIGHT_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+    /// The service's data directory, whose settings file holds a generated key.
+    #[arg(long, env = "GREENLIGHT_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
 }
 
 /// `greenlight secret` actions.
@@ -55,12 +58,10 @@ impl SecretArgs {
             .map(str::trim)
             .filter(|u| !u.is_empty())
             .ok_or_else(|| config_error("REDIS_URL", "is not set (the Redis greenlight serve uses)"))?;
-        let raw = self
-            .secret_key
-            .as_deref()
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| config_error("GREENLIGHT_SECRET_KEY", "is not set"))?;
+        let stored = super::stored::load(&self.data_dir)?;
+        let raw = super::given_or_stored(&self.secret_key, &stored.secret_key).ok_or_else(|| {
+            config_error("GREENLIGHT_SECRET_KEY", format!("is not set, nor kept in {}", super::stored::path(&self.data_dir).display()))
+        })?;
         let key =
             crate::secrets::SecretKey::parse(&SecretString::from(raw.to_string())).map_err(|p| config_error("GREENLIGHT_SECRET_KEY", p))?;
         Ok((url.to_string(), key))

@@ -10,6 +10,7 @@ use super::retry::RetryPolicy;
 use super::types::{CheckRun, CheckRunBody, StatusBody};
 use crate::clock::SharedClock;
 use crate::ids::{CheckRunId, InstallationId};
+use crate::metrics::Metrics;
 use crate::model::RepoRef;
 use base64::Engine;
 use bytes::Bytes;
@@ -89,15 +90,15 @@ impl GitHubError {
 
 /// Who a request acts as.
 #[derive(Debug, Clone, Copy)]
-enum Credential {
+pub(super) enum Credential {
     App,
     Installation(InstallationId),
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
+pub(super) struct Reply {
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Bytes,
 }
 
 /// A GitHub App's view of the API.
@@ -108,6 +109,7 @@ pub struct GitHub {
     tokens: TokenCache,
     retry: RetryPolicy,
     clock: SharedClock,
+    metrics: Metrics,
 }
 
 #[derive(Deserialize)]
@@ -138,13 +140,21 @@ struct ErrorBody {
 
 impl GitHub {
     /// A client for the API at `api_url` (e.g. `https://api.github.com`).
-    pub fn new(api_url: &str, app: AppAuth, tokens: TokenCache, retry: RetryPolicy, clock: SharedClock) -> anyhow::Result<Self> {
+    /// Every request and GitHub's rate limit answers are counted in `metrics`.
+    pub fn new(
+        api_url: &str,
+        app: AppAuth,
+        tokens: TokenCache,
+        retry: RetryPolicy,
+        clock: SharedClock,
+        metrics: Metrics,
+    ) -> anyhow::Result<Self> {
         let http = Octocrab::builder()
             .base_uri(api_url)?
             .set_connect_timeout(Some(Duration::from_secs(5)))
             .set_read_timeout(Some(Duration::from_secs(20)))
             .build()?;
-        Ok(Self { http, app, tokens, retry, clock })
+        Ok(Self { http, app, tokens, retry, clock, metrics })
     }
 
     async fn credential(&self, credential: Credential) -> Result<SecretString, GitHubError> {
@@ -203,7 +213,7 @@ impl GitHub {
     /// With `replayable` false (a POST that creates something), a 5xx or a
     /// lost connection is not retried here, because GitHub may have acted on
     /// it; the caller looks before it creates again.
-    async fn request(
+    pub(super) async fn request(
         &self,
         credential: Credential,
         method: Method,
@@ -215,7 +225,9 @@ impl GitHub {
         let mut retry = 0;
         loop {
             let token = self.credential(credential).await?;
-            let reply = match self.send_once(&method, path, &token, body.as_deref()).await {
+            let sent = self.send_once(&method, path, &token, body.as_deref()).await;
+            self.count(credential, &method, sent.as_ref().ok());
+            let reply = match sent {
                 Ok(reply) => reply,
                 Err(detail) => {
                     if replayable && retry + 1 < self.retry.max_attempts {
@@ -254,7 +266,20 @@ impl GitHub {
         }
     }
 
-    async fn call<T: DeserializeOwned>(
+    /// Counts a request, and the rate limit GitHub says is left.
+    fn count(&self, credential: Credential, method: &Method, reply: Option<&Reply>) {
+        self.metrics.github_request(method, reply.map_or(0, |r| r.status.as_u16()));
+        let remaining = reply.and_then(|r| r.headers.get("x-ratelimit-remaining")?.to_str().ok()?.parse::<i64>().ok());
+        if let Some(remaining) = remaining {
+            let who = match credential {
+                Credential::App => "app".to_string(),
+                Credential::Installation(id) => id.to_string(),
+            };
+            self.metrics.rate_limit_remaining(who, remaining);
+        }
+    }
+
+    pub(super) async fn call<T: DeserializeOwned>(
         &self,
         credential: Credential,
         method: Method,

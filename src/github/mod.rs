@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod client;
+pub mod delivery_log;
+pub mod manifest;
 pub mod ports;
 pub mod retry;
 pub mod types;

@@ -44,6 +44,7 @@ impl Lifecycle {
         self.store.leave_lane(build).await?;
         self.store.expire_bookkeeping(build).await?;
         tracing::info!(repo = %build.slug(), number = build.number, status = status.as_str(), "build finished");
+        self.metrics.build_finished(status);
         Ok(())
     }
 
@@ -83,6 +84,7 @@ impl Lifecycle {
             })
             .await?
             .unwrap_or_else(|| build.clone());
+        self.metrics.build_finished(Status::Killed);
         for stage in self.store.stages(&build).await? {
             // Holding the lease keeps a worker from starting it meanwhile;
             // a stage a worker holds is killed by that worker instead (and

@@ -39,6 +39,7 @@ pub use start::rerun_trigger;
 pub use steps::{StepEnd, reset_steps, step_ended, step_skipped, step_started};
 
 use crate::clock::SharedClock;
+use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::queue::WorkQueue;
 use crate::store::{StageJob, Store};
@@ -50,12 +51,14 @@ pub struct Lifecycle {
     jobs: WorkQueue<StageJob>,
     publisher: Publisher,
     clock: SharedClock,
+    metrics: Metrics,
 }
 
 impl Lifecycle {
-    /// Transitions recorded in `store`, stage jobs queued on `jobs`, GitHub told through `publisher`.
-    pub fn new(store: Store, jobs: WorkQueue<StageJob>, publisher: Publisher, clock: SharedClock) -> Self {
-        Self { store, jobs, publisher, clock }
+    /// Transitions recorded in `store`, stage jobs queued on `jobs`, GitHub
+    /// told through `publisher`; finished builds and stages counted in `metrics`.
+    pub fn new(store: Store, jobs: WorkQueue<StageJob>, publisher: Publisher, clock: SharedClock, metrics: Metrics) -> Self {
+        Self { store, jobs, publisher, clock, metrics }
     }
 
     /// The store builds live in, for reading them.

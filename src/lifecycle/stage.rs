@@ -217,6 +217,7 @@ impl Lifecycle {
             })
             .await?;
         let Some(ended) = ended else { return Ok(Ended::TakenOver) };
+        self.metrics.stage_finished((ended.stopped - ended.started).max(0) as f64);
         let published = self.publisher.stage_finished(build, &ended, report).await;
         self.settle(build, ended.id).await?;
         // An outage at the very end must not run the stage again.

@@ -8,6 +8,7 @@
 //! the API all write them, and a whole-record write from a stale copy would
 //! undo another process's transition.
 
+mod delivery_log;
 mod error;
 mod log_hub;
 mod logs;
@@ -119,9 +120,12 @@ redis.call('SET', KEYS[1], id .. ':' .. number, 'EX', 604800)
 return {id, number}
 ";
 
-/// Claims a delivery for an entry unless another entry's build is in flight.
-/// KEYS: the delivery's claim; ARGV: the entry id. Returns the owner.
+/// Claims a delivery for an entry unless another entry's build is in flight,
+/// and notes that the delivery was seen (for the delivery log's recovery).
+/// KEYS: the delivery's claim, its seen mark; ARGV: the entry id, the mark's
+/// lifetime in seconds. Returns the owner.
 const CLAIM_DELIVERY: &str = r"
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
 local owner = redis.call('GET', KEYS[1])
 if owner and owner ~= ARGV[1] then return owner end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', 604800)
@@ -245,8 +249,13 @@ impl Store {
 
     /// Claims a delivery GUID for a queue entry (see [`Claim`]).
     pub async fn claim_delivery(&self, delivery: &DeliveryId, entry: &EntryId) -> StoreResult<Claim> {
-        let owner: String =
-            redis::Script::new(CLAIM_DELIVERY).key(delivery_key(delivery)).arg(&entry.0).invoke_async(&mut self.conn().await?).await?;
+        let owner: String = redis::Script::new(CLAIM_DELIVERY)
+            .key(delivery_key(delivery))
+            .key(delivery_log::seen_key(delivery))
+            .arg(&entry.0)
+            .arg(delivery_log::SEEN_FOR.as_secs())
+            .invoke_async(&mut self.conn().await?)
+            .await?;
         Ok(if owner == entry.0 { Claim::Owned } else { Claim::InFlight(EntryId(owner)) })
     }
 

@@ -13,7 +13,7 @@
 //! all, read from Redis already cut (`Logs::tail_within`); the rest is
 //! behind each step's full-log link.
 
-mod html;
+pub mod html;
 mod login;
 
 use crate::api::{ApiState, Viewer};

@@ -4,7 +4,7 @@ use super::fake_github::{APP_ID, FakeGitHub, RepoHandle};
 use super::redis::TestRedis;
 use super::webhook::{SECRET, Webhook};
 use greenlight::app::{self, Deps, Running};
-use greenlight::config::{Common, GitHubConfig, LogStoreConfig, RunnerConfig, ServeConfig};
+use greenlight::config::{AppSetup, Common, GitHubConfig, LogStoreConfig, RunnerConfig, ServeConfig};
 use greenlight::github::retry::RetryPolicy;
 use greenlight::ids::RepoId;
 use greenlight::store::{Build, Logs, Store};
@@ -86,6 +86,14 @@ pub fn unmount_under(dir: &std::path::Path) {
     }
 }
 
+/// The test App, configured as an operator would (id, key, webhook secret).
+pub fn configured(github: &FakeGitHub) -> AppSetup {
+    AppSetup::Configured {
+        github: GitHubConfig { app_id: APP_ID, key: app_key(), api_url: github.api_url() },
+        webhook_secrets: vec![SecretString::from(SECRET.to_string())],
+    }
+}
+
 /// Fast retries, so outage tests take milliseconds.
 pub fn quick_retries() -> RetryPolicy {
     RetryPolicy {
@@ -144,10 +152,22 @@ impl TestApp {
         data_mode: u32,
         log_store: LogStoreConfig,
     ) -> anyhow::Result<Self> {
+        Self::start_as(configured(github), redis, runner, data_mode, log_store, None).await
+    }
+
+    /// Starts `serve` as `app` (or the setup page), reading the delivery log every `delivery_poll`.
+    pub(crate) async fn start_as(
+        app: AppSetup,
+        redis: TestRedis,
+        runner: Option<RunnerConfig>,
+        data_mode: u32,
+        log_store: LogStoreConfig,
+        delivery_poll: Option<Duration>,
+    ) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(data_dir.path(), std::os::unix::fs::PermissionsExt::from_mode(data_mode)).unwrap();
         let config = ServeConfig {
-            github: GitHubConfig { app_id: APP_ID, key: app_key(), api_url: github.api_url() },
+            app,
             common: Common {
                 redis_url: Some(SecretString::from(redis.url())),
                 public_url: PUBLIC_URL.to_string(),
@@ -157,11 +177,11 @@ impl TestApp {
                 log_store: log_store.clone(),
                 retention: greenlight::config::RetentionConfig::default(),
             },
-            webhook_secrets: vec![SecretString::from(SECRET.to_string())],
             addr: "127.0.0.1:0".parse().unwrap(),
             run_workers: runner.is_some(),
             runner: runner.unwrap_or_else(runner_config),
             api_token: Some(SecretString::from(API_TOKEN.to_string())),
+            delivery_poll,
         };
         let deps = Deps { retry: quick_retries(), ..Deps::default() };
         let running = app::start(config, deps).await?;
@@ -333,6 +353,23 @@ impl TestApp {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         (status, headers, response.text().await.unwrap_or_default())
+    }
+
+    /// `/metrics` as Prometheus scrapes it (with `token` as a bearer token when given).
+    pub async fn scrape(&self, token: Option<&str>) -> (u16, String) {
+        let mut request = self.http.get(format!("{}/metrics", self.url()));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("greenlight answers");
+        (response.status().as_u16(), response.text().await.unwrap_or_default())
+    }
+
+    /// The parsed metrics, scraped with the admin token.
+    pub async fn metrics(&self) -> super::metrics::Scrape {
+        let (status, text) = self.scrape(Some(API_TOKEN)).await;
+        assert_eq!(status, 200, "{text}");
+        super::metrics::Scrape::parse(&text)
     }
 
     /// Stops greenlight.

@@ -5,10 +5,12 @@
 pub mod app;
 pub mod drone;
 pub mod fake_github;
+pub mod metrics;
 pub mod nethost;
 pub mod redis;
 pub mod s3;
 pub mod scenario;
+pub mod setup;
 pub mod stepper;
 pub mod wait;
 pub mod webhook;

@@ -80,6 +80,8 @@ pub struct Scenario {
     token_lifetime: Option<chrono::Duration>,
     data_mode: u32,
     log_store: LogStoreConfig,
+    configured: bool,
+    delivery_poll: Option<std::time::Duration>,
 }
 
 impl Default for Scenario {
@@ -101,7 +103,21 @@ impl Scenario {
             token_lifetime: None,
             data_mode: DATA_DIR_MODE,
             log_store: LogStoreConfig::Redis,
+            configured: true,
+            delivery_poll: None,
         }
+    }
+
+    /// No GitHub App is configured: greenlight serves its setup page.
+    pub fn unconfigured(mut self) -> Self {
+        self.configured = false;
+        self
+    }
+
+    /// greenlight reads the App's delivery log every `poll`.
+    pub fn delivery_poll(mut self, poll: std::time::Duration) -> Self {
+        self.delivery_poll = Some(poll);
+        self
     }
 
     /// greenlight runs workers in-process (2-second stage lease, 16 MiB logs).
@@ -171,8 +187,14 @@ impl Scenario {
         }
         let repo = if self.private { github.private_repo(self.slug) } else { github.repo(self.slug) };
         let redis = if self.durable { TestRedis::start_durable() } else { TestRedis::start() };
-        let app =
-            TestApp::start_with_log_store(&github, redis, self.runner, self.data_mode, self.log_store).await.expect("greenlight starts");
+        let setup = if self.configured {
+            super::app::configured(&github)
+        } else {
+            greenlight::config::AppSetup::Unconfigured { api_url: github.api_url() }
+        };
+        let app = TestApp::start_as(setup, redis, self.runner, self.data_mode, self.log_store, self.delivery_poll)
+            .await
+            .expect("greenlight starts");
         Ctx { github, repo, app }
     }
 }

@@ -70,7 +70,8 @@ impl Stepper {
         let deps = Deps { retry: quick_retries(), ..Deps::default() };
         let client = greenlight::app::github(&github_config, pool.clone(), None, &deps).unwrap();
         let publisher = Publisher::new(client.clone(), PUBLIC_URL.to_string());
-        let lifecycle = Lifecycle::new(Store::new(pool.clone()), WorkQueue::stages(pool.clone()), publisher, deps.clock.clone());
+        let lifecycle =
+            Lifecycle::new(Store::new(pool.clone()), WorkQueue::stages(pool.clone()), publisher, deps.clock.clone(), deps.metrics.clone());
         let planner = Planner::new(lifecycle.clone(), RepoFiles::new(client));
         let deliveries = Planner::consumer(WorkQueue::deliveries(pool), Redis::open(&redis.url()).unwrap(), "planner-test".to_string());
         let data = tempfile::tempdir().unwrap();

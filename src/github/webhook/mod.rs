@@ -57,6 +57,17 @@ pub struct PayloadError {
     pub source: serde_json::Error,
 }
 
+/// The events [`parse_delivery`] acts on; every other event is ignored.
+/// (The delivery log's catch-up fetches only these.)
+pub const ACTED_ON: &[&str] =
+    &["pull_request", "push", "installation", "installation_repositories", "check_run", "check_suite", "repository"];
+
+/// Whether a delivery of `event` can do anything (start, re-run or cancel a
+/// build, change what greenlight knows of repositories).
+pub fn acts_on(event: &str) -> bool {
+    ACTED_ON.contains(&event)
+}
+
 /// Interprets a verified delivery's JSON body.
 pub fn parse_delivery(event: &str, delivery: &DeliveryId, body: &[u8]) -> Result<Delivery, PayloadError> {
     let wrap = |source| PayloadError { event: event.to_string(), source };
@@ -74,6 +85,23 @@ pub fn parse_delivery(event: &str, delivery: &DeliveryId, body: &[u8]) -> Result
         other => {
             serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(wrap)?;
             Ok(Delivery::Ignored(format!("event {other} starts no build")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ACTED_ON` names exactly the events `parse_delivery` reads: each of
+    /// those fails on an empty object (fields missing), every other event is ignored.
+    #[test]
+    fn acted_on_lists_the_events_parse_delivery_reads() {
+        let events = ["ping", "push", "pull_request", "check_run", "check_suite", "installation", "installation_repositories"];
+        let more = ["repository", "merge_group", "issue_comment", "star", "fork", "release", "workflow_run", "label"];
+        for event in events.iter().chain(more.iter()).copied().filter(|e| *e != "ping") {
+            let ignored = matches!(parse_delivery(event, &DeliveryId("d".into()), b"{}"), Ok(Delivery::Ignored(_)));
+            assert_eq!(acts_on(event), !ignored, "{event}");
         }
     }
 }

@@ -4,9 +4,11 @@
 //! (long status descriptions, more than 50 annotations, outputs over 65,535
 //! bytes, missing fields). Failures can be injected on demand.
 
+mod app_routes;
 mod git;
 mod routes;
 
+pub use app_routes::{LoggedDelivery, RegisteredApp};
 pub use git::GitRepo;
 
 use octocrab::jsonwebtoken::DecodingKey;
@@ -245,6 +247,12 @@ pub enum Endpoint {
     GitInfoRefs,
     /// `POST /{owner}/{repo}.git/git-upload-pack` (git fetch).
     GitUploadPack,
+    /// `POST /app-manifests/{code}/conversions`.
+    ManifestConversion,
+    /// `GET /app/hook/deliveries`.
+    HookDeliveries,
+    /// `GET /app/hook/deliveries/{id}`.
+    HookDelivery,
 }
 
 impl Endpoint {
@@ -261,6 +269,9 @@ impl Endpoint {
             ("GET", ["repos", _, _, "commits", _, "check-runs"]) => Self::ListCheckRuns,
             ("GET", [_, _, "info", "refs"]) => Self::GitInfoRefs,
             ("POST", [_, _, "git-upload-pack"]) => Self::GitUploadPack,
+            ("POST", ["app-manifests", _, "conversions"]) => Self::ManifestConversion,
+            ("GET", ["app", "hook", "deliveries"]) => Self::HookDeliveries,
+            ("GET", ["app", "hook", "deliveries", _]) => Self::HookDelivery,
             _ => return None,
         })
     }
@@ -365,6 +376,14 @@ pub(crate) struct State {
     /// When the last request arrived (to see greenlight has gone quiet).
     pub last_request: Option<Instant>,
     pub tokens_minted: usize,
+    /// Manifests confirmed on the "new App" page, by code.
+    pub manifest_codes: HashMap<String, app_routes::ManifestCode>,
+    /// The App registered from a manifest, once converted.
+    pub registered: Option<RegisteredApp>,
+    /// The App's webhook delivery log, oldest first.
+    pub hook_deliveries: Vec<LoggedDelivery>,
+    /// Requests counted against each rate limit (installation id, or `app`).
+    pub rate_used: HashMap<String, u64>,
 }
 
 pub(crate) struct Shared {
@@ -434,11 +453,12 @@ impl FakeGitHub {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         *shared.addr.lock().unwrap() = Some(addr);
-        let app = if prefix.is_empty() {
+        let api = if prefix.is_empty() {
             routes::router(shared.clone())
         } else {
             axum::Router::new().nest(prefix, routes::router(shared.clone()))
         };
+        let app = api.merge(app_routes::web_router(shared.clone()));
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { shared, addr, prefix }
     }
@@ -554,6 +574,32 @@ impl FakeGitHub {
     pub async fn expect_failures_spent(&self, endpoint: Endpoint) {
         let spent = self.wait_for(|| (self.failures_left(endpoint) == 0).then_some(())).await;
         assert!(spent.is_some(), "{} injected failures on {endpoint:?} never happened", self.failures_left(endpoint));
+    }
+
+    /// The App registered through the manifest flow, once greenlight converted its code.
+    pub fn registered_app(&self) -> Option<RegisteredApp> {
+        self.state().registered.clone()
+    }
+
+    /// Records an attempt at delivering `hook` in the App's delivery log, as
+    /// GitHub does for every delivery: `status_code` is what the receiver
+    /// answered (0 when it could not be reached). Returns the attempt's id.
+    pub fn log_delivery(&self, hook: &super::webhook::Webhook, status_code: u16) -> u64 {
+        let payload: Value = serde_json::from_slice(&hook.body).expect("a webhook body is JSON");
+        let mut state = self.state();
+        let id = 90_000_000 + state.hook_deliveries.len() as u64;
+        let redelivery = state.hook_deliveries.iter().any(|d| d.guid == hook.guid);
+        state.hook_deliveries.push(LoggedDelivery {
+            id,
+            guid: hook.guid.clone(),
+            event: hook.event.to_string(),
+            action: payload["action"].as_str().map(str::to_string),
+            status_code,
+            redelivery,
+            delivered_at: chrono::Utc::now(),
+            payload,
+        });
+        id
     }
 
     /// Requests received, oldest first.

@@ -26,6 +26,7 @@ pub fn router(shared: Shared_) -> Router {
         .route("/repos/{owner}/{repo}/commits/{sha}/check-runs", get(list_check_runs))
         .route("/{owner}/{repo}/info/refs", get(git_http))
         .route("/{owner}/{repo}/git-upload-pack", post(git_http))
+        .merge(super::app_routes::api_router())
         .layer(middleware::from_fn_with_state(shared.clone(), inject_failures))
         .with_state(shared)
 }
@@ -64,8 +65,11 @@ async fn inject_failures(State(shared): State<Shared_>, request: Request, next: 
         // Closed when the test drops its hold: then every held request goes on.
         let _ = gate.acquire().await;
     }
+    let limit = rate_limit_headers(&shared, request.headers());
     let Some(rule) = rule else {
-        return next.run(request).await;
+        let mut response = next.run(request).await;
+        response.headers_mut().extend(limit);
+        return response;
     };
     if rule.after_apply {
         let _ = next.run(request).await;
@@ -75,6 +79,31 @@ async fn inject_failures(State(shared): State<Shared_>, request: Request, next: 
         response.headers_mut().insert("retry-after", secs.to_string().parse().unwrap());
     }
     response
+}
+
+/// GitHub's primary rate limit for installations and Apps (5,000 requests an hour).
+const RATE_LIMIT: u64 = 5000;
+
+/// The `x-ratelimit-*` headers GitHub sends on every authenticated API
+/// answer, counting requests per installation (or the App's JWT) in the fake's life.
+fn rate_limit_headers(shared: &Shared, headers: &HeaderMap) -> HeaderMap {
+    let mut limit = HeaderMap::new();
+    let Some(credential) = bearer(headers) else { return limit };
+    let mut state = shared.state.lock().unwrap();
+    let who = state.tokens.get(&credential).map_or("app".to_string(), |t| t.installation.to_string());
+    let used = state.rate_used.entry(who).or_default();
+    *used += 1;
+    let reset = chrono::Utc::now().timestamp() + 3600;
+    for (name, value) in [
+        ("x-ratelimit-limit", RATE_LIMIT.to_string()),
+        ("x-ratelimit-remaining", RATE_LIMIT.saturating_sub(*used).to_string()),
+        ("x-ratelimit-used", used.to_string()),
+        ("x-ratelimit-reset", reset.to_string()),
+        ("x-ratelimit-resource", "core".to_string()),
+    ] {
+        limit.insert(name, value.parse().unwrap());
+    }
+    limit
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
@@ -89,7 +118,7 @@ fn refuse((status, message): Refusal) -> Response {
     error(status, &message)
 }
 
-fn check_app_jwt(shared: &Shared, headers: &HeaderMap) -> Result<(), Refusal> {
+pub(crate) fn check_app_jwt(shared: &Shared, headers: &HeaderMap) -> Result<(), Refusal> {
     let jwt = bearer(headers).ok_or_else(|| (StatusCode::UNAUTHORIZED, "A JSON web token could not be decoded".to_string()))?;
     let mut validation = Validation::new(Algorithm::RS256);
     validation.leeway = 0;
