@@ -85,3 +85,23 @@ async fn a_delivery_that_arrived_is_not_built_again_by_the_poll() {
     assert_eq!(ctx.builds().await.len(), 2, "one build per delivery");
     assert_eq!(ctx.github.requests_to(support::Endpoint::HookDelivery), 0, "no payload was fetched");
 }
+
+#[tokio::test]
+async fn two_serve_processes_take_a_lost_delivery_in_once() {
+    use support::stepper::Stepper;
+    let mut gl = Stepper::new().await;
+    let sha = gl.repo.push("main", &[(".drone.yml", ONE_ECHO_STEP)]);
+    gl.github.log_delivery(&Webhook::push(&gl.repo, "refs/heads/main", &sha), 0);
+    let (a, b) = (gl.catch_up("serve-a"), gl.catch_up("serve-b"));
+    let lease = Duration::from_millis(50);
+
+    let first = a.poll(lease).await.unwrap();
+    assert_eq!((first.read, first.taken), (true, 1));
+    assert!(!b.poll(lease).await.unwrap().read, "one process reads the log while its lease holds");
+    // Once the lease lapses the other process reads the same attempts: nothing is taken twice.
+    let second = support::wait::until("the poll lease to lapse", || async { b.poll(lease).await.ok().filter(|r| r.read) }).await;
+    assert_eq!((second.attempts, second.taken), (1, 0));
+    assert_eq!(gl.plan().await, 1);
+    assert_eq!(gl.github.requests_to(support::Endpoint::HookDelivery), 1, "the payload was fetched once");
+    assert_eq!(gl.plan().await, 0, "one build");
+}

@@ -474,3 +474,42 @@ fn validate_url(variable: &'static str, raw: &str) -> Result<String, ConfigError
         _ => Err(config_error(variable, format!("must be an http:// or https:// URL, got {raw:?}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Serve(serve) => serve,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn variables_win_over_the_settings_file_and_nothing_set_is_the_setup_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let unconfigured = serve(&["greenlight", "serve", "--data-dir", data]).validate().unwrap();
+        assert!(matches!(unconfigured.app, AppSetup::Unconfigured { .. }));
+
+        let pem = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/test-app-key.pem")).unwrap();
+        let stored = StoredSettings {
+            app_id: Some(11),
+            private_key: Some(pem),
+            webhook_secret: Some("from-the-file".into()),
+            api_token: Some("a-token-from-the-file".into()),
+            ..Default::default()
+        };
+        stored::save(dir.path(), &stored).unwrap();
+        let from_file = serve(&["greenlight", "serve", "--data-dir", data]).validate().unwrap();
+        let AppSetup::Configured { github, webhook_secrets } = from_file.app else { panic!("configured from the file") };
+        assert_eq!((github.app_id, webhook_secrets[0].expose_secret()), (11, "from-the-file"));
+        assert_eq!(from_file.api_token.unwrap().expose_secret(), "a-token-from-the-file");
+
+        let given = serve(&["greenlight", "serve", "--data-dir", data, "--github-app-id", "12", "--github-webhook-secret", "given"]);
+        let AppSetup::Configured { github, webhook_secrets } = given.validate().unwrap().app else { panic!("configured") };
+        assert_eq!((github.app_id, webhook_secrets[0].expose_secret()), (12, "given"));
+    }
+}

@@ -9,11 +9,13 @@ use super::fake_github::{APP_ID, FakeGitHub, RepoHandle};
 use super::redis::TestRedis;
 use super::webhook::Webhook;
 use greenlight::app::Deps;
+use greenlight::catch_up::CatchUp;
 use greenlight::config::GitHubConfig;
 use greenlight::config::RetentionConfig;
 use greenlight::github::webhook::{Delivery, parse_delivery};
 use greenlight::github::{CloneCredentials, RepoFiles};
 use greenlight::ids::{DeliveryId, RepoId};
+use greenlight::intake::Intake;
 use greenlight::lifecycle::Lifecycle;
 use greenlight::model::{Build, Stage, StageJob, Trigger};
 use greenlight::planner::Planner;
@@ -131,6 +133,19 @@ impl Stepper {
         };
         let pool = greenlight::redis_server::pool(&self.redis.url()).unwrap();
         WorkQueue::deliveries(pool).push(&trigger).await.unwrap();
+    }
+
+    /// A delivery-log poller of a `serve` process named `owner`, on this
+    /// Redis and fake GitHub, taking deliveries in as intake does.
+    pub fn catch_up(&self, owner: &str) -> CatchUp {
+        let pool = greenlight::redis_server::pool(&self.redis.url()).unwrap();
+        let deps = Deps { retry: quick_retries(), ..Deps::default() };
+        let client = greenlight::app::github(&self.github_config, pool.clone(), None, &deps).unwrap();
+        let redis = Redis::open(&self.redis.url()).unwrap();
+        let secrets = vec![secrecy::SecretString::from(super::webhook::SECRET.to_string())];
+        let intake =
+            Intake::new(secrets, redis.shared().unwrap(), WorkQueue::deliveries(pool.clone()), Store::new(pool.clone()), deps.metrics);
+        CatchUp::new(client, intake, Store::new(pool), deps.clock, owner.to_string())
     }
 
     /// Plans every queued delivery; returns how many there were.
