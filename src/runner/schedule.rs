@@ -71,7 +71,8 @@ where
                 started[i] = true;
                 changed = true;
                 let when = &steps[i].when;
-                if cancel.is_cancelled() || stopped || !when.matches(facts) || !when.admits_status(failing) {
+                let ruled_out = steps[i].paths_ruled_out || !when.matches(facts);
+                if cancel.is_cancelled() || stopped || ruled_out || !when.admits_status(failing) {
                     outcomes[i] = Some(Outcome::skipped());
                     continue;
                 }
@@ -109,7 +110,7 @@ mod tests {
     use std::sync::Mutex;
 
     fn facts() -> Facts<'static> {
-        Facts { event: "push", branch: "main", git_ref: "refs/heads/main", action: "", repo: "acme/widget" }
+        Facts { event: "push", branch: "main", git_ref: "refs/heads/main", action: "", repo: "acme/widget", changed: None }
     }
 
     fn outcome(status: Status, exit_code: i64) -> Outcome {
