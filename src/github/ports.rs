@@ -27,7 +27,13 @@ impl RepoFiles {
 
     /// The files changed from `base` to `head` (for `paths` conditions), or
     /// `None` when GitHub cannot say them all.
-    pub async fn changed(&self, installation: InstallationId, repo: &RepoRef, base: &str, head: &Sha) -> Result<Option<Vec<String>>, GitHubError> {
+    pub async fn changed(
+        &self,
+        installation: InstallationId,
+        repo: &RepoRef,
+        base: &str,
+        head: &Sha,
+    ) -> Result<Option<Vec<String>>, GitHubError> {
         self.github.changed_files(installation, &RepoPath::from(repo), base, &head.0).await
     }
 }

@@ -132,7 +132,11 @@ impl Conditions {
             return differs("event", facts.event);
         }
         if !self.branch.is_empty() && (facts.branch.is_empty() || !self.branch.matches(facts.branch)) {
-            return if facts.branch.is_empty() { Some("a tag has no branch to match".to_string()) } else { differs("branch", facts.branch) };
+            return if facts.branch.is_empty() {
+                Some("a tag has no branch to match".to_string())
+            } else {
+                differs("branch", facts.branch)
+            };
         }
         if !self.git_ref.matches(facts.git_ref) {
             return differs("ref", facts.git_ref);

@@ -119,8 +119,13 @@ mod tests {
 
     /// Runs a pipeline whose steps "exit" with the code in their first command.
     async fn run(yaml: &str) -> (Vec<String>, Vec<Status>) {
+        run_selected(yaml, None).await
+    }
+
+    /// Runs the pipeline as planned for a change of `changed` files.
+    async fn run_selected(yaml: &str, changed: Option<&[String]>) -> (Vec<String>, Vec<Status>) {
         let config = parse(yaml).unwrap();
-        let steps = config.pipelines[0].steps.clone();
+        let steps = config.select(&Facts { changed, ..facts() }).run[0].steps.clone();
         let order = Mutex::new(Vec::new());
         let outcomes = execute(&steps, &facts(), &CancellationToken::new(), |i| {
             order.lock().unwrap().push(steps[i].name.clone());
@@ -167,5 +172,16 @@ mod tests {
                 .await;
         assert_eq!(order, vec!["b"]);
         assert_eq!(statuses, vec![Status::Skipped, Status::Success]);
+    }
+
+    #[tokio::test]
+    async fn a_step_whose_paths_match_no_changed_file_is_skipped() {
+        let yaml =
+            "kind: pipeline\ntype: exec\nsteps:\n- {name: docs, commands: ['0'], when: {paths: [docs/**]}}\n- {name: b, commands: ['0']}\n";
+        let code_only = vec!["src/lib.rs".to_string()];
+        assert_eq!(run_selected(yaml, Some(&code_only)).await.1, vec![Status::Skipped, Status::Success]);
+        let with_docs = vec!["src/lib.rs".to_string(), "docs/a.md".to_string()];
+        assert_eq!(run_selected(yaml, Some(&with_docs)).await.0, vec!["docs", "b"]);
+        assert_eq!(run_selected(yaml, None).await.0, vec!["docs", "b"], "unknown changes run it");
     }
 }

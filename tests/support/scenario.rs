@@ -255,7 +255,13 @@ impl Ctx {
 
     /// Commits `count` times to `branch` (commit `i` writing `files(i)`)
     /// and delivers one push of them all from `before`; returns the head.
-    pub async fn push_commits_and_deliver(&self, branch: &str, before: &str, count: usize, files: impl Fn(usize) -> Vec<(String, String)>) -> Sha {
+    pub async fn push_commits_and_deliver(
+        &self,
+        branch: &str,
+        before: &str,
+        count: usize,
+        files: impl Fn(usize) -> Vec<(String, String)>,
+    ) -> Sha {
         let shas = self.repo.push_commits(branch, count, files);
         let answer = self.deliver(&Webhook::push_range(&self.repo, branch, before, &shas)).await;
         assert_eq!(answer.status, 202, "{:?}", answer.body);

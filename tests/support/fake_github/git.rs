@@ -112,7 +112,11 @@ impl GitRepo {
 
     /// The commit a branch points at, if it exists.
     pub fn branch_head(&self, branch: &str) -> Option<String> {
-        let out = Command::new("git").current_dir(&self.bare).args(["rev-parse", "--verify", "-q", &format!("refs/heads/{branch}")]).output().ok()?;
+        let out = Command::new("git")
+            .current_dir(&self.bare)
+            .args(["rev-parse", "--verify", "-q", &format!("refs/heads/{branch}")])
+            .output()
+            .ok()?;
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 

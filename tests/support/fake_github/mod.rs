@@ -645,7 +645,8 @@ impl FakeGitHub {
             .filter(|name| {
                 let run = runs.iter().rev().find(|c| c.name == **name);
                 let status = statuses.iter().rev().find(|s| s.context == **name);
-                let run_passes = run.is_some_and(|c| matches!(c.state, CheckRunState::Success | CheckRunState::Neutral | CheckRunState::Skipped));
+                let run_passes =
+                    run.is_some_and(|c| matches!(c.state, CheckRunState::Success | CheckRunState::Neutral | CheckRunState::Skipped));
                 let status_passes = status.is_some_and(|s| s.state == StatusState::Success);
                 !(run_passes || status_passes)
             })

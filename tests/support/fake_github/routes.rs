@@ -297,7 +297,9 @@ async fn compare(
     let mut response = axum::Json(body).into_response();
     let pages = c.commits.len().div_ceil(per_page).max(1);
     if paged {
-        let link = |p: usize, rel: &str| format!("<https://api.github.com/repos/{slug}/compare/{basehead}?per_page={per_page}&page={p}>; rel=\"{rel}\"");
+        let link = |p: usize, rel: &str| {
+            format!("<https://api.github.com/repos/{slug}/compare/{basehead}?per_page={per_page}&page={p}>; rel=\"{rel}\"")
+        };
         let mut links = Vec::new();
         if page < pages {
             links.extend([link(page + 1, "next"), link(pages, "last")]);
