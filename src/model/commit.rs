@@ -121,10 +121,12 @@ impl Commit {
 
     /// The commit the changed files are counted from: the push's `before`,
     /// the pull request's or merge group's base; `None` when there is none
-    /// (a new branch or tag: `before` is all zeros).
+    /// (a new branch or tag: `before` is all zeros) or it is not a hex sha
+    /// (it goes into a URL path).
     pub fn compare_base(&self) -> Option<&str> {
         let before = self.before.as_str();
-        (!before.is_empty() && !before.bytes().all(|b| b == b'0')).then_some(before)
+        let sha = !before.is_empty() && before.bytes().all(|b| b.is_ascii_hexdigit());
+        (sha && !before.bytes().all(|b| b == b'0')).then_some(before)
     }
 
     /// Whether this asks to cancel a merge group's build rather than start one.
@@ -153,6 +155,15 @@ pub fn truncate_chars(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_real_before_sha_is_compared_from() {
+        let commit = |before: &str| Commit { before: before.to_string(), ..Commit::default() };
+        assert_eq!(commit(&"a1".repeat(20)).compare_base(), Some("a1".repeat(20).as_str()));
+        assert_eq!(commit(&"0".repeat(40)).compare_base(), None);
+        assert_eq!(commit("").compare_base(), None);
+        assert_eq!(commit("main/../x?y").compare_base(), None);
+    }
 
     #[test]
     fn messages_are_cut_on_char_boundaries() {
