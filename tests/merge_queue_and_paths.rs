@@ -5,7 +5,8 @@
 mod support;
 
 use support::CheckRunState::{Cancelled, Queued, Skipped, Success};
-use support::{Scenario, StatusState};
+use support::stepper::Stepper;
+use support::{Scenario, StatusState, Webhook};
 
 /// `test` runs for pull requests and merge groups, saying what it was built for.
 const QUEUE_PIPELINE: &str = "kind: pipeline\ntype: exec\nname: test\ntrigger:\n  event: [pull_request, merge_group]\nsteps:\n- name: unit\n  commands: [\"echo built $DRONE_BUILD_EVENT for $DRONE_BRANCH\"]\n";
@@ -48,6 +49,21 @@ async fn a_destroyed_merge_group_cancels_its_build() {
     let run = ctx.expect_check_run(&group, "test (pull_request)", Cancelled).await;
     assert!(run.summary.unwrap().contains("the merge group was destroyed"), "the check run says why");
     assert_eq!(ctx.expect_build_done(1).await.status, greenlight::store::Status::Killed);
+}
+
+#[tokio::test]
+async fn a_merge_group_destroyed_before_its_build_was_planned_gets_no_build() {
+    let mut gl = Stepper::new().await;
+    let base = gl.repo.push("main", &[(".drone.yml", QUEUE_PIPELINE)]);
+    let group = gl.repo.push("gh-readonly-queue/main/pr-3", &[("MERGED", "pr 3")]);
+
+    // The planner meets the `destroyed` first (deliveries are planned concurrently).
+    gl.queue(&Webhook::merge_group_destroyed(&gl.repo, 3, &group, &base)).await;
+    gl.queue(&Webhook::merge_group_checks_requested(&gl.repo, 3, &group, &base)).await;
+    assert_eq!(gl.plan().await, 2);
+
+    assert!(gl.builds().await.is_empty());
+    assert!(gl.github.check_runs(&gl.repo, &group).is_empty(), "nothing waits on GitHub either");
 }
 
 #[tokio::test]

@@ -12,13 +12,16 @@
 use super::Lifecycle;
 use crate::github::{GitHubError, RepoFiles};
 use crate::ids::{BuildId, DeliveryId, EntryId, StageId};
-use crate::model::{Build, Commit, Repo, RerunRequest, RerunTarget, Stage, StageState, Status, StepRecord, Trigger};
+use crate::model::{Build, Commit, Event, Repo, RerunRequest, RerunTarget, Stage, StageState, Status, StepRecord, Trigger};
 use crate::pipeline::{self, Pipeline, Selection};
 use crate::publish::CONFIG_CHECK;
 use crate::store::{Claim, Store, StoreError, StoreResult};
 
 /// How many recent builds of a repository a check suite rerun looks through.
 const RERUN_SCAN: usize = 100;
+
+/// Why a destroyed merge group's build is cancelled (its check runs say so).
+const DESTROYED_GROUP_REASON: &str = "the merge group was destroyed";
 
 /// How many builds of a merge group's ref a `destroyed` looks through: one
 /// normally (each group has a ref of its own), a few after redeliveries.
@@ -69,6 +72,10 @@ impl Lifecycle {
             self.cancel_merge_group(trigger).await?;
             return Ok(None);
         }
+        if self.group_destroyed(trigger).await? {
+            tracing::info!(repo = %trigger.repo.slug(), sha = %trigger.commit.sha, "the merge group was destroyed before its build started; nothing to do");
+            return Ok(None);
+        }
         // Claimed first: a copy of a delivery still in flight costs nothing more.
         if let Claim::InFlight(other) = self.store.claim_delivery(&trigger.delivery, entry).await? {
             tracing::info!(delivery = %trigger.delivery, earlier = %other, "a copy of this delivery is still queued or running; nothing to do");
@@ -98,6 +105,10 @@ impl Lifecycle {
         };
         let id = build.id;
         self.announce(&build, stages).await?;
+        // A `destroyed` planned while this build was being recorded found no build to cancel.
+        if self.group_destroyed(trigger).await? {
+            self.cancel(&build, DESTROYED_GROUP_REASON).await?;
+        }
         // After the pending statuses are out: cancelling older builds must not delay them.
         if supersedes {
             self.supersede(&build).await;
@@ -118,15 +129,26 @@ impl Lifecycle {
     }
 
     /// Cancels the unfinished builds of a merge group GitHub destroyed
-    /// (merged, invalidated or dequeued): nothing will wait for them.
+    /// (merged, invalidated or dequeued): nothing will wait for them. The
+    /// group is marked first, so a build recorded after the look finds the
+    /// mark and cancels itself (and a late `checks_requested` builds nothing).
     async fn cancel_merge_group(&self, trigger: &Trigger) -> Result<(), StartError> {
         let commit = &trigger.commit;
+        self.store.mark_group_destroyed(trigger.repo.id, &commit.sha).await?;
         let builds = self.store.builds_page(trigger.repo.id, Some(&commit.git_ref), 0, MERGE_GROUP_SCAN).await?;
         for build in builds.iter().filter(|b| b.commit.event == commit.event && b.commit.sha == commit.sha && !b.status.is_done()) {
             tracing::info!(repo = %build.slug(), number = build.number, "cancelling the build of a destroyed merge group");
-            self.cancel(build, "the merge group was destroyed").await?;
+            self.cancel(build, DESTROYED_GROUP_REASON).await?;
         }
         Ok(())
+    }
+
+    /// Whether `trigger` builds a merge group GitHub has destroyed since.
+    async fn group_destroyed(&self, trigger: &Trigger) -> Result<bool, StartError> {
+        if trigger.commit.event != Event::MergeGroup {
+            return Ok(false);
+        }
+        Ok(self.store.is_group_destroyed(trigger.repo.id, &trigger.commit.sha).await?)
     }
 
     /// Records the build and its stages; returns them and whether the build
