@@ -82,6 +82,7 @@ async fn a_docs_only_change_skips_the_code_pipeline_with_a_skipped_check_and_run
     let build = ctx.expect_build_done(1).await;
     let stages: Vec<(String, &str)> = ctx.stages(&build).await.into_iter().map(|s| (s.name.clone(), s.status().as_str())).collect();
     assert_eq!(stages, [("docs".to_string(), "success"), ("code".to_string(), "skipped")]);
+    assert!(ctx.browser().build_page(1).await.text.contains("Not run: no changed file matches its paths."));
 }
 
 #[tokio::test]

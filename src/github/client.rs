@@ -319,8 +319,10 @@ impl GitHub {
 
     /// The files changed between `base` and `head` (three dots: since their
     /// merge base), a renamed file under both names; `None` when GitHub
-    /// cannot say them all: no such commits (404), an unrelated history
-    /// (404), or [`MAX_COMPARE_FILES`] files, where the list may be cut.
+    /// cannot say them all: no such commits or an unrelated history (404),
+    /// any other refusal (a diff too large to compute), or
+    /// [`MAX_COMPARE_FILES`] files, where the list may be cut. Only outages
+    /// are errors: a build must not be dropped for want of a file list.
     /// `per_page=1`: the files come on the first page whatever the page
     /// size, and the commits (up to 250 unpaged) are not wanted.
     pub async fn changed_files(
@@ -333,8 +335,11 @@ impl GitHub {
         let path = format!("/repos/{repo}/compare/{base}...{head}?per_page=1");
         let comparison: Comparison = match self.call(Credential::Installation(installation), Method::GET, &path, None, true).await {
             Ok(comparison) => comparison,
-            Err(GitHubError::Api { status: 404, .. }) => return Ok(None),
-            Err(e) => return Err(e),
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => {
+                tracing::info!(error = %e, "GitHub cannot list the changed files; paths conditions match");
+                return Ok(None);
+            }
         };
         if comparison.files.len() >= MAX_COMPARE_FILES {
             return Ok(None);
