@@ -65,8 +65,10 @@ enum Plan {
 impl Lifecycle {
     /// Starts (or resumes) the build of queue entry `entry`; safe to call
     /// again for the same entry. Returns the build, `None` when nothing is
-    /// to be built (another copy of the delivery is in flight, or no
-    /// pipeline matches).
+    /// to be built (another copy of the delivery is in flight, no pipeline
+    /// matches and none is to be reported skipped, the trigger is a merge
+    /// group's `destroyed`, which cancels its build, or that group was
+    /// destroyed already).
     pub async fn start(&self, entry: &EntryId, trigger: &Trigger, files: &RepoFiles) -> Result<Option<BuildId>, StartError> {
         if trigger.commit.ends_merge_group() {
             self.cancel_merge_group(trigger).await?;
