@@ -35,7 +35,7 @@ async fn run_pipeline(sandbox: &Sandbox, workspace: &std::path::Path, network: O
         (0..steps).map(|i| format!("- name: s{i}\n  commands: [\"true\"]\n")).collect::<String>()
     );
     let pipeline = parse(&yaml).unwrap().pipelines.remove(0);
-    let facts = Facts { event: "push", branch: "main", git_ref: "refs/heads/main", action: "", repo: "bench/steps" };
+    let facts = Facts { event: "push", branch: "main", git_ref: "refs/heads/main", action: "", repo: "bench/steps", changed: None };
     let cancel = CancellationToken::new();
     let started = Instant::now();
     let outcomes = schedule::execute(&pipeline.steps, &facts, &cancel, |i| {

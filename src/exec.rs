@@ -23,7 +23,7 @@ pub struct ExecOptions {
     pub dir: PathBuf,
     /// Run only this pipeline, whatever its trigger says.
     pub pipeline: Option<String>,
-    /// push, pull_request or tag.
+    /// push, pull_request, tag or merge_group.
     pub event: String,
     /// The branch (default: the checkout's current branch).
     pub branch: Option<String>,
@@ -57,7 +57,8 @@ fn local_build(options: &ExecOptions) -> anyhow::Result<BuildFacts> {
         "tag" => (Event::Tag, format!("refs/tags/{branch}")),
         "pull_request" => (Event::PullRequest, "refs/pull/0/head".to_string()),
         "push" => (Event::Push, format!("refs/heads/{branch}")),
-        other => bail!("--event must be push, pull_request or tag, not {other:?}"),
+        "merge_group" => (Event::MergeGroup, format!("refs/heads/gh-readonly-queue/{branch}/local")),
+        other => bail!("--event must be push, pull_request, tag or merge_group, not {other:?}"),
     };
     let commit = Commit {
         event,

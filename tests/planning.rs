@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::CheckRunState::{Failure, Queued};
+use support::CheckRunState::{Failure, Queued, Skipped};
 use support::{BuildCommit, ONE_ECHO_STEP, Scenario, StatusState, Webhook};
 
 #[tokio::test]
@@ -51,15 +51,19 @@ async fn a_fork_pull_request_is_reported_on_the_base_repository() {
 }
 
 #[tokio::test]
-async fn only_pipelines_whose_trigger_matches_are_planned() {
+async fn only_pipelines_whose_trigger_matches_are_planned_and_the_others_reported_skipped() {
     let ctx = Scenario::new().start().await;
     let config = "kind: pipeline\ntype: exec\nname: test\nsteps:\n- name: t\n  commands: [true]\n---\nkind: pipeline\ntype: exec\nname: deploy\ntrigger:\n  event: [push]\n  branch: [main]\nsteps:\n- name: d\n  commands: [true]\n";
 
     let sha = ctx.open_pr(3, "feature", &[(".drone.yml", config)]).await;
 
     ctx.expect_check_run(&sha, "test (pull_request)", Queued).await;
+    let deploy = ctx.expect_check_run(&sha, "deploy (pull_request)", Skipped).await;
+    assert_eq!(deploy.title.as_deref(), Some("Skipped: event `pull_request` does not match the trigger"));
+    let status = ctx.expect_status(&sha, "greenlight/deploy/pull_request", StatusState::Success).await;
+    assert_eq!(status.description, "skipped: event `pull_request` does not match the trigger");
     let names: Vec<String> = ctx.check_runs(&sha).into_iter().map(|c| c.name).collect();
-    assert_eq!(names, vec!["test (pull_request)"]);
+    assert_eq!(names, vec!["test (pull_request)", "deploy (pull_request)"]);
 }
 
 #[tokio::test]

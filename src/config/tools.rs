@@ -77,7 +77,7 @@ pub struct ExecArgs {
     /// Run only this pipeline (default: every pipeline whose trigger matches).
     #[arg(long)]
     pub pipeline: Option<String>,
-    /// The event to pretend: push, pull_request or tag.
+    /// The event to pretend: push, pull_request, tag or merge_group.
     #[arg(long, default_value = "push")]
     pub event: String,
     /// The branch to pretend (default: the checkout's current branch).

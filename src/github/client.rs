@@ -33,6 +33,12 @@ pub struct RepoPath {
     pub name: String,
 }
 
+impl From<&RepoRef> for RepoPath {
+    fn from(repo: &RepoRef) -> Self {
+        Self { owner: repo.owner.clone(), name: repo.name.clone() }
+    }
+}
+
 impl fmt::Display for RepoPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.owner, self.name)
@@ -125,6 +131,25 @@ struct Contents {
     #[serde(default)]
     encoding: String,
 }
+
+/// What greenlight reads of a comparison: its changed files.
+#[derive(Deserialize)]
+struct Comparison {
+    #[serde(default)]
+    files: Vec<ComparedFile>,
+}
+
+#[derive(Deserialize)]
+struct ComparedFile {
+    filename: String,
+    #[serde(default)]
+    previous_filename: Option<String>,
+}
+
+/// GitHub's compare lists at most 300 changed files for a whole comparison
+/// ("Compare two commits": "includes up to 300 changed files for the entire
+/// comparison"); a list that long may be cut, so it says nothing certain.
+pub const MAX_COMPARE_FILES: usize = 300;
 
 #[derive(Deserialize)]
 struct CheckRunList {
@@ -315,6 +340,37 @@ impl GitHub {
         let packed: String = contents.content.split_whitespace().collect();
         let bytes = base64::engine::general_purpose::STANDARD.decode(packed).map_err(|e| decode_error(e.to_string()))?;
         String::from_utf8(bytes).map(Some).map_err(|_| decode_error(format!("{file} is not UTF-8 text")))
+    }
+
+    /// The files changed between `base` and `head` (three dots: since their
+    /// merge base), a renamed file under both names; `None` when GitHub
+    /// cannot say them all: no such commits or an unrelated history (404),
+    /// any other refusal (a diff too large to compute), or
+    /// [`MAX_COMPARE_FILES`] files, where the list may be cut. Only outages
+    /// are errors: a build must not be dropped for want of a file list.
+    /// `per_page=1`: the files come on the first page whatever the page
+    /// size, and the commits (up to 250 unpaged) are not wanted.
+    pub async fn changed_files(
+        &self,
+        installation: InstallationId,
+        repo: &RepoPath,
+        base: &str,
+        head: &str,
+    ) -> Result<Option<Vec<String>>, GitHubError> {
+        let path = format!("/repos/{repo}/compare/{base}...{head}?per_page=1");
+        let comparison: Comparison = match self.call(Credential::Installation(installation), Method::GET, &path, None, true).await {
+            Ok(comparison) => comparison,
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => {
+                tracing::info!(error = %e, "GitHub cannot list the changed files; paths conditions match");
+                return Ok(None);
+            }
+        };
+        if comparison.files.len() >= MAX_COMPARE_FILES {
+            return Ok(None);
+        }
+        let names = comparison.files.into_iter().flat_map(|f| std::iter::once(f.filename).chain(f.previous_filename));
+        Ok(Some(names.collect()))
     }
 
     /// Sets one commit status of `sha` (one per pipeline and event);

@@ -1,5 +1,6 @@
 //! Narrow views of the GitHub client for the parts that need one thing of
-//! it: the planner reads pipeline files, the runner gets clone credentials.
+//! it: the planner reads pipeline files and changed files, the runner gets
+//! clone credentials.
 //! Neither can post a status or a check run; only `publish` does that.
 
 use super::{GitHub, GitHubError, RepoPath};
@@ -21,8 +22,19 @@ impl RepoFiles {
 
     /// The text of `path` at `sha`, or `None` when the commit has no such file.
     pub async fn read(&self, installation: InstallationId, repo: &RepoRef, path: &str, sha: &Sha) -> Result<Option<String>, GitHubError> {
-        let route = RepoPath { owner: repo.owner.clone(), name: repo.name.clone() };
-        self.github.file_at(installation, &route, path, &sha.0).await
+        self.github.file_at(installation, &RepoPath::from(repo), path, &sha.0).await
+    }
+
+    /// The files changed from `base` to `head` (for `paths` conditions), or
+    /// `None` when GitHub cannot say them all.
+    pub async fn changed(
+        &self,
+        installation: InstallationId,
+        repo: &RepoRef,
+        base: &str,
+        head: &Sha,
+    ) -> Result<Option<Vec<String>>, GitHubError> {
+        self.github.changed_files(installation, &RepoPath::from(repo), base, &head.0).await
     }
 }
 

@@ -3,17 +3,29 @@
 //! announced (pending statuses, queued check runs, stage jobs) as far as
 //! it had not been, so a planner that crashed or met a GitHub outage resumes
 //! without a second build or a second check run.
+//!
+//! A pipeline its trigger filters out is a stage too, recorded skipped with
+//! the reason and announced as a `skipped` check run and a `success` status
+//! (unless `greenlight: {report_skipped: false}`): a branch protection rule
+//! that requires it then never waits for a report that will not come.
 
 use super::Lifecycle;
 use crate::github::{GitHubError, RepoFiles};
 use crate::ids::{BuildId, DeliveryId, EntryId, StageId};
-use crate::model::{Build, Commit, Repo, RerunRequest, RerunTarget, Stage, StageState, Status, StepRecord, Trigger};
-use crate::pipeline::{self, Pipeline};
+use crate::model::{Build, Commit, Event, Repo, RerunRequest, RerunTarget, Stage, StageState, Status, StepRecord, Trigger};
+use crate::pipeline::{self, Pipeline, Selection};
 use crate::publish::CONFIG_CHECK;
 use crate::store::{Claim, Store, StoreError, StoreResult};
 
 /// How many recent builds of a repository a check suite rerun looks through.
 const RERUN_SCAN: usize = 100;
+
+/// Why a destroyed merge group's build is cancelled (its check runs say so).
+const DESTROYED_GROUP_REASON: &str = "the merge group was destroyed";
+
+/// How many builds of a merge group's ref a `destroyed` looks through: one
+/// normally (each group has a ref of its own), a few after redeliveries.
+const MERGE_GROUP_SCAN: usize = 10;
 
 /// Why starting a build stopped before it was done.
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +55,9 @@ impl StartError {
 
 /// What `.drone.yml` says to build for a trigger.
 enum Plan {
-    /// These pipelines (at least one); `auto_cancel` from the file's settings.
-    Pipelines { pipelines: Vec<Pipeline>, auto_cancel: bool },
+    /// These pipelines to run and to report skipped (at least one of
+    /// either); `auto_cancel` from the file's settings.
+    Pipelines { selection: Selection, auto_cancel: bool },
     /// The file is missing or invalid: an errored build saying why.
     Invalid(String),
 }
@@ -52,9 +65,19 @@ enum Plan {
 impl Lifecycle {
     /// Starts (or resumes) the build of queue entry `entry`; safe to call
     /// again for the same entry. Returns the build, `None` when nothing is
-    /// to be built (another copy of the delivery is in flight, or no
-    /// pipeline matches).
+    /// to be built (another copy of the delivery is in flight, no pipeline
+    /// matches and none is to be reported skipped, the trigger is a merge
+    /// group's `destroyed`, which cancels its build, or that group was
+    /// destroyed already).
     pub async fn start(&self, entry: &EntryId, trigger: &Trigger, files: &RepoFiles) -> Result<Option<BuildId>, StartError> {
+        if trigger.commit.ends_merge_group() {
+            self.cancel_merge_group(trigger).await?;
+            return Ok(None);
+        }
+        if self.group_destroyed(trigger).await? {
+            tracing::info!(repo = %trigger.repo.slug(), sha = %trigger.commit.sha, "the merge group was destroyed before its build started; nothing to do");
+            return Ok(None);
+        }
         // Claimed first: a copy of a delivery still in flight costs nothing more.
         if let Claim::InFlight(other) = self.store.claim_delivery(&trigger.delivery, entry).await? {
             tracing::info!(delivery = %trigger.delivery, earlier = %other, "a copy of this delivery is still queued or running; nothing to do");
@@ -84,6 +107,10 @@ impl Lifecycle {
         };
         let id = build.id;
         self.announce(&build, stages).await?;
+        // A `destroyed` planned while this build was being recorded found no build to cancel.
+        if self.group_destroyed(trigger).await? {
+            self.cancel(&build, DESTROYED_GROUP_REASON).await?;
+        }
         // After the pending statuses are out: cancelling older builds must not delay them.
         if supersedes {
             self.supersede(&build).await;
@@ -103,6 +130,29 @@ impl Lifecycle {
         }
     }
 
+    /// Cancels the unfinished builds of a merge group GitHub destroyed
+    /// (merged, invalidated or dequeued): nothing will wait for them. The
+    /// group is marked first, so a build recorded after the look finds the
+    /// mark and cancels itself (and a late `checks_requested` builds nothing).
+    async fn cancel_merge_group(&self, trigger: &Trigger) -> Result<(), StartError> {
+        let commit = &trigger.commit;
+        self.store.mark_group_destroyed(trigger.repo.id, &commit.sha).await?;
+        let builds = self.store.builds_page(trigger.repo.id, Some(&commit.git_ref), 0, MERGE_GROUP_SCAN).await?;
+        for build in builds.iter().filter(|b| b.commit.event == commit.event && b.commit.sha == commit.sha && !b.status.is_done()) {
+            tracing::info!(repo = %build.slug(), number = build.number, "cancelling the build of a destroyed merge group");
+            self.cancel(build, DESTROYED_GROUP_REASON).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `trigger` builds a merge group GitHub has destroyed since.
+    async fn group_destroyed(&self, trigger: &Trigger) -> Result<bool, StartError> {
+        if trigger.commit.event != Event::MergeGroup {
+            return Ok(false);
+        }
+        Ok(self.store.is_group_destroyed(trigger.repo.id, &trigger.commit.sha).await?)
+    }
+
     /// Records the build and its stages; returns them and whether the build
     /// supersedes older ones of its lane.
     async fn record(&self, entry: &EntryId, trigger: &Trigger, repo: &Repo, plan: Plan) -> StoreResult<(Build, Vec<Stage>, bool)> {
@@ -111,8 +161,9 @@ impl Lifecycle {
         let (id, number) = self.store.allocate_build(entry, repo.info.id).await?;
         let now = self.now();
         let (status, error, auto_cancel, stages) = match plan {
-            Plan::Pipelines { pipelines, auto_cancel } => {
-                let stages = self.new_stages(id, trigger, pipelines, blocked).await?;
+            Plan::Pipelines { selection, auto_cancel } => {
+                let blocked = blocked && !selection.run.is_empty();
+                let stages = self.new_stages(id, trigger, selection, blocked).await?;
                 (if blocked { Status::Blocked } else { Status::Pending }, String::new(), auto_cancel, stages)
             }
             Plan::Invalid(message) => (Status::Error, message, false, Vec::new()),
@@ -143,39 +194,48 @@ impl Lifecycle {
         Ok((build, stages, supersedes))
     }
 
-    /// One stage per pipeline, each with its step records (the clone first).
-    async fn new_stages(&self, build: BuildId, trigger: &Trigger, pipelines: Vec<Pipeline>, blocked: bool) -> StoreResult<Vec<Stage>> {
+    /// One stage per pipeline, each with its step records (the clone
+    /// first); the pipelines filtered out after those that run, skipped.
+    async fn new_stages(&self, build: BuildId, trigger: &Trigger, selection: Selection, blocked: bool) -> StoreResult<Vec<Stage>> {
         let now = self.now();
+        let runs = selection.run.into_iter().map(|p| (p, String::new()));
+        let pipelines: Vec<(Pipeline, String)> = runs.chain(selection.skipped).collect();
         let first_stage = self.store.allocate_ids("stage", pipelines.len().max(1)).await?;
-        let step_count: usize = pipelines.iter().map(|p| p.steps.len() + 1).sum();
+        let step_count: usize = pipelines.iter().map(|(p, _)| p.steps.len() + 1).sum();
         let mut next_step = self.store.allocate_ids("step", step_count.max(1)).await?;
         let mut stages = Vec::with_capacity(pipelines.len());
-        for (i, pipeline) in pipelines.into_iter().enumerate() {
-            let steps = step_records(&pipeline, next_step);
+        for (i, (pipeline, filtered_out)) in pipelines.into_iter().enumerate() {
+            let mut steps = step_records(&pipeline, next_step);
             next_step += steps.len() as i64;
+            let skipped = !filtered_out.is_empty();
+            if skipped {
+                steps.iter_mut().for_each(|s| s.status = Status::Skipped);
+            }
             stages.push(Stage {
                 id: StageId(first_stage + i as i64),
                 repo_id: trigger.repo.id,
                 build_id: build,
                 number: i as i64 + 1,
                 name: pipeline.name.clone(),
-                state: match (blocked, pipeline.depends_on.is_empty()) {
-                    (true, _) => StageState::Blocked,
-                    (false, true) => StageState::Pending { approved: false, queued: false },
-                    (false, false) => StageState::Waiting { approved: false },
+                state: match (skipped, blocked, pipeline.depends_on.is_empty()) {
+                    (true, _, _) => StageState::Done { status: Status::Skipped, published: false },
+                    (false, true, _) => StageState::Blocked,
+                    (false, false, true) => StageState::Pending { approved: false, queued: false },
+                    (false, false, false) => StageState::Waiting { approved: false },
                 },
                 error: String::new(),
                 exit_code: 0,
                 machine: String::new(),
-                started: 0,
-                stopped: 0,
+                started: if skipped { now } else { 0 },
+                stopped: if skipped { now } else { 0 },
                 created: now,
                 updated: now,
                 version: 1,
-                depends_on: pipeline.depends_on.clone(),
+                depends_on: if skipped { Vec::new() } else { pipeline.depends_on.clone() },
                 steps,
                 pipeline,
                 check_run: None,
+                filtered_out,
                 attempt: 0,
             });
         }
@@ -190,6 +250,10 @@ impl Lifecycle {
             return Ok(());
         }
         for mut stage in stages {
+            if stage.is_filtered_out() {
+                self.announce_filtered_out(build, stage).await?;
+                continue;
+            }
             if stage.check_run.is_none() {
                 let id = self.publisher.stage_planned(build, &stage).await?;
                 // Only the id: a resumed planning's copy may be older than what a worker wrote since.
@@ -203,6 +267,27 @@ impl Lifecycle {
                 self.queue_stage(build, &mut stage).await?;
             }
         }
+        Ok(())
+    }
+
+    /// Reports a stage its trigger filtered out (a `skipped` check run, a
+    /// `success` status) unless it was, and counts it done: a build of
+    /// filtered-out stages only is complete once they are reported.
+    async fn announce_filtered_out(&self, build: &Build, stage: Stage) -> Result<(), StartError> {
+        if stage.check_run.is_none() {
+            let id = self.publisher.stage_filtered_out(build, &stage, self.clock.now()).await?;
+            self.store
+                .update_stage(stage.id, |current| {
+                    let first = current.check_run.is_none();
+                    if first {
+                        current.check_run = Some(id);
+                        current.state = StageState::Done { status: Status::Skipped, published: true };
+                    }
+                    first
+                })
+                .await?;
+        }
+        self.settle(build, stage.id).await?;
         Ok(())
     }
 
@@ -242,15 +327,26 @@ async fn read_plan(trigger: &Trigger, files: &RepoFiles) -> Result<Option<Plan>,
         Err(message) => return Ok(Some(Plan::Invalid(message))),
     };
     let slug = trigger.repo.slug();
-    let mut chosen = config.matching(&trigger.commit.facts(&slug));
+    let changed = match (config.uses_paths(), trigger.commit.compare_base()) {
+        (true, Some(base)) => files.changed(trigger.installation, &trigger.repo, base, &trigger.commit.sha).await?,
+        _ => None,
+    };
+    let facts = pipeline::Facts { changed: changed.as_deref(), ..trigger.commit.facts(&slug) };
+    let mut selection = config.select(&facts);
+    if !config.settings.report_skipped {
+        selection.skipped.clear();
+    }
     if !trigger.only_pipelines.is_empty() {
-        chosen.retain(|p| trigger.only_pipelines.contains(&p.name));
-        let names: Vec<String> = chosen.iter().map(|p| p.name.clone()).collect();
-        for p in &mut chosen {
+        let only = |name: &String| trigger.only_pipelines.contains(name);
+        selection.run.retain(|p| only(&p.name));
+        selection.skipped.retain(|(p, _)| only(&p.name));
+        let names: Vec<String> = selection.run.iter().map(|p| p.name.clone()).collect();
+        for p in &mut selection.run {
             p.depends_on.retain(|d| names.contains(d));
         }
     }
-    Ok((!chosen.is_empty()).then_some(Plan::Pipelines { pipelines: chosen, auto_cancel: config.settings.auto_cancel }))
+    let nothing = selection.run.is_empty() && selection.skipped.is_empty();
+    Ok((!nothing).then_some(Plan::Pipelines { selection, auto_cancel: config.settings.auto_cancel }))
 }
 
 /// Reads `.drone.yml` on a task of its own: the planner plans a batch of

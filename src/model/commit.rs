@@ -19,16 +19,30 @@ pub enum Event {
     PullRequest,
     /// A tag push.
     Tag,
+    /// A merge queue asking for checks on a merge group's head commit.
+    MergeGroup,
 }
 
 impl Event {
-    /// The name Drone uses (`push`, `pull_request`, `tag`), also the last
-    /// part of every status context and check run name.
+    /// The name Drone uses (`push`, `pull_request`, `tag`, `merge_group`):
+    /// what `trigger: event` and `when: event` match and `DRONE_BUILD_EVENT` says.
     pub fn as_str(self) -> &'static str {
         match self {
             Event::Push => "push",
             Event::PullRequest => "pull_request",
             Event::Tag => "tag",
+            Event::MergeGroup => "merge_group",
+        }
+    }
+
+    /// The last part of every status context and check run name. A merge
+    /// group reports under the pull request's names: GitHub matches required
+    /// checks by name, so one branch protection rule then covers both the
+    /// pull request and the merge queue.
+    pub fn reported_as(self) -> &'static str {
+        match self {
+            Event::MergeGroup => Event::PullRequest.as_str(),
+            other => other.as_str(),
         }
     }
 }
@@ -49,13 +63,13 @@ pub struct Author {
 /// The commit a build runs and the event that asked for it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Commit {
-    /// push, pull_request or tag: decides triggers, lanes and status contexts.
+    /// push, pull_request, tag or merge_group: decides triggers, lanes and status contexts.
     pub event: Event,
     /// Drone's action: `opened`, `synchronized`, `reopened`, `create` (tags) or empty.
     pub action: String,
     /// The commit to build (the pull request's head, possibly in a fork).
     pub sha: Sha,
-    /// The previous sha (push `before`, the pull request's base sha).
+    /// The previous sha (push `before`, the pull request's or merge group's base sha).
     pub before: String,
     /// The full git ref (`refs/heads/…`, `refs/pull/N/head`, `refs/tags/…`).
     pub git_ref: String,
@@ -83,6 +97,11 @@ pub struct Commit {
     pub sender: String,
 }
 
+/// The action of a merge group trigger that builds nothing: GitHub
+/// destroyed the group (merged, invalidated or dequeued), so its build is
+/// cancelled.
+pub const MERGE_GROUP_DESTROYED: &str = "destroyed";
+
 /// Drone truncates commit messages to 2,000 characters; so do we, to keep the
 /// queued record compact.
 pub const MAX_MESSAGE_CHARS: usize = 2000;
@@ -95,8 +114,24 @@ impl Commit {
     }
 
     /// What `trigger` and `when` conditions match this commit against, in repository `slug`.
+    /// The changed files are not known here (see [`Facts::changed`]).
     pub fn facts<'a>(&'a self, slug: &'a str) -> Facts<'a> {
-        Facts { event: self.event.as_str(), branch: &self.target, git_ref: &self.git_ref, action: &self.action, repo: slug }
+        Facts { event: self.event.as_str(), branch: &self.target, git_ref: &self.git_ref, action: &self.action, repo: slug, changed: None }
+    }
+
+    /// The commit the changed files are counted from: the push's `before`,
+    /// the pull request's or merge group's base; `None` when there is none
+    /// (a new branch or tag: `before` is all zeros) or it is not a hex sha
+    /// (it goes into a URL path).
+    pub fn compare_base(&self) -> Option<&str> {
+        let before = self.before.as_str();
+        let sha = !before.is_empty() && before.bytes().all(|b| b.is_ascii_hexdigit());
+        (sha && !before.bytes().all(|b| b == b'0')).then_some(before)
+    }
+
+    /// Whether this asks to cancel a merge group's build rather than start one.
+    pub fn ends_merge_group(&self) -> bool {
+        self.event == Event::MergeGroup && self.action == MERGE_GROUP_DESTROYED
     }
 
     /// Whether `other` is built in the same auto-cancel lane: the same pull
@@ -120,6 +155,15 @@ pub fn truncate_chars(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_real_before_sha_is_compared_from() {
+        let commit = |before: &str| Commit { before: before.to_string(), ..Commit::default() };
+        assert_eq!(commit(&"a1".repeat(20)).compare_base(), Some("a1".repeat(20).as_str()));
+        assert_eq!(commit(&"0".repeat(40)).compare_base(), None);
+        assert_eq!(commit("").compare_base(), None);
+        assert_eq!(commit("main/../x?y").compare_base(), None);
+    }
 
     #[test]
     fn messages_are_cut_on_char_boundaries() {

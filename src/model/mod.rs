@@ -9,7 +9,7 @@ mod stage;
 mod trigger;
 
 pub use build::{Build, Status};
-pub use commit::{Author, Commit, Event, MAX_MESSAGE_CHARS, truncate_chars};
+pub use commit::{Author, Commit, Event, MAX_MESSAGE_CHARS, MERGE_GROUP_DESTROYED, truncate_chars};
 pub use repo::{InstallationChange, InstalledRepo, Repo, RepoRef};
 pub use stage::{Stage, StageJob, StageState, StepRecord};
 pub use trigger::{RerunRequest, RerunTarget, Trigger};

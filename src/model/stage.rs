@@ -131,6 +131,10 @@ pub struct Stage {
     pub pipeline: Pipeline,
     /// The check run that shows it on GitHub (set once, at planning).
     pub check_run: Option<CheckRunId>,
+    /// Why its pipeline's trigger filtered it out (one line), for a stage
+    /// recorded as skipped at planning; empty for every other stage.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub filtered_out: String,
     /// How many times a worker began it (a takeover or a hand back begins it
     /// again): the token of the current run, so that a stalled worker's late
     /// writes are told from the current run's.
@@ -142,6 +146,11 @@ impl Stage {
     /// Drone's status of the stage.
     pub fn status(&self) -> Status {
         self.state.status()
+    }
+
+    /// Whether its trigger filtered it out at planning.
+    pub fn is_filtered_out(&self) -> bool {
+        !self.filtered_out.is_empty()
     }
 }
 

@@ -1,5 +1,12 @@
 //! Drone's `trigger` and `when` conditions: each is a string, a list, or
 //! `{include, exclude}` of glob patterns, and all listed conditions must match.
+//!
+//! `paths` is the condition of Drone's paths extension (meltwater's
+//! drone-convert-pathschanged): it matches when any changed file is not
+//! excluded and is included (or there is no include list), with the same
+//! globs as the other conditions (`*` stops at `/`, `**` crosses it). When
+//! the changed files are not known it matches: a pipeline runs rather than
+//! being skipped on a guess.
 
 use serde::{Deserialize, Serialize};
 
@@ -87,12 +94,15 @@ pub struct Conditions {
     /// pipelines depended on) is passing.
     #[serde(default)]
     pub status: Condition,
+    /// Changed files (Drone's paths extension), e.g. `{include: [docs/**]}`.
+    #[serde(default)]
+    pub paths: Condition,
 }
 
 /// The facts of a build that conditions are matched against.
 #[derive(Debug, Clone, Copy)]
 pub struct Facts<'a> {
-    /// push, pull_request or tag.
+    /// push, pull_request, tag or merge_group.
     pub event: &'a str,
     /// Target branch (empty for tags).
     pub branch: &'a str,
@@ -102,16 +112,56 @@ pub struct Facts<'a> {
     pub action: &'a str,
     /// `owner/name`.
     pub repo: &'a str,
+    /// The files the build's changes touch, when GitHub said (`None`: not
+    /// known, so `paths` conditions match).
+    pub changed: Option<&'a [String]>,
 }
 
 impl Conditions {
     /// Whether every condition other than `status` matches.
     pub fn matches(&self, facts: &Facts<'_>) -> bool {
-        self.event.matches(facts.event)
-            && (self.branch.is_empty() || (!facts.branch.is_empty() && self.branch.matches(facts.branch)))
-            && self.git_ref.matches(facts.git_ref)
-            && self.action.matches(facts.action)
-            && self.repo.matches(facts.repo)
+        self.mismatch(facts).is_none()
+    }
+
+    /// The first condition other than `status` that does not match, as the
+    /// one line a skipped pipeline's check run and status show; `None`
+    /// when all match.
+    pub fn mismatch(&self, facts: &Facts<'_>) -> Option<String> {
+        let differs = |key: &str, value: &str| Some(format!("{key} `{value}` does not match the trigger"));
+        if !self.event.matches(facts.event) {
+            return differs("event", facts.event);
+        }
+        if !self.branch.is_empty() && (facts.branch.is_empty() || !self.branch.matches(facts.branch)) {
+            return if facts.branch.is_empty() {
+                Some("a tag has no branch to match".to_string())
+            } else {
+                differs("branch", facts.branch)
+            };
+        }
+        if !self.git_ref.matches(facts.git_ref) {
+            return differs("ref", facts.git_ref);
+        }
+        if !self.action.matches(facts.action) {
+            return differs("action", facts.action);
+        }
+        if !self.repo.matches(facts.repo) {
+            return differs("repo", facts.repo);
+        }
+        if !self.paths_match(facts.changed) {
+            return Some("no changed file matches its paths".to_string());
+        }
+        None
+    }
+
+    /// Whether the `paths` condition admits these changed files: any file
+    /// not excluded and included; always when there is no condition or the
+    /// files are not known (or none: an empty change, where Drone's paths
+    /// extension runs everything too).
+    pub fn paths_match(&self, changed: Option<&[String]>) -> bool {
+        match changed {
+            Some(files) if !self.paths.is_empty() && !files.is_empty() => files.iter().any(|f| self.paths.matches(f)),
+            _ => true,
+        }
     }
 
     /// Whether the `status` condition admits running when the stage is
@@ -130,7 +180,11 @@ mod tests {
     use super::*;
 
     fn facts<'a>(event: &'a str, branch: &'a str, git_ref: &'a str) -> Facts<'a> {
-        Facts { event, branch, git_ref, action: "", repo: "acme/widget" }
+        Facts { event, branch, git_ref, action: "", repo: "acme/widget", changed: None }
+    }
+
+    fn changed(files: &[&str]) -> Vec<String> {
+        files.iter().map(|f| f.to_string()).collect()
     }
 
     fn cond(yaml: &str) -> Conditions {
@@ -169,5 +223,37 @@ mod tests {
         assert!(cond("status: [failure]").admits_status(true));
         assert!(!cond("status: [failure]").admits_status(false));
         assert!(cond("status: [success, failure]").admits_status(true));
+    }
+
+    #[test]
+    fn paths_match_when_any_changed_file_is_included_and_not_excluded() {
+        let docs = cond("paths: {include: [\"docs/**\", \"*.md\"], exclude: [docs/drafts/**]}");
+        let with = |files: &[&str]| docs.paths_match(Some(&changed(files)));
+        assert!(with(&["docs/guide/install.md"]));
+        assert!(with(&["README.md", "src/main.rs"]));
+        assert!(!with(&["src/main.rs", "src/lib/README.md"]), "`*` does not cross a slash");
+        assert!(!with(&["docs/drafts/next.md"]));
+        assert!(with(&["docs/drafts/next.md", "docs/index.md"]));
+        let code = cond("paths: {exclude: [\"docs/**\"]}");
+        assert!(!code.paths_match(Some(&changed(&["docs/a.md", "docs/b/c.md"]))));
+        assert!(code.paths_match(Some(&changed(&["docs/a.md", "src/lib.rs"]))));
+    }
+
+    #[test]
+    fn unknown_or_empty_changes_run_the_pipeline() {
+        let docs = cond("paths: [\"docs/**\"]");
+        assert!(docs.paths_match(None));
+        assert!(docs.paths_match(Some(&[])));
+        assert!(cond("{}").paths_match(Some(&changed(&["src/lib.rs"]))));
+    }
+
+    #[test]
+    fn a_mismatch_names_the_condition() {
+        let mut f = facts("merge_group", "main", "refs/heads/gh-readonly-queue/main/pr-1-abc");
+        assert_eq!(cond("event: [push]").mismatch(&f).unwrap(), "event `merge_group` does not match the trigger");
+        let files = changed(&["src/lib.rs"]);
+        f.changed = Some(&files);
+        assert_eq!(cond("paths: [docs/**]").mismatch(&f).unwrap(), "no changed file matches its paths");
+        assert_eq!(cond("paths: [src/**]").mismatch(&f), None);
     }
 }

@@ -49,6 +49,10 @@ pub struct Step {
     pub depends_on: Vec<String>,
     /// `failure: ignore`: a failure does not fail the stage.
     pub ignore_failure: bool,
+    /// Its `when: paths` rules it out: decided when the build was planned,
+    /// the one time greenlight asks GitHub which files changed.
+    #[serde(default)]
+    pub paths_ruled_out: bool,
 }
 
 /// One `kind: pipeline` document.
@@ -95,12 +99,24 @@ impl Pipeline {
 pub struct Settings {
     /// Cancel older builds of the same branch or pull request (default on).
     pub auto_cancel: bool,
+    /// Report a pipeline its trigger filters out as a `skipped` check run and
+    /// a `success` status (default on), so a required check never waits.
+    pub report_skipped: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { auto_cancel: true }
+        Self { auto_cancel: true, report_skipped: true }
     }
+}
+
+/// What `.drone.yml` says to do for one commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// The pipelines to run, in file order.
+    pub run: Vec<Pipeline>,
+    /// The pipelines filtered out, each with the one-line reason.
+    pub skipped: Vec<(Pipeline, String)>,
 }
 
 /// A parsed `.drone.yml`.
@@ -116,15 +132,34 @@ impl Config {
     /// The pipelines whose `trigger` matches, in file order. A pipeline that
     /// depends on one that does not run has that dependency dropped, as Drone does.
     pub fn matching(&self, facts: &Facts<'_>) -> Vec<Pipeline> {
-        let chosen: Vec<Pipeline> = self.pipelines.iter().filter(|p| p.trigger.matches(facts)).cloned().collect();
-        let names: Vec<String> = chosen.iter().map(|p| p.name.clone()).collect();
-        chosen
-            .into_iter()
-            .map(|mut p| {
-                p.depends_on.retain(|d| names.contains(d));
-                p
-            })
-            .collect()
+        self.select(facts).run
+    }
+
+    /// The pipelines whose `trigger` matches (as [`Config::matching`]),
+    /// their steps' `when: paths` decided against `facts.changed`, and
+    /// those filtered out with why.
+    pub fn select(&self, facts: &Facts<'_>) -> Selection {
+        let mut selection = Selection { run: Vec::new(), skipped: Vec::new() };
+        for pipeline in &self.pipelines {
+            match pipeline.trigger.mismatch(facts) {
+                Some(reason) => selection.skipped.push((pipeline.clone(), reason)),
+                None => selection.run.push(pipeline.clone()),
+            }
+        }
+        let names: Vec<String> = selection.run.iter().map(|p| p.name.clone()).collect();
+        for p in &mut selection.run {
+            p.depends_on.retain(|d| names.contains(d));
+            for step in &mut p.steps {
+                step.paths_ruled_out = !step.when.paths_match(facts.changed);
+            }
+        }
+        selection
+    }
+
+    /// Whether any trigger or step has a `paths` condition, so the changed
+    /// files are worth asking GitHub for.
+    pub fn uses_paths(&self) -> bool {
+        self.pipelines.iter().any(|p| !p.trigger.paths.is_empty() || p.steps.iter().any(|s| !s.when.paths.is_empty()))
     }
 }
 

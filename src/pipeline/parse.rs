@@ -85,6 +85,8 @@ struct GreenlightKey {
     step_timeout: Option<String>,
     #[serde(default)]
     auto_cancel: Option<bool>,
+    #[serde(default)]
+    report_skipped: Option<bool>,
 }
 
 /// Parses `90s`, `10m`, `1h`, `1h30m`.
@@ -298,7 +300,7 @@ fn check_runs_here(text: &str, start: usize, raw: &RawDocument) -> Result<(), Pa
     Ok(())
 }
 
-/// Reads the `greenlight:` key: `auto_cancel` goes into `settings`; the
+/// Reads the `greenlight:` key: `auto_cancel` and `report_skipped` go into `settings`; the
 /// step timeout it sets (or the default) is returned for the pipeline.
 fn apply_greenlight_key(text: &str, start: usize, key: Option<&GreenlightKey>, settings: &mut Settings) -> Result<Duration, ParseError> {
     let mut step_timeout = DEFAULT_STEP_TIMEOUT;
@@ -308,6 +310,9 @@ fn apply_greenlight_key(text: &str, start: usize, key: Option<&GreenlightKey>, s
     }
     if let Some(auto_cancel) = key.and_then(|g| g.auto_cancel) {
         settings.auto_cancel = auto_cancel;
+    }
+    if let Some(report_skipped) = key.and_then(|g| g.report_skipped) {
+        settings.report_skipped = report_skipped;
     }
     Ok(step_timeout)
 }
@@ -364,6 +369,7 @@ fn steps_of(text: &str, start: usize, pipeline: &str, raw_steps: Vec<RawStep>) -
             commands: step.commands,
             when: step.when,
             depends_on: step.depends_on,
+            paths_ruled_out: false,
         });
     }
     Ok(steps)

@@ -7,7 +7,7 @@ use crate::github::types::{
 };
 use crate::github::{GitHub, GitHubError, RepoPath};
 use crate::ids::CheckRunId;
-use crate::model::{Build, Stage, StageState, Status};
+use crate::model::{Build, Event, Stage, StageState, Status};
 use crate::secrets::Masker;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -36,9 +36,23 @@ pub fn check_name(pipeline: &str, event: &str) -> String {
     format!("{pipeline} ({event})")
 }
 
+/// What a description of a skipped pipeline starts with: commit statuses
+/// have no skipped state, so it is a `success` that says so.
+pub const SKIPPED_PREFIX: &str = "skipped: ";
+
+/// The line every check run of a merge group build starts its summary
+/// with: it carries the pull request's name, but built the queue's commit.
+pub const MERGE_GROUP_NOTE: &str =
+    "This is a merge group build: the merge queue's commit, checked under the pull request's name so one required check covers both.";
+
+/// The summary lines a build's event adds to each of its check runs.
+fn event_notes(build: &Build) -> Vec<String> {
+    if build.commit.event == Event::MergeGroup { vec![MERGE_GROUP_NOTE.to_string()] } else { Vec::new() }
+}
+
 /// The repository route of a build.
 pub fn repo_path(build: &Build) -> RepoPath {
-    RepoPath { owner: build.repo.owner.clone(), name: build.repo.name.clone() }
+    RepoPath::from(&build.repo)
 }
 
 impl Publisher {
@@ -58,7 +72,7 @@ impl Publisher {
             state,
             target_url: self.build_url(build),
             description: truncate_chars_ellipsis(description, MAX_STATUS_DESCRIPTION_CHARS),
-            context: status_context(pipeline, build.commit.event.as_str()),
+            context: status_context(pipeline, build.commit.event.reported_as()),
         };
         self.github.create_status(build.installation, &repo_path(build), &build.commit.sha.0, &body).await
     }
@@ -75,12 +89,41 @@ impl Publisher {
         };
         self.status(build, &stage.name, StatusState::Pending, &format!("Build #{} is pending: {waiting}", build.number)).await?;
         let run = CheckRunBody {
-            name: Some(check_name(&stage.name, build.commit.event.as_str())),
+            name: Some(check_name(&stage.name, build.commit.event.reported_as())),
             head_sha: Some(build.commit.sha.0.clone()),
             details_url: Some(self.build_url(build)),
             external_id: Some(build.id.to_string()),
             status: Some(CheckStatus::Queued),
             ..CheckRunBody::default()
+        };
+        self.github.create_check_run(build.installation, &repo_path(build), &run).await
+    }
+
+    /// Reports a pipeline its trigger filtered out: a `success` status whose
+    /// description starts with [`SKIPPED_PREFIX`] and a check run concluded
+    /// `skipped` with the reason, both of which satisfy a required check.
+    /// Returns the check run's id.
+    pub async fn stage_filtered_out(&self, build: &Build, stage: &Stage, now: DateTime<Utc>) -> Result<CheckRunId, GitHubError> {
+        let reason = &stage.filtered_out;
+        self.status(build, &stage.name, StatusState::Success, &format!("{SKIPPED_PREFIX}{reason}")).await?;
+        let mut summary = event_notes(build);
+        summary.push(format!("Build #{} did not run this pipeline: {reason}.", build.number));
+        let run = CheckRunBody {
+            name: Some(check_name(&stage.name, build.commit.event.reported_as())),
+            head_sha: Some(build.commit.sha.0.clone()),
+            details_url: Some(self.build_url(build)),
+            external_id: Some(build.id.to_string()),
+            status: Some(CheckStatus::Completed),
+            conclusion: Some(Conclusion::Skipped),
+            started_at: Some(now),
+            completed_at: Some(now),
+            output: Some(Output {
+                title: truncate_chars_ellipsis(&format!("Skipped: {reason}"), MAX_STATUS_DESCRIPTION_CHARS),
+                summary: truncate_bytes(&summary.join("\n\n"), MAX_OUTPUT_BYTES).to_string(),
+                text: None,
+                annotations: Vec::new(),
+            }),
+            actions: None,
         };
         self.github.create_check_run(build.installation, &repo_path(build), &run).await
     }
@@ -96,7 +139,7 @@ impl Publisher {
             build.error
         );
         let run = CheckRunBody {
-            name: Some(check_name(CONFIG_CHECK, build.commit.event.as_str())),
+            name: Some(check_name(CONFIG_CHECK, build.commit.event.reported_as())),
             head_sha: Some(build.commit.sha.0.clone()),
             details_url: Some(self.build_url(build)),
             external_id: Some(build.id.to_string()),
@@ -165,7 +208,8 @@ impl Publisher {
             .failed_step
             .as_ref()
             .map(|step| shown(&report::failure_text(step, &finish.tail, &format!("{url}#stage-{}", stage.number))));
-        let (title, summary) = (shown(&report::title(stage)), shown(&report::summary(stage, &finish.caveats, &finish.notes)));
+        let notes: Vec<String> = event_notes(build).into_iter().chain(finish.notes.iter().cloned()).collect();
+        let (title, summary) = (shown(&report::title(stage)), shown(&report::summary(stage, &finish.caveats, &notes)));
         let now = finish.completed;
         let run = CheckRunBody {
             status: Some(CheckStatus::Completed),

@@ -71,7 +71,8 @@ where
                 started[i] = true;
                 changed = true;
                 let when = &steps[i].when;
-                if cancel.is_cancelled() || stopped || !when.matches(facts) || !when.admits_status(failing) {
+                let ruled_out = steps[i].paths_ruled_out || !when.matches(facts);
+                if cancel.is_cancelled() || stopped || ruled_out || !when.admits_status(failing) {
                     outcomes[i] = Some(Outcome::skipped());
                     continue;
                 }
@@ -109,7 +110,7 @@ mod tests {
     use std::sync::Mutex;
 
     fn facts() -> Facts<'static> {
-        Facts { event: "push", branch: "main", git_ref: "refs/heads/main", action: "", repo: "acme/widget" }
+        Facts { event: "push", branch: "main", git_ref: "refs/heads/main", action: "", repo: "acme/widget", changed: None }
     }
 
     fn outcome(status: Status, exit_code: i64) -> Outcome {
@@ -118,8 +119,13 @@ mod tests {
 
     /// Runs a pipeline whose steps "exit" with the code in their first command.
     async fn run(yaml: &str) -> (Vec<String>, Vec<Status>) {
+        run_selected(yaml, None).await
+    }
+
+    /// Runs the pipeline as planned for a change of `changed` files.
+    async fn run_selected(yaml: &str, changed: Option<&[String]>) -> (Vec<String>, Vec<Status>) {
         let config = parse(yaml).unwrap();
-        let steps = config.pipelines[0].steps.clone();
+        let steps = config.select(&Facts { changed, ..facts() }).run[0].steps.clone();
         let order = Mutex::new(Vec::new());
         let outcomes = execute(&steps, &facts(), &CancellationToken::new(), |i| {
             order.lock().unwrap().push(steps[i].name.clone());
@@ -166,5 +172,16 @@ mod tests {
                 .await;
         assert_eq!(order, vec!["b"]);
         assert_eq!(statuses, vec![Status::Skipped, Status::Success]);
+    }
+
+    #[tokio::test]
+    async fn a_step_whose_paths_match_no_changed_file_is_skipped() {
+        let yaml =
+            "kind: pipeline\ntype: exec\nsteps:\n- {name: docs, commands: ['0'], when: {paths: [docs/**]}}\n- {name: b, commands: ['0']}\n";
+        let code_only = vec!["src/lib.rs".to_string()];
+        assert_eq!(run_selected(yaml, Some(&code_only)).await.1, vec![Status::Skipped, Status::Success]);
+        let with_docs = vec!["src/lib.rs".to_string(), "docs/a.md".to_string()];
+        assert_eq!(run_selected(yaml, Some(&with_docs)).await.0, vec!["docs", "b"]);
+        assert_eq!(run_selected(yaml, None).await.0, vec!["docs", "b"], "unknown changes run it");
     }
 }

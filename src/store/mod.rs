@@ -25,12 +25,13 @@ pub use logs::{LogLine, LogTail, Logs};
 pub use retention::{BOOKKEEPING_TTL, PruneOutcome, StepLog};
 pub use sessions::{CsrfToken, Session, SessionId};
 
-use crate::ids::{BuildId, DeliveryId, EntryId, InstallationId, RepoId, StageId};
+use crate::ids::{BuildId, DeliveryId, EntryId, InstallationId, RepoId, Sha, StageId};
 use crate::model::{InstallationChange, RepoRef};
 use deadpool_redis::Pool;
 use redis::AsyncCommands;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::time::Duration;
 
 fn repo_key(id: RepoId) -> String {
     format!("gl:repo:{id}")
@@ -82,6 +83,16 @@ pub async fn subscribe_changes(redis: &crate::redis_server::Redis) -> StoreResul
 fn cancel_key(build: BuildId) -> String {
     format!("gl:build:{build}:cancel")
 }
+/// Set when GitHub destroyed a merge group, so a late `checks_requested`
+/// for it builds nothing and a build recorded meanwhile is cancelled.
+fn destroyed_group_key(repo: RepoId, sha: &Sha) -> String {
+    format!("gl:repo:{repo}:merge-group:{sha}:destroyed")
+}
+
+/// How long a destroyed merge group is remembered: far longer than a
+/// delivery waits in the queue, and GitHub never reuses a group's commit.
+const DESTROYED_GROUP_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// The set of a build's stages counted done.
 fn done_key(build: BuildId) -> String {
     format!("gl:build:{build}:done")
@@ -517,6 +528,16 @@ impl Store {
             }
         }
         Ok(builds)
+    }
+
+    /// Remembers that GitHub destroyed the merge group whose head is `sha`.
+    pub async fn mark_group_destroyed(&self, repo: RepoId, sha: &Sha) -> StoreResult<()> {
+        Ok(self.conn().await?.set_ex(destroyed_group_key(repo, sha), 1, DESTROYED_GROUP_TTL.as_secs()).await?)
+    }
+
+    /// Whether GitHub destroyed the merge group whose head is `sha`.
+    pub async fn is_group_destroyed(&self, repo: RepoId, sha: &Sha) -> StoreResult<bool> {
+        Ok(self.conn().await?.exists(destroyed_group_key(repo, sha)).await?)
     }
 
     /// Asks the workers running a build to cancel it.

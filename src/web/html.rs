@@ -117,6 +117,9 @@ pub fn build_page(repo: &Repo, build: &Build, stages: &[Stage], logs: &[((i64, i
             escape(&stage.name),
             status(stage.status(), &format!("stage-status-{}", stage.number))
         ));
+        if stage.is_filtered_out() {
+            body.push_str(&format!("<p>Not run: {}.</p>", escape(&stage.filtered_out)));
+        }
         for step in &stage.steps {
             let key = (stage.number, step.number);
             let empty = LogTail::default();

@@ -275,6 +275,44 @@ impl Ctx {
         sha
     }
 
+    /// Commits `count` times to `branch` (commit `i` writing `files(i)`)
+    /// and delivers one push of them all from `before`; returns the head.
+    pub async fn push_commits_and_deliver(
+        &self,
+        branch: &str,
+        before: &str,
+        count: usize,
+        files: impl Fn(usize) -> Vec<(String, String)>,
+    ) -> Sha {
+        let shas = self.repo.push_commits(branch, count, files);
+        let answer = self.deliver(&Webhook::push_range(&self.repo, branch, before, &shas)).await;
+        assert_eq!(answer.status, 202, "{:?}", answer.body);
+        Sha(shas.last().unwrap().clone())
+    }
+
+    /// Pull request `pr` enters the merge queue: GitHub commits its group
+    /// (`files` on top of the pull request) on a queue branch and asks for
+    /// checks; returns the group's head.
+    pub async fn enter_merge_queue(&self, pr: u64, files: &[(&str, &str)]) -> Sha {
+        let base = self.repo.branch_head("main").expect("main exists");
+        let head = self.push(&super::webhook::merge_queue_branch(pr), files);
+        let answer = self.deliver(&Webhook::merge_group_checks_requested(&self.repo, pr, &head, &base)).await;
+        assert_eq!(answer.status, 202, "{:?}", answer.body);
+        head
+    }
+
+    /// The merge queue drops the group whose head is `head` (GitHub's `destroyed`).
+    pub async fn leave_merge_queue(&self, pr: u64, head: &str) -> Answer {
+        let base = self.repo.branch_head("main").expect("main exists");
+        self.deliver(&Webhook::merge_group_destroyed(&self.repo, pr, head, &base)).await
+    }
+
+    /// Waits until a branch protection rule requiring the checks `required`
+    /// (check run names or status contexts) lets `sha` merge.
+    pub async fn expect_required_checks_pass(&self, sha: &str, required: &[&str]) {
+        self.github.expect_required_checks_pass(&self.repo, sha, required).await
+    }
+
     /// The App is installed on the repository (greenlight learns of it).
     pub async fn install(&self) -> Answer {
         self.deliver(&Webhook::installation("created", &[&self.repo])).await

@@ -153,6 +153,11 @@ impl Stepper {
         self.planner.plan_queued(&mut self.deliveries).await.expect("redis answers")
     }
 
+    /// The repository's builds, newest first.
+    pub async fn builds(&self) -> Vec<Build> {
+        self.store().builds_page(RepoId(self.repo.id), None, 0, 100).await.unwrap()
+    }
+
     /// Build `number` of the repository.
     pub async fn build(&self, number: i64) -> Build {
         self.store().build_by_number(RepoId(self.repo.id), number).await.unwrap().unwrap_or_else(|| panic!("no build {number}"))

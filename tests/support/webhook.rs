@@ -4,6 +4,15 @@
 use super::fake_github::RepoHandle;
 use serde_json::{Value, json};
 
+/// How many commits a truncated push payload lists.
+pub const PAYLOAD_COMMITS: usize = 20;
+
+/// The branch GitHub's merge queue makes for a group of pull request `pr`
+/// on main (GitHub appends the base sha: `gh-readonly-queue/main/pr-{n}-{sha}`).
+pub fn merge_queue_branch(pr: u64) -> String {
+    format!("gh-readonly-queue/main/pr-{pr}")
+}
+
 /// The secret test deliveries are signed with.
 pub const SECRET: &str = "test-webhook-secret";
 
@@ -70,6 +79,9 @@ impl Webhook {
         pr["head"]["sha"] = json!(sha);
         pr["head"]["ref"] = json!(head_branch);
         pr["base"]["ref"] = json!("main");
+        if let Some(base) = repo.branch_head("main") {
+            pr["base"]["sha"] = json!(base);
+        }
         pr["base"]["repo"]["full_name"] = json!(repo.slug);
         match head_repo {
             Some(slug) => pr["head"]["repo"]["full_name"] = json!(slug),
@@ -88,6 +100,48 @@ impl Webhook {
         payload["deleted"] = json!(false);
         payload["head_commit"]["id"] = json!(sha);
         Self::new("push", &payload)
+    }
+
+    /// `push` of `commits` (oldest first) to `branch`, from `before`: the
+    /// payload lists only the newest 20 of them, as the events GitHub
+    /// truncates do, so only a compare can tell every changed file.
+    pub fn push_range(repo: &RepoHandle, branch: &str, before: &str, commits: &[String]) -> Self {
+        let after = commits.last().expect("at least one commit");
+        let mut hook = Self::push(repo, branch, after);
+        let mut payload: Value = serde_json::from_slice(&hook.body).unwrap();
+        payload["before"] = json!(before);
+        let template = payload["commits"][0].clone();
+        let listed = commits.iter().skip(commits.len().saturating_sub(PAYLOAD_COMMITS)).map(|sha| {
+            let mut commit = template.clone();
+            commit["id"] = json!(sha);
+            commit
+        });
+        payload["commits"] = json!(listed.collect::<Vec<_>>());
+        hook.body = serde_json::to_vec(&payload).unwrap();
+        hook
+    }
+
+    /// `merge_group` `checks_requested`: the merge queue asks for checks on
+    /// `head_sha`, its group of pull request `pr` on top of `base_sha` of main.
+    pub fn merge_group_checks_requested(repo: &RepoHandle, pr: u64, head_sha: &str, base_sha: &str) -> Self {
+        Self::merge_group(repo, "merge_group.checks_requested.json", pr, head_sha, base_sha)
+    }
+
+    /// `merge_group` `destroyed` (dequeued) for the group `merge_group_checks_requested` described.
+    pub fn merge_group_destroyed(repo: &RepoHandle, pr: u64, head_sha: &str, base_sha: &str) -> Self {
+        Self::merge_group(repo, "merge_group.destroyed.json", pr, head_sha, base_sha)
+    }
+
+    fn merge_group(repo: &RepoHandle, fixture_name: &str, pr: u64, head_sha: &str, base_sha: &str) -> Self {
+        let mut payload = fixture(fixture_name);
+        patch_repository(&mut payload, repo);
+        let group = &mut payload["merge_group"];
+        group["head_sha"] = json!(head_sha);
+        group["head_ref"] = json!(format!("refs/heads/{}", merge_queue_branch(pr)));
+        group["base_sha"] = json!(base_sha);
+        group["base_ref"] = json!("refs/heads/main");
+        group["head_commit"]["id"] = json!(head_sha);
+        Self::new("merge_group", &payload)
     }
 
     /// A `push` that deletes a branch.

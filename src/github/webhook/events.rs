@@ -456,6 +456,81 @@ pub(super) fn push(ev: PushEvent, delivery: &DeliveryId) -> Result<Delivery, Pay
     Ok(Delivery::Build(Box::new(webhook_trigger(delivery, ev.repository.info(), installation, commit))))
 }
 
+#[derive(Deserialize)]
+pub(super) struct MergeGroupEvent<'a> {
+    #[serde(borrow)]
+    action: Text<'a>,
+    #[serde(borrow)]
+    merge_group: MergeGroupPayload<'a>,
+    #[serde(borrow)]
+    repository: RepoPayload<'a>,
+    installation: Option<InstallationRef>,
+    #[serde(borrow)]
+    sender: Option<Account<'a>>,
+}
+
+#[derive(Deserialize)]
+struct MergeGroupPayload<'a> {
+    #[serde(borrow)]
+    head_sha: Text<'a>,
+    #[serde(borrow)]
+    head_ref: Text<'a>,
+    #[serde(borrow)]
+    base_sha: Text<'a>,
+    #[serde(borrow)]
+    base_ref: Text<'a>,
+    #[serde(borrow)]
+    head_commit: Option<CommitPayload<'a>>,
+}
+
+/// The Drone action of a merge group whose checks GitHub asks for; the
+/// other action, `destroyed`, cancels the group's build.
+const MERGE_GROUP_CHECKS: &str = "checks_requested";
+
+/// `merge_group`: `checks_requested` builds the group's head commit (event
+/// `merge_group`, its branch the base branch); `destroyed` (merged,
+/// invalidated, dequeued) asks for that build to be cancelled, through the
+/// same queue so that intake never calls GitHub.
+pub(super) fn merge_group(ev: MergeGroupEvent, delivery: &DeliveryId) -> Delivery {
+    let action = match ev.action.as_str() {
+        MERGE_GROUP_CHECKS => MERGE_GROUP_CHECKS,
+        "destroyed" => super::MERGE_GROUP_DESTROYED,
+        other => return Delivery::Ignored(format!("merge_group action {other} starts no build")),
+    };
+    let installation = match installation("merge_group", ev.installation) {
+        Ok(id) => id,
+        Err(ignored) => return ignored,
+    };
+    let group = ev.merge_group;
+    let base = group.base_ref.as_str();
+    let target = base.strip_prefix("refs/heads/").unwrap_or(base).to_string();
+    let head_ref = group.head_ref.owned();
+    let (message, author) = match group.head_commit {
+        Some(c) => (c.message.0.into_owned(), c.author.unwrap_or_default()),
+        None => (String::new(), CommitAuthor::default()),
+    };
+    let sender = ev.sender.map_or_else(|| (String::new(), String::new()), |s| (s.login.owned(), s.avatar_url.owned()));
+    let repo = ev.repository.info();
+    let commit = Commit {
+        event: Event::MergeGroup,
+        action: action.to_string(),
+        sha: Sha(group.head_sha.owned()),
+        before: group.base_sha.owned(),
+        source: head_ref.strip_prefix("refs/heads/").unwrap_or(&head_ref).to_string(),
+        git_ref: head_ref,
+        target,
+        pull_request: None,
+        source_repo: String::new(),
+        fork: false,
+        title: String::new(),
+        message,
+        link: format!("{}/queue/{}", repo.html_url, base.strip_prefix("refs/heads/").unwrap_or(base)),
+        author: Author { login: sender.0.clone(), name: author.name.owned(), email: author.email.owned(), avatar: sender.1 },
+        sender: sender.0,
+    };
+    Delivery::Build(Box::new(webhook_trigger(delivery, repo, installation, commit)))
+}
+
 /// The trigger of a webhook delivery: no parent, no requester, every pipeline.
 fn webhook_trigger(delivery: &DeliveryId, repo: RepoRef, installation: InstallationId, commit: Commit) -> Trigger {
     Trigger { delivery: delivery.clone(), installation, repo, commit, parent: 0, requested_by: String::new(), only_pipelines: Vec::new() }
@@ -594,5 +669,30 @@ mod tests {
         assert_eq!(parse("push", &payload), Delivery::Ignored("push to refs/notes/x (not a branch or tag)".into()));
         payload["after"] = json!("0".repeat(40));
         assert_eq!(parse("push", &payload), Delivery::Ignored("push deletes a ref".into()));
+    }
+
+    #[test]
+    fn a_merge_group_builds_its_head_on_the_base_branch() {
+        let payload = fixture("merge_group.checks_requested.json");
+        let t = build("merge_group", &payload);
+        let group = &payload["merge_group"];
+        assert_eq!(t.commit.event, Event::MergeGroup);
+        assert_eq!(t.commit.event.reported_as(), "pull_request");
+        assert_eq!(t.commit.action, "checks_requested");
+        assert_eq!(t.commit.sha.0, group["head_sha"].as_str().unwrap());
+        assert_eq!(t.commit.before, group["base_sha"].as_str().unwrap());
+        assert_eq!(t.commit.git_ref, group["head_ref"].as_str().unwrap());
+        assert_eq!(t.commit.target, "main");
+        assert!(t.commit.source.starts_with("gh-readonly-queue/main/"));
+        assert_eq!(t.commit.message, group["head_commit"]["message"].as_str().unwrap());
+    }
+
+    #[test]
+    fn a_destroyed_merge_group_asks_for_a_cancel() {
+        let t = build("merge_group", &fixture("merge_group.destroyed.json"));
+        assert_eq!((t.commit.event, t.commit.action.as_str()), (Event::MergeGroup, "destroyed"));
+        let mut payload = fixture("merge_group.destroyed.json");
+        payload["action"] = json!("renamed");
+        assert!(matches!(parse("merge_group", &payload), Delivery::Ignored(_)));
     }
 }

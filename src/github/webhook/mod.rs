@@ -34,6 +34,7 @@ pub enum Delivery {
 }
 
 pub use crate::github::types::RERUN_FAILED_ACTION;
+pub use crate::model::MERGE_GROUP_DESTROYED;
 
 /// What a `repository` event says a repository is now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +83,7 @@ pub fn parse_delivery(event: &str, delivery: &DeliveryId, body: &[u8]) -> Result
         "check_run" => Ok(events::check_run(serde_json::from_slice(body).map_err(wrap)?)),
         "check_suite" => Ok(events::check_suite(serde_json::from_slice(body).map_err(wrap)?)),
         "repository" => Ok(events::repository(serde_json::from_slice(body).map_err(wrap)?)),
+        "merge_group" => Ok(events::merge_group(serde_json::from_slice(body).map_err(wrap)?, delivery)),
         other => {
             serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(wrap)?;
             Ok(Delivery::Ignored(format!("event {other} starts no build")))

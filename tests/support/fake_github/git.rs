@@ -58,10 +58,66 @@ impl GitRepo {
         git(&self.work, &["rev-parse", "HEAD"])
     }
 
+    /// Commits `count` times on `branch`, commit `i` writing the files
+    /// `files(i)` gives; returns the shas, oldest first.
+    pub fn commit_many(&self, branch: &str, count: usize, files: impl Fn(usize) -> Vec<(String, String)>) -> Vec<String> {
+        (0..count)
+            .map(|i| {
+                let owned = files(i);
+                let borrowed: Vec<(&str, &str)> = owned.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+                self.commit(branch, &borrowed, &format!("Change {}", i + 1))
+            })
+            .collect()
+    }
+
+    /// What GitHub's compare of `base...head` is made of, computed by git:
+    /// the merge base, the commits after it (oldest first), the changed
+    /// files as `(status, filename, previous_filename)`, and how far head
+    /// is ahead and behind. `None` when a commit is unknown or the two have
+    /// no common ancestor (GitHub answers 404 to both).
+    pub fn compare(&self, base: &str, head: &str) -> Option<Comparison> {
+        let run = |args: &[&str]| {
+            let out = Command::new("git").current_dir(&self.bare).args(args).output().ok()?;
+            out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        };
+        let base_sha = run(&["rev-parse", "--verify", "-q", &format!("{base}^{{commit}}")])?;
+        let head_sha = run(&["rev-parse", "--verify", "-q", &format!("{head}^{{commit}}")])?;
+        let merge_base = run(&["merge-base", &base_sha, &head_sha])?;
+        let commits: Vec<String> =
+            run(&["rev-list", "--reverse", &format!("{merge_base}..{head_sha}")])?.lines().map(str::to_string).collect();
+        let behind_by = run(&["rev-list", "--count", &format!("{head_sha}..{base_sha}")])?.parse().ok()?;
+        let files = run(&["diff", "--name-status", "-M", &merge_base, &head_sha])?
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split('\t').collect();
+                let status = match fields.first()?.chars().next()? {
+                    'A' => "added",
+                    'D' => "removed",
+                    'R' => "renamed",
+                    'C' => "copied",
+                    _ => "modified",
+                };
+                let (previous, name) = if fields.len() == 3 { (Some(fields[1].to_string()), fields[2]) } else { (None, fields[1]) };
+                Some(ChangedFile { status, filename: name.to_string(), previous_filename: previous })
+            })
+            .collect();
+        Some(Comparison { base_sha, merge_base, ahead_by: commits.len(), behind_by, commits, files })
+    }
+
     /// A file's content at a commit, if it exists there.
     pub fn show(&self, sha: &str, path: &str) -> Option<Vec<u8>> {
         let out = Command::new("git").current_dir(&self.bare).args(["show", &format!("{sha}:{path}")]).output().ok()?;
         out.status.success().then_some(out.stdout)
+    }
+
+    /// The commit a branch points at, if it exists.
+    pub fn branch_head(&self, branch: &str) -> Option<String> {
+        let out = Command::new("git")
+            .current_dir(&self.bare)
+            .args(["rev-parse", "--verify", "-q", &format!("refs/heads/{branch}")])
+            .output()
+            .ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
     /// Whether a commit exists.
@@ -74,4 +130,30 @@ impl GitRepo {
                 .map(|o| o.status.success())
                 .unwrap_or(false)
     }
+}
+
+/// A comparison of two commits, as git computes it.
+pub struct Comparison {
+    /// The base, resolved to a sha.
+    pub base_sha: String,
+    /// Their merge base: what three-dot compares count from.
+    pub merge_base: String,
+    /// The commits after the merge base up to head, oldest first.
+    pub commits: Vec<String>,
+    /// Every changed file, in git's order.
+    pub files: Vec<ChangedFile>,
+    /// Commits head has that base has not.
+    pub ahead_by: usize,
+    /// Commits base has that head has not.
+    pub behind_by: usize,
+}
+
+/// One changed file of a comparison.
+pub struct ChangedFile {
+    /// GitHub's word: added, removed, modified, renamed, copied.
+    pub status: &'static str,
+    /// Its path now.
+    pub filename: String,
+    /// Its path before, for a rename or copy.
+    pub previous_filename: Option<String>,
 }

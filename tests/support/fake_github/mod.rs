@@ -243,6 +243,8 @@ pub enum Endpoint {
     UpdateCheckRun,
     /// `GET /repos/{owner}/{repo}/commits/{sha}/check-runs`.
     ListCheckRuns,
+    /// `GET /repos/{owner}/{repo}/compare/{base}...{head}`.
+    Compare,
     /// `GET /{owner}/{repo}.git/info/refs` (git smart HTTP discovery).
     GitInfoRefs,
     /// `POST /{owner}/{repo}.git/git-upload-pack` (git fetch).
@@ -267,6 +269,7 @@ impl Endpoint {
             ("POST", ["repos", _, _, "check-runs"]) => Self::CreateCheckRun,
             ("PATCH", ["repos", _, _, "check-runs", _]) => Self::UpdateCheckRun,
             ("GET", ["repos", _, _, "commits", _, "check-runs"]) => Self::ListCheckRuns,
+            ("GET", ["repos", _, _, "compare", _]) => Self::Compare,
             ("GET", [_, _, "info", "refs"]) => Self::GitInfoRefs,
             ("POST", [_, _, "git-upload-pack"]) => Self::GitUploadPack,
             ("POST", ["app-manifests", _, "conversions"]) => Self::ManifestConversion,
@@ -676,6 +679,35 @@ impl FakeGitHub {
         found.unwrap_or_else(|| panic!("no check run on {sha} {what}; check runs: {:#?}", self.check_runs(repo, sha)))
     }
 
+    /// Why `sha` cannot merge under a branch protection rule requiring the
+    /// checks `required` (names of check runs or status contexts), as GitHub
+    /// decides it: each needs its newest check run of that name concluded
+    /// `success`, `neutral` or `skipped`, or its newest status of that
+    /// context `success`. `Ok` when every one is satisfied.
+    pub fn required_checks(&self, repo: &RepoHandle, sha: &str, required: &[&str]) -> Result<(), String> {
+        let (runs, statuses) = (self.check_runs(repo, sha), self.statuses(repo, sha));
+        let unmet: Vec<String> = required
+            .iter()
+            .filter(|name| {
+                let run = runs.iter().rev().find(|c| c.name == **name);
+                let status = statuses.iter().rev().find(|s| s.context == **name);
+                let run_passes =
+                    run.is_some_and(|c| matches!(c.state, CheckRunState::Success | CheckRunState::Neutral | CheckRunState::Skipped));
+                let status_passes = status.is_some_and(|s| s.state == StatusState::Success);
+                !(run_passes || status_passes)
+            })
+            .map(|name| format!("{name}: Expected — Waiting for status to be reported"))
+            .collect();
+        if unmet.is_empty() { Ok(()) } else { Err(unmet.join("; ")) }
+    }
+
+    /// Waits until `sha` satisfies the required checks `required`.
+    pub async fn expect_required_checks_pass(&self, repo: &RepoHandle, sha: &str, required: &[&str]) {
+        if self.wait_for(|| self.required_checks(repo, sha, required).ok()).await.is_none() {
+            panic!("required checks unmet on {sha}: {}", self.required_checks(repo, sha, required).unwrap_err());
+        }
+    }
+
     /// Waits until `probe` finds something, re-checking on every write to the fake.
     pub async fn wait_for<T>(&self, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
         let deadline = Instant::now() + EXPECT_TIMEOUT;
@@ -697,6 +729,18 @@ impl RepoHandle {
     pub fn push(&self, branch: &str, files: &[(&str, &str)]) -> String {
         let state = self.github.state();
         state.repos[&self.slug].git.commit(branch, files, "Update")
+    }
+
+    /// Commits `count` times to a branch, commit `i` writing `files(i)`;
+    /// returns the shas, oldest first.
+    pub fn push_commits(&self, branch: &str, count: usize, files: impl Fn(usize) -> Vec<(String, String)>) -> Vec<String> {
+        let state = self.github.state();
+        state.repos[&self.slug].git.commit_many(branch, count, files)
+    }
+
+    /// The commit `branch` points at, if it exists.
+    pub fn branch_head(&self, branch: &str) -> Option<String> {
+        self.github.state().repos[&self.slug].git.branch_head(branch)
     }
 
     /// The clone URL the fake serves this repository at.

@@ -20,6 +20,7 @@ pub fn router(shared: Shared_) -> Router {
     Router::new()
         .route("/app/installations/{id}/access_tokens", post(mint_token))
         .route("/repos/{owner}/{repo}/contents/{*path}", get(contents))
+        .route("/repos/{owner}/{repo}/compare/{basehead}", get(compare))
         .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
         .route("/repos/{owner}/{repo}/check-runs", post(create_check_run))
         .route("/repos/{owner}/{repo}/check-runs/{id}", patch(update_check_run))
@@ -243,6 +244,103 @@ async fn contents(
     let encoded = base64::engine::general_purpose::STANDARD.encode(&content);
     let wrapped: Vec<&str> = encoded.as_bytes().chunks(60).map(|c| std::str::from_utf8(c).unwrap()).collect();
     axum::Json(json!({ "type": "file", "encoding": "base64", "size": content.len(), "name": path.rsplit('/').next(), "path": path, "content": wrapped.join("\n") + "\n" })).into_response()
+}
+
+/// GitHub's compare lists at most 300 changed files for the whole
+/// comparison, on the first page only ("Compare two commits").
+const COMPARE_MAX_FILES: usize = 300;
+
+/// Commits a compare lists when no paging parameter is given.
+const COMPARE_UNPAGED_COMMITS: usize = 250;
+
+/// `GET /repos/{o}/{r}/compare/{base}...{head}`, as GitHub documents it:
+/// without `page` or `per_page`, the first 250 commits; with either, pages
+/// of `per_page` commits (default 30, at most 100) with a `Link` header;
+/// the changed files (at most 300 for the whole comparison) on the first
+/// page only. Computed from the repository's git history.
+async fn compare(
+    State(shared): State<Shared_>,
+    Path((owner, repo, basehead)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let slug = match authorized(&shared, &headers, &owner, &repo, ("contents", "read")) {
+        Ok(slug) => slug,
+        Err(e) => return refuse(e),
+    };
+    let Some((base, head)) = basehead.split_once("...") else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let comparison = {
+        let state = shared.state.lock().unwrap();
+        state.repos.get(&slug).and_then(|r| r.git.compare(base, head))
+    };
+    let Some(c) = comparison else {
+        return error(StatusCode::NOT_FOUND, &format!("No common ancestor between {base} and {head}."));
+    };
+    let paged = q.contains_key("page") || q.contains_key("per_page");
+    let parsed = |key: &str, default: usize| q.get(key).map_or(Ok(default), |v| v.parse::<usize>());
+    let (Ok(page), Ok(per_page)) = (parsed("page", 1), parsed("per_page", 30)) else {
+        return error(StatusCode::BAD_REQUEST, "page and per_page must be numbers");
+    };
+    let (page, per_page) = if paged { (page.max(1), per_page.clamp(1, 100)) } else { (1, COMPARE_UNPAGED_COMMITS) };
+    let commits: Vec<Value> = c
+        .commits
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|sha| json!({ "sha": sha, "url": format!("https://api.github.com/repos/{slug}/commits/{sha}") }))
+        .collect();
+    let status = match (c.ahead_by, c.behind_by) {
+        (0, 0) => "identical",
+        (_, 0) => "ahead",
+        (0, _) => "behind",
+        _ => "diverged",
+    };
+    let mut body = json!({
+        "url": format!("https://api.github.com/repos/{slug}/compare/{basehead}"),
+        "html_url": format!("https://github.com/{slug}/compare/{basehead}"),
+        "base_commit": { "sha": c.base_sha },
+        "merge_base_commit": { "sha": c.merge_base },
+        "status": status,
+        "ahead_by": c.ahead_by,
+        "behind_by": c.behind_by,
+        "total_commits": c.commits.len(),
+        "commits": commits,
+    });
+    if page == 1 {
+        let files: Vec<Value> = c
+            .files
+            .iter()
+            .take(COMPARE_MAX_FILES)
+            .map(|f| {
+                let mut file = json!({ "filename": f.filename, "status": f.status });
+                if let Some(previous) = &f.previous_filename {
+                    file["previous_filename"] = json!(previous);
+                }
+                file
+            })
+            .collect();
+        body["files"] = json!(files);
+    }
+    let mut response = axum::Json(body).into_response();
+    let pages = c.commits.len().div_ceil(per_page).max(1);
+    if paged {
+        let link = |p: usize, rel: &str| {
+            format!("<https://api.github.com/repos/{slug}/compare/{basehead}?per_page={per_page}&page={p}>; rel=\"{rel}\"")
+        };
+        let mut links = Vec::new();
+        if page < pages {
+            links.extend([link(page + 1, "next"), link(pages, "last")]);
+        }
+        if page > 1 {
+            links.extend([link(1, "first"), link(page - 1, "prev")]);
+        }
+        if !links.is_empty() {
+            response.headers_mut().insert("link", links.join(", ").parse().unwrap());
+        }
+    }
+    response
 }
 
 /// The repository slug of a request, once its token is checked.
