@@ -61,7 +61,7 @@ pub struct PayloadError {
 /// The events [`parse_delivery`] acts on; every other event is ignored.
 /// (The delivery log's catch-up fetches only these.)
 pub const ACTED_ON: &[&str] =
-    &["pull_request", "push", "installation", "installation_repositories", "check_run", "check_suite", "repository"];
+    &["pull_request", "push", "merge_group", "installation", "installation_repositories", "check_run", "check_suite", "repository"];
 
 /// Whether a delivery of `event` can do anything (start, re-run or cancel a
 /// build, change what greenlight knows of repositories).
