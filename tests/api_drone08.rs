@@ -27,6 +27,9 @@ async fn the_seed_walkthrough_reads_a_failed_build_as_drone_08_shows_it() {
     assert_eq!((feed[0].number, feed[0].status.as_deref()), (Some(1), Some("failure")));
     assert_eq!((feed[0].commit.as_deref(), feed[0].branch.as_deref()), (Some(sha.as_str()), Some("main")));
 
+    let recent = api.feed(false).await;
+    assert_eq!(recent.iter().map(|f| (f.full_name.as_str(), f.number)).collect::<Vec<_>>(), [("acme/widget", Some(1))]);
+
     let repos = api.user_repos08(true, true).await;
     let names: Vec<&str> = repos.iter().map(|r| r.full_name.as_str()).collect();
     assert_eq!(names, ["acme/gadget", "acme/widget"], "flush asked GitHub, so the new repository is there at once");
@@ -126,4 +129,27 @@ async fn flush_follows_the_apps_installations_across_pages_and_activation_needs_
     assert_eq!(api.of_repo(&org[0].slug).activate().await.status, 404, "the App cannot reach it");
     assert_eq!(api.of_repo("acme/nowhere").activate().await.status, 404);
     assert_eq!(api.guest().activate().await.status, 401);
+}
+
+#[tokio::test]
+async fn a_two_stage_build_numbers_its_procs_as_drone_08_did() {
+    let ctx = Scenario::new().with_workers().start().await;
+    let two = "kind: pipeline\ntype: exec\nname: lint\nsteps:\n- name: vet\n  commands: [echo vetted]\n---\nkind: pipeline\ntype: exec\nname: test\nsteps:\n- name: unit\n  commands: [echo unit]\n- name: e2e\n  commands: [echo e2e]\n";
+    ctx.push_and_finish("main", two).await;
+
+    let build = ctx.api().build08(1).await;
+    let outline: Vec<String> = build.procs.iter().map(|root| root.outline()).collect();
+    assert_eq!(
+        outline,
+        ["1 lint: 3 clone, 4 vet", "2 test: 5 clone, 6 unit, 7 e2e"],
+        "roots 1 and 2 in stage order, then the steps numbered on"
+    );
+    assert!(build.procs.iter().all(|root| root.children.iter().all(|c| c.ppid == root.pid && c.pgid == c.pid)));
+    assert!(build.procs.iter().all(|p| p.state == "success" && p.ppid == 0 && p.pgid == p.pid));
+
+    let (_, second_stage) = ctx.api().proc_log(1, 2).await;
+    let mut procs: Vec<&str> = second_stage.iter().map(|l| l.proc.as_str()).collect();
+    procs.dedup();
+    assert_eq!(procs, ["clone", "unit", "e2e"]);
+    assert!(second_stage.iter().any(|l| l.out == "e2e\n"), "{second_stage:?}");
 }

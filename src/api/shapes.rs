@@ -2,8 +2,9 @@
 //! Drone always sends is present, the `omitempty` ones are omitted when
 //! empty, integers are i64 and timestamps Unix seconds (0 for "not yet").
 //! Repositories, builds and the user also carry Drone 0.8's fields
-//! ([`super::shapes08`], flattened in); a build's `parent`, `error` and
-//! `title`, `omitempty` in 2.x, are always sent, as 0.8 sends them.
+//! ([`super::shapes08`], flattened in after 2.x's, which stay as they were:
+//! a build's `parent`, `error` and `title` are still omitted when empty,
+//! which a 0.8 client reads as 0.8's zero values).
 //!
 //! Each field is the Drone JSON key of the same name, with Drone's meaning
 //! (harness/drone `core/user.go`, `repo.go`, `build.go`, `stage.go`,
@@ -143,13 +144,16 @@ pub struct BuildJson {
     pub repo_id: i64,
     pub trigger: String,
     pub number: i64,
+    #[serde(skip_serializing_if = "is_zero")]
     pub parent: i64,
     pub status: &'static str,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub error: String,
     pub event: &'static str,
     pub action: String,
     pub link: String,
     pub timestamp: i64,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub title: String,
     pub message: String,
     pub before: String,

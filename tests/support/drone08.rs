@@ -213,6 +213,12 @@ impl Proc {
         self.children.iter().map(|c| c.name.as_str()).collect()
     }
 
+    /// `pid name: pid name, …` of a root and its children, to compare a tree at a glance.
+    pub fn outline(&self) -> String {
+        let children: Vec<String> = self.children.iter().map(|c| format!("{} {}", c.pid, c.name)).collect();
+        format!("{} {}: {}", self.pid, self.name, children.join(", "))
+    }
+
     /// The child named `name`.
     pub fn step(&self, name: &str) -> &Proc {
         self.children.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no proc {name} under {}", self.name))

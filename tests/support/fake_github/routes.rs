@@ -198,7 +198,8 @@ async fn mint_token(State(shared): State<Shared_>, Path(id): Path<u64>, headers:
 const DEFAULT_PER_PAGE: usize = 30;
 const MAX_PER_PAGE: usize = 100;
 
-/// One page of `items` as `q` asks, and its `Link` header (absent when one page holds everything).
+/// One page of `items` as `q` asks, and its `Link` header (absent when one
+/// page holds everything); `path` is the request's, prefix included.
 fn page_of(shared: &Shared, path: &str, items: Vec<Value>, q: &HashMap<String, String>) -> (Vec<Value>, Option<String>) {
     let number = |key: &str| q.get(key).and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0);
     let per_page = number("per_page").unwrap_or(DEFAULT_PER_PAGE).min(MAX_PER_PAGE);
@@ -242,7 +243,12 @@ fn repo_json(shared: &Shared, slug: &str, repo: &super::Repo) -> Value {
 }
 
 /// `GET /app/installations`: the App's installations, oldest first (App JWT).
-async fn list_installations(State(shared): State<Shared_>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn list_installations(
+    State(shared): State<Shared_>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     if let Err(e) = check_app_jwt(&shared, &headers) {
         return refuse(e);
     }
@@ -265,13 +271,18 @@ async fn list_installations(State(shared): State<Shared_>, headers: HeaderMap, Q
             })
             .collect()
     };
-    let (page, link) = page_of(&shared, "/app/installations", items, &q);
+    let (page, link) = page_of(&shared, uri.path(), items, &q);
     with_link(Value::Array(page), link)
 }
 
 /// `GET /installation/repositories`: what the token's installation covers
 /// (only the repositories a narrowed token names).
-async fn list_installation_repos(State(shared): State<Shared_>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn list_installation_repos(
+    State(shared): State<Shared_>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let items: Vec<Value> = {
         let state = shared.state.lock().unwrap();
         let Some(token) = bearer(&headers).and_then(|t| state.tokens.get(&t)).filter(|t| t.expires_at > chrono::Utc::now()) else {
@@ -282,7 +293,7 @@ async fn list_installation_repos(State(shared): State<Shared_>, headers: HeaderM
         installed.iter().filter(|slug| named(slug)).filter_map(|slug| state.repos.get(slug).map(|r| repo_json(&shared, slug, r))).collect()
     };
     let total = items.len();
-    let (page, link) = page_of(&shared, "/installation/repositories", items, &q);
+    let (page, link) = page_of(&shared, uri.path(), items, &q);
     with_link(json!({ "total_count": total, "repository_selection": "selected", "repositories": page }), link)
 }
 
