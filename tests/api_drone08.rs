@@ -129,6 +129,8 @@ async fn flush_follows_the_apps_installations_across_pages_and_activation_needs_
     assert_eq!(api.of_repo(&org[0].slug).activate().await.status, 404, "the App cannot reach it");
     assert_eq!(api.of_repo("acme/nowhere").activate().await.status, 404);
     assert_eq!(api.guest().activate().await.status, 401);
+    let unclear = api.call("GET", "/api/user/repos?flush=yes", None).await;
+    assert_eq!((unclear.status, unclear.message()), (400, Some("flush: expected true or false, got \"yes\"")));
 }
 
 #[tokio::test]

@@ -40,7 +40,7 @@ pub async fn feed(State(state): State<ApiState>, viewer: Viewer, Query(q): Query
     require_admin(&viewer)?;
     let deactivated = state.store.deactivated_repos().await?;
     let mut out = Vec::new();
-    if flag(&q.latest)?.unwrap_or(false) {
+    if flag("latest", &q.latest)?.unwrap_or(false) {
         for repo in state.store.repos().await?.into_iter().filter(|r| r.active && !deactivated.contains(&r.info.id)) {
             let build = latest_build(&state, &repo).await?;
             out.push(FeedJson::new(&repo, build.as_ref()));

@@ -51,9 +51,9 @@ pub struct UserReposQuery {
 /// `?all=false` keeps only the active ones (0.8's list without `all`).
 pub async fn user_repos(State(state): State<ApiState>, viewer: Viewer, Query(q): Query<UserReposQuery>) -> ApiResult<Json<Vec<RepoJson>>> {
     require_admin(&viewer)?;
-    let latest = flag(&q.latest)?.unwrap_or(false);
-    let all = flag(&q.all)?.unwrap_or(true);
-    let repos = if flag(&q.flush)?.unwrap_or(false) { super::drone08::sync(&state).await? } else { state.store.repos().await? };
+    let latest = flag("latest", &q.latest)?.unwrap_or(false);
+    let all = flag("all", &q.all)?.unwrap_or(true);
+    let repos = if flag("flush", &q.flush)?.unwrap_or(false) { super::drone08::sync(&state).await? } else { state.store.repos().await? };
     let mut out = Vec::new();
     for repo in repos {
         let build = if latest { latest_build(&state, &repo).await?.map(|b| BuildJson::new(&b)) } else { None };
@@ -65,14 +65,14 @@ pub async fn user_repos(State(state): State<ApiState>, viewer: Viewer, Query(q):
     Ok(Json(out))
 }
 
-/// A boolean query flag as Drone reads one (Go's `strconv.ParseBool`);
+/// A boolean query flag `name` as Drone reads one (Go's `strconv.ParseBool`);
 /// anything else is a 400 naming it.
-pub fn flag(value: &Option<String>) -> ApiResult<Option<bool>> {
+pub fn flag(name: &str, value: &Option<String>) -> ApiResult<Option<bool>> {
     match value.as_deref() {
         None | Some("") => Ok(None),
         Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(Some(true)),
         Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(Some(false)),
-        Some(other) => Err(ApiError::bad_request(format!("expected true or false, got {other:?}"))),
+        Some(other) => Err(ApiError::bad_request(format!("{name}: expected true or false, got {other:?}"))),
     }
 }
 
