@@ -371,6 +371,11 @@ impl GitHub {
 /// ("The number of results per page (max 100)", REST API docs).
 pub const MAX_PER_PAGE: usize = 100;
 
+/// The most pages of one list greenlight reads (100,000 installations, or
+/// repositories of one installation): a server answering full pages
+/// forever cannot hold a request.
+pub const MAX_PAGES: usize = 1000;
+
 #[derive(Deserialize)]
 struct Installation {
     id: u64,
@@ -426,7 +431,7 @@ impl GitHub {
     /// then each one's repositories (as that installation), every page.
     pub async fn installed_repos(&self) -> Result<Vec<(RepoRef, InstallationId)>, GitHubError> {
         let mut installations = Vec::new();
-        for page in 1.. {
+        for page in 1..=MAX_PAGES {
             let path = format!("/app/installations?per_page={MAX_PER_PAGE}&page={page}");
             let batch: Vec<Installation> = self.call(Credential::App, Method::GET, &path, None, true).await?;
             let last = batch.len() < MAX_PER_PAGE;
@@ -438,7 +443,7 @@ impl GitHub {
         let mut repos = Vec::new();
         for installation in installations {
             let mut listed = 0;
-            for page in 1.. {
+            for page in 1..=MAX_PAGES {
                 let path = format!("/installation/repositories?per_page={MAX_PER_PAGE}&page={page}");
                 let batch: InstallationRepos = self.call(Credential::Installation(installation), Method::GET, &path, None, true).await?;
                 let count = batch.repositories.len();

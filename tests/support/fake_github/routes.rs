@@ -196,6 +196,7 @@ async fn mint_token(State(shared): State<Shared_>, Path(id): Path<u64>, headers:
 /// `per_page` defaults to 30 and is capped at 100, `page` starts at 1, and
 /// a `Link` header names the `prev`, `next`, `first` and `last` pages.
 const DEFAULT_PER_PAGE: usize = 30;
+/// GitHub's largest page: a larger `per_page` gets 100.
 const MAX_PER_PAGE: usize = 100;
 
 /// One page of `items` as `q` asks, and its `Link` header (absent when one
