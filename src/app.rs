@@ -312,6 +312,7 @@ async fn start_roles(
         Err(e) => tracing::warn!(error = %e, "cannot index earlier builds by ref yet; the next start tries again"),
     }
     sweep_history(&mut tasks, &config.common, &pool, deps, shutdown);
+    let installations = crate::github::Installations::new(github.clone());
     let planner = Planner::new(lifecycle.clone(), RepoFiles::new(github.clone()));
     let planning = Planner::consumer(WorkQueue::deliveries(pool.clone()), redis.clone(), consumer_name("planner"));
     tasks.spawn(planner.clone().run(planning, shutdown.clone()));
@@ -326,6 +327,7 @@ async fn start_roles(
         events,
         lifecycle,
         planner,
+        installations,
         public_url: config.common.public_url.clone(),
         secrets: crate::secrets::SecretStore::new(Store::new(pool.clone()), config.common.secret_key.clone()),
     };

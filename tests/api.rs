@@ -249,7 +249,8 @@ async fn unsupported_routes_answer_501_and_every_answer_allows_any_origin() {
 
     let queue = app.api("GET", "/api/queue", true).await;
     let secrets = app.api("POST", "/api/repos/acme/widget/cron", true).await;
-    let patch = app.api("DELETE", "/api/repos/acme/widget", true).await;
+    // (DELETE /api/repos/{o}/{n} is served now: it deactivates, tests/api_drone08.rs.)
+    let patch = app.api("POST", "/api/repos/acme/widget/repair", true).await;
     let all = app.api("GET", "/api/repos", true).await;
     let (_, headers, _) = app.get_text("/api/user").await;
     let version = app.api("GET", "/version", false).await;

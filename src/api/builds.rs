@@ -75,11 +75,11 @@ pub async fn latest(
     with_stages(&state, &build).await
 }
 
-fn number(raw: &str, what: &str) -> ApiResult<i64> {
+pub(super) fn number(raw: &str, what: &str) -> ApiResult<i64> {
     raw.parse().map_err(|_| ApiError::bad_request(format!("{what} must be a number, got {raw:?}")))
 }
 
-async fn find_build(state: &ApiState, viewer: &Viewer, owner: &str, name: &str, raw: &str) -> ApiResult<(Repo, Build)> {
+pub(super) async fn find_build(state: &ApiState, viewer: &Viewer, owner: &str, name: &str, raw: &str) -> ApiResult<(Repo, Build)> {
     let repo = readable_repo(state, viewer, owner, name).await?;
     let number = number(raw, "build")?;
     let build = state.store.build_by_number(repo.info.id, number).await?.ok_or_else(ApiError::not_found)?;

@@ -1,5 +1,6 @@
-//! The Drone-compatible API (`/api/...`, Drone 2.x shapes) for existing
-//! Drone clients: the `drone` CLI, drone-node, dashboards.
+//! The Drone-compatible API (`/api/...`, Drone 2.x shapes with Drone 0.8's
+//! fields beside them, and 0.8's own routes) for existing Drone clients:
+//! the `drone` CLI, drone-node, dashboards, and what was built on Drone 0.8.
 //!
 //! Access follows Drone: public repositories are readable by anyone;
 //! private ones, the user endpoints, restart and cancel need the admin
@@ -11,9 +12,11 @@
 mod auth;
 mod badges;
 mod builds;
+mod drone08;
 mod repos;
 mod secrets;
 pub mod shapes;
+pub mod shapes08;
 mod stream;
 
 pub use auth::{CSRF_HEADER, CrossSite, SESSION_COOKIE, Viewer, check_session_change, is_admin_token, origin_of, session_of};
@@ -51,6 +54,8 @@ pub struct ApiState {
     pub lifecycle: Lifecycle,
     /// Restarts builds: a new build, planned like any other.
     pub planner: Planner,
+    /// The App's installations' repositories, asked of GitHub (`flush=true`, activation).
+    pub installations: crate::github::Installations,
     /// greenlight's public URL, the base of the build links the API returns.
     pub public_url: String,
     /// Repository secrets, for the admin secret endpoints (values are never returned).
@@ -123,15 +128,17 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/user", get(repos::user))
         .route("/api/user/repos", get(repos::user_repos))
+        .route("/api/user/feed", get(drone08::feed))
         .route("/api/user/builds", get(repos::user_builds))
         .route("/api/user/builds/recent", get(repos::user_builds))
         .route("/api/builds/incomplete", get(repos::incomplete))
-        .route("/api/repos/{owner}/{name}", get(repos::repo).patch(repos::update_repo))
+        .route("/api/repos/{owner}/{name}", get(repos::repo).patch(repos::update_repo).post(drone08::activate).delete(drone08::deactivate))
         .route("/api/repos/{owner}/{name}/builds/{number}/approve/{stage}", axum::routing::post(builds::approve))
         .route("/api/repos/{owner}/{name}/builds", get(builds::list))
         .route("/api/repos/{owner}/{name}/builds/latest", get(builds::latest))
         .route("/api/repos/{owner}/{name}/builds/{number}", get(builds::find).post(builds::restart).delete(builds::cancel))
         .route("/api/repos/{owner}/{name}/builds/{number}/logs/{stage}/{step}", get(builds::logs))
+        .route("/api/repos/{owner}/{name}/logs/{build}/{pid}", get(drone08::proc_logs))
         .route("/api/stream", get(stream::builds))
         .route("/api/stream/{owner}/{name}", get(stream::repo_builds))
         .route("/api/stream/{owner}/{name}/{build}/{stage}/{step}", get(stream::log))

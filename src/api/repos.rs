@@ -13,13 +13,15 @@ pub const RECENT_BUILDS: usize = 25;
 /// How many recent builds `/api/builds/incomplete` looks through.
 pub const INCOMPLETE_SCAN: usize = 500;
 
-fn require_admin(viewer: &Viewer) -> ApiResult<()> {
+/// 401 unless the caller is the admin.
+pub(super) fn require_admin(viewer: &Viewer) -> ApiResult<()> {
     if viewer.admin { Ok(()) } else { Err(ApiError::unauthorized()) }
 }
 
 /// A repository with its counter, and optionally a build, as Drone shows it.
 pub async fn repo_json(state: &ApiState, repo: &Repo, build: Option<BuildJson>) -> ApiResult<RepoJson> {
-    let mut json = RepoJson::new(repo, state.store.repo_counter(repo.info.id).await?);
+    let active = repo.active && !state.store.is_repo_deactivated(repo.info.id).await?;
+    let mut json = RepoJson::new(repo, state.store.repo_counter(repo.info.id).await?, active);
     json.build = build;
     Ok(json)
 }
@@ -35,22 +37,43 @@ pub async fn user(viewer: Viewer) -> ApiResult<Json<UserJson>> {
     Ok(Json(UserJson::admin()))
 }
 
+/// The flags of `/api/user/repos`: 2.x's `latest`, 0.8's `all` and `flush`.
 #[derive(Deserialize)]
-pub struct LatestQuery {
-    #[serde(default)]
+pub struct UserReposQuery {
     latest: Option<String>,
+    all: Option<String>,
+    flush: Option<String>,
 }
 
-/// GET /api/user/repos (`?latest=true` adds each repository's newest build)
-pub async fn user_repos(State(state): State<ApiState>, viewer: Viewer, Query(q): Query<LatestQuery>) -> ApiResult<Json<Vec<RepoJson>>> {
+/// GET /api/user/repos: every repository, as Drone 2.x lists them
+/// (`?latest=true` adds each one's newest build); `?flush=true` first asks
+/// GitHub what the App's installations cover (Drone 0.8's sync), and
+/// `?all=false` keeps only the active ones (0.8's list without `all`).
+pub async fn user_repos(State(state): State<ApiState>, viewer: Viewer, Query(q): Query<UserReposQuery>) -> ApiResult<Json<Vec<RepoJson>>> {
     require_admin(&viewer)?;
-    let latest = q.latest.as_deref() == Some("true");
+    let latest = flag("latest", &q.latest)?.unwrap_or(false);
+    let all = flag("all", &q.all)?.unwrap_or(true);
+    let repos = if flag("flush", &q.flush)?.unwrap_or(false) { super::drone08::sync(&state).await? } else { state.store.repos().await? };
     let mut out = Vec::new();
-    for repo in state.store.repos().await? {
+    for repo in repos {
         let build = if latest { latest_build(&state, &repo).await?.map(|b| BuildJson::new(&b)) } else { None };
-        out.push(repo_json(&state, &repo, build).await?);
+        let json = repo_json(&state, &repo, build).await?;
+        if all || json.active {
+            out.push(json);
+        }
     }
     Ok(Json(out))
+}
+
+/// A boolean query flag `name` as Drone reads one (Go's `strconv.ParseBool`);
+/// anything else is a 400 naming it.
+pub fn flag(name: &str, value: &Option<String>) -> ApiResult<Option<bool>> {
+    match value.as_deref() {
+        None | Some("") => Ok(None),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(Some(true)),
+        Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(Some(false)),
+        Some(other) => Err(ApiError::bad_request(format!("{name}: expected true or false, got {other:?}"))),
+    }
 }
 
 async fn with_repos(state: &ApiState, builds: Vec<Build>) -> ApiResult<Vec<RepoJson>> {

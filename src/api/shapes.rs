@@ -1,12 +1,17 @@
 //! Drone 2.x's JSON shapes (harness/drone v2.25 `core/*.go`): every field
 //! Drone always sends is present, the `omitempty` ones are omitted when
 //! empty, integers are i64 and timestamps Unix seconds (0 for "not yet").
+//! Repositories, builds and the user also carry Drone 0.8's fields
+//! ([`super::shapes08`], flattened in after 2.x's, which stay as they were:
+//! a build's `parent`, `error` and `title` are still omitted when empty,
+//! which a 0.8 client reads as 0.8's zero values).
 //!
 //! Each field is the Drone JSON key of the same name, with Drone's meaning
 //! (harness/drone `core/user.go`, `repo.go`, `build.go`, `stage.go`,
 //! `step.go`); they are not documented one by one here.
 #![allow(missing_docs)]
 
+use super::shapes08::{Build08, Repo08, User08, procs};
 use crate::store::{Build, Repo, Stage, StepRecord};
 use serde::Serialize;
 
@@ -29,6 +34,8 @@ pub struct UserJson {
     pub created: i64,
     pub updated: i64,
     pub last_login: i64,
+    #[serde(flatten)]
+    pub v08: User08,
 }
 
 impl UserJson {
@@ -47,6 +54,7 @@ impl UserJson {
             created: 0,
             updated: 0,
             last_login: 0,
+            v08: User08 { avatar_url: String::new() },
         }
     }
 }
@@ -85,11 +93,14 @@ pub struct RepoJson {
     pub archived: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub build: Option<BuildJson>,
+    #[serde(flatten)]
+    pub v08: Repo08,
 }
 
 impl RepoJson {
-    /// A repository as Drone shows it; `counter` is its last build number.
-    pub fn new(repo: &Repo, counter: i64) -> Self {
+    /// A repository as Drone shows it; `counter` is its last build number,
+    /// `active` whether it builds (installed and not deactivated).
+    pub fn new(repo: &Repo, counter: i64, active: bool) -> Self {
         Self {
             id: repo.info.id.0,
             uid: repo.info.id.0.to_string(),
@@ -104,7 +115,7 @@ impl RepoJson {
             default_branch: repo.info.default_branch.clone(),
             private: repo.info.private,
             visibility: if repo.info.private { "private" } else { "public" }.to_string(),
-            active: repo.active,
+            active,
             config_path: crate::pipeline::CONFIG_PATH.to_string(),
             trusted: false,
             protected: repo.protected,
@@ -121,6 +132,7 @@ impl RepoJson {
             version: 1,
             archived: false,
             build: None,
+            v08: Repo08::new(repo, counter),
         }
     }
 }
@@ -163,6 +175,8 @@ pub struct BuildJson {
     pub version: i64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<StageJson>,
+    #[serde(flatten)]
+    pub v08: Build08,
 }
 
 impl BuildJson {
@@ -199,12 +213,15 @@ impl BuildJson {
             updated: build.updated,
             version: build.version,
             stages: Vec::new(),
+            v08: Build08::new(build),
         }
     }
 
-    /// A build with its stages and steps (single-build answers).
+    /// A build with its stages and steps, and as 0.8 its procs (single-build answers).
     pub fn with_stages(build: &Build, stages: &[Stage]) -> Self {
-        Self { stages: stages.iter().map(StageJson::new).collect(), ..Self::new(build) }
+        let mut json = Self { stages: stages.iter().map(StageJson::new).collect(), ..Self::new(build) };
+        json.v08.procs = procs(build, stages);
+        json
     }
 }
 

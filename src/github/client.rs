@@ -448,6 +448,97 @@ impl GitHub {
     }
 }
 
+/// GitHub's largest page (`per_page`) for the installation lists
+/// ("The number of results per page (max 100)", REST API docs).
+pub const MAX_PER_PAGE: usize = 100;
+
+/// The most pages of one list greenlight reads (100,000 installations, or
+/// repositories of one installation): a server answering full pages
+/// forever cannot hold a request.
+pub const MAX_PAGES: usize = 1000;
+
+#[derive(Deserialize)]
+struct Installation {
+    id: u64,
+}
+
+#[derive(Deserialize)]
+struct InstallationRepos {
+    total_count: usize,
+    repositories: Vec<GitHubRepo>,
+}
+
+#[derive(Deserialize)]
+struct Owner {
+    login: String,
+}
+
+/// The fields of GitHub's repository object greenlight keeps.
+#[derive(Deserialize)]
+struct GitHubRepo {
+    id: i64,
+    name: String,
+    owner: Owner,
+    #[serde(default)]
+    private: bool,
+    #[serde(default)]
+    clone_url: String,
+    #[serde(default)]
+    ssh_url: String,
+    #[serde(default)]
+    html_url: String,
+    #[serde(default)]
+    default_branch: String,
+}
+
+impl From<GitHubRepo> for RepoRef {
+    fn from(r: GitHubRepo) -> Self {
+        RepoRef {
+            id: crate::ids::RepoId(r.id),
+            owner: r.owner.login,
+            name: r.name,
+            private: r.private,
+            clone_url: r.clone_url,
+            ssh_url: r.ssh_url,
+            html_url: r.html_url,
+            default_branch: if r.default_branch.is_empty() { "main".to_string() } else { r.default_branch },
+        }
+    }
+}
+
+impl GitHub {
+    /// Every repository the App's installations cover now, with the
+    /// installation covering each: the App's installations (as the App),
+    /// then each one's repositories (as that installation), every page.
+    pub async fn installed_repos(&self) -> Result<Vec<(RepoRef, InstallationId)>, GitHubError> {
+        let mut installations = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let path = format!("/app/installations?per_page={MAX_PER_PAGE}&page={page}");
+            let batch: Vec<Installation> = self.call(Credential::App, Method::GET, &path, None, true).await?;
+            let last = batch.len() < MAX_PER_PAGE;
+            installations.extend(batch.into_iter().map(|i| InstallationId(i.id)));
+            if last {
+                break;
+            }
+        }
+        let mut repos = Vec::new();
+        for installation in installations {
+            let mut listed = 0;
+            for page in 1..=MAX_PAGES {
+                let path = format!("/installation/repositories?per_page={MAX_PER_PAGE}&page={page}");
+                let batch: InstallationRepos = self.call(Credential::Installation(installation), Method::GET, &path, None, true).await?;
+                let count = batch.repositories.len();
+                listed += count;
+                repos.extend(batch.repositories.into_iter().map(|r| (RepoRef::from(r), installation)));
+                if count < MAX_PER_PAGE || listed >= batch.total_count {
+                    break;
+                }
+            }
+        }
+        Ok(repos)
+    }
+}
+
 fn may_have_applied(err: &GitHubError) -> bool {
     matches!(err, GitHubError::Transport { .. }) || matches!(err, GitHubError::Api { status, .. } if *status >= 500)
 }

@@ -1,7 +1,7 @@
 //! Narrow views of the GitHub client for the parts that need one thing of
 //! it: the planner reads pipeline files and changed files, the runner gets
-//! clone credentials.
-//! Neither can post a status or a check run; only `publish` does that.
+//! clone credentials, the API lists the installations' repositories.
+//! None can post a status or a check run; only `publish` does that.
 
 use super::{GitHub, GitHubError, RepoPath};
 use crate::ids::{InstallationId, Sha};
@@ -53,5 +53,24 @@ impl CloneCredentials {
     /// A token that can only read `repo`'s contents (cached, shared by every process).
     pub async fn token(&self, installation: InstallationId, repo: &RepoRef) -> Result<SecretString, GitHubError> {
         self.github.clone_token(installation, repo).await
+    }
+}
+
+/// Lists what the App's installations cover now (the API's `flush=true`
+/// and activating a repository greenlight has not heard of yet).
+#[derive(Clone)]
+pub struct Installations {
+    github: GitHub,
+}
+
+impl Installations {
+    /// Installations read through `github`.
+    pub fn new(github: GitHub) -> Self {
+        Self { github }
+    }
+
+    /// Every repository of every installation, with its installation.
+    pub async fn repos(&self) -> Result<Vec<(RepoRef, InstallationId)>, GitHubError> {
+        self.github.installed_repos().await
     }
 }

@@ -93,6 +93,12 @@ impl Lifecycle {
                 let stages = self.store.stages(&build).await?;
                 (build, stages, false)
             }
+            // Before `.drone.yml` is read: a deactivated repository costs GitHub nothing.
+            None if self.store.is_repo_deactivated(repo.info.id).await? => {
+                tracing::info!(repo = %repo.slug(), sha = %trigger.commit.sha, delivery = %trigger.delivery, "the repository is deactivated (DELETE /api/repos/{}); no build", repo.slug());
+                self.store.release_delivery(&trigger.delivery, entry).await?;
+                return Ok(None);
+            }
             None => {
                 let plan = match read_plan(trigger, files).await? {
                     Some(plan) => plan,

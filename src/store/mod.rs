@@ -8,6 +8,7 @@
 //! the API all write them, and a whole-record write from a stale copy would
 //! undo another process's transition.
 
+mod activation;
 mod delivery_log;
 mod error;
 mod log_hub;

@@ -130,6 +130,11 @@ impl DroneApi {
         self.get_text(&format!("/api/badges/{}/cc.xml", self.slug)).await
     }
 
+    /// The repository it calls about, `owner/name`.
+    pub fn slug(&self) -> &str {
+        &self.slug
+    }
+
     /// The same API for another repository `slug` (unknown ones included).
     pub fn of_repo(&self, slug: &str) -> Self {
         Self { slug: slug.to_string(), ..self.clone() }

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod drone;
+pub mod drone08;
 pub mod fake_github;
 pub mod metrics;
 pub mod nethost;

@@ -233,6 +233,10 @@ pub struct CheckRunRecord {
 pub enum Endpoint {
     /// `POST /app/installations/{id}/access_tokens`.
     InstallationToken,
+    /// `GET /app/installations` (as the App).
+    ListInstallations,
+    /// `GET /installation/repositories` (as an installation).
+    ListInstallationRepos,
     /// `GET /repos/{owner}/{repo}/contents/{path}`.
     Contents,
     /// `POST /repos/{owner}/{repo}/statuses/{sha}`.
@@ -264,6 +268,8 @@ impl Endpoint {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         Some(match (method, segments.as_slice()) {
             ("POST", ["app", "installations", _, "access_tokens"]) => Self::InstallationToken,
+            ("GET", ["app", "installations"]) => Self::ListInstallations,
+            ("GET", ["installation", "repositories"]) => Self::ListInstallationRepos,
             ("GET", ["repos", _, _, "contents", ..]) => Self::Contents,
             ("POST", ["repos", _, _, "statuses", _]) => Self::CreateStatus,
             ("POST", ["repos", _, _, "check-runs"]) => Self::CreateCheckRun,
@@ -486,13 +492,33 @@ impl FakeGitHub {
     }
 
     fn repo_with(&self, slug: &str, private: bool) -> RepoHandle {
+        let installation = 7000 + self.state().repos.len() as u64;
+        self.repo_in(slug, private, installation)
+    }
+
+    /// Creates `count` public repositories `owner/repo-N` that one
+    /// installation covers, as an organisation installing the App on all
+    /// its repositories.
+    pub fn many_repos(&self, owner: &str, count: usize) -> Vec<RepoHandle> {
+        let installation = 7000 + self.state().repos.len() as u64;
+        (0..count).map(|n| self.repo_in(&format!("{owner}/repo-{n}"), false, installation)).collect()
+    }
+
+    fn repo_in(&self, slug: &str, private: bool, installation: u64) -> RepoHandle {
         let git = GitRepo::create(self.shared.root.path(), slug);
         let mut state = self.state();
         let id = 1000 + state.repos.len() as i64;
-        let installation = 7000 + state.repos.len() as u64;
         state.installations.entry(installation).or_default().push(slug.to_string());
         state.repos.insert(slug.to_string(), Repo { id, private, git });
         RepoHandle { github: self.clone(), slug: slug.to_string(), id, installation, private }
+    }
+
+    /// Removes the App from a repository's installation (GitHub then lists
+    /// it no more, and refuses its tokens for it).
+    pub fn uninstall(&self, repo: &RepoHandle) {
+        if let Some(repos) = self.state().installations.get_mut(&repo.installation) {
+            repos.retain(|slug| slug != &repo.slug);
+        }
     }
 
     /// Installation tokens live this long (GitHub: one hour).

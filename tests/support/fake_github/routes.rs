@@ -19,6 +19,8 @@ type Shared_ = Arc<Shared>;
 pub fn router(shared: Shared_) -> Router {
     Router::new()
         .route("/app/installations/{id}/access_tokens", post(mint_token))
+        .route("/app/installations", get(list_installations))
+        .route("/installation/repositories", get(list_installation_repos))
         .route("/repos/{owner}/{repo}/contents/{*path}", get(contents))
         .route("/repos/{owner}/{repo}/compare/{basehead}", get(compare))
         .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
@@ -218,6 +220,112 @@ async fn mint_token(State(shared): State<Shared_>, Path(id): Path<u64>, headers:
     state.tokens.insert(token, Token { installation: id, expires_at, repositories: request.repositories, permissions });
     state.tokens_minted += 1;
     (StatusCode::CREATED, axum::Json(answer)).into_response()
+}
+
+/// GitHub's pagination (REST docs, "Using pagination in the REST API"):
+/// `per_page` defaults to 30 and is capped at 100, `page` starts at 1, and
+/// a `Link` header names the `prev`, `next`, `first` and `last` pages.
+const DEFAULT_PER_PAGE: usize = 30;
+/// GitHub's largest page: a larger `per_page` gets 100.
+const MAX_PER_PAGE: usize = 100;
+
+/// One page of `items` as `q` asks, and its `Link` header (absent when one
+/// page holds everything); `path` is the request's, prefix included.
+fn page_of(shared: &Shared, path: &str, items: Vec<Value>, q: &HashMap<String, String>) -> (Vec<Value>, Option<String>) {
+    let number = |key: &str| q.get(key).and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0);
+    let per_page = number("per_page").unwrap_or(DEFAULT_PER_PAGE).min(MAX_PER_PAGE);
+    let page = number("page").unwrap_or(1);
+    let last = items.len().div_ceil(per_page).max(1);
+    let addr = shared.addr.lock().unwrap().expect("listening");
+    let url = |p: usize| format!("<http://{addr}{path}?per_page={per_page}&page={p}>");
+    let mut links = Vec::new();
+    if page > 1 {
+        links.push(format!("{}; rel=\"prev\"", url((page - 1).min(last))));
+        links.push(format!("{}; rel=\"first\"", url(1)));
+    }
+    if page < last {
+        links.push(format!("{}; rel=\"next\"", url(page + 1)));
+        links.push(format!("{}; rel=\"last\"", url(last)));
+    }
+    let chosen = items.into_iter().skip((page - 1) * per_page).take(per_page).collect();
+    (chosen, (!links.is_empty()).then(|| links.join(", ")))
+}
+
+fn with_link(body: Value, link: Option<String>) -> Response {
+    let mut response = axum::Json(body).into_response();
+    if let Some(link) = link {
+        response.headers_mut().insert("link", link.parse().unwrap());
+    }
+    response
+}
+
+/// GitHub's repository object (the fields its docs list that a client may read).
+fn repo_json(shared: &Shared, slug: &str, repo: &super::Repo) -> Value {
+    let (owner, name) = slug.split_once('/').unwrap_or((slug, ""));
+    let addr = shared.addr.lock().unwrap().expect("listening");
+    json!({
+        "id": repo.id, "node_id": format!("R_{}", repo.id), "name": name, "full_name": slug,
+        "owner": { "login": owner, "id": 1, "type": "Organization" },
+        "private": repo.private, "visibility": if repo.private { "private" } else { "public" },
+        "html_url": format!("https://github.com/{slug}"), "description": null, "fork": false, "archived": false,
+        "url": format!("http://{addr}/repos/{slug}"), "clone_url": format!("http://{addr}/{slug}.git"),
+        "ssh_url": format!("git@github.com:{slug}.git"), "default_branch": "main",
+    })
+}
+
+/// `GET /app/installations`: the App's installations, oldest first (App JWT).
+async fn list_installations(
+    State(shared): State<Shared_>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(e) = check_app_jwt(&shared, &headers) {
+        return refuse(e);
+    }
+    let items: Vec<Value> = {
+        let state = shared.state.lock().unwrap();
+        let mut ids: Vec<u64> = state.installations.keys().copied().collect();
+        ids.sort_unstable();
+        ids.into_iter()
+            .map(|id| {
+                let account = state.installations[&id].first().and_then(|s| s.split_once('/')).map_or("", |(o, _)| o).to_string();
+                json!({
+                    "id": id, "app_id": APP_ID, "target_type": "Organization", "repository_selection": "selected",
+                    "account": { "login": account, "id": 1, "type": "Organization" },
+                    "access_tokens_url": format!("/app/installations/{id}/access_tokens"),
+                    "repositories_url": "/installation/repositories",
+                    "permissions": APP_PERMISSIONS.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                    "events": ["check_run", "check_suite", "pull_request", "push", "repository"],
+                    "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z", "single_file_name": null,
+                })
+            })
+            .collect()
+    };
+    let (page, link) = page_of(&shared, uri.path(), items, &q);
+    with_link(Value::Array(page), link)
+}
+
+/// `GET /installation/repositories`: what the token's installation covers
+/// (only the repositories a narrowed token names).
+async fn list_installation_repos(
+    State(shared): State<Shared_>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let items: Vec<Value> = {
+        let state = shared.state.lock().unwrap();
+        let Some(token) = bearer(&headers).and_then(|t| state.tokens.get(&t)).filter(|t| t.expires_at > chrono::Utc::now()) else {
+            return error(StatusCode::UNAUTHORIZED, "Bad credentials");
+        };
+        let installed = state.installations.get(&token.installation).cloned().unwrap_or_default();
+        let named = |slug: &String| token.repositories.as_ref().is_none_or(|names| names.iter().any(|n| slug.ends_with(&format!("/{n}"))));
+        installed.iter().filter(|slug| named(slug)).filter_map(|slug| state.repos.get(slug).map(|r| repo_json(&shared, slug, r))).collect()
+    };
+    let total = items.len();
+    let (page, link) = page_of(&shared, uri.path(), items, &q);
+    with_link(json!({ "total_count": total, "repository_selection": "selected", "repositories": page }), link)
 }
 
 async fn contents(
