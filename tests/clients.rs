@@ -58,9 +58,14 @@ async fn the_build_page_follows_a_running_build_in_a_real_browser() {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_string());
     assert!(std::path::Path::new(&chromium).exists(), "no Chromium at {chromium}: install it with `apt-get install chromium`");
     let ctx = Scenario::new().with_workers().start().await;
-    let steps = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: ticker\n  commands:\n  - for i in 1 2 3 4 5 6; do echo tick $i; sleep 1; done\n";
+    // Three ticks, then the step waits until the browser has loaded the page
+    // (it drops a file in the workspace), then three more: the page must
+    // show those without a reload, however loaded the machine is.
+    let steps = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: ticker\n  commands:\n  - for i in 1 2 3; do echo tick $i; done\n  - while [ ! -f loaded ]; do sleep 0.1; done\n  - for i in 4 5 6; do echo tick $i; sleep 0.2; done\n";
     let sha = ctx.push_and_deliver("main", &[(".drone.yml", steps)]).await;
     ctx.expect_check_run(&sha, "default (push)", InProgress).await;
+    let build = ctx.expect_builds(1).await.remove(0);
+    let workspace = greenlight::runner::workspace::of_stage(&ctx.app.data_dir.path().join("workspaces"), build.stages[0]);
 
     let report = node(
         "build_page.mjs",
@@ -68,6 +73,7 @@ async fn the_build_page_follows_a_running_build_in_a_real_browser() {
             ("PAGE_URL", format!("{}/acme/widget/1", ctx.app.url())),
             ("LOG_SELECTOR", "#log-1-2".to_string()),
             ("EXPECT_LINE", "tick 6".to_string()),
+            ("LOADED_FILE", workspace.join("loaded").display().to_string()),
             ("CHROMIUM", chromium),
         ],
     )
