@@ -6,8 +6,17 @@ use greenlight::app;
 use greenlight::config::{Cli, Command, ConfigError, Generated, LogFormat, ServeArgs};
 use std::process::ExitCode;
 
-fn config_failure(e: ConfigError) -> ExitCode {
-    eprintln!("greenlight: configuration error: {e}");
+/// Says why greenlight stops: one plain line, or with
+/// `GREENLIGHT_LOG_FORMAT=json` one JSON log line like every other.
+fn report(format: LogFormat, message: &str) {
+    match format {
+        LogFormat::Text => eprintln!("greenlight: {message}"),
+        LogFormat::Json => tracing::error!("{message}"),
+    }
+}
+
+fn config_failure(format: LogFormat, e: ConfigError) -> ExitCode {
+    report(format, &format!("configuration error: {e}"));
     ExitCode::from(2)
 }
 
@@ -46,10 +55,10 @@ fn tell_generated(generated: &Generated) {
 }
 
 /// `greenlight config`: one line per setting.
-fn print_settings(args: &ServeArgs, matches: &clap::ArgMatches) -> ExitCode {
+fn print_settings(args: &ServeArgs, matches: &clap::ArgMatches, format: LogFormat) -> ExitCode {
     let stored = match greenlight::config::stored::load(&args.common.data_dir) {
         Ok(stored) => stored,
-        Err(e) => return config_failure(e),
+        Err(e) => return config_failure(format, e),
     };
     let command = Cli::command();
     let sub = command.find_subcommand("config").expect("the config subcommand exists");
@@ -81,19 +90,19 @@ fn main() -> ExitCode {
             });
             match validated {
                 Ok(config) => runtime.block_on(until_signal(app::start(config, app::Deps::default()))),
-                Err(e) => return config_failure(e),
+                Err(e) => return config_failure(cli.log_format, e),
             }
         }
         Command::Worker(args) => match args.validate() {
             Ok(config) => runtime.block_on(until_signal(app::start_worker(config, app::Deps::default()))),
-            Err(e) => return config_failure(e),
+            Err(e) => return config_failure(cli.log_format, e),
         },
-        Command::Config(args) => return print_settings(&args, &matches),
+        Command::Config(args) => return print_settings(&args, &matches, cli.log_format),
         Command::Secret(args) => match args.validate() {
             Ok((url, key)) => {
                 runtime.block_on(greenlight::secret_command::run(args.action, &url, key, &mut std::io::stdin(), &mut std::io::stdout()))
             }
-            Err(e) => return config_failure(e),
+            Err(e) => return config_failure(cli.log_format, e),
         },
         Command::Exec(args) => match args.validate() {
             Ok(options) => {
@@ -101,18 +110,18 @@ fn main() -> ExitCode {
                     Ok(true) => ExitCode::SUCCESS,
                     Ok(false) => ExitCode::FAILURE,
                     Err(e) => {
-                        eprintln!("greenlight: {e:#}");
+                        report(cli.log_format, &format!("{e:#}"));
                         ExitCode::from(2)
                     }
                 };
             }
-            Err(e) => return config_failure(e),
+            Err(e) => return config_failure(cli.log_format, e),
         },
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("greenlight: error: {e:#}");
+            report(cli.log_format, &format!("error: {e:#}"));
             ExitCode::FAILURE
         }
     }

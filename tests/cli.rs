@@ -40,6 +40,13 @@ fn a_missing_app_id_exits_2_naming_the_variable() {
         assert!(!text.contains("panicked"));
     }
     assert!(!data.path().join("greenlight.json").exists(), "settings with a mistake generate nothing");
+
+    // With JSON logs, the reason is a JSON log line like any other.
+    let out = greenlight(&["worker"], &[("GREENLIGHT_DATA_DIR", data_dir), ("GREENLIGHT_LOG_FORMAT", "json")]);
+    assert_eq!(out.status.code(), Some(2));
+    let line: serde_json::Value = serde_json::from_str(stderr(&out).trim()).expect("one JSON line");
+    assert_eq!(line["level"], "ERROR");
+    assert!(line["message"].as_str().unwrap().contains("GITHUB_APP_ID: is not set"), "{line}");
 }
 
 /// Starts `greenlight serve` with `env` on a free port until its stderr
