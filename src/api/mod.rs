@@ -128,7 +128,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/builds/incomplete", get(repos::incomplete))
         .route("/api/repos/{owner}/{name}", get(repos::repo).patch(repos::update_repo))
         .route("/api/repos/{owner}/{name}/builds/{number}/approve/{stage}", axum::routing::post(builds::approve))
-        .route("/api/repos/{owner}/{name}/builds", get(builds::list))
+        .route("/api/repos/{owner}/{name}/builds", get(builds::list).post(builds::create))
         .route("/api/repos/{owner}/{name}/builds/latest", get(builds::latest))
         .route("/api/repos/{owner}/{name}/builds/{number}", get(builds::find).post(builds::restart).delete(builds::cancel))
         .route("/api/repos/{owner}/{name}/builds/{number}/logs/{stage}/{step}", get(builds::logs))

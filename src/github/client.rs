@@ -124,6 +124,52 @@ struct Contents {
     encoding: String,
 }
 
+/// A commit as `GET /repos/{o}/{r}/commits/{ref}` describes it (the fields greenlight reads).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommitInfo {
+    /// The full sha.
+    pub sha: String,
+    /// The commit's page on GitHub.
+    #[serde(default)]
+    pub html_url: String,
+    /// The git commit: message and git author.
+    pub commit: GitCommit,
+    /// The GitHub account of the author, when GitHub knows it.
+    #[serde(default)]
+    pub author: Option<CommitAccount>,
+}
+
+/// The git side of a commit.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GitCommit {
+    /// The commit message.
+    #[serde(default)]
+    pub message: String,
+    /// The git author.
+    pub author: Option<GitPerson>,
+}
+
+/// A git author.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GitPerson {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Email.
+    #[serde(default)]
+    pub email: String,
+}
+
+/// The GitHub account behind a commit.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommitAccount {
+    /// Login.
+    pub login: String,
+    /// Avatar URL.
+    #[serde(default)]
+    pub avatar_url: String,
+}
+
 #[derive(Deserialize)]
 struct CheckRunList {
     check_runs: Vec<CheckRun>,
@@ -290,6 +336,18 @@ impl GitHub {
         let packed: String = contents.content.split_whitespace().collect();
         let bytes = base64::engine::general_purpose::STANDARD.decode(packed).map_err(|e| decode_error(e.to_string()))?;
         String::from_utf8(bytes).map(Some).map_err(|_| decode_error(format!("{file} is not UTF-8 text")))
+    }
+
+    /// The commit a branch, tag or sha names (`GET /repos/{o}/{r}/commits/{ref}`),
+    /// or `None` when the repository has no such commit (GitHub answers 422
+    /// "No commit found for SHA", or 404).
+    pub async fn commit(&self, installation: InstallationId, repo: &RepoPath, reference: &str) -> Result<Option<CommitInfo>, GitHubError> {
+        let path = format!("/repos/{repo}/commits/{}", crate::text::percent_encode(reference, b""));
+        match self.call(Credential::Installation(installation), Method::GET, &path, None, true).await {
+            Ok(commit) => Ok(Some(commit)),
+            Err(GitHubError::Api { status: 404 | 422, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Sets one commit status of `sha` (one per pipeline and event);

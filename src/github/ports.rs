@@ -2,6 +2,7 @@
 //! it: the planner reads pipeline files, the runner gets clone credentials.
 //! Neither can post a status or a check run; only `publish` does that.
 
+use super::client::CommitInfo;
 use super::{GitHub, GitHubError, RepoPath};
 use crate::ids::{InstallationId, Sha};
 use crate::model::RepoRef;
@@ -23,6 +24,13 @@ impl RepoFiles {
     pub async fn read(&self, installation: InstallationId, repo: &RepoRef, path: &str, sha: &Sha) -> Result<Option<String>, GitHubError> {
         let route = RepoPath { owner: repo.owner.clone(), name: repo.name.clone() };
         self.github.file_at(installation, &route, path, &sha.0).await
+    }
+
+    /// The commit `reference` (a branch, tag or sha) names now, or `None`
+    /// when there is none: what a build asked for by branch builds.
+    pub async fn commit(&self, installation: InstallationId, repo: &RepoRef, reference: &str) -> Result<Option<CommitInfo>, GitHubError> {
+        let route = RepoPath { owner: repo.owner.clone(), name: repo.name.clone() };
+        self.github.commit(installation, &route, reference).await
     }
 }
 

@@ -7,6 +7,7 @@
 use crate::ids::Sha;
 use crate::pipeline::Facts;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The Drone event a build runs for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +20,11 @@ pub enum Event {
     PullRequest,
     /// A tag push.
     Tag,
+    /// A build asked for through the API (`POST /api/repos/{o}/{n}/builds`,
+    /// `greenlight build create`), as Drone's `drone build create`.
+    Custom,
+    /// A build started by a cron job.
+    Cron,
 }
 
 impl Event {
@@ -29,6 +35,8 @@ impl Event {
             Event::Push => "push",
             Event::PullRequest => "pull_request",
             Event::Tag => "tag",
+            Event::Custom => "custom",
+            Event::Cron => "cron",
         }
     }
 }
@@ -81,6 +89,13 @@ pub struct Commit {
     pub author: Author,
     /// Who sent the event (or pressed the button).
     pub sender: String,
+    /// Parameters of a `custom` build, given to its steps as environment
+    /// variables (Drone's build `params`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+    /// The cron job that started a `cron` build (`DRONE_CRON`), else empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cron: String,
 }
 
 /// Drone truncates commit messages to 2,000 characters; so do we, to keep the

@@ -12,4 +12,4 @@ pub use build::{Build, Status};
 pub use commit::{Author, Commit, Event, MAX_MESSAGE_CHARS, truncate_chars};
 pub use repo::{InstallationChange, InstalledRepo, Repo, RepoRef};
 pub use stage::{Stage, StageJob, StageState, StepRecord};
-pub use trigger::{RerunRequest, RerunTarget, Trigger};
+pub use trigger::{BuildRequest, RerunRequest, RerunTarget, Trigger};

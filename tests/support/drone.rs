@@ -151,6 +151,15 @@ impl DroneApi {
         self.call("GET", &self.repo_path(&format!("/builds/{number}")), None).await
     }
 
+    /// Asks for a build of `branch` (Drone: `POST /builds?branch=B&K=V`,
+    /// `drone build create`); `params` become the steps' variables.
+    pub async fn create_build(&self, branch: &str, params: &[(&str, &str)]) -> Answer {
+        let mut query = vec![("branch", branch)];
+        query.extend_from_slice(params);
+        let query = serde_urlencoded::to_string(&query).unwrap();
+        self.call("POST", &self.repo_path(&format!("/builds?{query}")), None).await
+    }
+
     /// Restarts a build (Drone: `POST /builds/{n}`).
     pub async fn restart(&self, number: i64) -> Answer {
         self.call("POST", &self.repo_path(&format!("/builds/{number}")), None).await

@@ -406,6 +406,7 @@ pub(super) fn pull_request(ev: PullRequestEvent, delivery: &DeliveryId) -> Resul
         link: pr.html_url.owned(),
         author: Author { login: author.login.owned(), name: String::new(), email: String::new(), avatar: author.avatar_url.owned() },
         sender: ev.sender.map(|s| s.login.owned()).unwrap_or_default(),
+        ..Commit::default()
     };
     Ok(Delivery::Build(Box::new(webhook_trigger(delivery, repo, installation, commit))))
 }
@@ -452,6 +453,7 @@ pub(super) fn push(ev: PushEvent, delivery: &DeliveryId) -> Result<Delivery, Pay
             avatar: sender.1,
         },
         sender: sender.0,
+        ..Commit::default()
     };
     Ok(Delivery::Build(Box::new(webhook_trigger(delivery, ev.repository.info(), installation, commit))))
 }

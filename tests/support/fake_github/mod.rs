@@ -241,6 +241,8 @@ pub enum Endpoint {
     UpdateCheckRun,
     /// `GET /repos/{owner}/{repo}/commits/{sha}/check-runs`.
     ListCheckRuns,
+    /// `GET /repos/{owner}/{repo}/commits/{ref}`.
+    GetCommit,
     /// `GET /{owner}/{repo}.git/info/refs` (git smart HTTP discovery).
     GitInfoRefs,
     /// `POST /{owner}/{repo}.git/git-upload-pack` (git fetch).
@@ -259,6 +261,7 @@ impl Endpoint {
             ("POST", ["repos", _, _, "check-runs"]) => Self::CreateCheckRun,
             ("PATCH", ["repos", _, _, "check-runs", _]) => Self::UpdateCheckRun,
             ("GET", ["repos", _, _, "commits", _, "check-runs"]) => Self::ListCheckRuns,
+            ("GET", ["repos", _, _, "commits", _]) => Self::GetCommit,
             ("GET", [_, _, "info", "refs"]) => Self::GitInfoRefs,
             ("POST", [_, _, "git-upload-pack"]) => Self::GitUploadPack,
             _ => return None,

@@ -24,6 +24,7 @@ pub fn router(shared: Shared_) -> Router {
         .route("/repos/{owner}/{repo}/check-runs", post(create_check_run))
         .route("/repos/{owner}/{repo}/check-runs/{id}", patch(update_check_run))
         .route("/repos/{owner}/{repo}/commits/{sha}/check-runs", get(list_check_runs))
+        .route("/repos/{owner}/{repo}/commits/{reference}", get(get_commit))
         .route("/{owner}/{repo}/info/refs", get(git_http))
         .route("/{owner}/{repo}/git-upload-pack", post(git_http))
         .layer(middleware::from_fn_with_state(shared.clone(), inject_failures))
@@ -214,6 +215,38 @@ async fn contents(
     let encoded = base64::engine::general_purpose::STANDARD.encode(&content);
     let wrapped: Vec<&str> = encoded.as_bytes().chunks(60).map(|c| std::str::from_utf8(c).unwrap()).collect();
     axum::Json(json!({ "type": "file", "encoding": "base64", "size": content.len(), "name": path.rsplit('/').next(), "path": path, "content": wrapped.join("\n") + "\n" })).into_response()
+}
+
+/// `GET /repos/{owner}/{repo}/commits/{ref}`: a commit by sha, branch or
+/// tag; 422 "No commit found for SHA" when the ref names none (as GitHub).
+async fn get_commit(
+    State(shared): State<Shared_>,
+    Path((owner, repo, reference)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let slug = match authorized(&shared, &headers, &owner, &repo, ("contents", "read")) {
+        Ok(slug) => slug,
+        Err(e) => return refuse(e),
+    };
+    let found = shared.state.lock().unwrap().repos.get(&slug).and_then(|r| r.git.resolve(&reference));
+    let Some((sha, message, name, email)) = found else {
+        return invalid_commit(&reference);
+    };
+    let date = "2026-12-01T00:00:00Z";
+    let person = json!({ "name": name, "email": email, "date": date });
+    axum::Json(json!({
+        "sha": sha,
+        "node_id": "C_fake",
+        "html_url": format!("https://github.com/{slug}/commit/{sha}"),
+        "commit": { "message": message, "author": person, "committer": person },
+        "author": { "login": "octocat", "avatar_url": "https://avatars.githubusercontent.com/u/583231" },
+        "parents": [],
+    }))
+    .into_response()
+}
+
+fn invalid_commit(reference: &str) -> Response {
+    (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({ "message": format!("No commit found for SHA: {reference}"), "documentation_url": "https://docs.github.com/rest/commits/commits#get-a-commit" }))).into_response()
 }
 
 /// The repository slug of a request, once its token is checked.
