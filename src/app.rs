@@ -32,11 +32,18 @@ pub struct Deps {
     pub retry: RetryPolicy,
     /// How often build history is swept ([`crate::retention::SWEEP_INTERVAL`]).
     pub sweep_interval: std::time::Duration,
+    /// How often `serve` looks for due cron jobs ([`crate::cron::POLL_INTERVAL`]).
+    pub cron_interval: std::time::Duration,
 }
 
 impl Default for Deps {
     fn default() -> Self {
-        Self { clock: clock::system(), retry: RetryPolicy::default(), sweep_interval: crate::retention::SWEEP_INTERVAL }
+        Self {
+            clock: clock::system(),
+            retry: RetryPolicy::default(),
+            sweep_interval: crate::retention::SWEEP_INTERVAL,
+            cron_interval: crate::cron::POLL_INTERVAL,
+        }
     }
 }
 
@@ -185,6 +192,8 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
     let planner = Planner::new(lifecycle.clone(), RepoFiles::new(github));
     let planning = Planner::consumer(WorkQueue::deliveries(pool.clone()), redis.clone(), consumer_name("planner"));
     tasks.spawn(planner.clone().run(planning, shutdown.clone()));
+    let scheduler = crate::cron::Scheduler::new(Store::new(pool.clone()), planner.clone(), deps.clock.clone());
+    tasks.spawn(scheduler.clone().run_forever(deps.cron_interval, shutdown.clone()));
     let events = crate::api::change_channel();
     tasks.spawn(crate::api::stream_feed(redis.clone(), events.clone(), shutdown.clone()));
     let api = crate::api::ApiState {
@@ -198,6 +207,8 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
         planner,
         public_url: config.common.public_url.clone(),
         secrets: crate::secrets::SecretStore::new(Store::new(pool.clone()), config.common.secret_key.clone()),
+        scheduler,
+        clock: deps.clock.clone(),
     };
 
     let intake = Intake::new(config.webhook_secrets.clone(), redis.shared()?, WorkQueue::deliveries(pool.clone()), Store::new(pool));

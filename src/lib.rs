@@ -11,6 +11,7 @@ pub mod api;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod cron;
 pub mod exec;
 pub mod github;
 pub mod ids;

@@ -3,9 +3,12 @@
 
 mod support;
 
+use greenlight::ids::RepoId;
 use greenlight::store::Status;
 use support::CheckRunState::Success;
-use support::{Scenario, StatusState};
+use support::clock::{TestClock, unix};
+use support::stepper::Stepper;
+use support::{BuildCommit, Scenario, StatusState};
 
 /// A pipeline for custom builds only, printing a build parameter.
 const CUSTOM_ONLY: &str = "kind: pipeline\ntype: exec\nname: release\ntrigger:\n  event: [custom]\nsteps:\n- name: show\n  commands:\n  - echo \"target=$TARGET event=$DRONE_BUILD_EVENT branch=$DRONE_BRANCH\"\n";
@@ -55,4 +58,86 @@ async fn a_build_of_a_missing_branch_or_with_a_bad_parameter_is_refused_saying_w
     assert!(reserved.message().unwrap().contains("DRONE_COMMIT would replace a variable greenlight sets"), "{:?}", reserved.body);
     assert_eq!(bad_branch.status, 400);
     assert!(ctx.builds().await.is_empty());
+}
+
+/// A pipeline for cron builds only, printing the job's name.
+const CRON_ONLY: &str = "kind: pipeline\ntype: exec\nname: nightly\ntrigger:\n  event: [cron]\nsteps:\n- name: show\n  commands:\n  - echo \"cron=$DRONE_CRON event=$DRONE_BUILD_EVENT\"\n";
+
+#[tokio::test]
+async fn a_cron_job_fires_once_with_two_serve_processes_running() {
+    let clock = TestClock::minutes_ago(3);
+    let mut ctx = Scenario::new().with_workers().clock(&clock).start().await;
+    ctx.app.start_another_serve(&ctx.github).await;
+    ctx.push_and_deliver("main", &[(".drone.yml", CRON_ONLY)]).await;
+    ctx.app.expect_deliveries_handled().await;
+    let start = clock.unix();
+
+    let created = ctx.api().create_cron("nightly", "* * * * *", "main").await;
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    assert_eq!(ctx.api().cron("nightly").await.next, start + 60);
+    clock.advance_minutes(1);
+
+    let build = ctx.expect_build_done(1).await;
+    assert_eq!((build.commit.event.as_str(), build.trigger.as_str()), ("cron", "@cron"));
+    ctx.expect_log_contains(&build, "show", "cron=nightly event=cron").await;
+    ctx.expect_check_run(build.sha(), "nightly (cron)", Success).await;
+    let job = ctx.api().cron("nightly").await;
+    assert_eq!((job.prev, job.next), (start + 60, start + 120));
+    // The next tick fires the second build: had either process fired the first tick twice, that would be build 2.
+    clock.advance_minutes(1);
+    let second = ctx.expect_build_done(2).await;
+    assert_eq!(second.commit.cron, "nightly");
+    assert_eq!(ctx.api().cron("nightly").await.prev, start + 120);
+    assert_eq!(ctx.builds().await.len(), 2);
+}
+
+#[tokio::test]
+async fn each_tick_is_claimed_by_one_scheduler_and_ticks_missed_while_down_fire_once() {
+    let mut gl = Stepper::new().await;
+    gl.push("main", CRON_ONLY).await;
+    gl.plan().await;
+    let clock = TestClock::at(2026, 12, 1, 9, 58);
+    gl.add_cron("nightly", "0 10 * * *", "main", &clock.shared()).await;
+    let (first, second) = (gl.scheduler(clock.shared()), gl.scheduler(clock.shared()));
+    assert_eq!(first.tick().await.unwrap(), 0, "not due yet");
+
+    // Everything was down for five days: five ticks were missed.
+    clock.set(2026, 12, 6, 10, 5);
+    let (a, b) = tokio::join!(first.tick(), second.tick());
+    let again = first.tick().await.unwrap() + second.tick().await.unwrap();
+
+    assert_eq!(a.unwrap() + b.unwrap(), 1, "exactly one of the two fired");
+    assert_eq!(again, 0);
+    let builds = gl.store().builds_page(RepoId(gl.repo.id), None, 0, 10).await.unwrap();
+    assert_eq!(builds.len(), 1);
+    assert_eq!((builds[0].commit.event.as_str(), builds[0].commit.cron.as_str()), ("cron", "nightly"));
+    let job = gl.store().cron(RepoId(gl.repo.id), "nightly").await.unwrap().unwrap();
+    assert_eq!(job.next, unix(2026, 12, 7, 10, 0), "the next tick is after now, not the next missed one");
+}
+
+#[tokio::test]
+async fn the_cron_api_refuses_bad_expressions_and_runs_a_job_now() {
+    let ctx = Scenario::new().start().await;
+    ctx.push_and_deliver("main", &[(".drone.yml", CRON_ONLY)]).await;
+    ctx.app.expect_deliveries_handled().await;
+
+    let six_fields = ctx.api().create_cron("nightly", "0 0 10 * * *", "main").await;
+    let guest = ctx.guest().create_cron("nightly", "@daily", "main").await;
+    let created = ctx.api().create_cron("nightly", "@daily", "main").await;
+    let twice = ctx.api().create_cron("nightly", "@daily", "main").await;
+    let disabled = ctx.api().update_cron("nightly", serde_json::json!({ "disabled": true })).await;
+    let ran = ctx.api().run_cron("nightly").await;
+
+    assert_eq!(six_fields.status, 400);
+    assert!(six_fields.message().unwrap().contains("needs five fields"), "{:?}", six_fields.body);
+    assert_eq!(guest.status, 401);
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    assert_eq!((created.body["event"].as_str(), created.body["branch"].as_str()), (Some("push"), Some("main")));
+    assert_eq!(twice.status, 409);
+    assert_eq!((disabled.body["disabled"].as_bool(), disabled.body["next"].as_i64()), (Some(true), Some(0)));
+    assert_eq!(ran.status, 200, "{:?}", ran.body);
+    assert_eq!(
+        (ran.body["event"].as_str(), ran.body["trigger"].as_str(), ran.body["cron"].as_str()),
+        (Some("cron"), Some("@cron"), Some("nightly"))
+    );
 }

@@ -11,6 +11,7 @@
 mod auth;
 mod badges;
 mod builds;
+mod crons;
 mod repos;
 mod secrets;
 pub mod shapes;
@@ -55,6 +56,10 @@ pub struct ApiState {
     pub public_url: String,
     /// Repository secrets, for the admin secret endpoints (values are never returned).
     pub secrets: crate::secrets::SecretStore,
+    /// Runs cron jobs now (the cron API's `POST .../cron/{name}`).
+    pub scheduler: crate::cron::Scheduler,
+    /// The time cron jobs' next ticks are computed from.
+    pub clock: crate::clock::SharedClock,
 }
 
 /// An API error: Drone's `{"message": ...}` with a status code.
@@ -140,6 +145,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/repos", get(repos::all_repos))
         .route("/api/repos/{owner}/{name}/secrets", get(secrets::list).post(secrets::create))
         .route("/api/repos/{owner}/{name}/secrets/{secret}", get(secrets::find).patch(secrets::update).delete(secrets::delete))
+        .route("/api/repos/{owner}/{name}/cron", get(crons::list).post(crons::create))
+        .route("/api/repos/{owner}/{name}/cron/{cron}", get(crons::find).patch(crons::update).delete(crons::delete).post(crons::run_now))
         .route("/api/{*rest}", axum::routing::any(not_implemented))
         .route("/version", get(version))
         .layer(axum::middleware::map_response(method_not_allowed_is_not_implemented))

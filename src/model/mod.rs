@@ -4,12 +4,14 @@
 
 mod build;
 mod commit;
+mod cron;
 mod repo;
 mod stage;
 mod trigger;
 
 pub use build::{Build, Status};
 pub use commit::{Author, Commit, Event, MAX_MESSAGE_CHARS, truncate_chars};
+pub use cron::{CronJob, ScheduledCron};
 pub use repo::{InstallationChange, InstalledRepo, Repo, RepoRef};
 pub use stage::{Stage, StageJob, StageState, StepRecord};
 pub use trigger::{BuildRequest, RerunRequest, RerunTarget, Trigger};

@@ -8,6 +8,7 @@
 //! the API all write them, and a whole-record write from a stale copy would
 //! undo another process's transition.
 
+mod crons;
 mod error;
 mod log_hub;
 mod logs;
@@ -18,6 +19,7 @@ mod side;
 mod stages;
 
 pub use crate::model::{Build, Repo, Stage, StageJob, StageState, Status, StepRecord};
+pub use crons::DueCron;
 pub use error::{StoreError, StoreResult};
 pub use log_hub::{LogHub, LogSubscription};
 pub use logs::{LogLine, LogTail, Logs};

@@ -31,6 +31,41 @@ pub struct TestApp {
     http: reqwest::Client,
     store: Store,
     log_store: LogStoreConfig,
+    deps: Deps,
+    /// More `serve` processes on the same Redis, with their data directories.
+    others: Vec<(Running, tempfile::TempDir)>,
+}
+
+/// What tests start greenlight with: quick retries, the system clock.
+pub fn test_deps() -> Deps {
+    Deps { retry: quick_retries(), ..Deps::default() }
+}
+
+/// `serve`'s settings against the fake and `redis_url`: workers when `runner` is given.
+fn serve_config(
+    github: &FakeGitHub,
+    redis_url: &str,
+    runner: Option<RunnerConfig>,
+    data_dir: &std::path::Path,
+    log_store: LogStoreConfig,
+) -> ServeConfig {
+    ServeConfig {
+        github: GitHubConfig { app_id: APP_ID, key: app_key(), api_url: github.api_url() },
+        common: Common {
+            redis_url: Some(SecretString::from(redis_url.to_string())),
+            public_url: PUBLIC_URL.to_string(),
+            data_dir: data_dir.to_path_buf(),
+            concurrency: 2,
+            secret_key: Some(greenlight::secrets::SecretKey::parse(&SecretString::from(SECRET_KEY.to_string())).unwrap()),
+            log_store,
+            retention: greenlight::config::RetentionConfig::default(),
+        },
+        webhook_secrets: vec![SecretString::from(SECRET.to_string())],
+        addr: "127.0.0.1:0".parse().unwrap(),
+        run_workers: runner.is_some(),
+        runner: runner.unwrap_or_else(runner_config),
+        api_token: Some(SecretString::from(API_TOKEN.to_string())),
+    }
 }
 
 /// What greenlight answered to a delivery.
@@ -144,29 +179,33 @@ impl TestApp {
         data_mode: u32,
         log_store: LogStoreConfig,
     ) -> anyhow::Result<Self> {
+        Self::start_with_deps(github, redis, runner, data_mode, log_store, test_deps()).await
+    }
+
+    /// Starts greenlight as [`TestApp::start_with_log_store`] does, with `deps` (its clock, its intervals).
+    pub(crate) async fn start_with_deps(
+        github: &FakeGitHub,
+        redis: TestRedis,
+        runner: Option<RunnerConfig>,
+        data_mode: u32,
+        log_store: LogStoreConfig,
+        deps: Deps,
+    ) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(data_dir.path(), std::os::unix::fs::PermissionsExt::from_mode(data_mode)).unwrap();
-        let config = ServeConfig {
-            github: GitHubConfig { app_id: APP_ID, key: app_key(), api_url: github.api_url() },
-            common: Common {
-                redis_url: Some(SecretString::from(redis.url())),
-                public_url: PUBLIC_URL.to_string(),
-                data_dir: data_dir.path().to_path_buf(),
-                concurrency: 2,
-                secret_key: Some(greenlight::secrets::SecretKey::parse(&SecretString::from(SECRET_KEY.to_string())).unwrap()),
-                log_store: log_store.clone(),
-                retention: greenlight::config::RetentionConfig::default(),
-            },
-            webhook_secrets: vec![SecretString::from(SECRET.to_string())],
-            addr: "127.0.0.1:0".parse().unwrap(),
-            run_workers: runner.is_some(),
-            runner: runner.unwrap_or_else(runner_config),
-            api_token: Some(SecretString::from(API_TOKEN.to_string())),
-        };
-        let deps = Deps { retry: quick_retries(), ..Deps::default() };
-        let running = app::start(config, deps).await?;
+        let config = serve_config(github, &redis.url(), runner, data_dir.path(), log_store.clone());
+        let running = app::start(config, deps.clone()).await?;
         let store = Store::new(greenlight::redis_server::pool(&redis.url()).unwrap());
-        Ok(Self { running: Some(running), redis, data_dir, http: reqwest::Client::new(), store, log_store })
+        Ok(Self { running: Some(running), redis, data_dir, http: reqwest::Client::new(), store, log_store, deps, others: Vec::new() })
+    }
+
+    /// Starts another `serve --no-worker` process sharing this one's Redis
+    /// (and clock), as a second machine would; it stops with this one.
+    pub async fn start_another_serve(&mut self, github: &FakeGitHub) {
+        let data_dir = tempfile::tempdir().unwrap();
+        let config = serve_config(github, &self.redis.url(), None, data_dir.path(), self.log_store.clone());
+        let running = app::start(config, self.deps.clone()).await.expect("another serve starts");
+        self.others.push((running, data_dir));
     }
 
     /// Step logs as greenlight keeps them (its Redis and its log store).
@@ -339,6 +378,9 @@ impl TestApp {
     pub async fn stop(&mut self) {
         if let Some(running) = self.running.take() {
             running.stop().await;
+        }
+        for (other, _) in self.others.drain(..) {
+            other.stop().await;
         }
     }
 }

@@ -2,12 +2,14 @@
 //! against it, and verbs that say what happens (push, open a pull request,
 //! expect a check run) so test bodies read as the story they check.
 
-use super::app::{Answer, DATA_DIR_MODE, PRIVATE_DATA_DIR_MODE, TestApp, runner_config};
+use super::app::{Answer, DATA_DIR_MODE, PRIVATE_DATA_DIR_MODE, TestApp, runner_config, test_deps};
+use super::clock::TestClock;
 use super::drone::{Browser, DroneApi};
 use super::fake_github::{CheckRunRecord, CheckRunState, FakeGitHub, RepoHandle, StatusRecord, StatusState};
 use super::redis::TestRedis;
 use super::webhook::Webhook;
 use super::worker::WorkerProcess;
+use greenlight::app::Deps;
 use greenlight::config::{LogStoreConfig, RunnerConfig};
 use greenlight::store::{Build, Stage};
 
@@ -80,6 +82,7 @@ pub struct Scenario {
     token_lifetime: Option<chrono::Duration>,
     data_mode: u32,
     log_store: LogStoreConfig,
+    clock: Option<std::sync::Arc<TestClock>>,
 }
 
 impl Default for Scenario {
@@ -101,7 +104,15 @@ impl Scenario {
             token_lifetime: None,
             data_mode: DATA_DIR_MODE,
             log_store: LogStoreConfig::Redis,
+            clock: None,
         }
+    }
+
+    /// greenlight's time is `clock`'s (stepped by the test), and it looks
+    /// for due cron jobs every 20 ms.
+    pub fn clock(mut self, clock: &std::sync::Arc<TestClock>) -> Self {
+        self.clock = Some(clock.clone());
+        self
     }
 
     /// greenlight runs workers in-process (2-second stage lease, 16 MiB logs).
@@ -171,8 +182,12 @@ impl Scenario {
         }
         let repo = if self.private { github.private_repo(self.slug) } else { github.repo(self.slug) };
         let redis = if self.durable { TestRedis::start_durable() } else { TestRedis::start() };
+        let mut deps = test_deps();
+        if let Some(clock) = &self.clock {
+            deps = Deps { clock: clock.shared(), cron_interval: std::time::Duration::from_millis(20), ..deps };
+        }
         let app =
-            TestApp::start_with_log_store(&github, redis, self.runner, self.data_mode, self.log_store).await.expect("greenlight starts");
+            TestApp::start_with_deps(&github, redis, self.runner, self.data_mode, self.log_store, deps).await.expect("greenlight starts");
         Ctx { github, repo, app }
     }
 }
