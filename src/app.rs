@@ -189,7 +189,10 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
         Err(e) => tracing::warn!(error = %e, "cannot index earlier builds by ref yet; the next start tries again"),
     }
     sweep_history(&mut tasks, &config.common, &pool, &deps, &shutdown);
-    let planner = Planner::new(lifecycle.clone(), RepoFiles::new(github));
+    let planner = Planner::new(lifecycle.clone(), RepoFiles::new(github.clone()));
+    let commands = crate::commands::Commands::new(planner.clone(), lifecycle.clone(), crate::github::Conversation::new(github));
+    let reading = crate::commands::Commands::consumer(WorkQueue::commands(pool.clone()), redis.clone(), consumer_name("commands"));
+    tasks.spawn(commands.run(reading, shutdown.clone()));
     let planning = Planner::consumer(WorkQueue::deliveries(pool.clone()), redis.clone(), consumer_name("planner"));
     tasks.spawn(planner.clone().run(planning, shutdown.clone()));
     let scheduler = crate::cron::Scheduler::new(Store::new(pool.clone()), planner.clone(), deps.clock.clone());

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod app;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod cron;
 pub mod exec;

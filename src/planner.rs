@@ -129,6 +129,19 @@ impl Planner {
         self.lifecycle.create(repo, request, delivery, &self.files).await
     }
 
+    /// Reruns a build's pipelines named in `only` (a comment's `/greenlight
+    /// retry`), once per `delivery`; `None` when none matches any more.
+    pub async fn rerun(
+        &self,
+        repo: &Repo,
+        build: &Build,
+        only: Vec<String>,
+        by: &str,
+        delivery: DeliveryId,
+    ) -> Result<Option<Build>, StartError> {
+        self.lifecycle.rerun(repo, build, only, by, delivery, &self.files).await
+    }
+
     /// Starts a new build of a build's commit (the API's restart), with
     /// `parent` set; `None` when no pipeline matches any more.
     pub async fn restart(&self, repo: &Repo, build: &Build, by: &str) -> Result<Option<Build>, StartError> {

@@ -13,7 +13,7 @@
 
 use crate::github::webhook::{self, Delivery, MAX_PAYLOAD_BYTES};
 use crate::ids::DeliveryId;
-use crate::model::Trigger;
+use crate::model::{CommentCommand, Trigger};
 use crate::queue::WorkQueue;
 use crate::store::Store;
 use axum::Json;
@@ -50,15 +50,25 @@ pub struct Intake {
     secrets: Arc<Vec<SecretString>>,
     redis: redis::aio::ConnectionManager,
     deliveries: WorkQueue<Trigger>,
+    commands: WorkQueue<CommentCommand>,
     store: Store,
     large_bodies: Arc<tokio::sync::Semaphore>,
 }
 
 impl Intake {
     /// Intake appending to `deliveries` over `redis` (one multiplexed
-    /// connection shared by every request), accepting any of `secrets`.
+    /// connection shared by every request), accepting any of `secrets`;
+    /// the comment commands it finds go to the queue of that name in `store`'s Redis.
     pub fn new(secrets: Vec<SecretString>, redis: redis::aio::ConnectionManager, deliveries: WorkQueue<Trigger>, store: Store) -> Self {
-        Self { secrets: Arc::new(secrets), redis, deliveries, store, large_bodies: Arc::new(tokio::sync::Semaphore::new(MAX_LARGE_BODIES)) }
+        let commands = WorkQueue::commands(store.pool().clone());
+        Self {
+            secrets: Arc::new(secrets),
+            redis,
+            deliveries,
+            commands,
+            store,
+            large_bodies: Arc::new(tokio::sync::Semaphore::new(MAX_LARGE_BODIES)),
+        }
     }
 }
 
@@ -163,6 +173,7 @@ async fn receive(State(intake): State<Intake>, request: Request) -> Response {
             };
         }
         Ok(Delivery::Repository(change)) => return repository_changed(&intake, &change).await,
+        Ok(Delivery::Command(command)) => return command_queued(&intake, &command).await,
         Ok(Delivery::Build(trigger)) => trigger,
         Ok(Delivery::Rerun(request)) => {
             match tokio::time::timeout(REDIS_WRITE_TIMEOUT, crate::lifecycle::rerun_trigger(&intake.store, &request, &delivery)).await {
@@ -187,6 +198,19 @@ async fn receive(State(intake): State<Intake>, request: Request) -> Response {
             tracing::error!(%delivery, "timed out queueing a delivery");
             reply(StatusCode::SERVICE_UNAVAILABLE, "queue unavailable; redeliver later")
         }
+    }
+}
+
+/// Queues a pull request comment's command for a planner (which asks
+/// GitHub who may run it) before answering 202.
+async fn command_queued(intake: &Intake, command: &CommentCommand) -> Response {
+    let mut redis = intake.redis.clone();
+    match tokio::time::timeout(REDIS_WRITE_TIMEOUT, intake.commands.push_on(&mut redis, command)).await {
+        Ok(Ok(entry)) => {
+            tracing::info!(delivery = %command.delivery, repo = %command.repo.slug(), pr = command.pull_request, command = %command.kind.as_written(), "comment command queued");
+            (StatusCode::ACCEPTED, Json(Queued { delivery: &command.delivery, entry: &entry.0, message: "command queued" })).into_response()
+        }
+        _ => reply(StatusCode::SERVICE_UNAVAILABLE, "queue unavailable; redeliver later"),
     }
 }
 

@@ -5,10 +5,12 @@ mod support;
 
 use greenlight::ids::RepoId;
 use greenlight::store::Status;
-use support::CheckRunState::Success;
+use support::CheckRunState::{Failure, Queued, Success};
 use support::clock::{TestClock, unix};
+use support::drone::ApiBuild;
+use support::scenario::PR_AUTHOR;
 use support::stepper::Stepper;
-use support::{BuildCommit, Scenario, StatusState};
+use support::{BuildCommit, Endpoint, ONE_ECHO_STEP, Scenario, StatusState};
 
 /// A pipeline for custom builds only, printing a build parameter.
 const CUSTOM_ONLY: &str = "kind: pipeline\ntype: exec\nname: release\ntrigger:\n  event: [custom]\nsteps:\n- name: show\n  commands:\n  - echo \"target=$TARGET event=$DRONE_BUILD_EVENT branch=$DRONE_BRANCH\"\n";
@@ -140,4 +142,73 @@ async fn the_cron_api_refuses_bad_expressions_and_runs_a_job_now() {
         (ran.body["event"].as_str(), ran.body["trigger"].as_str(), ran.body["cron"].as_str()),
         (Some("cron"), Some("@cron"), Some("nightly"))
     );
+}
+
+#[tokio::test]
+async fn approve_in_a_comment_is_refused_to_a_reader_and_runs_the_blocked_fork_stage_for_a_writer() {
+    let ctx = Scenario::new().with_workers().start().await;
+    ctx.install().await;
+    assert_eq!(ctx.api().set_protected(true).await.status, 200);
+    let sha = ctx.push_pipeline("contrib", ONE_ECHO_STEP);
+    ctx.deliver_fork_pr(6, "contrib", &sha, "stranger/widget").await;
+    ctx.expect_check_run(&sha, "default (pull_request)", Queued).await;
+    ctx.repo.set_role("maintainer", "maintain");
+
+    let (by_reader, answer) = ctx.comment_on_pr(6, "stranger", "/greenlight approve").await;
+    ctx.expect_reaction(by_reader, "-1").await;
+    let refusal = ctx.expect_reply(6, "approving needs write access to acme/widget").await;
+    let still_blocked = ctx.api().build(1).await.json::<ApiBuild>();
+    let (by_writer, _) = ctx.comment_on_pr(6, "maintainer", "/greenlight approve").await;
+
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    assert!(refusal.starts_with("@stranger `/greenlight approve` refused"), "{refusal}");
+    assert_eq!(still_blocked.stages[0].status, Status::Blocked);
+    ctx.expect_reaction(by_writer, "eyes").await;
+    ctx.expect_check_run(&sha, "default (pull_request)", Success).await;
+    assert_eq!(ctx.expect_build_done(1).await.status, Status::Success);
+    assert_eq!(ctx.repo.replies(6).len(), 1, "a command taken gets a reaction, not a reply");
+}
+
+/// Two pipelines: `unit` passes, `flaky` fails.
+const ONE_FAILS: &str = "kind: pipeline\ntype: exec\nname: unit\nsteps:\n- name: test\n  commands:\n  - echo ok\n---\nkind: pipeline\ntype: exec\nname: flaky\nsteps:\n- name: test\n  commands:\n  - exit 1\n";
+
+#[tokio::test]
+async fn retry_in_a_comment_reruns_only_the_failed_pipeline() {
+    let ctx = Scenario::new().with_workers().start().await;
+    let sha = ctx.open_pr(7, "feature", &[(".drone.yml", ONE_FAILS)]).await;
+    ctx.expect_check_run(&sha, "flaky (pull_request)", Failure).await;
+    ctx.expect_check_run(&sha, "unit (pull_request)", Success).await;
+    ctx.expect_build_done(1).await;
+
+    // The pull request's author may retry without write access.
+    let (comment, answer) = ctx.comment_on_pr(7, PR_AUTHOR, "/greenlight retry").await;
+
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    ctx.expect_reaction(comment, "eyes").await;
+    let rerun = ctx.expect_build_done(2).await;
+    assert_eq!((rerun.parent, rerun.trigger.as_str()), (1, PR_AUTHOR));
+    assert_eq!(ctx.stage_names(&rerun).await, vec!["flaky".to_string()]);
+    let runs = ctx.check_runs(&sha);
+    assert_eq!(runs.iter().filter(|r| r.name == "flaky (pull_request)").count(), 2);
+    assert_eq!(runs.iter().filter(|r| r.name == "unit (pull_request)").count(), 1, "the passing pipeline is not rerun");
+}
+
+#[tokio::test]
+async fn comments_that_are_not_commands_cost_no_github_call_and_strangers_cannot_retry() {
+    let ctx = Scenario::new().start().await;
+    let sha = ctx.open_pr(8, "feature", &[(".drone.yml", ONE_ECHO_STEP)]).await;
+    ctx.expect_check_run(&sha, "default (pull_request)", Queued).await;
+
+    let (_, chatter) = ctx.comment_on_pr(8, "someone", "LGTM, but /greenlight retry would not hurt").await;
+    ctx.settle().await;
+    let calls = [Endpoint::Permission, Endpoint::CreateReaction, Endpoint::CreateComment].map(|e| ctx.github.requests_to(e));
+    let (stranger, _) = ctx.comment_on_pr(8, "someone", "/greenlight retry").await;
+    let (unknown, _) = ctx.comment_on_pr(8, "someone", "/greenlight deploy").await;
+
+    assert_eq!(chatter.status, 200);
+    assert_eq!(calls, [0, 0, 0]);
+    ctx.expect_reaction(stranger, "-1").await;
+    ctx.expect_reply(8, "retrying needs write access to acme/widget or authorship of the pull request; you have `read`").await;
+    ctx.expect_reaction(unknown, "-1").await;
+    ctx.expect_reply(8, "greenlight knows `/greenlight retry` and `/greenlight approve`, not \"deploy\"").await;
 }

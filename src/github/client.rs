@@ -350,6 +350,41 @@ impl GitHub {
         }
     }
 
+    /// A user's permission on a repository as GitHub reports it (`admin`,
+    /// `maintain`, `write`, `triage`, `read` or `none`), asked of
+    /// `GET /repos/{o}/{r}/collaborators/{user}/permission`; `none` for a
+    /// login GitHub does not know.
+    pub async fn permission(&self, installation: InstallationId, repo: &RepoPath, user: &str) -> Result<String, GitHubError> {
+        #[derive(Deserialize)]
+        struct Permission {
+            permission: String,
+        }
+        let path = format!("/repos/{repo}/collaborators/{}/permission", crate::text::percent_encode(user, b""));
+        match self.call::<Permission>(Credential::Installation(installation), Method::GET, &path, None, true).await {
+            Ok(answer) => Ok(answer.permission),
+            Err(GitHubError::Api { status: 404, .. }) => Ok("none".to_string()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds a reaction (`eyes`, `-1`, …) to an issue or pull request
+    /// comment; adding the same one again is harmless (GitHub answers 200).
+    pub async fn react(&self, installation: InstallationId, repo: &RepoPath, comment: u64, content: &str) -> Result<(), GitHubError> {
+        let path = format!("/repos/{repo}/issues/comments/{comment}/reactions");
+        let body = serde_json::to_vec(&serde_json::json!({ "content": content })).expect("reaction serializes");
+        self.request(Credential::Installation(installation), Method::POST, &path, Some(body), true).await?;
+        Ok(())
+    }
+
+    /// Comments on an issue or pull request. Not replayable: a retried
+    /// POST whose first answer was lost would comment twice.
+    pub async fn comment(&self, installation: InstallationId, repo: &RepoPath, number: u64, body: &str) -> Result<(), GitHubError> {
+        let path = format!("/repos/{repo}/issues/{number}/comments");
+        let body = serde_json::to_vec(&serde_json::json!({ "body": body })).expect("comment serializes");
+        self.request(Credential::Installation(installation), Method::POST, &path, Some(body), false).await?;
+        Ok(())
+    }
+
     /// Sets one commit status of `sha` (one per pipeline and event);
     /// setting it twice is harmless, so it is retried through outages.
     pub async fn create_status(

@@ -9,4 +9,4 @@ pub mod types;
 pub mod webhook;
 
 pub use client::{GitHub, GitHubError, RepoPath};
-pub use ports::{CloneCredentials, RepoFiles};
+pub use ports::{CloneCredentials, Conversation, RepoFiles};

@@ -22,15 +22,13 @@ impl RepoFiles {
 
     /// The text of `path` at `sha`, or `None` when the commit has no such file.
     pub async fn read(&self, installation: InstallationId, repo: &RepoRef, path: &str, sha: &Sha) -> Result<Option<String>, GitHubError> {
-        let route = RepoPath { owner: repo.owner.clone(), name: repo.name.clone() };
-        self.github.file_at(installation, &route, path, &sha.0).await
+        self.github.file_at(installation, &route(repo), path, &sha.0).await
     }
 
     /// The commit `reference` (a branch, tag or sha) names now, or `None`
     /// when there is none: what a build asked for by branch builds.
     pub async fn commit(&self, installation: InstallationId, repo: &RepoRef, reference: &str) -> Result<Option<CommitInfo>, GitHubError> {
-        let route = RepoPath { owner: repo.owner.clone(), name: repo.name.clone() };
-        self.github.commit(installation, &route, reference).await
+        self.github.commit(installation, &route(repo), reference).await
     }
 }
 
@@ -50,4 +48,40 @@ impl CloneCredentials {
     pub async fn token(&self, installation: InstallationId, repo: &RepoRef) -> Result<SecretString, GitHubError> {
         self.github.clone_token(installation, repo).await
     }
+}
+
+/// Who may run a pull request comment's command, and answering it: the
+/// commands' view of GitHub.
+#[derive(Clone)]
+pub struct Conversation {
+    github: GitHub,
+}
+
+impl Conversation {
+    /// Conversations through `github`.
+    pub fn new(github: GitHub) -> Self {
+        Self { github }
+    }
+
+    /// Whether `user` may write to `repo`, as GitHub says (admin, maintain
+    /// or write), and the permission it named.
+    pub async fn can_write(&self, installation: InstallationId, repo: &RepoRef, user: &str) -> Result<(bool, String), GitHubError> {
+        let permission = self.github.permission(installation, &route(repo), user).await?;
+        Ok((matches!(permission.as_str(), "admin" | "maintain" | "write"), permission))
+    }
+
+    /// Reacts to a comment (`eyes`: taken; `-1`: refused).
+    pub async fn react(&self, installation: InstallationId, repo: &RepoRef, comment: u64, content: &str) -> Result<(), GitHubError> {
+        self.github.react(installation, &route(repo), comment, content).await
+    }
+
+    /// Replies on a pull request.
+    pub async fn reply(&self, installation: InstallationId, repo: &RepoRef, number: u64, body: &str) -> Result<(), GitHubError> {
+        self.github.comment(installation, &route(repo), number, body).await
+    }
+}
+
+/// A repository's REST route.
+fn route(repo: &RepoRef) -> RepoPath {
+    RepoPath { owner: repo.owner.clone(), name: repo.name.clone() }
 }

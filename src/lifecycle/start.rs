@@ -105,8 +105,30 @@ impl Lifecycle {
     pub async fn restart(&self, repo: &Repo, build: &Build, by: &str, files: &RepoFiles) -> Result<Option<Build>, StartError> {
         let nonce: u64 = rand::random();
         let delivery = DeliveryId(format!("restart-{}-{nonce:016x}", build.id));
-        let trigger = trigger_from_build(repo, build, by, delivery, Vec::new());
-        match self.start(&EntryId(format!("restart-{nonce:016x}")), &trigger, files).await? {
+        self.rerun(repo, build, Vec::new(), by, delivery, files).await
+    }
+
+    /// Starts a rerun of a build's pipelines named in `only` (all when
+    /// empty), with `parent` set, once per `delivery`; `None` when none of
+    /// them matches any more.
+    pub async fn rerun(
+        &self,
+        repo: &Repo,
+        build: &Build,
+        only: Vec<String>,
+        by: &str,
+        delivery: DeliveryId,
+        files: &RepoFiles,
+    ) -> Result<Option<Build>, StartError> {
+        let trigger = trigger_from_build(repo, build, by, delivery, only);
+        self.start_build(&trigger, files).await
+    }
+
+    /// Starts the build of a trigger made here rather than queued (its
+    /// entry named after its delivery); returns the build.
+    async fn start_build(&self, trigger: &Trigger, files: &RepoFiles) -> Result<Option<Build>, StartError> {
+        let entry = EntryId(format!("{}-entry", trigger.delivery.0));
+        match self.start(&entry, trigger, files).await? {
             Some(id) => Ok(self.store.build(id).await?),
             None => Ok(None),
         }
@@ -133,12 +155,8 @@ impl Lifecycle {
         let Some(found) = files.commit(repo.installation, &repo.info, wanted).await? else {
             return Err(StartError::NotBuildable(format!("{} has no branch or commit {wanted:?}", repo.slug())));
         };
-        let entry = EntryId(format!("{}-entry", delivery.0));
         let trigger = requested_trigger(repo, request, found, delivery);
-        match self.start(&entry, &trigger, files).await? {
-            Some(id) => Ok(self.store.build(id).await?),
-            None => Ok(None),
-        }
+        self.start_build(&trigger, files).await
     }
 
     /// Records the build and its stages; returns them and whether the build

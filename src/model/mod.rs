@@ -3,6 +3,7 @@
 //! Drone API) speaks these, so no module depends on another's wire format.
 
 mod build;
+mod command;
 mod commit;
 mod cron;
 mod repo;
@@ -10,6 +11,7 @@ mod stage;
 mod trigger;
 
 pub use build::{Build, Status};
+pub use command::{COMMAND_PREFIX, CommandKind, CommentCommand};
 pub use commit::{Author, Commit, Event, MAX_MESSAGE_CHARS, truncate_chars};
 pub use cron::{CronJob, ScheduledCron};
 pub use repo::{InstallationChange, InstalledRepo, Repo, RepoRef};

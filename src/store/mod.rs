@@ -158,6 +158,11 @@ impl Store {
         Self { pool }
     }
 
+    /// The connection pool it reads and writes through (for queues on the same Redis).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     async fn conn(&self) -> StoreResult<deadpool_redis::Connection> {
         Ok(self.pool.get().await?)
     }

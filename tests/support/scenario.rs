@@ -42,6 +42,9 @@ impl std::fmt::Display for Sha {
     }
 }
 
+/// Who opens the pull requests of scenarios (the octokit example's author).
+pub const PR_AUTHOR: &str = "Codertocat";
+
 /// What tests read of a build's commit. `greenlight::store::Build` is being
 /// reshaped (its commit fields move into a sub-struct); reading them through
 /// this trait keeps that change to the one impl below.
@@ -266,6 +269,27 @@ impl Ctx {
         let answer = self.deliver_push(branch, &sha).await;
         assert_eq!(answer.status, 202, "{:?}", answer.body);
         sha
+    }
+
+    /// `author` comments `body` on pull request `number` (opened by
+    /// [`PR_AUTHOR`]) and GitHub delivers it; returns the comment's id and
+    /// greenlight's answer to the delivery.
+    pub async fn comment_on_pr(&self, number: u64, author: &str, body: &str) -> (u64, Answer) {
+        let id = self.repo.comment(number, author, body);
+        let answer = self.deliver(&Webhook::pr_comment(&self.repo, number, PR_AUTHOR, id, author, body)).await;
+        (id, answer)
+    }
+
+    /// Waits until comment `id` carries the reaction `content` (`eyes`, `-1`).
+    pub async fn expect_reaction(&self, id: u64, content: &str) {
+        let found = self.github.wait_for(|| self.repo.reactions(id).iter().any(|r| r == content).then_some(())).await;
+        assert!(found.is_some(), "no {content} reaction on comment {id}: {:?}", self.repo.reactions(id));
+    }
+
+    /// Waits for greenlight's reply on pull request `number` that contains `text`; returns it.
+    pub async fn expect_reply(&self, number: u64, text: &str) -> String {
+        let found = self.github.wait_for(|| self.repo.replies(number).into_iter().find(|r| r.contains(text))).await;
+        found.unwrap_or_else(|| panic!("no reply containing {text:?} on #{number}: {:?}", self.repo.replies(number)))
     }
 
     /// The App is installed on the repository (greenlight learns of it).

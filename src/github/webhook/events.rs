@@ -10,7 +10,8 @@ use super::RERUN_FAILED_ACTION;
 use super::{Delivery, PayloadError};
 use crate::ids::{DeliveryId, InstallationId, RepoId, Sha};
 use crate::model::{
-    Author, Commit, Event, InstallationChange, InstalledRepo, MAX_MESSAGE_CHARS, RepoRef, RerunRequest, RerunTarget, Trigger,
+    Author, CommandKind, CommentCommand, Commit, Event, InstallationChange, InstalledRepo, MAX_MESSAGE_CHARS, RepoRef, RerunRequest,
+    RerunTarget, Trigger,
 };
 use serde::Deserialize;
 use serde::de::{Deserializer, Visitor};
@@ -299,6 +300,66 @@ pub(super) fn check_suite(ev: CheckSuiteEvent) -> Delivery {
         target: RerunTarget::Suite { sha: Sha(ev.check_suite.head_sha.owned()) },
         sender: ev.sender.map(|s| s.login.owned()).unwrap_or_default(),
     })
+}
+
+#[derive(Deserialize)]
+pub(super) struct IssueCommentEvent<'a> {
+    #[serde(borrow)]
+    action: Text<'a>,
+    #[serde(borrow)]
+    issue: IssuePayload<'a>,
+    #[serde(borrow)]
+    comment: CommentPayload<'a>,
+    #[serde(borrow)]
+    repository: RepoPayload<'a>,
+    installation: Option<InstallationRef>,
+}
+
+#[derive(Deserialize)]
+struct IssuePayload<'a> {
+    number: u64,
+    #[serde(borrow)]
+    user: Option<Account<'a>>,
+    /// Present (an object) when the issue is a pull request.
+    #[serde(default)]
+    pull_request: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct CommentPayload<'a> {
+    id: u64,
+    #[serde(default, borrow)]
+    body: Option<Text<'a>>,
+    #[serde(borrow)]
+    user: Option<Account<'a>>,
+}
+
+/// A new pull request comment that holds a command; any other comment is
+/// ignored here, before anything else is done (no GitHub call, no queue).
+pub(super) fn issue_comment(ev: IssueCommentEvent, delivery: &DeliveryId) -> Delivery {
+    if ev.action.as_str() != "created" {
+        return Delivery::Ignored(format!("issue_comment action {} holds no command", ev.action.as_str()));
+    }
+    let Some(kind) = ev.comment.body.as_ref().and_then(|b| CommandKind::parse(b.as_str())) else {
+        return Delivery::Ignored("comment holds no /greenlight command".to_string());
+    };
+    if ev.issue.pull_request.is_none() {
+        return Delivery::Ignored("commands are read on pull requests, not issues".to_string());
+    }
+    let installation = match installation("issue_comment", ev.installation) {
+        Ok(id) => id,
+        Err(ignored) => return ignored,
+    };
+    Delivery::Command(Box::new(CommentCommand {
+        delivery: delivery.clone(),
+        installation,
+        repo: ev.repository.info(),
+        pull_request: ev.issue.number,
+        comment: ev.comment.id,
+        author: ev.comment.user.map(|u| u.login.owned()).unwrap_or_default(),
+        pull_request_author: ev.issue.user.map(|u| u.login.owned()).unwrap_or_default(),
+        kind,
+    }))
 }
 
 #[derive(Deserialize)]

@@ -10,7 +10,7 @@ mod signature;
 pub use signature::{SignatureError, sign, verify_signature};
 
 use crate::ids::DeliveryId;
-use crate::model::{InstallationChange, RepoRef, RerunRequest, Trigger};
+use crate::model::{CommentCommand, InstallationChange, RepoRef, RerunRequest, Trigger};
 
 /// GitHub caps webhook payloads at 25 MB and does not deliver larger ones
 /// ("Payloads are capped at 25 MB", GitHub docs, webhook payload cap).
@@ -27,6 +27,8 @@ pub enum Delivery {
     Installation(InstallationChange),
     /// A Re-run button was pressed.
     Rerun(RerunRequest),
+    /// A pull request comment holds a command.
+    Command(Box<CommentCommand>),
     /// A repository was made private or public, renamed, transferred or deleted.
     Repository(Box<RepositoryChange>),
     /// An event or action greenlight does not act on, with a short reason.
@@ -71,6 +73,7 @@ pub fn parse_delivery(event: &str, delivery: &DeliveryId, body: &[u8]) -> Result
         "check_run" => Ok(events::check_run(serde_json::from_slice(body).map_err(wrap)?)),
         "check_suite" => Ok(events::check_suite(serde_json::from_slice(body).map_err(wrap)?)),
         "repository" => Ok(events::repository(serde_json::from_slice(body).map_err(wrap)?)),
+        "issue_comment" => Ok(events::issue_comment(serde_json::from_slice(body).map_err(wrap)?, delivery)),
         other => {
             serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(wrap)?;
             Ok(Delivery::Ignored(format!("event {other} starts no build")))

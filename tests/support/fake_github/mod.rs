@@ -4,9 +4,11 @@
 //! (long status descriptions, more than 50 annotations, outputs over 65,535
 //! bytes, missing fields). Failures can be injected on demand.
 
+mod conversation;
 mod git;
 mod routes;
 
+pub use conversation::{APP_LOGIN, Comment};
 pub use git::GitRepo;
 
 use octocrab::jsonwebtoken::DecodingKey;
@@ -243,6 +245,12 @@ pub enum Endpoint {
     ListCheckRuns,
     /// `GET /repos/{owner}/{repo}/commits/{ref}`.
     GetCommit,
+    /// `GET /repos/{owner}/{repo}/collaborators/{user}/permission`.
+    Permission,
+    /// `POST /repos/{owner}/{repo}/issues/comments/{id}/reactions`.
+    CreateReaction,
+    /// `POST /repos/{owner}/{repo}/issues/{number}/comments`.
+    CreateComment,
     /// `GET /{owner}/{repo}.git/info/refs` (git smart HTTP discovery).
     GitInfoRefs,
     /// `POST /{owner}/{repo}.git/git-upload-pack` (git fetch).
@@ -262,6 +270,9 @@ impl Endpoint {
             ("PATCH", ["repos", _, _, "check-runs", _]) => Self::UpdateCheckRun,
             ("GET", ["repos", _, _, "commits", _, "check-runs"]) => Self::ListCheckRuns,
             ("GET", ["repos", _, _, "commits", _]) => Self::GetCommit,
+            ("GET", ["repos", _, _, "collaborators", _, "permission"]) => Self::Permission,
+            ("POST", ["repos", _, _, "issues", "comments", _, "reactions"]) => Self::CreateReaction,
+            ("POST", ["repos", _, _, "issues", _, "comments"]) => Self::CreateComment,
             ("GET", [_, _, "info", "refs"]) => Self::GitInfoRefs,
             ("POST", [_, _, "git-upload-pack"]) => Self::GitUploadPack,
             _ => return None,
@@ -368,6 +379,8 @@ pub(crate) struct State {
     /// When the last request arrived (to see greenlight has gone quiet).
     pub last_request: Option<Instant>,
     pub tokens_minted: usize,
+    /// Collaborators, comments and reactions.
+    pub conversations: conversation::Conversations,
 }
 
 pub(crate) struct Shared {

@@ -25,17 +25,20 @@ pub fn router(shared: Shared_) -> Router {
         .route("/repos/{owner}/{repo}/check-runs/{id}", patch(update_check_run))
         .route("/repos/{owner}/{repo}/commits/{sha}/check-runs", get(list_check_runs))
         .route("/repos/{owner}/{repo}/commits/{reference}", get(get_commit))
+        .route("/repos/{owner}/{repo}/collaborators/{user}/permission", get(super::conversation::permission))
+        .route("/repos/{owner}/{repo}/issues/comments/{comment}/reactions", post(super::conversation::react))
+        .route("/repos/{owner}/{repo}/issues/{number}/comments", post(super::conversation::create_comment))
         .route("/{owner}/{repo}/info/refs", get(git_http))
         .route("/{owner}/{repo}/git-upload-pack", post(git_http))
         .layer(middleware::from_fn_with_state(shared.clone(), inject_failures))
         .with_state(shared)
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub(super) fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({ "message": message, "documentation_url": "https://docs.github.com/rest" }))).into_response()
 }
 
-fn invalid(message: String) -> Response {
+pub(super) fn invalid(message: String) -> Response {
     (
         StatusCode::UNPROCESSABLE_ENTITY,
         axum::Json(json!({ "message": "Validation Failed", "errors": [ { "message": message, "code": "custom" } ], "documentation_url": "https://docs.github.com/rest" })),
@@ -84,9 +87,9 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Why the fake refuses a request: status and GitHub's message.
-type Refusal = (StatusCode, String);
+pub(super) type Refusal = (StatusCode, String);
 
-fn refuse((status, message): Refusal) -> Response {
+pub(super) fn refuse((status, message): Refusal) -> Response {
     error(status, &message)
 }
 
@@ -114,7 +117,14 @@ fn check_app_jwt(shared: &Shared, headers: &HeaderMap) -> Result<(), Refusal> {
 
 /// The installation a token belongs to, if it is valid and covers `slug`.
 /// The permissions the test App has, as an installation token carries them by default.
-const APP_PERMISSIONS: [(&str, &str); 4] = [("checks", "write"), ("statuses", "write"), ("contents", "read"), ("metadata", "read")];
+const APP_PERMISSIONS: [(&str, &str); 6] = [
+    ("checks", "write"),
+    ("statuses", "write"),
+    ("contents", "read"),
+    ("metadata", "read"),
+    ("issues", "write"),
+    ("pull_requests", "write"),
+];
 
 /// Checks a token as GitHub does for a request to `slug` that needs
 /// `permission` at `level` (`read` is satisfied by `write`).
@@ -250,7 +260,13 @@ fn invalid_commit(reference: &str) -> Response {
 }
 
 /// The repository slug of a request, once its token is checked.
-fn authorized(shared: &Shared, headers: &HeaderMap, owner: &str, repo: &str, permission: (&str, &str)) -> Result<String, Refusal> {
+pub(super) fn authorized(
+    shared: &Shared,
+    headers: &HeaderMap,
+    owner: &str,
+    repo: &str,
+    permission: (&str, &str),
+) -> Result<String, Refusal> {
     let slug = format!("{owner}/{repo}");
     check_token(shared, bearer(headers), &slug, permission)?;
     Ok(slug)
