@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod app;
+pub mod build_command;
 pub mod clock;
 pub mod commands;
 pub mod config;

@@ -40,6 +40,26 @@ async fn an_api_created_build_of_a_branch_runs_with_event_custom_and_its_paramet
 }
 
 #[tokio::test]
+async fn greenlight_build_create_starts_a_custom_build_from_a_shell() {
+    let ctx = Scenario::new().with_workers().start().await;
+    ctx.push_and_deliver("main", &[(".drone.yml", CUSTOM_ONLY)]).await;
+    ctx.app.expect_deliveries_handled().await;
+    let sha = ctx.push_pipeline("release-2", CUSTOM_ONLY);
+
+    let out = ctx.run_command(&["build", "create", "acme/widget", "--branch", "release-2", "--param", "TARGET=prod"]).await;
+    let missing = ctx.run_command(&["build", "create", "acme/widget", "--branch", "gone"]).await;
+
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(printed.starts_with(&format!("build #1 of acme/widget: release-2 at {}", &sha[..7])), "{printed}");
+    assert!(printed.contains("/acme/widget/1"), "{printed}");
+    let build = ctx.expect_build_done(1).await;
+    ctx.expect_log_contains(&build, "show", "target=prod event=custom branch=release-2").await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("404 Not Found: acme/widget has no branch or commit \"gone\""));
+}
+
+#[tokio::test]
 async fn a_build_of_a_missing_branch_or_with_a_bad_parameter_is_refused_saying_why() {
     let ctx = Scenario::new().start().await;
     ctx.install().await;

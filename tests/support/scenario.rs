@@ -292,6 +292,24 @@ impl Ctx {
         found.unwrap_or_else(|| panic!("no reply containing {text:?} on #{number}: {:?}", self.repo.replies(number)))
     }
 
+    /// Runs the `greenlight` command with `args` against this greenlight
+    /// (its URL and admin token in the environment, as an operator sets them).
+    pub async fn run_command(&self, args: &[&str]) -> std::process::Output {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let server = self.app.url();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_greenlight"))
+                .args(&args)
+                .env_clear()
+                .env("GREENLIGHT_SERVER", server)
+                .env("GREENLIGHT_API_TOKEN", super::app::API_TOKEN)
+                .output()
+                .expect("greenlight runs")
+        })
+        .await
+        .unwrap()
+    }
+
     /// The App is installed on the repository (greenlight learns of it).
     pub async fn install(&self) -> Answer {
         self.deliver(&Webhook::installation("created", &[&self.repo])).await
