@@ -248,14 +248,14 @@ async fn unsupported_routes_answer_501_and_every_answer_allows_any_origin() {
     let app = &ctx.app;
 
     let queue = app.api("GET", "/api/queue", true).await;
-    let secrets = app.api("POST", "/api/repos/acme/widget/cron", true).await;
+    let collaborators = app.api("GET", "/api/repos/acme/widget/collaborators", true).await;
     let patch = app.api("DELETE", "/api/repos/acme/widget", true).await;
     let all = app.api("GET", "/api/repos", true).await;
     let (_, headers, _) = app.get_text("/api/user").await;
     let version = app.api("GET", "/version", false).await;
 
     assert_eq!((queue.status, queue.body["message"].as_str()), (501, Some("Not Implemented")));
-    assert_eq!((secrets.status, patch.status), (501, 501));
+    assert_eq!((collaborators.status, patch.status), (501, 501));
     assert_eq!((all.status, all.body.clone()), (200, serde_json::json!([])));
     assert_eq!(headers["access-control-allow-origin"], "*");
     assert!(headers["cache-control"].to_str().unwrap().contains("no-cache"));
