@@ -94,22 +94,22 @@ async fn a_cron_job_fires_once_with_two_serve_processes_running() {
     ctx.app.expect_deliveries_handled().await;
     let start = clock.unix();
 
-    let created = ctx.api().create_cron("nightly", "* * * * *", "main").await;
+    let created = ctx.api().create_cron("minutely", "* * * * *", "main").await;
     assert_eq!(created.status, 200, "{:?}", created.body);
-    assert_eq!(ctx.api().cron("nightly").await.next, start + 60);
+    assert_eq!(ctx.api().cron("minutely").await.next, start + 60);
     clock.advance_minutes(1);
 
     let build = ctx.expect_build_done(1).await;
     assert_eq!((build.commit.event.as_str(), build.trigger.as_str()), ("cron", "@cron"));
-    ctx.expect_log_contains(&build, "show", "cron=nightly event=cron").await;
+    ctx.expect_log_contains(&build, "show", "cron=minutely event=cron").await;
     ctx.expect_check_run(build.sha(), "nightly (cron)", Success).await;
-    let job = ctx.api().cron("nightly").await;
+    let job = ctx.api().cron("minutely").await;
     assert_eq!((job.prev, job.next), (start + 60, start + 120));
     // The next tick fires the second build: had either process fired the first tick twice, that would be build 2.
     clock.advance_minutes(1);
     let second = ctx.expect_build_done(2).await;
-    assert_eq!(second.commit.cron, "nightly");
-    assert_eq!(ctx.api().cron("nightly").await.prev, start + 120);
+    assert_eq!(second.commit.cron, "minutely");
+    assert_eq!(ctx.api().cron("minutely").await.prev, start + 120);
     assert_eq!(ctx.builds().await.len(), 2);
 }
 

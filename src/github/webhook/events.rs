@@ -565,6 +565,22 @@ mod tests {
     }
 
     #[test]
+    fn only_new_pull_request_comments_holding_a_command_are_commands() {
+        let mut payload = fixture("issue_comment.created.json");
+        payload["comment"]["body"] = json!("/greenlight retry");
+        payload["installation"] = json!({ "id": 7 });
+        assert!(matches!(parse("issue_comment", &payload), Delivery::Ignored(reason) if reason.contains("not issues")));
+        payload["issue"]["pull_request"] = json!({ "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/1" });
+        let Delivery::Command(command) = parse("issue_comment", &payload) else { panic!("a command on a pull request") };
+        assert_eq!((command.kind, command.pull_request, command.author.as_str()), (CommandKind::Retry, 1, "Codertocat"));
+        payload["action"] = json!("edited");
+        assert!(matches!(parse("issue_comment", &payload), Delivery::Ignored(_)));
+        payload["action"] = json!("created");
+        payload["comment"]["body"] = json!("thanks!");
+        assert!(matches!(parse("issue_comment", &payload), Delivery::Ignored(reason) if reason.contains("no /greenlight command")));
+    }
+
+    #[test]
     fn text_borrows_unless_it_has_escapes() {
         let plain: Text = serde_json::from_str(r#""main""#).unwrap();
         assert!(matches!(plain.0, Cow::Borrowed("main")));
