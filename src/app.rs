@@ -42,6 +42,8 @@ pub struct Deps {
     pub sweep_interval: std::time::Duration,
     /// What `/metrics` shows: every role of the process counts into it.
     pub metrics: Metrics,
+    /// How often `serve` looks for due cron jobs ([`crate::cron::POLL_INTERVAL`]).
+    pub cron_interval: std::time::Duration,
 }
 
 impl Default for Deps {
@@ -51,6 +53,7 @@ impl Default for Deps {
             retry: RetryPolicy::default(),
             sweep_interval: crate::retention::SWEEP_INTERVAL,
             metrics: Metrics::default(),
+            cron_interval: crate::cron::POLL_INTERVAL,
         }
     }
 }
@@ -314,8 +317,13 @@ async fn start_roles(
     sweep_history(&mut tasks, &config.common, &pool, deps, shutdown);
     let installations = crate::github::Installations::new(github.clone());
     let planner = Planner::new(lifecycle.clone(), RepoFiles::new(github.clone()));
+    let commands = crate::commands::Commands::new(planner.clone(), lifecycle.clone(), crate::github::Conversation::new(github.clone()));
+    let reading = crate::commands::Commands::consumer(WorkQueue::commands(pool.clone()), redis.clone(), consumer_name("commands"));
+    tasks.spawn(commands.run(reading, shutdown.clone()));
     let planning = Planner::consumer(WorkQueue::deliveries(pool.clone()), redis.clone(), consumer_name("planner"));
     tasks.spawn(planner.clone().run(planning, shutdown.clone()));
+    let scheduler = crate::cron::Scheduler::new(Store::new(pool.clone()), planner.clone(), deps.clock.clone());
+    tasks.spawn(scheduler.clone().run_forever(deps.cron_interval, shutdown.clone()));
     let events = crate::api::change_channel();
     tasks.spawn(crate::api::stream_feed(redis.clone(), events.clone(), shutdown.clone()));
     let api = crate::api::ApiState {
@@ -330,6 +338,8 @@ async fn start_roles(
         installations,
         public_url: config.common.public_url.clone(),
         secrets: crate::secrets::SecretStore::new(Store::new(pool.clone()), config.common.secret_key.clone()),
+        scheduler,
+        clock: deps.clock.clone(),
     };
     let queue = WorkQueue::deliveries(pool.clone());
     let intake = Intake::new(webhook_secrets.to_vec(), redis.shared()?, queue, Store::new(pool.clone()), deps.metrics.clone());

@@ -27,3 +27,22 @@ pub type SharedClock = Arc<dyn Clock>;
 pub fn system() -> SharedClock {
     Arc::new(SystemClock)
 }
+
+/// Calls `pass` at once and then every `every` (a slow pass delays the
+/// next rather than piling passes up), until `shutdown`: the background
+/// loops every process runs (the history sweep, the cron scheduler).
+pub async fn every<F, Fut>(every: std::time::Duration, shutdown: tokio_util::sync::CancellationToken, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        pass().await;
+    }
+}

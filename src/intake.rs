@@ -13,7 +13,7 @@
 use crate::github::webhook::{self, Delivery, RepositoryChange};
 use crate::ids::{DeliveryId, EntryId};
 use crate::metrics::Metrics;
-use crate::model::Trigger;
+use crate::model::{CommentCommand, Trigger};
 use crate::queue::WorkQueue;
 use crate::store::Store;
 use secrecy::SecretString;
@@ -45,6 +45,7 @@ pub struct Intake {
     secrets: Arc<Vec<SecretString>>,
     redis: redis::aio::ConnectionManager,
     deliveries: WorkQueue<Trigger>,
+    commands: WorkQueue<CommentCommand>,
     store: Store,
     metrics: Metrics,
 }
@@ -52,7 +53,8 @@ pub struct Intake {
 impl Intake {
     /// Intake appending to `deliveries` over `redis` (one multiplexed
     /// connection shared by every request), accepting any of `secrets`,
-    /// counting deliveries in `metrics`.
+    /// counting deliveries in `metrics`; the comment commands it finds go to
+    /// the queue of that name in `store`'s Redis.
     pub fn new(
         secrets: Vec<SecretString>,
         redis: redis::aio::ConnectionManager,
@@ -60,7 +62,8 @@ impl Intake {
         store: Store,
         metrics: Metrics,
     ) -> Self {
-        Self { secrets: Arc::new(secrets), redis, deliveries, store, metrics }
+        let commands = WorkQueue::commands(store.pool().clone());
+        Self { secrets: Arc::new(secrets), redis, deliveries, commands, store, metrics }
     }
 
     /// Counts a delivery refused before it was read (bad signature, too large).
@@ -109,6 +112,7 @@ impl Intake {
                 };
             }
             Ok(Delivery::Repository(change)) => return self.repository_changed(&change).await,
+            Ok(Delivery::Command(command)) => return self.command_queued(&command).await,
             Ok(Delivery::Build(trigger)) => trigger,
             Ok(Delivery::Rerun(request)) => {
                 match tokio::time::timeout(REDIS_WRITE_TIMEOUT, crate::lifecycle::rerun_trigger(&self.store, &request, delivery)).await {
@@ -137,6 +141,19 @@ impl Intake {
                 tracing::error!(%delivery, "timed out queueing a delivery");
                 Outcome::Unavailable("queue unavailable; redeliver later".to_string())
             }
+        }
+    }
+
+    /// Queues a pull request comment's command for a planner (which asks
+    /// GitHub who may run it).
+    async fn command_queued(&self, command: &CommentCommand) -> Outcome {
+        let mut redis = self.redis.clone();
+        match tokio::time::timeout(REDIS_WRITE_TIMEOUT, self.commands.push_on(&mut redis, command)).await {
+            Ok(Ok(entry)) => {
+                tracing::info!(delivery = %command.delivery, repo = %command.repo.slug(), pr = command.pull_request, command = %command.kind.as_written(), "comment command queued");
+                Outcome::Queued(entry)
+            }
+            _ => Outcome::Unavailable("queue unavailable; redeliver later".to_string()),
         }
     }
 

@@ -9,9 +9,12 @@
 
 pub mod api;
 pub mod app;
+pub mod build_command;
 pub mod catch_up;
 pub mod clock;
+pub mod commands;
 pub mod config;
+pub mod cron;
 pub mod exec;
 pub mod github;
 pub mod ids;

@@ -104,6 +104,10 @@ fn main() -> ExitCode {
             }
             Err(e) => return config_failure(cli.log_format, e),
         },
+        Command::Build(args) => match args.validate() {
+            Ok(request) => runtime.block_on(greenlight::build_command::create(request, &mut std::io::stdout())),
+            Err(e) => return config_failure(cli.log_format, e),
+        },
         Command::Exec(args) => match args.validate() {
             Ok(options) => {
                 return match runtime.block_on(greenlight::exec::run(options, &mut std::io::stdout())) {

@@ -6,9 +6,9 @@
 //! and it is reclaimed and resumed later without a second build.
 
 use crate::github::RepoFiles;
-use crate::ids::{BuildId, EntryId};
+use crate::ids::{BuildId, DeliveryId, EntryId};
 use crate::lifecycle::{Lifecycle, StartError};
-use crate::model::{Build, Repo, Trigger};
+use crate::model::{Build, BuildRequest, Repo, Trigger};
 use crate::queue::{Consumer, WorkQueue};
 use crate::redis_server::Redis;
 use crate::store::StoreResult;
@@ -121,6 +121,25 @@ impl Planner {
     /// Starts (or resumes) the build of one entry; safe to call again.
     pub async fn plan(&self, entry: &EntryId, trigger: &Trigger) -> Result<Option<BuildId>, StartError> {
         self.lifecycle.start(entry, trigger, &self.files).await
+    }
+
+    /// Starts a build asked for by branch (the API's build create, a cron
+    /// job), once per `delivery`; `None` when no pipeline matches.
+    pub async fn create(&self, repo: &Repo, request: &BuildRequest, delivery: DeliveryId) -> Result<Option<Build>, StartError> {
+        self.lifecycle.create(repo, request, delivery, &self.files).await
+    }
+
+    /// Reruns a build's pipelines named in `only` (a comment's `/greenlight
+    /// retry`), once per `delivery`; `None` when none matches any more.
+    pub async fn rerun(
+        &self,
+        repo: &Repo,
+        build: &Build,
+        only: Vec<String>,
+        by: &str,
+        delivery: DeliveryId,
+    ) -> Result<Option<Build>, StartError> {
+        self.lifecycle.rerun(repo, build, only, by, delivery, &self.files).await
     }
 
     /// Starts a new build of a build's commit (the API's restart), with

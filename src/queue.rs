@@ -10,7 +10,7 @@
 //! worked on, however many builds ran before. Pending entries are never
 //! deleted, so reclaiming them after a crash works as before.
 
-use crate::model::{StageJob, Trigger};
+use crate::model::{CommentCommand, StageJob, Trigger};
 use crate::redis_server::Redis;
 use crate::store::StoreResult;
 use deadpool_redis::{Connection, Pool};
@@ -28,6 +28,8 @@ const DELIVERIES: &str = "gl:deliveries";
 const PLANNERS: &str = "planners";
 /// The stream of stage jobs, read by workers.
 const STAGES: &str = "gl:stages";
+/// The stream of pull request comment commands (read by planners).
+const COMMANDS: &str = "gl:commands";
 /// The consumer group of workers.
 const WORKERS: &str = "workers";
 
@@ -93,6 +95,13 @@ impl WorkQueue<Trigger> {
     /// Accepted deliveries (and reruns, restarts), read by planners.
     pub fn deliveries(pool: Pool) -> Self {
         Self::new(pool, DELIVERIES, PLANNERS)
+    }
+}
+
+impl WorkQueue<CommentCommand> {
+    /// Commands from pull request comments, read by planners.
+    pub fn commands(pool: Pool) -> Self {
+        Self::new(pool, COMMANDS, PLANNERS)
     }
 }
 

@@ -129,13 +129,7 @@ impl Sweeper {
 
     /// Sweeps every `every` (the first time at once) until `shutdown`.
     pub async fn run(self, every: Duration, shutdown: CancellationToken) {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = ticks.tick() => {}
-            }
+        crate::clock::every(every, shutdown, || async {
             match self.sweep().await {
                 Ok(Some(report)) if report.pruned > 0 || report.logs_cleared > 0 => {
                     tracing::info!(builds = report.pruned, logs = report.logs_cleared, "pruned build history beyond retention");
@@ -143,6 +137,7 @@ impl Sweeper {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "sweeping build history failed; the next sweep tries again"),
             }
-        }
+        })
+        .await;
     }
 }

@@ -248,7 +248,7 @@ async fn unsupported_routes_answer_501_and_every_answer_allows_any_origin() {
     let app = &ctx.app;
 
     let queue = app.api("GET", "/api/queue", true).await;
-    let secrets = app.api("POST", "/api/repos/acme/widget/cron", true).await;
+    let collaborators = app.api("GET", "/api/repos/acme/widget/collaborators", true).await;
     // (DELETE /api/repos/{o}/{n} is served now: it deactivates, tests/api_drone08.rs.)
     let patch = app.api("POST", "/api/repos/acme/widget/repair", true).await;
     let all = app.api("GET", "/api/repos", true).await;
@@ -256,7 +256,7 @@ async fn unsupported_routes_answer_501_and_every_answer_allows_any_origin() {
     let version = app.api("GET", "/version", false).await;
 
     assert_eq!((queue.status, queue.body["message"].as_str()), (501, Some("Not Implemented")));
-    assert_eq!((secrets.status, patch.status), (501, 501));
+    assert_eq!((collaborators.status, patch.status), (501, 501));
     assert_eq!((all.status, all.body.clone()), (200, serde_json::json!([])));
     assert_eq!(headers["access-control-allow-origin"], "*");
     assert!(headers["cache-control"].to_str().unwrap().contains("no-cache"));

@@ -2,10 +2,25 @@
 
 use super::shapes::BuildJson;
 use super::{ApiError, ApiResult, ApiState, Viewer, readable_repo};
+use crate::ids::{DeliveryId, Sha};
+use crate::lifecycle::StartError;
+use crate::model::{BuildRequest, Event};
 use crate::store::{Build, LogLine, Repo};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Parameters one API-created build may carry: steps get each as an
+/// environment variable, and the build record keeps them (Drone sets no
+/// limit; this keeps a build record small).
+pub const MAX_PARAMS: usize = 50;
+
+/// The longest parameter value, in bytes (the same reason).
+pub const MAX_PARAM_BYTES: usize = 4096;
+
+/// Git refuses ref names longer than this filesystem's name limit; so do we.
+pub const MAX_BRANCH_BYTES: usize = 255;
 
 /// Drone's default page size.
 pub const DEFAULT_PER_PAGE: usize = 25;
@@ -163,4 +178,88 @@ pub async fn approve(
         Ok(false) => Err(ApiError::bad_request("cannot approve a stage that is not blocked")),
         Err(e) => Err(ApiError(axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("approve failed: {e}"))),
     }
+}
+
+/// POST /api/repos/{owner}/{name}/builds (`branch`, `commit`, and any other
+/// query parameter as a build parameter, as Drone's `drone build create`):
+/// a `custom` build of the branch's head, or of `commit`; answers the build.
+pub async fn create(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path((owner, name)): Path<(String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<BuildJson>> {
+    if !viewer.admin {
+        return Err(ApiError::unauthorized());
+    }
+    let repo = readable_repo(&state, &viewer, &owner, &name).await?;
+    let request = build_request(&repo, query)?;
+    let nonce: u64 = rand::random();
+    let delivery = DeliveryId(format!("api-{}-{nonce:016x}", repo.info.id));
+    match state.planner.create(&repo, &request, delivery).await {
+        Ok(Some(build)) => with_stages(&state, &build).await,
+        Ok(None) => Err(ApiError::bad_request(format!("no pipeline of .drone.yml runs for a custom build of {}", request.branch))),
+        Err(StartError::NotBuildable(message)) => Err(ApiError(axum::http::StatusCode::NOT_FOUND, message)),
+        Err(e) => {
+            tracing::warn!(error = %e, "creating a build failed");
+            Err(ApiError(axum::http::StatusCode::BAD_GATEWAY, format!("creating the build failed: {e}")))
+        }
+    }
+}
+
+/// The `custom` build a create request's query asks for, checked.
+fn build_request(repo: &Repo, query: Vec<(String, String)>) -> ApiResult<BuildRequest> {
+    let (mut branch, mut commit, mut params) = (None, None, BTreeMap::new());
+    for (key, value) in query {
+        match key.as_str() {
+            "branch" => branch = Some(value),
+            "commit" => commit = Some(value),
+            "access_token" => {}
+            _ => {
+                check_param(&key, &value)?;
+                params.insert(key, value);
+            }
+        }
+    }
+    if params.len() > MAX_PARAMS {
+        return Err(ApiError::bad_request(format!("at most {MAX_PARAMS} parameters, got {}", params.len())));
+    }
+    let branch = branch.filter(|b| !b.is_empty()).unwrap_or_else(|| repo.info.default_branch.clone());
+    check_branch(&branch)?;
+    let commit = match commit.filter(|c| !c.is_empty()) {
+        Some(sha) if sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit()) => Some(Sha(sha.to_ascii_lowercase())),
+        Some(other) => return Err(ApiError::bad_request(format!("commit must be a full 40-digit sha, got {other:?}"))),
+        None => None,
+    };
+    Ok(BuildRequest { event: Event::Custom, branch, commit, params, cron: String::new(), by: "admin".to_string() })
+}
+
+/// A branch name git would accept (`git check-ref-format`'s main rules).
+pub fn check_branch(branch: &str) -> ApiResult<()> {
+    let bad = branch.is_empty()
+        || branch.len() > MAX_BRANCH_BYTES
+        || branch.starts_with(['-', '/'])
+        || branch.ends_with(['/', '.'])
+        || branch.contains("..")
+        || branch.contains("@{")
+        || branch.bytes().any(|b| b.is_ascii_control() || b" ~^:?*[\\".contains(&b));
+    if bad { Err(ApiError::bad_request(format!("{branch:?} is not a branch name"))) } else { Ok(()) }
+}
+
+/// A build parameter becomes an environment variable: a shell name that
+/// does not replace one greenlight sets (`DRONE_*`, `CI_*`, `PATH`, `HOME`).
+fn check_param(key: &str, value: &str) -> ApiResult<()> {
+    let shell_name = key.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !shell_name {
+        return Err(ApiError::bad_request(format!("parameter {key:?} is not an environment variable name (letters, digits, _)")));
+    }
+    let upper = key.to_ascii_uppercase();
+    if upper.starts_with("DRONE") || upper.starts_with("CI_") || ["CI", "PATH", "HOME"].contains(&upper.as_str()) {
+        return Err(ApiError::bad_request(format!("parameter {key} would replace a variable greenlight sets")));
+    }
+    if value.len() > MAX_PARAM_BYTES || value.contains('\0') {
+        return Err(ApiError::bad_request(format!("parameter {key}: at most {MAX_PARAM_BYTES} bytes, no NUL")));
+    }
+    Ok(())
 }

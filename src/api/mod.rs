@@ -12,6 +12,7 @@
 mod auth;
 mod badges;
 mod builds;
+mod crons;
 mod drone08;
 mod repos;
 mod secrets;
@@ -60,6 +61,10 @@ pub struct ApiState {
     pub public_url: String,
     /// Repository secrets, for the admin secret endpoints (values are never returned).
     pub secrets: crate::secrets::SecretStore,
+    /// Runs cron jobs now (the cron API's `POST .../cron/{name}`).
+    pub scheduler: crate::cron::Scheduler,
+    /// The time cron jobs' next ticks are computed from.
+    pub clock: crate::clock::SharedClock,
 }
 
 /// An API error: Drone's `{"message": ...}` with a status code.
@@ -134,7 +139,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/builds/incomplete", get(repos::incomplete))
         .route("/api/repos/{owner}/{name}", get(repos::repo).patch(repos::update_repo).post(drone08::activate).delete(drone08::deactivate))
         .route("/api/repos/{owner}/{name}/builds/{number}/approve/{stage}", axum::routing::post(builds::approve))
-        .route("/api/repos/{owner}/{name}/builds", get(builds::list))
+        .route("/api/repos/{owner}/{name}/builds", get(builds::list).post(builds::create))
         .route("/api/repos/{owner}/{name}/builds/latest", get(builds::latest))
         .route("/api/repos/{owner}/{name}/builds/{number}", get(builds::find).post(builds::restart).delete(builds::cancel))
         .route("/api/repos/{owner}/{name}/builds/{number}/logs/{stage}/{step}", get(builds::logs))
@@ -147,6 +152,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/repos", get(repos::all_repos))
         .route("/api/repos/{owner}/{name}/secrets", get(secrets::list).post(secrets::create))
         .route("/api/repos/{owner}/{name}/secrets/{secret}", get(secrets::find).patch(secrets::update).delete(secrets::delete))
+        .route("/api/repos/{owner}/{name}/cron", get(crons::list).post(crons::create))
+        .route("/api/repos/{owner}/{name}/cron/{cron}", get(crons::find).patch(crons::update).delete(crons::delete).post(crons::run_now))
         .route("/api/{*rest}", axum::routing::any(not_implemented))
         .route("/version", get(version))
         .layer(axum::middleware::map_response(method_not_allowed_is_not_implemented))

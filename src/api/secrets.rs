@@ -48,7 +48,8 @@ impl From<SecretError> for ApiError {
     }
 }
 
-async fn admin_repo(state: &ApiState, viewer: &Viewer, owner: &str, name: &str) -> ApiResult<crate::store::Repo> {
+/// The repository of an admin-only route: 401 for anyone else.
+pub(super) async fn admin_repo(state: &ApiState, viewer: &Viewer, owner: &str, name: &str) -> ApiResult<crate::store::Repo> {
     if !viewer.admin {
         return Err(ApiError::unauthorized());
     }

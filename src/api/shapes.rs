@@ -168,6 +168,10 @@ pub struct BuildJson {
     pub author_email: String,
     pub author_avatar: String,
     pub sender: String,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub params: std::collections::BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cron: String,
     pub started: i64,
     pub finished: i64,
     pub created: i64,
@@ -207,6 +211,8 @@ impl BuildJson {
             author_email: build.commit.author.email.clone(),
             author_avatar: build.commit.author.avatar.clone(),
             sender: build.commit.sender.clone(),
+            params: build.commit.params.clone(),
+            cron: build.commit.cron.clone(),
             started: build.started,
             finished: build.finished,
             created: build.created,

@@ -21,8 +21,7 @@ pub use log_store::{LogStoreArgs, LogStoreConfig, S3Config};
 pub use retention::{DEFAULT_KEEP_BUILDS, DEFAULT_KEEP_DAYS, MAX_KEEP_DAYS, RetentionArgs, RetentionConfig};
 pub use runner::{RunnerArgs, RunnerConfig};
 pub use stored::StoredSettings;
-
-pub use tools::{ExecArgs, SecretAction, SecretArgs};
+pub use tools::{BuildAction, BuildArgs, BuildCreate, ExecArgs, SecretAction, SecretArgs};
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -60,6 +59,8 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Manage repository secrets (values are read from standard input, never from arguments).
     Secret(SecretArgs),
+    /// Start a build through a greenlight's API (`build create OWNER/NAME --branch B [--param K=V]`).
+    Build(BuildArgs),
     /// Run the .drone.yml of a local checkout in the same sandbox, printing
     /// the logs live: no GitHub, no Redis. Exits 1 when the pipeline fails.
     Exec(ExecArgs),

@@ -1,4 +1,4 @@
-//! The settings of the one-shot commands: `greenlight exec` and `greenlight secret`.
+//! The settings of the one-shot commands: `greenlight exec`, `greenlight secret` and `greenlight build`.
 
 use super::{ConfigError, RunnerArgs, config_error};
 use clap::{Args, Subcommand};
@@ -49,15 +49,15 @@ pub enum SecretAction {
     },
 }
 
+/// A setting a command cannot do without, trimmed; `problem` names what is missing.
+fn required<'a>(value: &'a Option<String>, variable: &'static str, problem: &str) -> Result<&'a str, ConfigError> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty()).ok_or_else(|| config_error(variable, problem))
+}
+
 impl SecretArgs {
     /// The Redis URL and key, validated.
     pub fn validate(&self) -> Result<(String, crate::secrets::SecretKey), ConfigError> {
-        let url = self
-            .redis_url
-            .as_deref()
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .ok_or_else(|| config_error("REDIS_URL", "is not set (the Redis greenlight serve uses)"))?;
+        let url = required(&self.redis_url, "REDIS_URL", "is not set (the Redis greenlight serve uses)")?;
         let stored = super::stored::load(&self.data_dir)?;
         let raw = super::given_or_stored(&self.secret_key, &stored.secret_key).ok_or_else(|| {
             config_error("GREENLIGHT_SECRET_KEY", format!("is not set, nor kept in {}", super::stored::path(&self.data_dir).display()))
@@ -119,5 +119,77 @@ impl ExecArgs {
             unsandboxed: runner.unsandboxed,
             sandbox_uid: runner.sandbox_uid,
         })
+    }
+}
+
+/// Settings of `greenlight build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: BuildAction,
+    /// The greenlight to ask (its `GREENLIGHT_PUBLIC_URL`).
+    #[arg(long, env = "GREENLIGHT_SERVER", default_value = "http://localhost:3000")]
+    pub server: String,
+    /// The admin token of its API (set it in the environment: never on the command line).
+    #[arg(long, env = "GREENLIGHT_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+}
+
+/// `greenlight build` actions.
+#[derive(Debug, Subcommand)]
+pub enum BuildAction {
+    /// Start a build of a branch (event `custom`), as `drone build create` does.
+    Create {
+        /// `owner/name` of the repository.
+        repo: String,
+        /// The branch to build (default: the repository's default branch).
+        #[arg(long)]
+        branch: Option<String>,
+        /// A full sha on the branch to build instead of its head.
+        #[arg(long)]
+        commit: Option<String>,
+        /// `KEY=VALUE`, given to the steps as an environment variable (repeatable).
+        #[arg(long = "param", short = 'p')]
+        params: Vec<String>,
+    },
+}
+
+/// A validated `greenlight build create`.
+#[derive(Debug)]
+pub struct BuildCreate {
+    /// The API's base URL, without a trailing slash.
+    pub server: String,
+    /// The admin token.
+    pub token: SecretString,
+    /// `owner`, `name`.
+    pub repo: (String, String),
+    /// The query: `branch`, `commit` and the parameters.
+    pub query: Vec<(String, String)>,
+}
+
+impl BuildArgs {
+    /// The request `greenlight build create` sends, validated.
+    pub fn validate(&self) -> Result<BuildCreate, ConfigError> {
+        let server = self.server.trim().trim_end_matches('/').to_string();
+        if !(server.starts_with("http://") || server.starts_with("https://")) {
+            return Err(config_error("GREENLIGHT_SERVER", "must be an http:// or https:// URL"));
+        }
+        let token = required(&self.api_token, "GREENLIGHT_API_TOKEN", "is not set (the admin token of the server's API)")?;
+        let BuildAction::Create { repo, branch, commit, params } = &self.action;
+        let Some((owner, name)) = repo.split_once('/').filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/')) else {
+            return Err(config_error("REPO", format!("must be owner/name, got {repo:?}")));
+        };
+        let mut query: Vec<(String, String)> = Vec::new();
+        query.extend(branch.iter().map(|b| ("branch".to_string(), b.clone())));
+        query.extend(commit.iter().map(|c| ("commit".to_string(), c.clone())));
+        for param in params {
+            let Some((key, value)) = param.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+                return Err(config_error("--param", format!("must be KEY=VALUE, got {param:?}")));
+            };
+            query.push((key.to_string(), value.to_string()));
+        }
+        let repo = (owner.to_string(), name.to_string());
+        Ok(BuildCreate { server, token: SecretString::from(token.to_string()), repo, query })
     }
 }

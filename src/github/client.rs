@@ -150,6 +150,51 @@ struct ComparedFile {
 /// ("Compare two commits": "includes up to 300 changed files for the entire
 /// comparison"); a list that long may be cut, so it says nothing certain.
 pub const MAX_COMPARE_FILES: usize = 300;
+/// A commit as `GET /repos/{o}/{r}/commits/{ref}` describes it (the fields greenlight reads).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommitInfo {
+    /// The full sha.
+    pub sha: String,
+    /// The commit's page on GitHub.
+    #[serde(default)]
+    pub html_url: String,
+    /// The git commit: message and git author.
+    pub commit: GitCommit,
+    /// The GitHub account of the author, when GitHub knows it.
+    #[serde(default)]
+    pub author: Option<CommitAccount>,
+}
+
+/// The git side of a commit.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GitCommit {
+    /// The commit message.
+    #[serde(default)]
+    pub message: String,
+    /// The git author.
+    pub author: Option<GitPerson>,
+}
+
+/// A git author.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GitPerson {
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Email.
+    #[serde(default)]
+    pub email: String,
+}
+
+/// The GitHub account behind a commit.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommitAccount {
+    /// Login.
+    pub login: String,
+    /// Avatar URL.
+    #[serde(default)]
+    pub avatar_url: String,
+}
 
 #[derive(Deserialize)]
 struct CheckRunList {
@@ -371,6 +416,53 @@ impl GitHub {
         }
         let names = comparison.files.into_iter().flat_map(|f| std::iter::once(f.filename).chain(f.previous_filename));
         Ok(Some(names.collect()))
+    }
+
+    /// The commit a branch, tag or sha names (`GET /repos/{o}/{r}/commits/{ref}`),
+    /// or `None` when the repository has no such commit (GitHub answers 422
+    /// "No commit found for SHA", or 404).
+    pub async fn commit(&self, installation: InstallationId, repo: &RepoPath, reference: &str) -> Result<Option<CommitInfo>, GitHubError> {
+        let path = format!("/repos/{repo}/commits/{}", crate::text::percent_encode(reference, b""));
+        match self.call(Credential::Installation(installation), Method::GET, &path, None, true).await {
+            Ok(commit) => Ok(Some(commit)),
+            Err(GitHubError::Api { status: 404 | 422, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A user's permission on a repository as GitHub reports it (`admin`,
+    /// `maintain`, `write`, `triage`, `read` or `none`), asked of
+    /// `GET /repos/{o}/{r}/collaborators/{user}/permission`; `none` for a
+    /// login GitHub does not know.
+    pub async fn permission(&self, installation: InstallationId, repo: &RepoPath, user: &str) -> Result<String, GitHubError> {
+        #[derive(Deserialize)]
+        struct Permission {
+            permission: String,
+        }
+        let path = format!("/repos/{repo}/collaborators/{}/permission", crate::text::percent_encode(user, b""));
+        match self.call::<Permission>(Credential::Installation(installation), Method::GET, &path, None, true).await {
+            Ok(answer) => Ok(answer.permission),
+            Err(GitHubError::Api { status: 404, .. }) => Ok("none".to_string()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds a reaction (`eyes`, `-1`, …) to an issue or pull request
+    /// comment; adding the same one again is harmless (GitHub answers 200).
+    pub async fn react(&self, installation: InstallationId, repo: &RepoPath, comment: u64, content: &str) -> Result<(), GitHubError> {
+        let path = format!("/repos/{repo}/issues/comments/{comment}/reactions");
+        let body = serde_json::to_vec(&serde_json::json!({ "content": content })).expect("reaction serializes");
+        self.request(Credential::Installation(installation), Method::POST, &path, Some(body), true).await?;
+        Ok(())
+    }
+
+    /// Comments on an issue or pull request. Not replayable: a retried
+    /// POST whose first answer was lost would comment twice.
+    pub async fn comment(&self, installation: InstallationId, repo: &RepoPath, number: u64, body: &str) -> Result<(), GitHubError> {
+        let path = format!("/repos/{repo}/issues/{number}/comments");
+        let body = serde_json::to_vec(&serde_json::json!({ "body": body })).expect("comment serializes");
+        self.request(Credential::Installation(installation), Method::POST, &path, Some(body), false).await?;
+        Ok(())
     }
 
     /// Sets one commit status of `sha` (one per pipeline and event);

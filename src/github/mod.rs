@@ -11,4 +11,4 @@ pub mod types;
 pub mod webhook;
 
 pub use client::{GitHub, GitHubError, RepoPath};
-pub use ports::{CloneCredentials, Installations, RepoFiles};
+pub use ports::{CloneCredentials, Conversation, Installations, RepoFiles};

@@ -3,6 +3,7 @@
 //! clone credentials, the API lists the installations' repositories.
 //! None can post a status or a check run; only `publish` does that.
 
+use super::client::CommitInfo;
 use super::{GitHub, GitHubError, RepoPath};
 use crate::ids::{InstallationId, Sha};
 use crate::model::RepoRef;
@@ -35,6 +36,12 @@ impl RepoFiles {
         head: &Sha,
     ) -> Result<Option<Vec<String>>, GitHubError> {
         self.github.changed_files(installation, &RepoPath::from(repo), base, &head.0).await
+    }
+
+    /// The commit `reference` (a branch, tag or sha) names now, or `None`
+    /// when there is none: what a build asked for by branch builds.
+    pub async fn commit(&self, installation: InstallationId, repo: &RepoRef, reference: &str) -> Result<Option<CommitInfo>, GitHubError> {
+        self.github.commit(installation, &RepoPath::from(repo), reference).await
     }
 }
 
@@ -72,5 +79,36 @@ impl Installations {
     /// Every repository of every installation, with its installation.
     pub async fn repos(&self) -> Result<Vec<(RepoRef, InstallationId)>, GitHubError> {
         self.github.installed_repos().await
+    }
+}
+
+/// Who may run a pull request comment's command, and answering it: the
+/// commands' view of GitHub.
+#[derive(Clone)]
+pub struct Conversation {
+    github: GitHub,
+}
+
+impl Conversation {
+    /// Conversations through `github`.
+    pub fn new(github: GitHub) -> Self {
+        Self { github }
+    }
+
+    /// Whether `user` may write to `repo`, as GitHub says (admin, maintain
+    /// or write), and the permission it named.
+    pub async fn can_write(&self, installation: InstallationId, repo: &RepoRef, user: &str) -> Result<(bool, String), GitHubError> {
+        let permission = self.github.permission(installation, &RepoPath::from(repo), user).await?;
+        Ok((matches!(permission.as_str(), "admin" | "maintain" | "write"), permission))
+    }
+
+    /// Reacts to a comment (`eyes`: taken; `-1`: refused).
+    pub async fn react(&self, installation: InstallationId, repo: &RepoRef, comment: u64, content: &str) -> Result<(), GitHubError> {
+        self.github.react(installation, &RepoPath::from(repo), comment, content).await
+    }
+
+    /// Replies on a pull request.
+    pub async fn reply(&self, installation: InstallationId, repo: &RepoRef, number: u64, body: &str) -> Result<(), GitHubError> {
+        self.github.comment(installation, &RepoPath::from(repo), number, body).await
     }
 }

@@ -10,9 +10,13 @@
 //! that requires it then never waits for a report that will not come.
 
 use super::Lifecycle;
+use crate::github::client::{CommitAccount, CommitInfo, GitPerson};
 use crate::github::{GitHubError, RepoFiles};
-use crate::ids::{BuildId, DeliveryId, EntryId, StageId};
-use crate::model::{Build, Commit, Event, Repo, RerunRequest, RerunTarget, Stage, StageState, Status, StepRecord, Trigger};
+use crate::ids::{BuildId, DeliveryId, EntryId, Sha, StageId};
+use crate::model::{
+    Author, Build, BuildRequest, Commit, Event, MAX_MESSAGE_CHARS, Repo, RerunRequest, RerunTarget, Stage, StageState, Status, StepRecord,
+    Trigger, truncate_chars,
+};
 use crate::pipeline::{self, Pipeline, Selection};
 use crate::publish::CONFIG_CHECK;
 use crate::store::{Claim, Store, StoreError, StoreResult};
@@ -39,6 +43,10 @@ pub enum StartError {
     /// A transition (queueing a stage, cancelling a superseded build) failed.
     #[error(transparent)]
     Transition(#[from] anyhow::Error),
+    /// A build asked for by branch cannot be made: no such commit, or the
+    /// repository's clone URL is not known yet.
+    #[error("{0}")]
+    NotBuildable(String),
 }
 
 impl StartError {
@@ -49,6 +57,7 @@ impl StartError {
             StartError::GitHub(e) => e.is_transient(),
             // Transitions fail on the store: transient unless a record is corrupt.
             StartError::Transition(e) => e.downcast_ref::<StoreError>().is_none_or(StoreError::is_transient),
+            StartError::NotBuildable(_) => false,
         }
     }
 }
@@ -129,8 +138,30 @@ impl Lifecycle {
     pub async fn restart(&self, repo: &Repo, build: &Build, by: &str, files: &RepoFiles) -> Result<Option<Build>, StartError> {
         let nonce: u64 = rand::random();
         let delivery = DeliveryId(format!("restart-{}-{nonce:016x}", build.id));
-        let trigger = trigger_from_build(repo, build, by, delivery, Vec::new());
-        match self.start(&EntryId(format!("restart-{nonce:016x}")), &trigger, files).await? {
+        self.rerun(repo, build, Vec::new(), by, delivery, files).await
+    }
+
+    /// Starts a rerun of a build's pipelines named in `only` (all when
+    /// empty), with `parent` set, once per `delivery`; `None` when none of
+    /// them matches any more.
+    pub async fn rerun(
+        &self,
+        repo: &Repo,
+        build: &Build,
+        only: Vec<String>,
+        by: &str,
+        delivery: DeliveryId,
+        files: &RepoFiles,
+    ) -> Result<Option<Build>, StartError> {
+        let trigger = trigger_from_build(repo, build, by, delivery, only);
+        self.start_build(&trigger, files).await
+    }
+
+    /// Starts the build of a trigger made here rather than queued (its
+    /// entry named after its delivery); returns the build.
+    async fn start_build(&self, trigger: &Trigger, files: &RepoFiles) -> Result<Option<Build>, StartError> {
+        let entry = EntryId(format!("{}-entry", trigger.delivery.0));
+        match self.start(&entry, trigger, files).await? {
             Some(id) => Ok(self.store.build(id).await?),
             None => Ok(None),
         }
@@ -157,6 +188,31 @@ impl Lifecycle {
             return Ok(false);
         }
         Ok(self.store.is_group_destroyed(trigger.repo.id, &trigger.commit.sha).await?)
+    }
+
+    /// Starts a build a person or a cron job asked for by branch (`request`),
+    /// once per `delivery`: the commit is the branch's head (or the sha
+    /// asked for) as GitHub says now. `None` when no pipeline matches.
+    pub async fn create(
+        &self,
+        repo: &Repo,
+        request: &BuildRequest,
+        delivery: DeliveryId,
+        files: &RepoFiles,
+    ) -> Result<Option<Build>, StartError> {
+        if repo.info.clone_url.is_empty() {
+            // Installation events name repositories without their URLs; the first delivery brings them.
+            return Err(StartError::NotBuildable(format!(
+                "greenlight does not know where to clone {} yet: it learns that from the repository's first push or pull request delivery",
+                repo.slug()
+            )));
+        }
+        let wanted = request.commit.as_ref().map_or(request.branch.as_str(), |sha| sha.0.as_str());
+        let Some(found) = files.commit(repo.installation, &repo.info, wanted).await? else {
+            return Err(StartError::NotBuildable(format!("{} has no branch or commit {wanted:?}", repo.slug())));
+        };
+        let trigger = requested_trigger(repo, request, found, delivery);
+        self.start_build(&trigger, files).await
     }
 
     /// Records the build and its stages; returns them and whether the build
@@ -434,6 +490,36 @@ pub async fn rerun_trigger(store: &Store, request: &RerunRequest, delivery: &Del
     };
     let by = if request.sender.is_empty() { "github" } else { &request.sender };
     Ok(Some(trigger_from_build(&repo, &build, by, delivery.clone(), only)))
+}
+
+/// The trigger of a build asked for by branch, at the commit GitHub named.
+fn requested_trigger(repo: &Repo, request: &BuildRequest, found: CommitInfo, delivery: DeliveryId) -> Trigger {
+    let git = found.commit;
+    let person = git.author.unwrap_or(GitPerson { name: String::new(), email: String::new() });
+    let account = found.author.unwrap_or(CommitAccount { login: String::new(), avatar_url: String::new() });
+    let commit = Commit {
+        event: request.event,
+        sha: Sha(found.sha),
+        git_ref: format!("refs/heads/{}", request.branch),
+        source: request.branch.clone(),
+        target: request.branch.clone(),
+        message: truncate_chars(&git.message, MAX_MESSAGE_CHARS),
+        link: found.html_url,
+        author: Author { login: account.login, name: person.name, email: person.email, avatar: account.avatar_url },
+        sender: request.by.clone(),
+        params: request.params.clone(),
+        cron: request.cron.clone(),
+        ..Commit::default()
+    };
+    Trigger {
+        delivery,
+        installation: repo.installation,
+        repo: repo.info.clone(),
+        commit,
+        parent: 0,
+        requested_by: request.by.clone(),
+        only_pipelines: Vec::new(),
+    }
 }
 
 /// A trigger that builds a build's commit again (a rerun or restart): the

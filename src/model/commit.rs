@@ -7,6 +7,7 @@
 use crate::ids::Sha;
 use crate::pipeline::Facts;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The Drone event a build runs for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +22,11 @@ pub enum Event {
     Tag,
     /// A merge queue asking for checks on a merge group's head commit.
     MergeGroup,
+    /// A build asked for through the API (`POST /api/repos/{o}/{n}/builds`,
+    /// `greenlight build create`), as Drone's `drone build create`.
+    Custom,
+    /// A build started by a cron job.
+    Cron,
 }
 
 impl Event {
@@ -32,6 +38,8 @@ impl Event {
             Event::PullRequest => "pull_request",
             Event::Tag => "tag",
             Event::MergeGroup => "merge_group",
+            Event::Custom => "custom",
+            Event::Cron => "cron",
         }
     }
 
@@ -95,6 +103,13 @@ pub struct Commit {
     pub author: Author,
     /// Who sent the event (or pressed the button).
     pub sender: String,
+    /// Parameters of a `custom` build, given to its steps as environment
+    /// variables (Drone's build `params`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
+    /// The cron job that started a `cron` build (`DRONE_CRON`), else empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cron: String,
 }
 
 /// The action of a merge group trigger that builds nothing: GitHub

@@ -1,10 +1,11 @@
 //! What asks for a build: the compact record queued by intake (or by a
 //! Re-run button, or the API's restart) instead of the whole payload.
 
-use super::commit::Commit;
+use super::commit::{Commit, Event};
 use super::repo::RepoRef;
 use crate::ids::{DeliveryId, InstallationId, RepoId, Sha};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A request for a build: the few fields planning and running need (about
 /// 1.5 KB, where a payload can be 25 MB).
@@ -56,4 +57,23 @@ pub struct RerunRequest {
     pub target: RerunTarget,
     /// Who pressed it (the rerun's `trigger`).
     pub sender: String,
+}
+
+/// A build asked for by name rather than by a webhook: the API's build
+/// create (`custom`) or a cron job (`cron`). Its commit is looked up on
+/// GitHub when the build starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildRequest {
+    /// `custom` or `cron`.
+    pub event: Event,
+    /// The branch to build (what `branch` conditions match).
+    pub branch: String,
+    /// A sha on the branch to build instead of its head.
+    pub commit: Option<Sha>,
+    /// Parameters given to the steps as environment variables.
+    pub params: BTreeMap<String, String>,
+    /// The cron job's name for a `cron` build, else empty.
+    pub cron: String,
+    /// The build's `trigger`: the login that asked, or `@cron`.
+    pub by: String,
 }

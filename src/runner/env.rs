@@ -111,6 +111,14 @@ fn build_vars(env: &mut Vars, facts: &BuildFacts, branch: &str) {
     if let Some(tag) = facts.commit.git_ref.strip_prefix("refs/tags/") {
         set(env, "DRONE_TAG", tag);
     }
+    if !facts.commit.cron.is_empty() {
+        set(env, "DRONE_CRON", &facts.commit.cron);
+    }
+    // A custom build's parameters, as Drone gives them (their names were
+    // checked when the build was asked for: none replaces Drone's own).
+    for (key, value) in &facts.commit.params {
+        set(env, key, value);
+    }
 }
 
 /// Drone's variables for the repository (`DRONE_REPO_*` and its URLs).

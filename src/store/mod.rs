@@ -9,6 +9,7 @@
 //! undo another process's transition.
 
 mod activation;
+mod crons;
 mod delivery_log;
 mod error;
 mod log_hub;
@@ -20,6 +21,7 @@ mod side;
 mod stages;
 
 pub use crate::model::{Build, Repo, Stage, StageJob, StageState, Status, StepRecord};
+pub use crons::DueCron;
 pub use error::{StoreError, StoreResult};
 pub use log_hub::{LogHub, LogSubscription};
 pub use logs::{LogLine, LogTail, Logs};
@@ -170,6 +172,11 @@ impl Store {
     /// A store over a Redis pool.
     pub fn new(pool: Pool) -> Self {
         Self { pool }
+    }
+
+    /// The connection pool it reads and writes through (for queues on the same Redis).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     async fn conn(&self) -> StoreResult<deadpool_redis::Connection> {

@@ -31,6 +31,43 @@ pub struct TestApp {
     http: reqwest::Client,
     store: Store,
     log_store: LogStoreConfig,
+    deps: Deps,
+    /// More `serve` processes on the same Redis, with their data directories.
+    others: Vec<(Running, tempfile::TempDir)>,
+}
+
+/// What tests start greenlight with: quick retries, the system clock.
+pub fn test_deps() -> Deps {
+    Deps { retry: quick_retries(), ..Deps::default() }
+}
+
+/// `serve`'s settings as `app` and on `redis_url`: workers when `runner` is
+/// given, the delivery log read every `delivery_poll` when given.
+fn serve_config(
+    app: AppSetup,
+    redis_url: &str,
+    runner: Option<RunnerConfig>,
+    data_dir: &std::path::Path,
+    log_store: LogStoreConfig,
+    delivery_poll: Option<Duration>,
+) -> ServeConfig {
+    ServeConfig {
+        app,
+        common: Common {
+            redis_url: Some(SecretString::from(redis_url.to_string())),
+            public_url: PUBLIC_URL.to_string(),
+            data_dir: data_dir.to_path_buf(),
+            concurrency: 2,
+            secret_key: Some(greenlight::secrets::SecretKey::parse(&SecretString::from(SECRET_KEY.to_string())).unwrap()),
+            log_store,
+            retention: greenlight::config::RetentionConfig::default(),
+        },
+        addr: "127.0.0.1:0".parse().unwrap(),
+        run_workers: runner.is_some(),
+        runner: runner.unwrap_or_else(runner_config),
+        api_token: Some(SecretString::from(API_TOKEN.to_string())),
+        delivery_poll,
+    }
 }
 
 /// What greenlight answered to a delivery.
@@ -152,10 +189,11 @@ impl TestApp {
         data_mode: u32,
         log_store: LogStoreConfig,
     ) -> anyhow::Result<Self> {
-        Self::start_as(configured(github), redis, runner, data_mode, log_store, None).await
+        Self::start_as(configured(github), redis, runner, data_mode, log_store, None, test_deps()).await
     }
 
-    /// Starts `serve` as `app` (or the setup page), reading the delivery log every `delivery_poll`.
+    /// Starts `serve` as `app` (or the setup page), reading the delivery log
+    /// every `delivery_poll`, with `deps` (its clock, its intervals).
     pub(crate) async fn start_as(
         app: AppSetup,
         redis: TestRedis,
@@ -163,30 +201,23 @@ impl TestApp {
         data_mode: u32,
         log_store: LogStoreConfig,
         delivery_poll: Option<Duration>,
+        deps: Deps,
     ) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(data_dir.path(), std::os::unix::fs::PermissionsExt::from_mode(data_mode)).unwrap();
-        let config = ServeConfig {
-            app,
-            common: Common {
-                redis_url: Some(SecretString::from(redis.url())),
-                public_url: PUBLIC_URL.to_string(),
-                data_dir: data_dir.path().to_path_buf(),
-                concurrency: 2,
-                secret_key: Some(greenlight::secrets::SecretKey::parse(&SecretString::from(SECRET_KEY.to_string())).unwrap()),
-                log_store: log_store.clone(),
-                retention: greenlight::config::RetentionConfig::default(),
-            },
-            addr: "127.0.0.1:0".parse().unwrap(),
-            run_workers: runner.is_some(),
-            runner: runner.unwrap_or_else(runner_config),
-            api_token: Some(SecretString::from(API_TOKEN.to_string())),
-            delivery_poll,
-        };
-        let deps = Deps { retry: quick_retries(), ..Deps::default() };
-        let running = app::start(config, deps).await?;
+        let config = serve_config(app, &redis.url(), runner, data_dir.path(), log_store.clone(), delivery_poll);
+        let running = app::start(config, deps.clone()).await?;
         let store = Store::new(greenlight::redis_server::pool(&redis.url()).unwrap());
-        Ok(Self { running: Some(running), redis, data_dir, http: reqwest::Client::new(), store, log_store })
+        Ok(Self { running: Some(running), redis, data_dir, http: reqwest::Client::new(), store, log_store, deps, others: Vec::new() })
+    }
+
+    /// Starts another `serve --no-worker` process sharing this one's Redis
+    /// (and clock), as a second machine would; it stops with this one.
+    pub async fn start_another_serve(&mut self, github: &FakeGitHub) {
+        let data_dir = tempfile::tempdir().unwrap();
+        let config = serve_config(configured(github), &self.redis.url(), None, data_dir.path(), self.log_store.clone(), None);
+        let running = app::start(config, self.deps.clone()).await.expect("another serve starts");
+        self.others.push((running, data_dir));
     }
 
     /// Step logs as greenlight keeps them (its Redis and its log store).
@@ -376,6 +407,9 @@ impl TestApp {
     pub async fn stop(&mut self) {
         if let Some(running) = self.running.take() {
             running.stop().await;
+        }
+        for (other, _) in self.others.drain(..) {
+            other.stop().await;
         }
     }
 }

@@ -46,6 +46,23 @@ pub struct ApiStage {
     pub status: Status,
 }
 
+/// A cron job as the API shows it.
+#[derive(Debug, Deserialize)]
+pub struct ApiCron {
+    /// Name.
+    pub name: String,
+    /// Expression.
+    pub expr: String,
+    /// Branch built.
+    pub branch: String,
+    /// Next tick, Unix seconds.
+    pub next: i64,
+    /// Last tick fired, Unix seconds.
+    pub prev: i64,
+    /// Whether ticks are skipped.
+    pub disabled: bool,
+}
+
 /// A secret as the API shows it (never its value).
 #[derive(Debug, Deserialize)]
 pub struct ApiSecret {
@@ -154,6 +171,37 @@ impl DroneApi {
     /// `GET` a build by number.
     pub async fn build(&self, number: i64) -> Answer {
         self.call("GET", &self.repo_path(&format!("/builds/{number}")), None).await
+    }
+
+    /// Asks for a build of `branch` (Drone: `POST /builds?branch=B&K=V`,
+    /// `drone build create`); `params` become the steps' variables.
+    pub async fn create_build(&self, branch: &str, params: &[(&str, &str)]) -> Answer {
+        let mut query = vec![("branch", branch)];
+        query.extend_from_slice(params);
+        let query = serde_urlencoded::to_string(&query).unwrap();
+        self.call("POST", &self.repo_path(&format!("/builds?{query}")), None).await
+    }
+
+    /// Creates cron job `name` building `branch` on `expr` (Drone: `POST /cron`).
+    pub async fn create_cron(&self, name: &str, expr: &str, branch: &str) -> Answer {
+        self.call("POST", &self.repo_path("/cron"), Some(json!({ "name": name, "expr": expr, "branch": branch }))).await
+    }
+
+    /// A cron job (Drone: `GET /cron/{name}`).
+    pub async fn cron(&self, name: &str) -> ApiCron {
+        let answer = self.call("GET", &self.repo_path(&format!("/cron/{name}")), None).await;
+        assert_eq!(answer.status, 200, "reading cron job {name}: {:?}", answer.body);
+        answer.json()
+    }
+
+    /// Changes a cron job (Drone: `PATCH /cron/{name}`).
+    pub async fn update_cron(&self, name: &str, changes: Value) -> Answer {
+        self.call("PATCH", &self.repo_path(&format!("/cron/{name}")), Some(changes)).await
+    }
+
+    /// Runs a cron job now (Drone: `POST /cron/{name}`).
+    pub async fn run_cron(&self, name: &str) -> Answer {
+        self.call("POST", &self.repo_path(&format!("/cron/{name}")), None).await
     }
 
     /// Restarts a build (Drone: `POST /builds/{n}`).

@@ -3,6 +3,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod app;
+pub mod clock;
 pub mod drone;
 pub mod drone08;
 pub mod fake_github;

@@ -2,12 +2,14 @@
 //! against it, and verbs that say what happens (push, open a pull request,
 //! expect a check run) so test bodies read as the story they check.
 
-use super::app::{Answer, DATA_DIR_MODE, PRIVATE_DATA_DIR_MODE, TestApp, runner_config};
+use super::app::{Answer, DATA_DIR_MODE, PRIVATE_DATA_DIR_MODE, TestApp, runner_config, test_deps};
+use super::clock::TestClock;
 use super::drone::{Browser, DroneApi};
 use super::fake_github::{CheckRunRecord, CheckRunState, FakeGitHub, RepoHandle, StatusRecord, StatusState};
 use super::redis::TestRedis;
 use super::webhook::Webhook;
 use super::worker::WorkerProcess;
+use greenlight::app::Deps;
 use greenlight::config::{LogStoreConfig, RunnerConfig};
 use greenlight::store::{Build, Stage};
 
@@ -39,6 +41,9 @@ impl std::fmt::Display for Sha {
         f.write_str(&self.0)
     }
 }
+
+/// Who opens the pull requests of scenarios (the octokit example's author).
+pub const PR_AUTHOR: &str = "Codertocat";
 
 /// What tests read of a build's commit. `greenlight::store::Build` is being
 /// reshaped (its commit fields move into a sub-struct); reading them through
@@ -82,6 +87,7 @@ pub struct Scenario {
     log_store: LogStoreConfig,
     configured: bool,
     delivery_poll: Option<std::time::Duration>,
+    clock: Option<std::sync::Arc<TestClock>>,
 }
 
 impl Default for Scenario {
@@ -105,6 +111,7 @@ impl Scenario {
             log_store: LogStoreConfig::Redis,
             configured: true,
             delivery_poll: None,
+            clock: None,
         }
     }
 
@@ -117,6 +124,13 @@ impl Scenario {
     /// greenlight reads the App's delivery log every `poll`.
     pub fn delivery_poll(mut self, poll: std::time::Duration) -> Self {
         self.delivery_poll = Some(poll);
+        self
+    }
+
+    /// greenlight's time is `clock`'s (stepped by the test), and it looks
+    /// for due cron jobs every 20 ms.
+    pub fn clock(mut self, clock: &std::sync::Arc<TestClock>) -> Self {
+        self.clock = Some(clock.clone());
         self
     }
 
@@ -192,7 +206,11 @@ impl Scenario {
         } else {
             greenlight::config::AppSetup::Unconfigured { api_url: github.api_url() }
         };
-        let app = TestApp::start_as(setup, redis, self.runner, self.data_mode, self.log_store, self.delivery_poll)
+        let mut deps = test_deps();
+        if let Some(clock) = &self.clock {
+            deps = Deps { clock: clock.shared(), cron_interval: std::time::Duration::from_millis(20), ..deps };
+        }
+        let app = TestApp::start_as(setup, redis, self.runner, self.data_mode, self.log_store, self.delivery_poll, deps)
             .await
             .expect("greenlight starts");
         Ctx { github, repo, app }
@@ -311,6 +329,45 @@ impl Ctx {
     /// (check run names or status contexts) lets `sha` merge.
     pub async fn expect_required_checks_pass(&self, sha: &str, required: &[&str]) {
         self.github.expect_required_checks_pass(&self.repo, sha, required).await
+    }
+
+    /// `author` comments `body` on pull request `number` (opened by
+    /// [`PR_AUTHOR`]) and GitHub delivers it; returns the comment's id and
+    /// greenlight's answer to the delivery.
+    pub async fn comment_on_pr(&self, number: u64, author: &str, body: &str) -> (u64, Answer) {
+        let id = self.repo.comment(number, author, body);
+        let answer = self.deliver(&Webhook::pr_comment(&self.repo, number, PR_AUTHOR, id, author, body)).await;
+        (id, answer)
+    }
+
+    /// Waits until comment `id` carries the reaction `content` (`eyes`, `-1`).
+    pub async fn expect_reaction(&self, id: u64, content: &str) {
+        let found = self.github.wait_for(|| self.repo.reactions(id).iter().any(|r| r == content).then_some(())).await;
+        assert!(found.is_some(), "no {content} reaction on comment {id}: {:?}", self.repo.reactions(id));
+    }
+
+    /// Waits for greenlight's reply on pull request `number` that contains `text`; returns it.
+    pub async fn expect_reply(&self, number: u64, text: &str) -> String {
+        let found = self.github.wait_for(|| self.repo.replies(number).into_iter().find(|r| r.contains(text))).await;
+        found.unwrap_or_else(|| panic!("no reply containing {text:?} on #{number}: {:?}", self.repo.replies(number)))
+    }
+
+    /// Runs the `greenlight` command with `args` against this greenlight
+    /// (its URL and admin token in the environment, as an operator sets them).
+    pub async fn run_command(&self, args: &[&str]) -> std::process::Output {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let server = self.app.url();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_greenlight"))
+                .args(&args)
+                .env_clear()
+                .env("GREENLIGHT_SERVER", server)
+                .env("GREENLIGHT_API_TOKEN", super::app::API_TOKEN)
+                .output()
+                .expect("greenlight runs")
+        })
+        .await
+        .unwrap()
     }
 
     /// The App is installed on the repository (greenlight learns of it).

@@ -81,6 +81,30 @@ impl Stepper {
         Self { github, repo, lifecycle, redis, planner, deliveries, github_config, data }
     }
 
+    /// A cron scheduler on this Redis at `clock`'s time, as one `serve`
+    /// process runs it (each call: another process).
+    pub fn scheduler(&self, clock: greenlight::clock::SharedClock) -> greenlight::cron::Scheduler {
+        greenlight::cron::Scheduler::new(self.store().clone(), self.planner.clone(), clock)
+    }
+
+    /// Saves cron job `name` building `branch` on `expr`, as of `clock`'s time.
+    pub async fn add_cron(&self, name: &str, expr: &str, branch: &str, clock: &greenlight::clock::SharedClock) {
+        let now = clock.now().timestamp();
+        let job = greenlight::model::CronJob {
+            id: 1,
+            repo_id: RepoId(self.repo.id),
+            name: name.to_string(),
+            expr: expr.to_string(),
+            branch: branch.to_string(),
+            target: String::new(),
+            disabled: false,
+            created: now,
+            updated: now,
+            version: 1,
+        };
+        greenlight::cron::save(self.store(), &job, clock.now()).await.expect("a valid cron job is saved");
+    }
+
     /// The store, to read builds and stages.
     pub fn store(&self) -> &Store {
         self.lifecycle.store()

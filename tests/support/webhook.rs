@@ -90,6 +90,25 @@ impl Webhook {
         Self::new("pull_request", &payload)
     }
 
+    /// `issue_comment` `created`: `author` wrote `body` (comment `id`) on
+    /// pull request `number`, opened by `pr_author`.
+    pub fn pr_comment(repo: &RepoHandle, number: u64, pr_author: &str, id: u64, author: &str, body: &str) -> Self {
+        let mut payload = fixture("issue_comment.created.json");
+        patch_repository(&mut payload, repo);
+        let issue = &mut payload["issue"];
+        issue["number"] = json!(number);
+        issue["user"]["login"] = json!(pr_author);
+        issue["html_url"] = json!(format!("https://github.com/{}/pull/{number}", repo.slug));
+        // What makes the issue a pull request.
+        issue["pull_request"] = json!({ "url": format!("https://api.github.com/repos/{}/pulls/{number}", repo.slug) });
+        let comment = &mut payload["comment"];
+        comment["id"] = json!(id);
+        comment["body"] = json!(body);
+        comment["user"]["login"] = json!(author);
+        payload["sender"]["login"] = json!(author);
+        Self::new("issue_comment", &payload)
+    }
+
     /// `push` of `sha` to `refs/heads/<branch>` (or a `refs/tags/...` ref given in full).
     pub fn push(repo: &RepoHandle, git_ref: &str, sha: &str) -> Self {
         let mut payload = fixture("push.json");

@@ -10,7 +10,8 @@ use super::RERUN_FAILED_ACTION;
 use super::{Delivery, PayloadError};
 use crate::ids::{DeliveryId, InstallationId, RepoId, Sha};
 use crate::model::{
-    Author, Commit, Event, InstallationChange, InstalledRepo, MAX_MESSAGE_CHARS, RepoRef, RerunRequest, RerunTarget, Trigger,
+    Author, CommandKind, CommentCommand, Commit, Event, InstallationChange, InstalledRepo, MAX_MESSAGE_CHARS, RepoRef, RerunRequest,
+    RerunTarget, Trigger,
 };
 use serde::Deserialize;
 use serde::de::{Deserializer, Visitor};
@@ -302,6 +303,66 @@ pub(super) fn check_suite(ev: CheckSuiteEvent) -> Delivery {
 }
 
 #[derive(Deserialize)]
+pub(super) struct IssueCommentEvent<'a> {
+    #[serde(borrow)]
+    action: Text<'a>,
+    #[serde(borrow)]
+    issue: IssuePayload<'a>,
+    #[serde(borrow)]
+    comment: CommentPayload<'a>,
+    #[serde(borrow)]
+    repository: RepoPayload<'a>,
+    installation: Option<InstallationRef>,
+}
+
+#[derive(Deserialize)]
+struct IssuePayload<'a> {
+    number: u64,
+    #[serde(borrow)]
+    user: Option<Account<'a>>,
+    /// Present (an object) when the issue is a pull request.
+    #[serde(default)]
+    pull_request: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct CommentPayload<'a> {
+    id: u64,
+    #[serde(default, borrow)]
+    body: Option<Text<'a>>,
+    #[serde(borrow)]
+    user: Option<Account<'a>>,
+}
+
+/// A new pull request comment that holds a command; any other comment is
+/// ignored here, before anything else is done (no GitHub call, no queue).
+pub(super) fn issue_comment(ev: IssueCommentEvent, delivery: &DeliveryId) -> Delivery {
+    if ev.action.as_str() != "created" {
+        return Delivery::Ignored(format!("issue_comment action {} holds no command", ev.action.as_str()));
+    }
+    let Some(kind) = ev.comment.body.as_ref().and_then(|b| CommandKind::parse(b.as_str())) else {
+        return Delivery::Ignored("comment holds no /greenlight command".to_string());
+    };
+    if ev.issue.pull_request.is_none() {
+        return Delivery::Ignored("commands are read on pull requests, not issues".to_string());
+    }
+    let installation = match installation("issue_comment", ev.installation) {
+        Ok(id) => id,
+        Err(ignored) => return ignored,
+    };
+    Delivery::Command(Box::new(CommentCommand {
+        delivery: delivery.clone(),
+        installation,
+        repo: ev.repository.info(),
+        pull_request: ev.issue.number,
+        comment: ev.comment.id,
+        author: ev.comment.user.map(|u| u.login.owned()).unwrap_or_default(),
+        pull_request_author: ev.issue.user.map(|u| u.login.owned()).unwrap_or_default(),
+        kind,
+    }))
+}
+
+#[derive(Deserialize)]
 pub(super) struct InstallationEvent {
     action: String,
     installation: InstallationRef,
@@ -406,6 +467,7 @@ pub(super) fn pull_request(ev: PullRequestEvent, delivery: &DeliveryId) -> Resul
         link: pr.html_url.owned(),
         author: Author { login: author.login.owned(), name: String::new(), email: String::new(), avatar: author.avatar_url.owned() },
         sender: ev.sender.map(|s| s.login.owned()).unwrap_or_default(),
+        ..Commit::default()
     };
     Ok(Delivery::Build(Box::new(webhook_trigger(delivery, repo, installation, commit))))
 }
@@ -452,6 +514,7 @@ pub(super) fn push(ev: PushEvent, delivery: &DeliveryId) -> Result<Delivery, Pay
             avatar: sender.1,
         },
         sender: sender.0,
+        ..Commit::default()
     };
     Ok(Delivery::Build(Box::new(webhook_trigger(delivery, ev.repository.info(), installation, commit))))
 }
@@ -527,6 +590,7 @@ pub(super) fn merge_group(ev: MergeGroupEvent, delivery: &DeliveryId) -> Deliver
         link: format!("{}/queue/{}", repo.html_url, base.strip_prefix("refs/heads/").unwrap_or(base)),
         author: Author { login: sender.0.clone(), name: author.name.owned(), email: author.email.owned(), avatar: sender.1 },
         sender: sender.0,
+        ..Commit::default()
     };
     Delivery::Build(Box::new(webhook_trigger(delivery, repo, installation, commit)))
 }
@@ -574,6 +638,22 @@ mod tests {
             Delivery::Build(trigger) => *trigger,
             other => panic!("expected a build, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn only_new_pull_request_comments_holding_a_command_are_commands() {
+        let mut payload = fixture("issue_comment.created.json");
+        payload["comment"]["body"] = json!("/greenlight retry");
+        payload["installation"] = json!({ "id": 7 });
+        assert!(matches!(parse("issue_comment", &payload), Delivery::Ignored(reason) if reason.contains("not issues")));
+        payload["issue"]["pull_request"] = json!({ "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/1" });
+        let Delivery::Command(command) = parse("issue_comment", &payload) else { panic!("a command on a pull request") };
+        assert_eq!((command.kind, command.pull_request, command.author.as_str()), (CommandKind::Retry, 1, "Codertocat"));
+        payload["action"] = json!("edited");
+        assert!(matches!(parse("issue_comment", &payload), Delivery::Ignored(_)));
+        payload["action"] = json!("created");
+        payload["comment"]["body"] = json!("thanks!");
+        assert!(matches!(parse("issue_comment", &payload), Delivery::Ignored(reason) if reason.contains("no /greenlight command")));
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod signature;
 pub use signature::{SignatureError, sign, verify_signature};
 
 use crate::ids::DeliveryId;
-use crate::model::{InstallationChange, RepoRef, RerunRequest, Trigger};
+use crate::model::{CommentCommand, InstallationChange, RepoRef, RerunRequest, Trigger};
 
 /// GitHub caps webhook payloads at 25 MB and does not deliver larger ones
 /// ("Payloads are capped at 25 MB", GitHub docs, webhook payload cap).
@@ -27,6 +27,8 @@ pub enum Delivery {
     Installation(InstallationChange),
     /// A Re-run button was pressed.
     Rerun(RerunRequest),
+    /// A pull request comment holds a command.
+    Command(Box<CommentCommand>),
     /// A repository was made private or public, renamed, transferred or deleted.
     Repository(Box<RepositoryChange>),
     /// An event or action greenlight does not act on, with a short reason.
@@ -60,8 +62,17 @@ pub struct PayloadError {
 
 /// The events [`parse_delivery`] acts on; every other event is ignored.
 /// (The delivery log's catch-up fetches only these.)
-pub const ACTED_ON: &[&str] =
-    &["pull_request", "push", "merge_group", "installation", "installation_repositories", "check_run", "check_suite", "repository"];
+pub const ACTED_ON: &[&str] = &[
+    "pull_request",
+    "push",
+    "merge_group",
+    "issue_comment",
+    "installation",
+    "installation_repositories",
+    "check_run",
+    "check_suite",
+    "repository",
+];
 
 /// Whether a delivery of `event` can do anything (start, re-run or cancel a
 /// build, change what greenlight knows of repositories).
@@ -84,6 +95,7 @@ pub fn parse_delivery(event: &str, delivery: &DeliveryId, body: &[u8]) -> Result
         "check_suite" => Ok(events::check_suite(serde_json::from_slice(body).map_err(wrap)?)),
         "repository" => Ok(events::repository(serde_json::from_slice(body).map_err(wrap)?)),
         "merge_group" => Ok(events::merge_group(serde_json::from_slice(body).map_err(wrap)?, delivery)),
+        "issue_comment" => Ok(events::issue_comment(serde_json::from_slice(body).map_err(wrap)?, delivery)),
         other => {
             serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(wrap)?;
             Ok(Delivery::Ignored(format!("event {other} starts no build")))

@@ -120,6 +120,22 @@ impl GitRepo {
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
+    /// The commit a branch, tag or sha names: its sha, message, author name and email.
+    pub fn resolve(&self, reference: &str) -> Option<(String, String, String, String)> {
+        // `--end-of-options` keeps a reference from being read as an option.
+        let out = Command::new("git")
+            .current_dir(&self.bare)
+            .args(["log", "-1", "--format=%H%x00%B%x00%an%x00%ae", "--end-of-options", &format!("{reference}^{{commit}}"), "--"])
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut fields = text.trim_end_matches('\n').splitn(4, '\0').map(str::to_string);
+        Some((fields.next()?, fields.next()?.trim_end().to_string(), fields.next()?, fields.next()?))
+    }
+
     /// Whether a commit exists.
     pub fn has_commit(&self, sha: &str) -> bool {
         sha.len() == 40

@@ -5,10 +5,12 @@
 //! bytes, missing fields). Failures can be injected on demand.
 
 mod app_routes;
+mod conversation;
 mod git;
 mod routes;
 
 pub use app_routes::{LoggedDelivery, RegisteredApp};
+pub use conversation::{APP_LOGIN, Comment};
 pub use git::GitRepo;
 
 use octocrab::jsonwebtoken::DecodingKey;
@@ -249,6 +251,14 @@ pub enum Endpoint {
     ListCheckRuns,
     /// `GET /repos/{owner}/{repo}/compare/{base}...{head}`.
     Compare,
+    /// `GET /repos/{owner}/{repo}/commits/{ref}`.
+    GetCommit,
+    /// `GET /repos/{owner}/{repo}/collaborators/{user}/permission`.
+    Permission,
+    /// `POST /repos/{owner}/{repo}/issues/comments/{id}/reactions`.
+    CreateReaction,
+    /// `POST /repos/{owner}/{repo}/issues/{number}/comments`.
+    CreateComment,
     /// `GET /{owner}/{repo}.git/info/refs` (git smart HTTP discovery).
     GitInfoRefs,
     /// `POST /{owner}/{repo}.git/git-upload-pack` (git fetch).
@@ -276,6 +286,10 @@ impl Endpoint {
             ("PATCH", ["repos", _, _, "check-runs", _]) => Self::UpdateCheckRun,
             ("GET", ["repos", _, _, "commits", _, "check-runs"]) => Self::ListCheckRuns,
             ("GET", ["repos", _, _, "compare", _]) => Self::Compare,
+            ("GET", ["repos", _, _, "commits", _]) => Self::GetCommit,
+            ("GET", ["repos", _, _, "collaborators", _, "permission"]) => Self::Permission,
+            ("POST", ["repos", _, _, "issues", "comments", _, "reactions"]) => Self::CreateReaction,
+            ("POST", ["repos", _, _, "issues", _, "comments"]) => Self::CreateComment,
             ("GET", [_, _, "info", "refs"]) => Self::GitInfoRefs,
             ("POST", [_, _, "git-upload-pack"]) => Self::GitUploadPack,
             ("POST", ["app-manifests", _, "conversions"]) => Self::ManifestConversion,
@@ -393,6 +407,8 @@ pub(crate) struct State {
     pub hook_deliveries: Vec<LoggedDelivery>,
     /// Requests counted against each rate limit (installation id, or `app`).
     pub rate_used: HashMap<String, u64>,
+    /// Collaborators, comments and reactions.
+    pub conversations: conversation::Conversations,
 }
 
 pub(crate) struct Shared {

@@ -27,6 +27,10 @@ pub fn router(shared: Shared_) -> Router {
         .route("/repos/{owner}/{repo}/check-runs", post(create_check_run))
         .route("/repos/{owner}/{repo}/check-runs/{id}", patch(update_check_run))
         .route("/repos/{owner}/{repo}/commits/{sha}/check-runs", get(list_check_runs))
+        .route("/repos/{owner}/{repo}/commits/{reference}", get(get_commit))
+        .route("/repos/{owner}/{repo}/collaborators/{user}/permission", get(super::conversation::permission))
+        .route("/repos/{owner}/{repo}/issues/comments/{comment}/reactions", post(super::conversation::react))
+        .route("/repos/{owner}/{repo}/issues/{number}/comments", post(super::conversation::create_comment))
         .route("/{owner}/{repo}/info/refs", get(git_http))
         .route("/{owner}/{repo}/git-upload-pack", post(git_http))
         .merge(super::app_routes::api_router())
@@ -34,11 +38,11 @@ pub fn router(shared: Shared_) -> Router {
         .with_state(shared)
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub(super) fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({ "message": message, "documentation_url": "https://docs.github.com/rest" }))).into_response()
 }
 
-fn invalid(message: String) -> Response {
+pub(super) fn invalid(message: String) -> Response {
     (
         StatusCode::UNPROCESSABLE_ENTITY,
         axum::Json(json!({ "message": "Validation Failed", "errors": [ { "message": message, "code": "custom" } ], "documentation_url": "https://docs.github.com/rest" })),
@@ -115,9 +119,9 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Why the fake refuses a request: status and GitHub's message.
-type Refusal = (StatusCode, String);
+pub(super) type Refusal = (StatusCode, String);
 
-fn refuse((status, message): Refusal) -> Response {
+pub(super) fn refuse((status, message): Refusal) -> Response {
     error(status, &message)
 }
 
@@ -145,7 +149,14 @@ pub(crate) fn check_app_jwt(shared: &Shared, headers: &HeaderMap) -> Result<(), 
 
 /// The installation a token belongs to, if it is valid and covers `slug`.
 /// The permissions the test App has, as an installation token carries them by default.
-const APP_PERMISSIONS: [(&str, &str); 4] = [("checks", "write"), ("statuses", "write"), ("contents", "read"), ("metadata", "read")];
+const APP_PERMISSIONS: [(&str, &str); 6] = [
+    ("checks", "write"),
+    ("statuses", "write"),
+    ("contents", "read"),
+    ("metadata", "read"),
+    ("issues", "write"),
+    ("pull_requests", "write"),
+];
 
 /// Checks a token as GitHub does for a request to `slug` that needs
 /// `permission` at `level` (`read` is satisfied by `write`).
@@ -451,8 +462,46 @@ async fn compare(
     response
 }
 
+/// `GET /repos/{owner}/{repo}/commits/{ref}`: a commit by sha, branch or
+/// tag; 422 "No commit found for SHA" when the ref names none (as GitHub).
+async fn get_commit(
+    State(shared): State<Shared_>,
+    Path((owner, repo, reference)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let slug = match authorized(&shared, &headers, &owner, &repo, ("contents", "read")) {
+        Ok(slug) => slug,
+        Err(e) => return refuse(e),
+    };
+    let found = shared.state.lock().unwrap().repos.get(&slug).and_then(|r| r.git.resolve(&reference));
+    let Some((sha, message, name, email)) = found else {
+        return invalid_commit(&reference);
+    };
+    let date = "2026-12-01T00:00:00Z";
+    let person = json!({ "name": name, "email": email, "date": date });
+    axum::Json(json!({
+        "sha": sha,
+        "node_id": "C_fake",
+        "html_url": format!("https://github.com/{slug}/commit/{sha}"),
+        "commit": { "message": message, "author": person, "committer": person },
+        "author": { "login": "octocat", "avatar_url": "https://avatars.githubusercontent.com/u/583231" },
+        "parents": [],
+    }))
+    .into_response()
+}
+
+fn invalid_commit(reference: &str) -> Response {
+    (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({ "message": format!("No commit found for SHA: {reference}"), "documentation_url": "https://docs.github.com/rest/commits/commits#get-a-commit" }))).into_response()
+}
+
 /// The repository slug of a request, once its token is checked.
-fn authorized(shared: &Shared, headers: &HeaderMap, owner: &str, repo: &str, permission: (&str, &str)) -> Result<String, Refusal> {
+pub(super) fn authorized(
+    shared: &Shared,
+    headers: &HeaderMap,
+    owner: &str,
+    repo: &str,
+    permission: (&str, &str),
+) -> Result<String, Refusal> {
     let slug = format!("{owner}/{repo}");
     check_token(shared, bearer(headers), &slug, permission)?;
     Ok(slug)
