@@ -62,11 +62,24 @@ async fn greenlight_build_create_starts_a_custom_build_from_a_shell() {
 }
 
 #[tokio::test]
+async fn a_repository_known_only_from_its_installation_builds_from_the_api() {
+    let ctx = Scenario::new().with_workers().start().await;
+    ctx.install().await;
+    let sha = ctx.push_pipeline("main", CUSTOM_ONLY);
+
+    // No delivery told greenlight where to clone it: GitHub is asked.
+    let created = ctx.api().create_build("main", &[("TARGET", "first")]).await;
+
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    ctx.expect_check_run(&sha, "release (custom)", Success).await;
+    let build = ctx.expect_build_done(1).await;
+    ctx.expect_log_contains(&build, "show", "target=first event=custom branch=main").await;
+    assert_eq!(ctx.github.requests_to(Endpoint::GetRepo), 1);
+}
+
+#[tokio::test]
 async fn a_build_of_a_missing_branch_or_with_a_bad_parameter_is_refused_saying_why() {
     let ctx = Scenario::new().start().await;
-    ctx.install().await;
-    ctx.push_pipeline("main", CUSTOM_ONLY);
-    let unknown_url = ctx.api().create_build("main", &[]).await;
     ctx.push_and_deliver("main", &[(".drone.yml", CUSTOM_ONLY)]).await;
     ctx.app.expect_deliveries_handled().await;
 
@@ -74,8 +87,6 @@ async fn a_build_of_a_missing_branch_or_with_a_bad_parameter_is_refused_saying_w
     let reserved = ctx.api().create_build("main", &[("DRONE_COMMIT", "x")]).await;
     let bad_branch = ctx.api().create_build("a..b", &[]).await;
 
-    assert_eq!(unknown_url.status, 404);
-    assert!(unknown_url.message().unwrap().contains("does not know where to clone acme/widget yet"), "{:?}", unknown_url.body);
     assert_eq!(missing.status, 404);
     assert!(missing.message().unwrap().contains("no branch or commit \"no-such-branch\""), "{:?}", missing.body);
     assert_eq!(reserved.status, 400);

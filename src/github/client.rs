@@ -599,6 +599,17 @@ impl From<GitHubRepo> for RepoRef {
 }
 
 impl GitHub {
+    /// A repository as GitHub describes it now (`GET /repos/{o}/{r}`), or
+    /// `None` when the installation cannot see it.
+    pub async fn repository(&self, installation: InstallationId, repo: &RepoPath) -> Result<Option<RepoRef>, GitHubError> {
+        let path = format!("/repos/{repo}");
+        match self.call::<GitHubRepo>(Credential::Installation(installation), Method::GET, &path, None, true).await {
+            Ok(found) => Ok(Some(RepoRef::from(found))),
+            Err(GitHubError::Api { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Every repository the App's installations cover now, with the
     /// installation covering each: the App's installations (as the App),
     /// then each one's repositories (as that installation), every page.

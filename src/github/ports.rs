@@ -43,6 +43,12 @@ impl RepoFiles {
     pub async fn commit(&self, installation: InstallationId, repo: &RepoRef, reference: &str) -> Result<Option<CommitInfo>, GitHubError> {
         self.github.commit(installation, &RepoPath::from(repo), reference).await
     }
+
+    /// The repository as GitHub describes it now (its clone URL), or `None`
+    /// when the installation cannot see it.
+    pub async fn repository(&self, installation: InstallationId, repo: &RepoRef) -> Result<Option<RepoRef>, GitHubError> {
+        self.github.repository(installation, &RepoPath::from(repo)).await
+    }
 }
 
 /// Mints the short-lived installation token a worker clones with.

@@ -200,19 +200,29 @@ impl Lifecycle {
         delivery: DeliveryId,
         files: &RepoFiles,
     ) -> Result<Option<Build>, StartError> {
-        if repo.info.clone_url.is_empty() {
-            // Installation events name repositories without their URLs; the first delivery brings them.
-            return Err(StartError::NotBuildable(format!(
-                "greenlight does not know where to clone {} yet: it learns that from the repository's first push or pull request delivery",
-                repo.slug()
-            )));
-        }
+        // Installation events name repositories without their URLs: ask GitHub.
+        let learned;
+        let repo = if repo.info.clone_url.is_empty() {
+            learned = self.learn_repo(repo, files).await?;
+            &learned
+        } else {
+            repo
+        };
         let wanted = request.commit.as_ref().map_or(request.branch.as_str(), |sha| sha.0.as_str());
         let Some(found) = files.commit(repo.installation, &repo.info, wanted).await? else {
             return Err(StartError::NotBuildable(format!("{} has no branch or commit {wanted:?}", repo.slug())));
         };
         let trigger = requested_trigger(repo, request, found, delivery);
         self.start_build(&trigger, files).await
+    }
+
+    /// A repository greenlight knows only from an installation event, with
+    /// what GitHub says of it now (its clone URL) recorded.
+    async fn learn_repo(&self, repo: &Repo, files: &RepoFiles) -> Result<Repo, StartError> {
+        let Some(info) = files.repository(repo.installation, &repo.info).await? else {
+            return Err(StartError::NotBuildable(format!("GitHub does not show {} to the App's installation", repo.slug())));
+        };
+        Ok(self.store.upsert_repo(&info, repo.installation, self.now()).await?)
     }
 
     /// Records the build and its stages; returns them and whether the build

@@ -241,6 +241,8 @@ pub enum Endpoint {
     ListInstallationRepos,
     /// `GET /repos/{owner}/{repo}/contents/{path}`.
     Contents,
+    /// `GET /repos/{owner}/{repo}`.
+    GetRepo,
     /// `POST /repos/{owner}/{repo}/statuses/{sha}`.
     CreateStatus,
     /// `POST /repos/{owner}/{repo}/check-runs`.
@@ -281,6 +283,7 @@ impl Endpoint {
             ("GET", ["app", "installations"]) => Self::ListInstallations,
             ("GET", ["installation", "repositories"]) => Self::ListInstallationRepos,
             ("GET", ["repos", _, _, "contents", ..]) => Self::Contents,
+            ("GET", ["repos", _, _]) => Self::GetRepo,
             ("POST", ["repos", _, _, "statuses", _]) => Self::CreateStatus,
             ("POST", ["repos", _, _, "check-runs"]) => Self::CreateCheckRun,
             ("PATCH", ["repos", _, _, "check-runs", _]) => Self::UpdateCheckRun,

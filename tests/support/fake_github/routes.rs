@@ -21,6 +21,7 @@ pub fn router(shared: Shared_) -> Router {
         .route("/app/installations/{id}/access_tokens", post(mint_token))
         .route("/app/installations", get(list_installations))
         .route("/installation/repositories", get(list_installation_repos))
+        .route("/repos/{owner}/{repo}", get(get_repo))
         .route("/repos/{owner}/{repo}/contents/{*path}", get(contents))
         .route("/repos/{owner}/{repo}/compare/{basehead}", get(compare))
         .route("/repos/{owner}/{repo}/statuses/{sha}", post(create_status))
@@ -282,6 +283,19 @@ fn repo_json(shared: &Shared, slug: &str, repo: &super::Repo) -> Value {
         "url": format!("http://{addr}/repos/{slug}"), "clone_url": format!("http://{addr}/{slug}.git"),
         "ssh_url": format!("git@github.com:{slug}.git"), "default_branch": "main",
     })
+}
+
+/// `GET /repos/{owner}/{repo}`: the repository, to a token that may read its metadata.
+async fn get_repo(State(shared): State<Shared_>, Path((owner, repo)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    let slug = match authorized(&shared, &headers, &owner, &repo, ("metadata", "read")) {
+        Ok(slug) => slug,
+        Err(e) => return refuse(e),
+    };
+    let state = shared.state.lock().unwrap();
+    match state.repos.get(&slug) {
+        Some(found) => axum::Json(repo_json(&shared, &slug, found)).into_response(),
+        None => error(StatusCode::NOT_FOUND, "Not Found"),
+    }
 }
 
 /// `GET /app/installations`: the App's installations, oldest first (App JWT).
