@@ -224,13 +224,13 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
     let shutdown = CancellationToken::new();
     let roles = Arc::new(Mutex::new(None));
     let mut tasks = JoinSet::new();
-    let front = match &config.app {
+    // Configured, the service's routes are served as they are: the switch
+    // of the setup page costs each request a second routing (intake is hot).
+    let served = match &config.app {
         AppSetup::Configured { github, webhook_secrets } => {
             let (started, router) = start_roles(&config, github, webhook_secrets, &deps, &shutdown).await?;
             *roles.lock().await = Some(started);
-            let front = Front::default();
-            front.configured.set(router).expect("a new front is unset");
-            front
+            router
         }
         AppSetup::Unconfigured { api_url } => {
             let (configure, requests) = mpsc::channel(1);
@@ -238,12 +238,12 @@ pub async fn start(config: ServeConfig, deps: Deps) -> anyhow::Result<Running> {
             let front = Front { configured: Arc::default(), setup: setup.router() };
             tasks.spawn(await_app(config.clone(), deps.clone(), requests, front.clone(), roles.clone(), shutdown.clone()));
             tracing::warn!(page = %format!("{}/", config.common.public_url), "no GitHub App is configured yet: open the setup page to register one");
-            front
+            front.service()
         }
     };
     let stop = shutdown.clone();
     tasks.spawn(async move {
-        let app = front.service().into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let app = served.into_make_service_with_connect_info::<std::net::SocketAddr>();
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
             tracing::error!(error = %e, "HTTP server failed");
         }

@@ -274,6 +274,20 @@ impl TestApp {
         greenlight::queue::WorkQueue::deliveries(greenlight::redis_server::pool(&self.redis.url()).unwrap())
     }
 
+    /// Deliveries ever added to the delivery stream (Redis' `entries-added`):
+    /// every one intake accepted, whether a planner has acknowledged (and so
+    /// deleted) it since or not.
+    pub async fn deliveries_accepted(&self) -> u64 {
+        let client = redis::Client::open(self.redis.url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let info: std::collections::HashMap<String, redis::Value> =
+            redis::cmd("XINFO").arg("STREAM").arg("gl:deliveries").query_async(&mut conn).await.unwrap();
+        match info.get("entries-added") {
+            Some(redis::Value::Int(n)) => *n as u64,
+            other => panic!("XINFO STREAM has no entries-added (Redis 7 or later): {other:?}"),
+        }
+    }
+
     /// Entries in the delivery stream.
     pub async fn queued_deliveries(&self) -> u64 {
         self.deliveries_queue().len().await.unwrap_or(0)
