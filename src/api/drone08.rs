@@ -3,7 +3,7 @@
 //! it. The routes both versions share answer 2.x's shapes with 0.8's
 //! fields added (`shapes08`).
 
-use super::repos::{flag, latest_build, repo_json, require_admin};
+use super::repos::{flag, latest_build, repo_json, require_admin, sync};
 use super::shapes::RepoJson;
 use super::shapes08::{FeedJson, ProcLine, pids};
 use super::{ApiError, ApiResult, ApiState, Viewer, readable_repo};
@@ -16,17 +16,6 @@ use serde::Deserialize;
 /// How many recent builds the feed without `latest` lists, as Drone 0.8's
 /// `UserFeed` (`LIMIT 50`).
 pub const FEED_BUILDS: usize = 50;
-
-/// Asks GitHub which repositories the App's installations cover now and
-/// records that (new ones appear, removed ones turn inactive); returns
-/// every repository.
-pub async fn sync(state: &ApiState) -> ApiResult<Vec<Repo>> {
-    let installed = state.installations.repos().await.map_err(|e| {
-        tracing::warn!(error = %e, "listing the App's installations failed");
-        ApiError(StatusCode::BAD_GATEWAY, format!("cannot list the App's repositories on GitHub: {e}"))
-    })?;
-    Ok(state.store.apply_installed_repos(&installed, chrono::Utc::now().timestamp()).await?)
-}
 
 #[derive(Deserialize)]
 pub struct FeedQuery {

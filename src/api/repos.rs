@@ -53,7 +53,7 @@ pub async fn user_repos(State(state): State<ApiState>, viewer: Viewer, Query(q):
     require_admin(&viewer)?;
     let latest = flag("latest", &q.latest)?.unwrap_or(false);
     let all = flag("all", &q.all)?.unwrap_or(true);
-    let repos = if flag("flush", &q.flush)?.unwrap_or(false) { super::drone08::sync(&state).await? } else { state.store.repos().await? };
+    let repos = if flag("flush", &q.flush)?.unwrap_or(false) { sync(&state).await? } else { state.store.repos().await? };
     let mut out = Vec::new();
     for repo in repos {
         let build = if latest { latest_build(&state, &repo).await?.map(|b| BuildJson::new(&b)) } else { None };
@@ -63,6 +63,17 @@ pub async fn user_repos(State(state): State<ApiState>, viewer: Viewer, Query(q):
         }
     }
     Ok(Json(out))
+}
+
+/// Asks GitHub which repositories the App's installations cover now and
+/// records that (new ones appear, removed ones turn inactive); returns
+/// every repository.
+pub async fn sync(state: &ApiState) -> ApiResult<Vec<Repo>> {
+    let installed = state.installations.repos().await.map_err(|e| {
+        tracing::warn!(error = %e, "listing the App's installations failed");
+        ApiError(axum::http::StatusCode::BAD_GATEWAY, format!("cannot list the App's repositories on GitHub: {e}"))
+    })?;
+    Ok(state.store.apply_installed_repos(&installed, chrono::Utc::now().timestamp()).await?)
 }
 
 /// A boolean query flag `name` as Drone reads one (Go's `strconv.ParseBool`);
