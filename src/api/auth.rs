@@ -14,7 +14,7 @@ use crate::store::{Session, SessionId};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 /// The cookie holding a login session's id (never the token).
@@ -70,10 +70,13 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Whether `candidate` is the configured token (constant time).
 pub fn is_admin_token(state: &ApiState, candidate: &str) -> bool {
-    match &state.token {
-        Some(token) => constant_time_eq(token.expose_secret(), candidate),
-        None => false,
-    }
+    state.token.as_deref().is_some_and(|token| token_matches(token, candidate))
+}
+
+/// Whether `candidate` is `token`, compared in constant time (the API's
+/// admin token, which `/metrics` asks for too).
+pub fn token_matches(token: &SecretString, candidate: &str) -> bool {
+    constant_time_eq(token.expose_secret(), candidate)
 }
 
 fn constant_time_eq(expected: &str, candidate: &str) -> bool {

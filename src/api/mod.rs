@@ -20,7 +20,9 @@ pub mod shapes;
 pub mod shapes08;
 mod stream;
 
-pub use auth::{CSRF_HEADER, CrossSite, SESSION_COOKIE, Viewer, check_session_change, is_admin_token, origin_of, session_of};
+pub use auth::{
+    CSRF_HEADER, CrossSite, SESSION_COOKIE, Viewer, check_session_change, is_admin_token, origin_of, session_of, token_matches,
+};
 pub use badges::badge_key;
 
 use crate::lifecycle::Lifecycle;
