@@ -38,6 +38,12 @@ pub enum Outcome {
     Unavailable(String),
 }
 
+/// The label `/metrics` counts a delivery of `event` under: an event intake
+/// acts on, `ping`, or `other`, so labels stay few whatever GitHub sends.
+fn event_label(event: &str) -> &'static str {
+    webhook::ACTED_ON.iter().copied().chain(["ping"]).find(|known| *known == event).unwrap_or("other")
+}
+
 /// What intake needs: the secrets deliveries are signed with, the delivery
 /// stream and the store.
 #[derive(Clone)]
@@ -68,7 +74,7 @@ impl Intake {
 
     /// Counts a delivery refused before it was read (bad signature, too large).
     pub fn refused(&self, event: &str) {
-        self.metrics.webhook(event, "refused");
+        self.metrics.webhook(event_label(event), "refused");
     }
 
     /// The webhook secrets a delivery's signature may be made with.
@@ -95,7 +101,7 @@ impl Intake {
             Outcome::Malformed(_) => "malformed",
             Outcome::Unavailable(_) => "unavailable",
         };
-        self.metrics.webhook(event, result);
+        self.metrics.webhook(event_label(event), result);
         outcome
     }
 
@@ -168,5 +174,16 @@ impl Intake {
             Ok(Ok(None)) => Outcome::Done(format!("ignored: greenlight has no record of {}", change.repo.slug())),
             _ => Outcome::Unavailable("store unavailable; redeliver later".to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn events_are_counted_under_their_names_and_unknown_ones_as_other() {
+        assert_eq!(super::event_label("push"), "push");
+        assert_eq!(super::event_label("merge_group"), "merge_group");
+        assert_eq!(super::event_label("ping"), "ping");
+        assert_eq!(super::event_label("sponsorship"), "other");
     }
 }
