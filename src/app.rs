@@ -211,6 +211,7 @@ async fn worker(
         secrets: crate::secrets::SecretStore::new(Store::new(redis.pool.clone()), common.secret_key.clone()),
         credentials: CloneCredentials::new(github.clone()),
         clock: deps.clock.clone(),
+        blobs: crate::blobs::Blobs::of(&common.log_store, &common.data_dir)?,
     };
     Ok(Worker::new(parts, WorkQueue::stages(redis.pool.clone()), settings, name))
 }
@@ -340,6 +341,7 @@ async fn start_roles(
         secrets: crate::secrets::SecretStore::new(Store::new(pool.clone()), config.common.secret_key.clone()),
         scheduler,
         clock: deps.clock.clone(),
+        blobs: crate::blobs::Blobs::of(&config.common.log_store, &config.common.data_dir)?,
     };
     let queue = WorkQueue::deliveries(pool.clone());
     let intake = Intake::new(webhook_secrets.to_vec(), redis.shared()?, queue, Store::new(pool.clone()), deps.metrics.clone());

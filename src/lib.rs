@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod app;
+pub mod blobs;
 pub mod build_command;
 pub mod catch_up;
 pub mod clock;

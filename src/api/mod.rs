@@ -67,6 +67,8 @@ pub struct ApiState {
     pub scheduler: crate::cron::Scheduler,
     /// The time cron jobs' next ticks are computed from.
     pub clock: crate::clock::SharedClock,
+    /// Where artifacts are kept (the same place workers upload them).
+    pub blobs: crate::blobs::Blobs,
 }
 
 /// An API error: Drone's `{"message": ...}` with a status code.

@@ -27,6 +27,22 @@ pub const MAX_PIPELINES: usize = 50;
 /// line of the check run, and runs one after the other in one workspace.
 pub const MAX_STEPS: usize = 200;
 
+/// The most times a failed step runs again (`retry:`): enough to see a
+/// flaky test through, few enough that a broken one cannot hold a worker
+/// for many timeouts in a row.
+pub const MAX_RETRIES: u32 = 5;
+
+/// The longest cache key, in bytes, after its templates are filled in as
+/// written: S3's object keys stop at 1,024 bytes, and the key shares one
+/// with the repository, scope and prefix.
+pub const MAX_CACHE_KEY_BYTES: usize = 512;
+
+/// The most paths one `cache:` saves.
+pub const MAX_CACHE_PATHS: usize = 32;
+
+/// The most `artifacts:` patterns one step lists.
+pub const MAX_ARTIFACT_PATTERNS: usize = 32;
+
 /// The most YAML nodes (scalars, sequences, mappings) the whole file may
 /// expand to, with every alias (`*name`) counted as a full copy of what it
 /// names each time it is used. An alias bomb (`b: [*a, *a, …]` over a

@@ -53,6 +53,44 @@ pub struct Step {
     /// the one time greenlight asks GitHub which files changed.
     #[serde(default)]
     pub paths_ruled_out: bool,
+    /// `cache:`: what is restored before the step and saved after it succeeds.
+    #[serde(default)]
+    pub cache: Option<CacheSpec>,
+    /// `artifacts:`: glob patterns, relative to the workspace, of the files
+    /// uploaded after the step (whether it passed or not).
+    #[serde(default)]
+    pub artifacts: Vec<String>,
+    /// `timeout:`: the step's own limit, instead of the pipeline's `step_timeout`.
+    #[serde(default)]
+    pub timeout: Option<Duration>,
+    /// `retry:`: how many more times a failed step runs (0: once only).
+    #[serde(default)]
+    pub retry: u32,
+    /// `detach: true`: a service, started in the background and kept running
+    /// while the following steps run, stopped when the stage ends.
+    #[serde(default)]
+    pub detach: bool,
+}
+
+impl Step {
+    /// The step's timeout: its own `timeout`, else the pipeline's `step_timeout`.
+    pub fn timeout_in(&self, pipeline: &Pipeline) -> Duration {
+        self.timeout.unwrap_or(pipeline.step_timeout)
+    }
+}
+
+/// A step's `cache:` key, as written in `.drone.yml`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSpec {
+    /// The key template: `cargo-{{ checksum "Cargo.lock" }}`, with
+    /// `{{ checksum "FILE" }}`, `{{ branch }}`, `{{ os }}` and `{{ arch }}`.
+    pub key: String,
+    /// Prefixes tried, in order, when no cache has the exact key; the newest match wins.
+    #[serde(default)]
+    pub restore_keys: Vec<String>,
+    /// Paths saved and restored: relative to the workspace, or `~/…` under the step's `HOME`.
+    pub paths: Vec<String>,
 }
 
 /// One `kind: pipeline` document.

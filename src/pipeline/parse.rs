@@ -1,7 +1,8 @@
 //! From YAML text to [`Config`], with positions in every error.
 
 use super::limits::{self, MAX_DOCUMENTS, MAX_FILE_BYTES, MAX_NODES, MAX_OPENERS, MAX_PIPELINES, MAX_STEPS, Slice, human_size};
-use super::{Conditions, Config, DEFAULT_STEP_TIMEOUT, EnvValue, Pipeline, Settings, Step};
+use super::limits::{MAX_ARTIFACT_PATTERNS, MAX_CACHE_KEY_BYTES, MAX_CACHE_PATHS, MAX_RETRIES};
+use super::{CacheSpec, Conditions, Config, DEFAULT_STEP_TIMEOUT, EnvValue, Pipeline, Settings, Step};
 use serde::Deserialize;
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashSet};
@@ -151,6 +152,16 @@ struct RawStep {
     depends_on: Vec<String>,
     #[serde(default)]
     failure: Option<Failure>,
+    #[serde(default)]
+    cache: Option<CacheSpec>,
+    #[serde(default)]
+    artifacts: Vec<String>,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    retry: Option<u32>,
+    #[serde(default)]
+    detach: bool,
 }
 
 fn located(err: serde_norway::Error) -> ParseError {
@@ -362,6 +373,15 @@ fn steps_of(text: &str, start: usize, pipeline: &str, raw_steps: Vec<RawStep>) -
         if step.commands.is_empty() {
             return Err(at(text, start, &needle, format!("step `{}` has no commands", step.name)));
         }
+        let from = line_of(text, start, &needle);
+        check_step_extras(text, from, &step)?;
+        let timeout = match step.timeout.as_deref() {
+            Some(raw) => Some(
+                parse_duration(raw)
+                    .ok_or_else(|| value_at(text, from, "timeout", format!("`{raw}` is not a duration such as 90s, 10m or 1h")))?,
+            ),
+            None => None,
+        };
         steps.push(Step {
             ignore_failure: matches!(step.failure, Some(Failure::Ignore)),
             environment: step.environment.into_iter().map(|(k, v)| (k, v.into())).collect(),
@@ -370,9 +390,69 @@ fn steps_of(text: &str, start: usize, pipeline: &str, raw_steps: Vec<RawStep>) -
             when: step.when,
             depends_on: step.depends_on,
             paths_ruled_out: false,
+            cache: step.cache,
+            artifacts: step.artifacts,
+            timeout,
+            retry: step.retry.unwrap_or(0),
+            detach: step.detach,
         });
     }
     Ok(steps)
+}
+
+/// Refuses a `cache`, `artifacts`, `retry` or `detach` a step cannot have:
+/// paths that leave the workspace, keys without text, more than the caps.
+fn check_step_extras(text: &str, from: usize, step: &RawStep) -> Result<(), ParseError> {
+    let name = &step.name;
+    if let Some(cache) = &step.cache {
+        if cache.key.trim().is_empty() || cache.key.len() > MAX_CACHE_KEY_BYTES {
+            return Err(value_at(text, from, "key", format!("step `{name}`: a cache key must have 1 to {MAX_CACHE_KEY_BYTES} bytes")));
+        }
+        if cache.paths.is_empty() || cache.paths.len() > MAX_CACHE_PATHS {
+            return Err(at(text, from, "paths:", format!("step `{name}`: a cache needs 1 to {MAX_CACHE_PATHS} `paths`")));
+        }
+        for path in &cache.paths {
+            let inside = path.strip_prefix("~/").unwrap_or(path);
+            if let Some(why) = leaves_its_root(inside) {
+                return Err(at(text, from, path, format!("step `{name}`: cache path `{path}` {why}")));
+            }
+        }
+    }
+    if step.artifacts.len() > MAX_ARTIFACT_PATTERNS {
+        let message = format!("step `{name}` lists {} artifacts; at most {MAX_ARTIFACT_PATTERNS} patterns", step.artifacts.len());
+        return Err(at(text, from, "artifacts:", message));
+    }
+    for pattern in &step.artifacts {
+        if let Some(why) = leaves_its_root(pattern) {
+            return Err(at(text, from, pattern, format!("step `{name}`: artifact `{pattern}` {why}")));
+        }
+        if let Err(e) = glob::Pattern::new(pattern) {
+            return Err(at(text, from, pattern, format!("step `{name}`: artifact `{pattern}` is not a glob pattern: {e}")));
+        }
+    }
+    match step.retry {
+        Some(n) if n > MAX_RETRIES => {
+            Err(value_at(text, from, "retry", format!("step `{name}`: `retry` is at most {MAX_RETRIES}, got {n}")))
+        }
+        Some(_) if step.detach => {
+            Err(value_at(text, from, "retry", format!("step `{name}`: a detached step (a service) runs once; remove `retry`")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Why `path` would reach outside the directory it is relative to: it is
+/// absolute, empty, or climbs with `..`; `None` when it stays inside.
+fn leaves_its_root(path: &str) -> Option<&'static str> {
+    if path.trim().is_empty() {
+        Some("is empty")
+    } else if path.starts_with('/') {
+        Some("is absolute: paths are relative to the workspace (or `~/` for the step's home)")
+    } else if path.split('/').any(|part| part == "..") {
+        Some("climbs out with `..`: paths stay inside the workspace")
+    } else {
+        None
+    }
 }
 
 /// Refuses a step `depends_on` naming no step of the pipeline, or a cycle.
@@ -462,10 +542,10 @@ mod tests {
 
     #[test]
     fn errors_in_a_later_document_name_their_own_line() {
-        let text = "kind: pipeline\ntype: exec\nsteps:\n- name: a\n  commands: [x]\n---\nkind: pipeline\ntype: exec\nname: two\nsteps:\n- name: b\n  commands: [y]\n  detach: true\n";
+        let text = "kind: pipeline\ntype: exec\nsteps:\n- name: a\n  commands: [x]\n---\nkind: pipeline\ntype: exec\nname: two\nsteps:\n- name: b\n  commands: [y]\n  image: alpine\n";
         let err = parse(text).unwrap_err();
         assert_eq!((err.line, err.column), (13, 3), "{err}");
-        assert!(err.message.contains("unknown field `detach`"));
+        assert!(err.message.contains("unknown field `image`"));
     }
 
     #[test]
@@ -496,6 +576,60 @@ mod tests {
         assert_eq!((err.line, err.column), (4, 17), "{err}");
         let err = parse("kind: pipeline\ntype: exec\nplatform:\n  os: windows\nsteps:\n- name: a\n  commands: [x]\n").unwrap_err();
         assert_eq!((err.line, err.column), (4, 7), "{err}");
+    }
+
+    fn one_step(extra: &str) -> Result<Step, ParseError> {
+        let text = format!("kind: pipeline\ntype: exec\nsteps:\n- name: test\n  commands: [make]\n{extra}");
+        parse(&text).map(|mut c| c.pipelines.remove(0).steps.remove(0))
+    }
+
+    #[test]
+    fn a_step_reads_its_cache_artifacts_timeout_retry_and_detach() {
+        let step = one_step(
+            "  cache:\n    key: cargo-{{ checksum \"Cargo.lock\" }}\n    restore_keys: [cargo-]\n    paths: [target, ~/.cargo/registry]\n  artifacts: [dist/*.tar.gz, report.html]\n  timeout: 10m\n  retry: 2\n",
+        )
+        .unwrap();
+        let cache = step.cache.unwrap();
+        assert_eq!(cache.key, "cargo-{{ checksum \"Cargo.lock\" }}");
+        assert_eq!(cache.restore_keys, ["cargo-"]);
+        assert_eq!(cache.paths, ["target", "~/.cargo/registry"]);
+        assert_eq!(step.artifacts, ["dist/*.tar.gz", "report.html"]);
+        assert_eq!(step.timeout, Some(Duration::from_secs(600)));
+        assert_eq!(step.retry, 2);
+        assert!(!step.detach);
+        assert!(one_step("  detach: true\n").unwrap().detach);
+        let plain = one_step("").unwrap();
+        assert_eq!((plain.cache, plain.artifacts.len(), plain.timeout, plain.retry), (None, 0, None, 0));
+    }
+
+    #[test]
+    fn a_step_timeout_overrides_the_pipelines() {
+        let text = "kind: pipeline\ntype: exec\ngreenlight:\n  step_timeout: 5m\nsteps:\n- name: a\n  commands: [x]\n  timeout: 2s\n- name: b\n  commands: [x]\n";
+        let pipeline = parse(text).unwrap().pipelines.remove(0);
+        assert_eq!(pipeline.steps[0].timeout_in(&pipeline), Duration::from_secs(2));
+        assert_eq!(pipeline.steps[1].timeout_in(&pipeline), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn step_extras_that_cannot_work_are_refused_where_they_are() {
+        let cases = [
+            ("  cache:\n    key: k\n    paths: [/etc]\n", "cache path `/etc` is absolute", 8),
+            ("  cache:\n    key: k\n    paths: [../up]\n", "cache path `../up` climbs out", 8),
+            ("  cache:\n    key: k\n    paths: []\n", "a cache needs 1 to 32 `paths`", 8),
+            ("  cache:\n    key: \" \"\n    paths: [a]\n", "a cache key must have 1 to 512 bytes", 7),
+            ("  cache:\n    key: k\n    paths: [a]\n    size: 3\n", "unknown field `size`", 9),
+            ("  artifacts: [/etc/passwd]\n", "artifact `/etc/passwd` is absolute", 6),
+            ("  artifacts: [\"a/../../b\"]\n", "climbs out", 6),
+            ("  artifacts: [\"[z\"]\n", "is not a glob pattern", 6),
+            ("  timeout: soon\n", "`soon` is not a duration", 6),
+            ("  retry: 9\n", "`retry` is at most 5, got 9", 6),
+            ("  detach: true\n  retry: 1\n", "a detached step (a service) runs once", 7),
+        ];
+        for (extra, message, line) in cases {
+            let e = one_step(extra).unwrap_err();
+            assert!(e.message.contains(message), "{extra:?}: {e}");
+            assert_eq!(e.line, line, "{extra:?}: {e}");
+        }
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub(super) struct StageRunner {
     pub machine: String,
     pub secrets: SecretStore,
     pub credentials: CloneCredentials,
+    /// Where caches and artifacts are kept.
+    #[allow(dead_code)] // used by caches and artifacts, next
+    pub blobs: crate::blobs::Blobs,
 }
 
 /// Why a running stage should stop early; the runner reads which.

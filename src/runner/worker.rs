@@ -51,6 +51,8 @@ pub struct WorkerParts {
     pub credentials: CloneCredentials,
     /// Step times and check run timestamps (injected, so tests can set it).
     pub clock: SharedClock,
+    /// Where caches and artifacts are kept.
+    pub blobs: crate::blobs::Blobs,
 }
 
 impl Worker {
@@ -65,6 +67,7 @@ impl Worker {
             machine: consumer.clone(),
             secrets: parts.secrets,
             credentials: parts.credentials,
+            blobs: parts.blobs,
         };
         Self { jobs, runner, settings, consumer }
     }

@@ -128,6 +128,7 @@ impl Stepper {
             secrets: SecretStore::new(Store::new(pool.clone()), None),
             credentials: CloneCredentials::new(client),
             clock: deps.clock,
+            blobs: greenlight::blobs::Blobs::on_disk(&self.data.path().join("blobs")).unwrap(),
         };
         let settings = WorkerSettings {
             concurrency: 1,

@@ -17,21 +17,15 @@ use crate::ids::StageId;
 use crate::store::{StoreError, StoreResult};
 use anyhow::Context;
 use deadpool_redis::Pool;
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::AmazonS3;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload, RetryConfig};
-use secrecy::ExposeSecret;
+use object_store::{ObjectStoreExt, PutPayload};
 use std::io::{BufRead, Write};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The zstd level logs are compressed at: near the best ratio for build
 /// output (about 10× on apt and compiler logs) at hundreds of MB/s.
 pub const ARCHIVE_LEVEL: i32 = 3;
-
-/// How long a request to the bucket is retried before it fails (a log
-/// that cannot be archived stays a stream, so waiting longer gains nothing).
-pub const S3_RETRY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The Redis key of a step's compressed log (embedded store).
 fn object_key(stage: StageId, step: i64) -> String {
@@ -56,20 +50,7 @@ impl Archive {
     /// The bucket `config` names, once a probe object was written, read
     /// back and deleted there.
     pub(super) async fn s3(config: &S3Config) -> anyhow::Result<Self> {
-        let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(&config.bucket)
-            .with_region(config.region.as_deref().unwrap_or("us-east-1"))
-            .with_retry(RetryConfig { max_retries: 3, retry_timeout: S3_RETRY_TIMEOUT, ..RetryConfig::default() });
-        if let Some(endpoint) = &config.endpoint {
-            builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
-        }
-        if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
-            builder = builder.with_access_key_id(id).with_secret_access_key(secret.expose_secret());
-        }
-        if let Some(token) = &config.session_token {
-            builder = builder.with_token(token.expose_secret());
-        }
-        let store = Arc::new(builder.build().context("GREENLIGHT_LOG_STORE: cannot configure the S3 client")?);
+        let store = Arc::new(crate::blobs::s3_client(config)?);
         let archive = Self::S3 { store, prefix: config.prefix.clone() };
         archive.probe().await.with_context(|| {
             format!(
