@@ -1,6 +1,7 @@
 //! Per-step limits hold on the step's whole process tree, through real
 //! cgroups: memory, processes and CPU; the worker survives what a step does
-//! at its limits, and check runs say when limits are off.
+//! at its limits, and check runs say when limits are off. The same tests
+//! run again in a VM whose only hierarchy is cgroup v2 (see `support::vm`).
 
 mod support;
 
@@ -108,4 +109,29 @@ async fn check_runs_say_when_steps_ran_without_limits() {
     let run = ctx.expect_check_run(&sha, "default (push)", Success).await;
     let summary = run.summary.unwrap_or_default();
     assert!(summary.contains("WITHOUT resource limits (`GREENLIGHT_STEP_LIMITS=off`)"), "{summary}");
+}
+
+/// This machine has a hybrid hierarchy (v1 controllers); current
+/// distributions and containers have only cgroup v2, where greenlight
+/// finds its delegated cgroup, moves its own processes into a leaf and
+/// enables the controllers for its steps. Every test above runs again in
+/// a VM with only cgroup v2, inside a delegated unit cgroup as systemd
+/// makes one.
+#[test]
+fn the_tests_above_pass_on_a_host_with_only_cgroup_v2() {
+    let me = "the_tests_above_pass_on_a_host_with_only_cgroup_v2";
+    let exe = std::env::current_exe().unwrap().to_string_lossy().into_owned();
+    let command: Vec<String> = [exe.as_str(), "--skip", me, "--test-threads", "1"].map(String::from).to_vec();
+
+    let run = support::vm::run(&command, &[("RUST_BACKTRACE", "1")], std::time::Duration::from_secs(900));
+
+    let console = &run.console;
+    let results: Vec<&str> = console.lines().filter(|l| l.starts_with("test ") || l.starts_with("greenlight-vm")).collect();
+    eprintln!("in the cgroup v2 VM:\n{}", results.join("\n"));
+    assert!(
+        console.contains("greenlight-vm: cgroup 0::/system.slice/greenlight.service, controllers cpu memory pids"),
+        "the VM has only cgroup v2, the tests in a delegated cgroup:\n{console}"
+    );
+    assert!(console.contains("test result: ok. 4 passed; 0 failed"), "{console}");
+    assert_eq!(run.exit, Some(0), "{console}");
 }

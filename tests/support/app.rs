@@ -344,10 +344,15 @@ impl TestApp {
         (sha, build)
     }
 
-    /// Waits until build `number` of a repository is done; returns it.
+    /// Waits until build `number` of a repository is done; returns it. A
+    /// Redis too busy to answer in time (a slow VM) is asked again.
     pub async fn expect_build_done(&self, repo: i64, number: i64) -> Build {
         super::wait::until(&format!("build {number} to finish"), || async {
-            self.store.build_by_number(RepoId(repo), number).await.unwrap().filter(|b| b.status.is_done())
+            match self.store.build_by_number(RepoId(repo), number).await {
+                Ok(build) => build.filter(|b| b.status.is_done()),
+                Err(e) if e.is_transient() => None,
+                Err(e) => panic!("reading build {number}: {e}"),
+            }
         })
         .await
     }
