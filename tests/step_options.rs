@@ -4,9 +4,11 @@
 
 mod support;
 
+use greenlight::config::RunnerConfig;
+use greenlight::runner::network::NetworkSettings;
 use greenlight::store::Status;
 use support::CheckRunState::{Cancelled, Failure, Success, TimedOut};
-use support::{Scenario, expect_process, leave_file_beside, processes_running, step_cgroups_of};
+use support::{Ctx, Scenario, expect_process, leave_file_beside, processes_running, step_cgroups_of};
 
 fn pipeline(steps: &str) -> String {
     format!("kind: pipeline\ntype: exec\nname: default\nsteps:\n{steps}")
@@ -91,19 +93,24 @@ async fn a_timeout_that_failure_ignore_forgives_leaves_the_stage_green() {
     assert!(summary.contains("| after | ✅ success |"), "{summary}");
 }
 
-/// A web server as a service, and a step that fetches from it at
+/// A web server as a service on `port`, and a step that fetches from it at
 /// `localhost` (retrying until it answers) and then waits for `seen`, which
 /// the test leaves once it has found the service's process.
-const WEB_SERVICE: &str = "- name: web\n  detach: true\n  commands:\n  - python3 -u -m http.server 8642 --bind 127.0.0.1\n\
-     - name: fetch\n  commands:\n  - for i in $(seq 600); do python3 -c \"import urllib.request as u; print(u.urlopen('http://localhost:8642/').status)\" && break; sleep 0.1; done\n  - until [ -e seen ]; do sleep 0.1; done\n";
+fn web_service(port: u16) -> String {
+    pipeline(&format!(
+        "- name: web\n  detach: true\n  commands:\n  - python3 -u -m http.server {port} --bind 127.0.0.1\n\
+         - name: fetch\n  commands:\n  - for i in $(seq 600); do python3 -c \"import urllib.request as u; print(u.urlopen('http://localhost:{port}/').status)\" && break; sleep 0.1; done\n  - until [ -e seen ]; do sleep 0.1; done\n"
+    ))
+}
 
-#[tokio::test]
-async fn a_service_is_reachable_from_the_next_step_and_gone_after_the_stage() {
-    let ctx = Scenario::new().with_workers().start().await;
-    let sha = ctx.push_and_deliver("main", &[(".drone.yml", &pipeline(WEB_SERVICE))]).await;
+/// Runs [`web_service`] on `port` to its end: the next step reached the
+/// service, which was then stopped, its process and cgroup gone, its log kept.
+async fn a_service_serves_the_next_step(ctx: &Ctx, port: u16) {
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", &web_service(port))]).await;
     let builds = ctx.expect_builds(1).await;
     ctx.expect_log_contains(&builds[0], "fetch", "200\n").await;
-    let server = expect_process("http.server 8642").await;
+    let needle = format!("http.server {port}");
+    let server = expect_process(&needle).await;
     let cgroups = step_cgroups_of(server);
     assert!(!cgroups.is_empty() && cgroups.iter().all(|c| c.is_dir()), "the service runs in a step cgroup: {cgroups:?}");
     leave_file_beside(server, "seen");
@@ -115,8 +122,30 @@ async fn a_service_is_reachable_from_the_next_step_and_gone_after_the_stage() {
     let log = ctx.log(&build, "web").await;
     assert!(log.contains("\"GET / HTTP/1.1\" 200"), "the service's log is kept: {log}");
     assert!(log.ends_with("[greenlight] service stopped: the stage's other steps are done\n"), "{log}");
-    assert!(!processes_running("http.server 8642"), "the service is gone");
+    assert!(!processes_running(&needle), "the service is gone");
     assert!(cgroups.iter().all(|c| !c.exists()), "its cgroup is gone: {cgroups:?}");
+}
+
+#[tokio::test]
+async fn a_service_is_reachable_from_the_next_step_and_gone_after_the_stage() {
+    let ctx = Scenario::new().with_workers().start().await;
+    a_service_serves_the_next_step(&ctx, 8642).await;
+}
+
+#[tokio::test]
+async fn a_service_is_reachable_at_localhost_on_the_host_network_and_with_none() {
+    for mode in ["host", "none"] {
+        let runner = RunnerConfig { network: NetworkSettings::parse(mode, "").unwrap(), ..support::app::runner_config() };
+        let ctx = Scenario::new().runner(runner).start().await;
+        // On the host's network the port is the machine's: one nobody else here uses.
+        let port = free_port();
+        a_service_serves_the_next_step(&ctx, port).await;
+    }
+}
+
+/// A TCP port on 127.0.0.1 that is free right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[tokio::test]

@@ -86,9 +86,32 @@ impl StepExecutor {
         cancel: &CancellationToken,
         others_done: &CancellationToken,
     ) -> Outcome {
-        if task.step.detach {
-            return self.run_service(task, sink, cancel, others_done).await;
+        if !task.step.detach {
+            return self.run_attempts(task, sink, cancel).await;
         }
+        // A service: it runs until it ends by itself, or until `others_done`
+        // (then it is stopped, its whole process tree killed, and that is its
+        // normal end, a success) or `cancel`.
+        let stop = cancel.child_token();
+        let watch = async {
+            others_done.cancelled().await;
+            stop.cancel();
+            std::future::pending::<()>().await
+        };
+        let ending = tokio::select! {
+            ending = self.attempt(task, sink, &stop) => ending,
+            () = watch => unreachable!("the watch never ends"),
+        };
+        let ending = match ending {
+            Ending::Cancelled if !cancel.is_cancelled() => Ending::Stopped,
+            other => other,
+        };
+        conclude(task, &ending, sink).await
+    }
+
+    /// Runs the step, and again after a failure of its own exit code while
+    /// its `retry` allows and nothing cancelled it.
+    async fn run_attempts(&self, task: &StepTask<'_>, sink: &mpsc::Sender<String>, cancel: &CancellationToken) -> Outcome {
         let attempts = task.step.retry + 1;
         let mut attempt = 1;
         loop {
@@ -105,33 +128,6 @@ impl StepExecutor {
             attempt += 1;
             let _ = sink.send(format!("[greenlight] attempt {attempt} of {attempts} (the previous attempt exited {code})\n")).await;
         }
-    }
-
-    /// Runs a detached step until it ends by itself, or until `others_done`
-    /// (it is then stopped, its whole process tree killed, and that is a
-    /// success) or `cancel`.
-    async fn run_service(
-        &self,
-        task: &StepTask<'_>,
-        sink: &mpsc::Sender<String>,
-        cancel: &CancellationToken,
-        others_done: &CancellationToken,
-    ) -> Outcome {
-        let stop = cancel.child_token();
-        let watch = async {
-            others_done.cancelled().await;
-            stop.cancel();
-            std::future::pending::<()>().await
-        };
-        let ending = tokio::select! {
-            ending = self.attempt(task, sink, &stop) => ending,
-            () = watch => unreachable!("the watch never ends"),
-        };
-        let ending = match ending {
-            Ending::Cancelled if !cancel.is_cancelled() => Ending::Stopped,
-            other => other,
-        };
-        conclude(task, &ending, sink).await
     }
 
     /// One run of the step's process.
