@@ -7,7 +7,7 @@ mod support;
 use greenlight::config::RunnerConfig;
 use greenlight::runner::network::NetworkSettings;
 use greenlight::store::Status;
-use support::CheckRunState::{Cancelled, Failure, Success, TimedOut};
+use support::CheckRunState::{Cancelled, Failure, Queued, Success, TimedOut};
 use support::{Ctx, Scenario, expect_process, leave_file_beside, processes_running, step_cgroups_of};
 
 fn pipeline(steps: &str) -> String {
@@ -211,4 +211,26 @@ async fn cancelling_while_a_service_runs_stops_it_and_its_cgroup() {
     assert!(ctx.log(&build, "web").await.ends_with("[greenlight] step cancelled and killed\n"));
     assert!(!processes_running("http.server 8643"), "the service is gone");
     assert!(cgroups.iter().all(|c| !c.exists()), "its cgroup is gone: {cgroups:?}");
+}
+
+#[tokio::test]
+async fn a_worker_handing_its_stage_back_stops_its_services() {
+    let ctx = Scenario::new().start().await;
+    let mut leaving = ctx.start_worker_process(1);
+    let service = "- name: web\n  detach: true\n  commands: [python3 -u -m http.server 8644 --bind 127.0.0.1]\n";
+    let steps = leaving.pipeline_stuck_here().replace("steps:\n", &format!("steps:\n{service}"));
+
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", &steps)]).await;
+    let server = expect_process("http.server 8644").await;
+    let cgroups = step_cgroups_of(server);
+    assert!(!cgroups.is_empty(), "the service runs in a step cgroup");
+    let clean = tokio::task::spawn_blocking(move || leaving.terminate()).await.unwrap();
+
+    assert!(clean, "the worker exits cleanly");
+    assert_eq!(ctx.check_runs(&sha).pop().unwrap().state, Queued, "handed back");
+    assert!(!processes_running("http.server 8644"), "the service is gone with the stage");
+    assert!(cgroups.iter().all(|c| !c.exists()), "its cgroup is gone: {cgroups:?}");
+    let _staying = ctx.start_worker_process(30);
+    ctx.expect_check_run(&sha, "default (push)", Success).await;
+    assert!(!processes_running("http.server 8644"), "and gone after the stage ran again");
 }
