@@ -38,7 +38,7 @@ async fn run_pipeline(sandbox: &Sandbox, workspace: &std::path::Path, network: O
     let facts = Facts { event: "push", branch: "main", git_ref: "refs/heads/main", action: "", repo: "bench/steps", changed: None };
     let cancel = CancellationToken::new();
     let started = Instant::now();
-    let outcomes = schedule::execute(&pipeline.steps, &facts, &cancel, |i| {
+    let outcomes = schedule::execute(&pipeline.steps, &facts, &cancel, &CancellationToken::new(), |i| {
         let spec = StepSpec {
             commands: pipeline.steps[i].commands.clone(),
             env: vec![("PATH".into(), "/usr/bin:/bin".into())],

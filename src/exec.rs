@@ -139,6 +139,7 @@ fn print_summary(out: &mut (dyn Write + Send), results: &[(String, Vec<StepRun>)
         for run in steps {
             let status = match run.outcome.status {
                 Status::Failure | Status::Error => format!("{} (exit {})", run.outcome.status.as_str(), run.outcome.exit_code),
+                Status::Success if run.outcome.attempts > 1 => format!("success (passed on retry {})", run.outcome.attempts - 1),
                 other => other.as_str().to_string(),
             };
             writeln!(out, "  {name} / {}: {status} in {:.1}s", run.name, run.secs)?;
@@ -174,17 +175,20 @@ async fn run_pipeline(
     let timings = std::sync::Mutex::new(vec![0.0; pipeline.steps.len()]);
     let durations = &timings;
     let step_cancel = cancel.clone();
+    let others_done = CancellationToken::new();
+    let services_done = others_done.clone();
     // The closure owns the printer's sender, so printing ends when the steps do.
-    let steps = schedule::execute(&pipeline.steps, facts, &cancel, move |i| {
+    let steps = schedule::execute(&pipeline.steps, facts, &cancel, &others_done, move |i| {
         let printer = printer_tx.clone();
         let cancel = step_cancel.clone();
+        let others_done = services_done.clone();
         async move {
             let step = &pipeline.steps[i];
             let started = Instant::now();
             let _ = printer.send(format!("--> step {}\n", step.name)).await;
             let (lines, forward) = prefixed(printer, format!("[{}] ", step.name));
             let task = StepTask { facts: build, pipeline, stage_number, step, step_number: i as i64 + 1, secrets: &no_secrets };
-            let outcome = executor.run(&task, &lines, &cancel).await;
+            let outcome = executor.run(&task, &lines, &cancel, &others_done).await;
             drop(lines);
             let _ = forward.await;
             durations.lock().expect("not poisoned")[i] = started.elapsed().as_secs_f64();

@@ -70,3 +70,27 @@ fn an_unknown_pipeline_name_lists_the_real_ones() {
     assert_eq!(out.status.code(), Some(2));
     assert!(err.contains("no pipeline named \"nope\" (there are: default, failing)"), "{err}");
 }
+
+#[test]
+fn services_retries_and_step_timeouts_work_as_on_a_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let pipeline = format!(
+        "kind: pipeline\ntype: exec\nname: default\nsteps:\n\
+         - name: web\n  detach: true\n  commands: [python3 -u -m http.server {port} --bind 127.0.0.1]\n\
+         - name: flaky\n  retry: 1\n  commands:\n  - for i in $(seq 600); do python3 -c \"import urllib.request as u; u.urlopen('http://localhost:{port}/')\" && break; sleep 0.1; done\n  - if [ ! -e tried ]; then touch tried; exit 1; fi\n\
+         - name: slow\n  timeout: 1s\n  failure: ignore\n  commands: [sleep 30]\n"
+    );
+    std::fs::write(dir.path().join(".drone.yml"), pipeline).unwrap();
+
+    let out = exec(dir.path(), &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("[flaky] [greenlight] attempt 2 of 2 (the previous attempt exited 1)\n"), "{text}");
+    assert!(text.contains("default / flaky: success (passed on retry 1)"), "{text}");
+    assert!(text.contains("[web] [greenlight] service stopped: the stage's other steps are done\n"), "{text}");
+    assert!(text.contains("default / web: success"), "{text}");
+    assert!(text.contains("[slow] [greenlight] step timed out after 1s and was killed\n"), "{text}");
+    assert!(text.ends_with("pipeline passed\n"), "{text}");
+}

@@ -9,7 +9,7 @@ use greenlight::config::RunnerConfig;
 use greenlight::runner::limits::StepLimits;
 use greenlight::store::Status;
 use support::CheckRunState::{Failure, InProgress, Success};
-use support::Scenario;
+use support::{Scenario, processes_with};
 
 fn with_limits(limits: Option<StepLimits>) -> RunnerConfig {
     RunnerConfig { limits, ..support::app::runner_config() }
@@ -18,15 +18,6 @@ fn with_limits(limits: Option<StepLimits>) -> RunnerConfig {
 fn one_step(name: &str, commands: &[&str]) -> String {
     let commands: String = commands.iter().map(|c| format!("  - {c}\n")).collect();
     format!("kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: {name}\n  commands:\n{commands}")
-}
-
-/// Processes whose command line contains `marker` (as `ps` would list them).
-fn processes_with(marker: &str) -> Vec<u32> {
-    let entries = std::fs::read_dir("/proc").unwrap().flatten();
-    entries
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker)))
-        .collect()
 }
 
 #[tokio::test]

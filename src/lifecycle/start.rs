@@ -470,6 +470,7 @@ fn step_records(pipeline: &Pipeline, first_id: i64) -> Vec<StepRecord> {
             stopped: 0,
             version: 1,
             depends_on,
+            attempts: 0,
         })
         .collect()
 }

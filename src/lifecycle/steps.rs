@@ -10,6 +10,7 @@ pub fn reset_steps(stage: &mut Stage) {
         step.started = 0;
         step.stopped = 0;
         step.exit_code = 0;
+        step.attempts = 0;
         step.error.clear();
     }
 }
@@ -31,6 +32,8 @@ pub struct StepEnd {
     pub exit_code: i64,
     /// What went wrong outside the script (a timeout, a refused secret), or empty.
     pub error: String,
+    /// How many times it ran (more than 1 after a `retry`).
+    pub attempts: u32,
 }
 
 /// Records how step record `index` ended at `now`.
@@ -39,6 +42,7 @@ pub fn step_ended(stage: &mut Stage, index: usize, end: StepEnd, now: i64) {
     step.status = end.status;
     step.exit_code = end.exit_code;
     step.error = end.error;
+    step.attempts = end.attempts;
     step.stopped = now;
 }
 

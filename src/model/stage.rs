@@ -90,6 +90,14 @@ pub struct StepRecord {
     pub version: i64,
     /// Steps it waits for.
     pub depends_on: Vec<String>,
+    /// How many times it ran: more than 1 when `retry:` ran it again after
+    /// a failure; 0 until it ends, and in records from before retries.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A stage: one pipeline of a build, run by one worker.

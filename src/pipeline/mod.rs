@@ -115,20 +115,33 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Lowers the step timeout to the operator's `cap`; returns, when it
-    /// did, the sentence saying so (for the check run).
+    /// Lowers the step timeout, and every step's own `timeout`, to the
+    /// operator's `cap`; returns, when it did, the sentences saying so (for
+    /// the check run).
     pub fn cap_step_timeout(&mut self, cap: Duration) -> Option<String> {
-        if self.step_timeout <= cap {
-            return None;
+        let mut said = Vec::new();
+        if self.step_timeout > cap {
+            said.push(format!(
+                "The pipeline asks for a step timeout of {}s; this worker allows at most {}s (GREENLIGHT_MAX_STEP_TIMEOUT), so steps got {}s.",
+                self.step_timeout.as_secs(),
+                cap.as_secs(),
+                cap.as_secs()
+            ));
+            self.step_timeout = cap;
         }
-        let asked = self.step_timeout;
-        self.step_timeout = cap;
-        Some(format!(
-            "The pipeline asks for a step timeout of {}s; this worker allows at most {}s (GREENLIGHT_MAX_STEP_TIMEOUT), so steps got {}s.",
-            asked.as_secs(),
-            cap.as_secs(),
-            cap.as_secs()
-        ))
+        for step in &mut self.steps {
+            if let Some(asked) = step.timeout.filter(|t| *t > cap) {
+                said.push(format!(
+                    "Step `{}` asks for a timeout of {}s; this worker allows at most {}s (GREENLIGHT_MAX_STEP_TIMEOUT), so it got {}s.",
+                    step.name,
+                    asked.as_secs(),
+                    cap.as_secs(),
+                    cap.as_secs()
+                ));
+                step.timeout = Some(cap);
+            }
+        }
+        (!said.is_empty()).then(|| said.join(" "))
     }
 }
 
@@ -218,5 +231,16 @@ mod tests {
         assert!(note.unwrap().contains("step timeout of 10800s; this worker allows at most 7200s"));
         assert_eq!(modest.cap_step_timeout(DEFAULT_MAX_STEP_TIMEOUT), None);
         assert_eq!(modest.step_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_step_timeout_of_its_own_is_capped_too() {
+        let text = "kind: pipeline\ntype: exec\nsteps:\n- name: long\n  timeout: 3h\n  commands: [x]\n- name: short\n  timeout: 5s\n  commands: [x]\n";
+        let mut pipeline = parse(text).unwrap().pipelines.remove(0);
+        let note = pipeline.cap_step_timeout(DEFAULT_MAX_STEP_TIMEOUT).unwrap();
+        assert!(note.contains("Step `long` asks for a timeout of 10800s; this worker allows at most 7200s"), "{note}");
+        assert!(!note.contains("short"), "{note}");
+        assert_eq!(pipeline.steps[0].timeout_in(&pipeline), DEFAULT_MAX_STEP_TIMEOUT);
+        assert_eq!(pipeline.steps[1].timeout_in(&pipeline), Duration::from_secs(5));
     }
 }

@@ -2,7 +2,7 @@
 //! the failing step's log tail, cut to GitHub's limits.
 
 use crate::github::types::{Conclusion, MAX_OUTPUT_BYTES, StatusState, truncate_bytes};
-use crate::store::{Stage, Status};
+use crate::store::{Stage, Status, StepRecord};
 
 /// How a stage maps to a check run conclusion.
 pub fn conclusion(stage: &Stage, timed_out: bool) -> Conclusion {
@@ -59,21 +59,35 @@ pub fn summary(stage: &Stage, caveats: &[String], notes: &[String]) -> String {
     }
     out.push_str("| step | status | duration |\n|---|---|---|\n");
     for step in &stage.steps {
-        let status = match step.status {
-            Status::Success => "✅ success".to_string(),
-            Status::Skipped => "⏭ skipped".to_string(),
-            Status::Failure if step.errignore => {
-                format!("⚠️ failure (exit {}, ignored)", step.exit_code)
-            }
-            Status::Failure if !step.error.is_empty() => {
-                format!("❌ failure (exit {}: {})", step.exit_code, step.error.replace('|', "\\|"))
-            }
-            Status::Failure => format!("❌ failure (exit {})", step.exit_code),
-            other => format!("❌ {}", other.as_str()),
-        };
+        let status = step_status(step);
         out.push_str(&format!("| {} | {} | {} |\n", step.name.replace('|', "\\|"), status, duration(step.started, step.stopped)));
     }
     truncate_bytes(&out, MAX_OUTPUT_BYTES).to_string()
+}
+
+/// A step's cell in the summary table: its status, why it failed, and how
+/// many retries it took (so a flaky step shows even when it passed).
+fn step_status(step: &StepRecord) -> String {
+    let retries = step.attempts.saturating_sub(1);
+    match step.status {
+        Status::Success if retries > 0 => format!("✅ success (passed on retry {retries})"),
+        Status::Success => "✅ success".to_string(),
+        Status::Skipped => "⏭ skipped".to_string(),
+        Status::Failure => {
+            let mut why = format!("exit {}", step.exit_code);
+            if !step.error.is_empty() {
+                why.push_str(&format!(": {}", step.error.replace('|', "\\|")));
+            }
+            if retries > 0 {
+                why.push_str(&format!(", after {} attempts", step.attempts));
+            }
+            match step.errignore {
+                true => format!("⚠️ failure ({why}, ignored)"),
+                false => format!("❌ failure ({why})"),
+            }
+        }
+        other => format!("❌ {}", other.as_str()),
+    }
 }
 
 /// The failing step's log tail in a code block, cut from the front to fit

@@ -8,6 +8,7 @@ use super::sandbox::Sandbox;
 use super::schedule::Outcome;
 use super::step::{self, Ending, StepSpec};
 use crate::pipeline::{Pipeline, Step};
+use crate::store::Status;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -29,7 +30,8 @@ pub struct StepExecutor {
 pub struct StepTask<'a> {
     /// The build the step's `DRONE_*` variables describe.
     pub facts: &'a BuildFacts,
-    /// The step's pipeline: its name, environment and step timeout.
+    /// The step's pipeline: its name, environment and step timeout (the
+    /// step's own `timeout` wins).
     pub pipeline: &'a Pipeline,
     /// `DRONE_STAGE_NUMBER`.
     pub stage_number: i64,
@@ -71,23 +73,81 @@ impl StepExecutor {
 
     /// Runs `task`'s step, sending its output lines to `sink`, followed by a
     /// `[greenlight] ...` line when greenlight ended it (timeout,
-    /// cancellation, a secret it may not have, a start failure). The step's
-    /// output is complete once this returns, but `sink`'s receiver sees its
-    /// end only when every sender is dropped.
-    pub async fn run(&self, task: &StepTask<'_>, sink: &mpsc::Sender<String>, cancel: &CancellationToken) -> Outcome {
+    /// cancellation, a secret it may not have, a start failure). A step that
+    /// fails with its own exit code runs again while its `retry` allows, a
+    /// labelled line between attempts; a detached step (a service) runs until
+    /// `others_done` is cancelled. The step's output is complete once this
+    /// returns, but `sink`'s receiver sees its end only when every sender is
+    /// dropped.
+    pub async fn run(
+        &self,
+        task: &StepTask<'_>,
+        sink: &mpsc::Sender<String>,
+        cancel: &CancellationToken,
+        others_done: &CancellationToken,
+    ) -> Outcome {
+        if !task.step.detach {
+            return self.run_attempts(task, sink, cancel).await;
+        }
+        // A service: it runs until it ends by itself, or until `others_done`
+        // (then it is stopped, its whole process tree killed, and that is its
+        // normal end, a success) or `cancel`.
+        let stop = cancel.child_token();
+        let watch = async {
+            others_done.cancelled().await;
+            stop.cancel();
+            std::future::pending::<()>().await
+        };
+        let ending = tokio::select! {
+            ending = self.attempt(task, sink, &stop) => ending,
+            () = watch => unreachable!("the watch never ends"),
+        };
+        let ending = match ending {
+            Ending::Cancelled if !cancel.is_cancelled() => Ending::Stopped,
+            other => other,
+        };
+        conclude(task, &ending, sink).await
+    }
+
+    /// Runs the step, and again after a failure of its own exit code while
+    /// its `retry` allows and nothing cancelled it.
+    async fn run_attempts(&self, task: &StepTask<'_>, sink: &mpsc::Sender<String>, cancel: &CancellationToken) -> Outcome {
+        let attempts = task.step.retry + 1;
+        let mut attempt = 1;
+        loop {
+            let ending = self.attempt(task, sink, cancel).await;
+            let mut outcome = conclude(task, &ending, sink).await;
+            outcome.attempts = attempt;
+            let code = match ending {
+                Ending::Exited(code) if outcome.status == Status::Failure => code,
+                _ => return outcome,
+            };
+            if attempt >= attempts || cancel.is_cancelled() {
+                return outcome;
+            }
+            attempt += 1;
+            let _ = sink.send(format!("[greenlight] attempt {attempt} of {attempts} (the previous attempt exited {code})\n")).await;
+        }
+    }
+
+    /// One run of the step's process.
+    async fn attempt(&self, task: &StepTask<'_>, sink: &mpsc::Sender<String>, cancel: &CancellationToken) -> Ending {
         let StepTask { facts, pipeline, stage_number, step, step_number, secrets } = *task;
-        let timeout = pipeline.step_timeout;
-        let ending = match step_env(facts, pipeline, stage_number, step, step_number, &self.workspace_in, &self.home, secrets) {
+        match step_env(facts, pipeline, stage_number, step, step_number, &self.workspace_in, &self.home, secrets) {
             Ok(env) => {
-                let spec = StepSpec { commands: step.commands.clone(), env, timeout };
+                let spec = StepSpec { commands: step.commands.clone(), env, timeout: step.timeout_in(pipeline) };
                 step::run(&self.sandbox, &self.workspace, &spec, self.network.as_deref(), sink, cancel).await
             }
             Err(e) => Ending::Failed(e.to_string()),
-        };
-        let (outcome, note) = ending.outcome(timeout);
-        if let Some(note) = note {
-            let _ = sink.send(note).await;
         }
-        outcome
     }
+}
+
+/// The outcome of `ending`, its note (if any) sent to `sink`.
+async fn conclude(task: &StepTask<'_>, ending: &Ending, sink: &mpsc::Sender<String>) -> Outcome {
+    let (outcome, note) = ending.outcome(task.step.timeout_in(task.pipeline));
+    if let Some(note) = note {
+        let _ = sink.send(note).await;
+    }
+    outcome
 }

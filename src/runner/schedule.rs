@@ -1,7 +1,9 @@
 //! The order steps run in, as Drone's runner decides it: file order, or a
 //! DAG when any step declares `depends_on`; `when` conditions (status
 //! included); `failure: ignore`; exit code 78 ends the stage early as a
-//! success; cancellation skips what has not started.
+//! success; cancellation skips what has not started. A detached step (a
+//! service) counts as done once it has started, as in Drone, and is told
+//! to stop once every other step is done.
 
 use crate::pipeline::{Facts, Step};
 use crate::store::Status;
@@ -25,19 +27,34 @@ pub struct Outcome {
     pub error: String,
     /// Whether it was killed for running past its timeout.
     pub timed_out: bool,
+    /// How many times it ran (`retry:` runs a failed step again); 0 when it did not run.
+    pub attempts: u32,
 }
 
 impl Outcome {
     /// A step that did not run (its `when` did not match, a step before it
     /// failed, or the stage was cancelled first).
     pub fn skipped() -> Self {
-        Self { status: Status::Skipped, exit_code: 0, error: String::new(), timed_out: false }
+        Self { status: Status::Skipped, exit_code: 0, error: String::new(), timed_out: false, attempts: 0 }
+    }
+
+    /// What a service's outcome is while it runs: done, for the steps after it.
+    fn started() -> Self {
+        Self { status: Status::Running, ..Self::skipped() }
     }
 }
 
 /// Runs the steps through `launch` (which runs step `i` and reports how it
-/// ended); returns every step's outcome, in step order.
-pub async fn execute<F, Fut>(steps: &[Step], facts: &Facts<'_>, cancel: &CancellationToken, launch: F) -> Vec<Outcome>
+/// ended); returns every step's outcome, in step order. `others_done` is
+/// cancelled once only detached steps are still running (a service stops
+/// when it sees it).
+pub async fn execute<F, Fut>(
+    steps: &[Step],
+    facts: &Facts<'_>,
+    cancel: &CancellationToken,
+    others_done: &CancellationToken,
+    launch: F,
+) -> Vec<Outcome>
 where
     F: Fn(usize) -> Fut,
     Fut: Future<Output = Outcome>,
@@ -55,6 +72,7 @@ where
         .collect();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
     let mut started = vec![false; n];
+    let mut live = vec![false; n];
     let mut failing = false;
     let mut stopped = false;
     let mut running = FuturesUnordered::new();
@@ -77,8 +95,15 @@ where
                     continue;
                 }
                 let run = launch(i);
+                live[i] = true;
+                if steps[i].detach {
+                    outcomes[i] = Some(Outcome::started());
+                }
                 running.push(async move { (i, run.await) });
             }
+        }
+        if (0..n).all(|i| !live[i] || steps[i].detach) {
+            others_done.cancel();
         }
         let Some((i, outcome)) = running.next().await else {
             break;
@@ -89,6 +114,7 @@ where
         if outcome.exit_code == EXIT_STOP && outcome.status == Status::Success {
             stopped = true;
         }
+        live[i] = false;
         outcomes[i] = Some(outcome);
     }
     outcomes.into_iter().map(|o| o.unwrap_or_else(Outcome::skipped)).collect()
@@ -114,7 +140,7 @@ mod tests {
     }
 
     fn outcome(status: Status, exit_code: i64) -> Outcome {
-        Outcome { status, exit_code, error: String::new(), timed_out: false }
+        Outcome { status, exit_code, error: String::new(), timed_out: false, attempts: 1 }
     }
 
     /// Runs a pipeline whose steps "exit" with the code in their first command.
@@ -127,7 +153,7 @@ mod tests {
         let config = parse(yaml).unwrap();
         let steps = config.select(&Facts { changed, ..facts() }).run[0].steps.clone();
         let order = Mutex::new(Vec::new());
-        let outcomes = execute(&steps, &facts(), &CancellationToken::new(), |i| {
+        let outcomes = execute(&steps, &facts(), &CancellationToken::new(), &CancellationToken::new(), |i| {
             order.lock().unwrap().push(steps[i].name.clone());
             let code: i64 = steps[i].commands[0].parse().unwrap();
             async move { outcome(if code == 0 || code == EXIT_STOP { Status::Success } else { Status::Failure }, code) }
@@ -183,5 +209,29 @@ mod tests {
         let with_docs = vec!["src/lib.rs".to_string(), "docs/a.md".to_string()];
         assert_eq!(run_selected(yaml, Some(&with_docs)).await.0, vec!["docs", "b"]);
         assert_eq!(run_selected(yaml, None).await.0, vec!["docs", "b"], "unknown changes run it");
+    }
+
+    #[tokio::test]
+    async fn a_service_counts_as_done_once_started_and_is_told_to_stop_when_only_it_is_left() {
+        let yaml = "kind: pipeline\ntype: exec\nsteps:\n- {name: db, commands: ['0'], detach: true}\n- {name: test, commands: ['0']}\n";
+        let steps = parse(yaml).unwrap().select(&facts()).run[0].steps.clone();
+        let (cancel, others_done) = (CancellationToken::new(), CancellationToken::new());
+        let order = Mutex::new(Vec::new());
+        let outcomes = execute(&steps, &facts(), &cancel, &others_done, |i| {
+            let (order, others_done, step) = (&order, &others_done, &steps[i]);
+            async move {
+                order.lock().unwrap().push(format!("{} started", step.name));
+                if step.detach {
+                    others_done.cancelled().await;
+                }
+                order.lock().unwrap().push(format!("{} ended", step.name));
+                outcome(Status::Success, 0)
+            }
+        })
+        .await;
+        let order = order.into_inner().unwrap();
+        assert_eq!(order.len(), 4);
+        assert_eq!(order[2..], ["test ended", "db ended"], "test ran while db was running: {order:?}");
+        assert_eq!(outcomes.iter().map(|o| o.status).collect::<Vec<_>>(), vec![Status::Success, Status::Success]);
     }
 }

@@ -159,7 +159,7 @@ impl StageRunner {
             masker: masker_of(&secrets),
             failed_step: failed.map(|s| s.name.clone()),
             tail,
-            timed_out: stage.steps.iter().any(|s| s.error.starts_with("timed out")),
+            timed_out: stage.steps.iter().any(|s| s.error.starts_with("timed out") && !s.errignore),
             caveats: self.sandbox.caveats(),
             cancel_reason: match stage.status() {
                 Status::Killed => Some(self.lifecycle.store().cancel_reason(build.id).await?.unwrap_or_default()),
@@ -224,7 +224,8 @@ impl StageRunner {
     async fn run_steps(&self, run: &Run<'_>, cancel: &CancellationToken) -> Vec<Outcome> {
         let slug = run.build.slug();
         let match_facts = run.build.commit.facts(&slug);
-        let steps = schedule::execute(&run.pipeline.steps, &match_facts, cancel, |i| self.step(run, i, cancel));
+        let others_done = CancellationToken::new();
+        let steps = schedule::execute(&run.pipeline.steps, &match_facts, cancel, &others_done, |i| self.step(run, i, cancel, &others_done));
         let annotate = async {
             loop {
                 tokio::time::sleep(ANNOTATION_INTERVAL).await;
@@ -257,7 +258,10 @@ impl StageRunner {
         if let Some(error) = stage.steps.iter().find(|s| s.status == Status::Error).map(|s| s.error.clone()) {
             stage.error = error;
         }
-        let timed_out = outcomes.iter().any(|o| o.timed_out);
+        // A timeout `failure: ignore` forgives does not make the stage timed out.
+        let timed_out_steps: Vec<&crate::pipeline::Step> =
+            pipeline.steps.iter().zip(outcomes).filter(|(s, o)| o.timed_out && !s.ignore_failure).map(|(s, _)| s).collect();
+        let timed_out = !timed_out_steps.is_empty();
         let cancel_reason = match cancelled {
             true => Some(self.lifecycle.store().cancel_reason(build.id).await?.unwrap_or_default()),
             false => None,
@@ -265,8 +269,9 @@ impl StageRunner {
         if let Some(reason) = &cancel_reason {
             notes.push(lifecycle::cancel_note(reason, "while running"));
         }
-        if timed_out {
-            notes.push(format!("A step ran past the step timeout of {}s and was killed.", pipeline.step_timeout.as_secs()));
+        for step in timed_out_steps {
+            let secs = step.timeout_in(&pipeline).as_secs();
+            notes.push(format!("Step `{}` ran past its step timeout of {secs}s and was killed.", step.name));
         }
         let (annotations, annotation_line) = {
             let mut collected = annotations.lock().expect("not poisoned");
@@ -346,15 +351,16 @@ impl StageRunner {
     async fn step_ended(&self, run: &Run<'_>, index: usize, outcome: &Outcome, captured: Captured) {
         run.tails.lock().await.insert(index, captured);
         let mut stage = run.stage.lock().await;
-        let end = StepEnd { status: outcome.status, exit_code: outcome.exit_code, error: outcome.error.clone() };
+        let end =
+            StepEnd { status: outcome.status, exit_code: outcome.exit_code, error: outcome.error.clone(), attempts: outcome.attempts };
         lifecycle::step_ended(&mut stage, index, end, self.now());
         if let Err(e) = self.lifecycle.record_step(&stage, index).await {
             tracing::warn!(error = %e, "could not record a step's end");
         }
     }
 
-    /// Runs pipeline step `i` in the sandbox.
-    async fn step(&self, run: &Run<'_>, i: usize, cancel: &CancellationToken) -> Outcome {
+    /// Runs pipeline step `i` in the sandbox (a service until `others_done`).
+    async fn step(&self, run: &Run<'_>, i: usize, cancel: &CancellationToken, others_done: &CancellationToken) -> Outcome {
         let index = i + run.offset;
         let number = self.step_started(run, index).await;
         let (stage_id, stage_number) = {
@@ -371,7 +377,7 @@ impl StageRunner {
             step_number: number,
             secrets: &secrets,
         };
-        let outcome = run.executor.run(&task, &lines, cancel).await;
+        let outcome = run.executor.run(&task, &lines, cancel, others_done).await;
         drop(lines);
         self.step_ended(run, index, &outcome, writer.await.unwrap_or_default()).await;
         outcome
@@ -394,7 +400,7 @@ impl StageRunner {
             Ok(()) => Ending::Exited(0).outcome(run.pipeline.step_timeout).0,
             Err(reason) => {
                 let _ = lines.send(format!("[greenlight] {reason}\n")).await;
-                Outcome { status: Status::Failure, exit_code: 1, error: reason.clone(), timed_out: false }
+                Outcome { status: Status::Failure, exit_code: 1, error: reason.clone(), timed_out: false, attempts: 1 }
             }
         };
         drop(lines);

@@ -47,6 +47,9 @@ pub enum Ending {
     TimedOut,
     /// It was cancelled and killed.
     Cancelled,
+    /// A detached step (a service) greenlight stopped because the stage's
+    /// other steps were done: its normal end.
+    Stopped,
     /// The kernel's out-of-memory killer killed it at its memory limit
     /// (the limit as people write it, "512 MiB").
     OutOfMemory(String),
@@ -66,7 +69,7 @@ pub const EXIT_CANCELLED: i64 = 130;
 impl Ending {
     /// The step's outcome, and a line for its log when greenlight ended it.
     pub fn outcome(&self, timeout: Duration) -> (Outcome, Option<String>) {
-        let done = |status, exit_code: i64, error: String, timed_out| Outcome { status, exit_code, error, timed_out };
+        let done = |status, exit_code: i64, error: String, timed_out| Outcome { status, exit_code, error, timed_out, attempts: 1 };
         match self {
             Ending::Exited(0) => (done(Status::Success, 0, String::new(), false), None),
             Ending::Exited(code) if i64::from(*code) == EXIT_STOP => (done(Status::Success, EXIT_STOP, String::new(), false), None),
@@ -78,6 +81,10 @@ impl Ending {
                     Some(format!("[greenlight] step timed out after {secs}s and was killed\n")),
                 )
             }
+            Ending::Stopped => (
+                done(Status::Success, 0, String::new(), false),
+                Some("[greenlight] service stopped: the stage's other steps are done\n".to_string()),
+            ),
             Ending::Cancelled => (
                 done(Status::Killed, EXIT_CANCELLED, "cancelled".to_string(), false),
                 Some("[greenlight] step cancelled and killed\n".to_string()),
@@ -294,7 +301,9 @@ async fn forward_lines(output: &mut pipe::Receiver, lines: &mpsc::Sender<String>
 
 /// Waits for the step to exit, time out or be cancelled, forwarding its
 /// output meanwhile; also says whether the output was read to its end. When
-/// the output closes first, the wait goes on with a fresh timeout.
+/// the output closes first, the wait goes on with a fresh timeout. An exit
+/// is looked at first: a process that ended by itself is not reported
+/// killed because a timeout or a stop came due at the same moment.
 async fn wait_for_end<F: Future<Output = ()>>(
     child: &mut Child,
     mut read_all: Pin<&mut F>,
@@ -302,11 +311,13 @@ async fn wait_for_end<F: Future<Output = ()>>(
     cancel: &CancellationToken,
 ) -> (Ending, bool) {
     tokio::select! {
+        biased;
         status = child.wait() => (exited(status), false),
         _ = tokio::time::sleep(timeout) => (Ending::TimedOut, false),
         _ = cancel.cancelled() => (Ending::Cancelled, false),
         _ = &mut read_all => {
             let ending = tokio::select! {
+                biased;
                 status = child.wait() => exited(status),
                 _ = tokio::time::sleep(timeout) => Ending::TimedOut,
                 _ = cancel.cancelled() => Ending::Cancelled,

@@ -33,3 +33,48 @@ pub fn processes_running(needle: &str) -> bool {
         std::fs::read(entry.path().join("cmdline")).is_ok_and(|cmd| String::from_utf8_lossy(&cmd).replace('\0', " ").contains(needle))
     })
 }
+
+/// The pids of the processes whose command line contains `needle` (as `ps` would list them).
+pub fn processes_with(needle: &str) -> Vec<u32> {
+    let entries = std::fs::read_dir("/proc").unwrap().flatten();
+    let with = |entry: &std::fs::DirEntry| {
+        std::fs::read(entry.path().join("cmdline")).is_ok_and(|cmd| String::from_utf8_lossy(&cmd).replace('\0', " ").contains(needle))
+    };
+    entries.filter(with).filter_map(|entry| entry.file_name().to_str()?.parse().ok()).collect()
+}
+
+/// Waits until a process whose command line contains `needle` runs (a
+/// step's, seen from the host); returns its pid.
+pub async fn expect_process(needle: &str) -> u32 {
+    wait::until(&format!("a process running {needle:?}"), || async { processes_with(needle).first().copied() }).await
+}
+
+/// The step cgroups (greenlight's, named under `greenlight-<pid>`) process
+/// `pid` is in, as directories under `/sys/fs/cgroup`.
+pub fn step_cgroups_of(pid: u32) -> Vec<std::path::PathBuf> {
+    let table = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let pure_v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    table
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            if !path.contains("/greenlight-") {
+                return None;
+            }
+            let mount = match controllers.split(',').next() {
+                Some("") if pure_v2 => String::new(),
+                Some("") => "/unified".to_string(),
+                Some(first) => format!("/{first}"),
+                None => return None,
+            };
+            Some(std::path::PathBuf::from(format!("/sys/fs/cgroup{mount}{path}")))
+        })
+        .collect()
+}
+
+/// Leaves an empty file `name` in the working directory of process `pid`
+/// (a step's workspace, seen from the host): a signal a step can wait for.
+pub fn leave_file_beside(pid: u32, name: &str) {
+    std::fs::write(format!("/proc/{pid}/cwd/{name}"), b"").unwrap_or_else(|e| panic!("writing {name} beside process {pid}: {e}"));
+}
