@@ -7,6 +7,7 @@ use super::network::StageNetwork;
 use super::sandbox::Sandbox;
 use super::schedule::Outcome;
 use super::step::{self, Ending, StepSpec};
+use super::summary::Summary;
 use crate::pipeline::{Pipeline, Step};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,21 +74,22 @@ impl StepExecutor {
     /// `[greenlight] ...` line when greenlight ended it (timeout,
     /// cancellation, a secret it may not have, a start failure). The step's
     /// output is complete once this returns, but `sink`'s receiver sees its
-    /// end only when every sender is dropped.
-    pub async fn run(&self, task: &StepTask<'_>, sink: &mpsc::Sender<String>, cancel: &CancellationToken) -> Outcome {
+    /// end only when every sender is dropped. Also returns the Markdown the
+    /// step left in `$DRONE_SUMMARY` (see [`super::summary`]), unmasked.
+    pub async fn run(&self, task: &StepTask<'_>, sink: &mpsc::Sender<String>, cancel: &CancellationToken) -> (Outcome, Summary) {
         let StepTask { facts, pipeline, stage_number, step, step_number, secrets } = *task;
         let timeout = pipeline.step_timeout;
-        let ending = match step_env(facts, pipeline, stage_number, step, step_number, &self.workspace_in, &self.home, secrets) {
+        let (ending, summary) = match step_env(facts, pipeline, stage_number, step, step_number, &self.workspace_in, &self.home, secrets) {
             Ok(env) => {
                 let spec = StepSpec { commands: step.commands.clone(), env, timeout };
                 step::run(&self.sandbox, &self.workspace, &spec, self.network.as_deref(), sink, cancel).await
             }
-            Err(e) => Ending::Failed(e.to_string()),
+            Err(e) => (Ending::Failed(e.to_string()), Summary::default()),
         };
         let (outcome, note) = ending.outcome(timeout);
         if let Some(note) = note {
             let _ = sink.send(note).await;
         }
-        outcome
+        (outcome, summary)
     }
 }

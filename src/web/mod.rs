@@ -15,6 +15,7 @@
 
 pub mod html;
 mod login;
+mod markdown;
 
 use crate::api::{ApiState, Viewer};
 use crate::store::{LogTail, Repo, Stage};
@@ -112,8 +113,13 @@ async fn build_page(
     };
     let stages = state.store.stages(&build).await.unwrap_or_default();
     let logs = step_logs(&state, &stages).await;
+    let mut outputs = html::Outputs { artifacts: state.store.artifacts(build.id).await.unwrap_or_default(), ..Default::default() };
+    for stage in &stages {
+        let summaries = state.store.summaries(stage.id).await.unwrap_or_default();
+        outputs.summaries.extend(summaries.into_iter().map(|s| (stage.number, s)));
+    }
     let csrf = viewer.session.as_ref().map(|s| s.csrf.0.as_str());
-    Html(html::build_page(&repo, &build, &stages, &logs, csrf)).into_response()
+    Html(html::build_page(&repo, &build, &stages, &logs, &outputs, csrf)).into_response()
 }
 
 /// The 404 of a build that is not there: pruned (its number was given
