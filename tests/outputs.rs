@@ -28,7 +28,7 @@ steps:
   - echo '## Coverage' >> "$DRONE_SUMMARY"
   - printf '| file | lines |\n|---|---|\n| main.rs | 93%% |\n' >> "$DRONE_SUMMARY"
   - echo "deployed with $TOKEN" >> "$GREENLIGHT_SUMMARY"
-  - echo '<script>alert(1)</script> <img src=x onerror=alert(2)> [click](javascript:alert(3))' >> "$DRONE_SUMMARY"
+  - printf '\n<script>alert(1)</script>\n\n<img src=x onerror=alert(2)>\n\n[click](javascript:alert(3))\n' >> "$DRONE_SUMMARY"
 "#;
 
 const SECRET: &str = "hunter2-but-longer-0451";

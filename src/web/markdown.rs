@@ -26,7 +26,7 @@ mod tests {
     #[test]
     fn markdown_renders_and_nothing_runs() {
         let html = render(
-            "## Results\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n<script>alert(1)</script>\n<img src=x onerror=alert(1)>\n[x](javascript:alert(1))\n",
+            "## Results\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n<script>alert(1)</script>\n<img src=x onerror=alert(1)>\n\n[x](javascript:alert(1))\n",
         );
         assert!(html.contains("<h2>Results</h2>"), "{html}");
         assert!(html.contains("<td>1</td>"), "{html}");
