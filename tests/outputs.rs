@@ -36,6 +36,7 @@ const SECRET: &str = "hunter2-but-longer-0451";
 #[tokio::test]
 async fn a_steps_summary_shows_under_its_name_after_the_step_table_masked_and_renders_safely_on_the_page() {
     let ctx = Scenario::new().with_workers().start().await;
+    ctx.install().await;
     ctx.add_secret("deploy_token", SECRET, false).await;
     let sha = ctx.push_and_deliver("main", &[(".drone.yml", SUMMARIES)]).await;
 
@@ -49,11 +50,22 @@ async fn a_steps_summary_shows_under_its_name_after_the_step_table_masked_and_re
     assert!(!summary.contains(SECRET));
     assert!(!summary.contains("### quiet"), "a step that wrote nothing has no heading");
     let page = ctx.browser().build_page(1).await.text;
-    assert!(page.contains("<h2>Coverage</h2>"), "rendered Markdown");
-    assert!(page.contains("<td>main.rs</td>"), "a rendered table");
-    assert!(page.contains("deployed with ********") && !page.contains(SECRET));
-    assert!(!page.contains("<script>alert(1)"), "no script from the step");
-    assert!(!page.contains("onerror") && !page.contains("javascript:"), "no handler, no javascript: link");
+    let shown = summary_on(&page, 1, 3);
+    assert!(shown.contains("<h2>Coverage</h2>"), "rendered Markdown: {shown}");
+    assert!(shown.contains("<td>main.rs</td>"), "a rendered table: {shown}");
+    assert!(shown.contains("deployed with ********") && !page.contains(SECRET));
+    assert!(shown.contains("click</a>"), "the link's text stays: {shown}");
+    for bad in ["<script", "alert(1)", "onerror", "javascript:"] {
+        assert!(!shown.contains(bad), "{bad} reached the page: {shown}");
+    }
+}
+
+/// The HTML of step `step`'s summary on a build page (its log, which
+/// shows the step's commands, is elsewhere).
+fn summary_on(page: &str, stage: i64, step: i64) -> &str {
+    let start = page.find(&format!("<div class=\"summary\" id=\"summary-{stage}-{step}\">")).expect("the step's summary");
+    let end = start + page[start..].find("</div>").unwrap();
+    &page[start..end]
 }
 
 #[tokio::test]
