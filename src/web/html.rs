@@ -184,7 +184,11 @@ impl Outputs {
         let Some((_, summary)) = self.summaries.iter().find(|(n, s)| *n == stage && s.step == step) else {
             return String::new();
         };
-        let cut = if summary.cut { "<p class=\"meta\">This summary was cut: the step wrote more than is kept.</p>" } else { "" };
+        let cut = if summary.cut {
+            "<p class=\"meta\">This summary was cut: the step wrote more than is kept (1 MiB), or the page holds no more (256 KiB of summaries).</p>"
+        } else {
+            ""
+        };
         format!("<div class=\"summary\" id=\"summary-{stage}-{step}\">{}{cut}</div>", super::markdown::render(&summary.markdown))
     }
 
