@@ -88,6 +88,21 @@ async fn summaries_past_githubs_limit_are_cut_with_a_note_and_a_link_to_the_buil
     assert!(page.contains("This summary was cut"), "the page says the step wrote more than 1 MiB");
 }
 
+#[tokio::test]
+async fn a_background_process_holding_the_summary_pipe_delays_nothing_and_a_timed_out_step_loses_its_summary() {
+    let ctx = Scenario::new().with_workers().start().await;
+    let pipeline = "kind: pipeline\ntype: exec\nname: default\ngreenlight:\n  step_timeout: 2s\nsteps:\n- name: detached\n  commands:\n  - echo '# left running' >> $DRONE_SUMMARY\n  - sleep 300 &\n- name: stuck\n  commands:\n  - echo '# never read' >> $DRONE_SUMMARY\n  - sleep 300\n";
+    let started = std::time::Instant::now();
+    let sha = ctx.push_and_deliver("main", &[(".drone.yml", pipeline)]).await;
+
+    let run = ctx.expect_check_run(&sha, "default (push)", support::CheckRunState::TimedOut).await;
+
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "took {:?}", started.elapsed());
+    let summary = run.summary.unwrap();
+    assert!(summary.contains("### detached\n\n# left running"), "{summary}");
+    assert!(!summary.contains("never read"), "a step killed by its timeout runs no trap: {summary}");
+}
+
 /// A step leaving files, a symlink to a host file, a pattern matching
 /// nothing; then a failing step leaving a crash log.
 const ARTIFACTS: &str = r#"kind: pipeline
