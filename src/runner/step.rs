@@ -234,7 +234,7 @@ struct Started {
 /// pipe. `Err` says why it could not start.
 fn start(sandbox: &Sandbox, workspace: &Path, spec: &StepSpec, placement: Placement<'_>) -> Result<Started, String> {
     let summary = SummaryPipe::new(sandbox.user()).map_err(|e| format!("cannot create a pipe: {e}"))?;
-    let text = script(&spec.env, &summary.prelude(), &spec.commands);
+    let text = script(&spec.env, &summary.prelude(sandbox.is_sandboxed()), &spec.commands);
     let (script_read, mut script_write) = std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
     let (out_read, out_write) = std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
     let script_fd = script_read.as_raw_fd();

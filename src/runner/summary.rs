@@ -3,7 +3,7 @@
 //! and build page.
 //!
 //! How it leaves the sandbox: the step's script starts by making an empty
-//! file in its private `/tmp` (`mktemp`) and setting an `EXIT` trap that
+//! file in its private `/tmp` and setting an `EXIT` trap that
 //! copies at most [`SUMMARY_LIMIT`] + 1 bytes of it, as the sandbox user
 //! and inside the sandbox, to a pipe greenlight opened before the step and
 //! the step inherits (reopened through `/dev/fd`, so the pipe belongs to
@@ -79,13 +79,31 @@ impl SummaryPipe {
 
     /// The lines the step's script starts with (after its environment):
     /// the summary file, its two variables, and the trap that hands it over.
-    pub fn prelude(&self) -> String {
+    /// Sandboxed, the file has a fixed name in the step's own `/tmp` and no
+    /// process is started unless the step wrote something (a step costs
+    /// no more than it did); unsandboxed, `/tmp` is shared, so `mktemp`
+    /// makes it and the trap removes it.
+    pub fn prelude(&self, sandboxed: bool) -> String {
         let fd = self.write.as_raw_fd();
         let take = SUMMARY_LIMIT + 1;
+        let (make, remove) = if sandboxed {
+            (
+                "GREENLIGHT_SUMMARY=/tmp/greenlight-summary.md
+: > \"$GREENLIGHT_SUMMARY\" || GREENLIGHT_SUMMARY=/dev/null
+",
+                "",
+            )
+        } else {
+            (
+                "GREENLIGHT_SUMMARY=\"$(mktemp /tmp/greenlight-summary.XXXXXX)\" || GREENLIGHT_SUMMARY=/dev/null
+",
+                "; rm -f -- \"$GREENLIGHT_SUMMARY\" 2>/dev/null || :",
+            )
+        };
         format!(
-            "GREENLIGHT_SUMMARY=\"$(mktemp /tmp/greenlight-summary.XXXXXX)\" || GREENLIGHT_SUMMARY=/dev/null\n\
-             export GREENLIGHT_SUMMARY DRONE_SUMMARY=\"$GREENLIGHT_SUMMARY\"\n\
-             trap 'head -c {take} -- \"$GREENLIGHT_SUMMARY\" 2>/dev/null >/dev/fd/{fd} || :; rm -f -- \"$GREENLIGHT_SUMMARY\" 2>/dev/null || :' EXIT\n"
+            "{make}export GREENLIGHT_SUMMARY DRONE_SUMMARY=\"$GREENLIGHT_SUMMARY\"
+             trap '{{ [ -s \"$GREENLIGHT_SUMMARY\" ] && head -c {take} -- \"$GREENLIGHT_SUMMARY\" >/dev/fd/{fd}; }} 2>/dev/null || :{remove}' EXIT
+"
         )
     }
 
