@@ -121,14 +121,7 @@ impl Front {
 
 /// A name for this process among the consumers of a stream.
 pub fn consumer_name(role: &str) -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into our buffer.
-    let host = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
-        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    } else {
-        "host".to_string()
-    };
+    let host = crate::text::hostname();
     format!("{role}-{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
 }
 
@@ -154,15 +147,17 @@ async fn connect(common: &Common) -> anyhow::Result<(Redis, Option<EmbeddedRedis
 
 /// Starts the background sweep that prunes build history beyond `common`'s
 /// retention (every process runs one; a lease lets one sweep at a time).
-fn sweep_history(tasks: &mut JoinSet<()>, common: &Common, pool: &Pool, deps: &Deps, shutdown: &CancellationToken) {
+fn sweep_history(tasks: &mut JoinSet<()>, common: &Common, pool: &Pool, deps: &Deps, shutdown: &CancellationToken) -> anyhow::Result<()> {
     let sweeper = crate::retention::Sweeper::new(
         Store::new(pool.clone()),
         crate::store::Logs::new(pool.clone()),
+        crate::blobs::Blobs::of(&common.log_store, &common.data_dir)?.scoped(crate::blobs::ARTIFACTS),
         common.retention,
         deps.clock.clone(),
         consumer_name("sweeper"),
     );
     tasks.spawn(sweeper.run(deps.sweep_interval, shutdown.clone()));
+    Ok(())
 }
 
 /// The lifecycle every role of a process shares.
@@ -315,7 +310,7 @@ async fn start_roles(
         Ok(n) => tracing::info!(builds = n, "indexed the builds recorded before this version by ref"),
         Err(e) => tracing::warn!(error = %e, "cannot index earlier builds by ref yet; the next start tries again"),
     }
-    sweep_history(&mut tasks, &config.common, &pool, deps, shutdown);
+    sweep_history(&mut tasks, &config.common, &pool, deps, shutdown)?;
     let installations = crate::github::Installations::new(github.clone());
     let planner = Planner::new(lifecycle.clone(), RepoFiles::new(github.clone()));
     let commands = crate::commands::Commands::new(planner.clone(), lifecycle.clone(), crate::github::Conversation::new(github.clone()));
@@ -368,7 +363,7 @@ pub async fn start_worker(config: WorkerConfig, deps: Deps) -> anyhow::Result<Ru
     let worker = worker(&config.common, &config.runner, &redis, &github, lifecycle, logs, &deps).await?;
     let jobs = worker.consumer(redis.clone());
     tasks.spawn(worker.run(jobs, shutdown.clone()));
-    sweep_history(&mut tasks, &config.common, &redis.pool, &deps, &shutdown);
+    sweep_history(&mut tasks, &config.common, &redis.pool, &deps, &shutdown)?;
     tracing::info!(concurrency = config.common.concurrency, "greenlight worker is running");
     let roles = Arc::new(Mutex::new(Some(Roles { tasks, embedded })));
     Ok(Running { addr: SocketAddr::from(([0, 0, 0, 0], 0)), shutdown, tasks: JoinSet::new(), roles })

@@ -35,6 +35,9 @@ pub const S3_RETRY_TIMEOUT: Duration = Duration::from_secs(20);
 /// to 156 GiB while holding little memory.
 pub const PART_BYTES: usize = 16 * 1024 * 1024;
 
+/// The scope ([`Blobs::scoped`]) artifacts are kept under.
+pub const ARTIFACTS: &str = "artifacts";
+
 /// How many parts of one upload are in flight at once.
 const PARTS_IN_FLIGHT: usize = 4;
 
@@ -137,6 +140,15 @@ impl Blobs {
         &self.location
     }
 
+    /// For objects on a disk, which disk: `host:/dir`, so a process on
+    /// another machine knows it cannot read them; `None` in a bucket.
+    pub fn disk(&self) -> Option<String> {
+        match &self.location {
+            Location::Disk(dir) => Some(format!("{}:{}", crate::text::hostname(), dir.display())),
+            Location::Bucket(_) => None,
+        }
+    }
+
     /// Where the objects are, as people write it.
     pub fn describe(&self) -> String {
         match &self.location {
@@ -169,13 +181,19 @@ impl Blobs {
     /// in [`PART_BYTES`] parts; returns its size. Readers see the old
     /// object or the new one, never a part.
     pub async fn put_file(&self, key: &str, file: &Path) -> anyhow::Result<u64> {
-        let mut reader = tokio::fs::File::open(file).await.with_context(|| format!("opening {}", file.display()))?;
+        let reader = tokio::fs::File::open(file).await.with_context(|| format!("opening {}", file.display()))?;
+        self.put_reader(key, reader, &file.display().to_string()).await
+    }
+
+    /// Uploads what `reader` holds (named `what` in errors) as `key`, as
+    /// [`Blobs::put_file`] does; returns its size.
+    pub async fn put_reader(&self, key: &str, mut reader: impl tokio::io::AsyncRead + Unpin, what: &str) -> anyhow::Result<u64> {
         let upload = self.store.put_multipart(&self.key(key)).await.with_context(|| format!("starting the upload of {key}"))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
         let mut buffer = vec![0u8; 1024 * 1024];
         let mut total = 0u64;
         loop {
-            let n = reader.read(&mut buffer).await.with_context(|| format!("reading {}", file.display()))?;
+            let n = reader.read(&mut buffer).await.with_context(|| format!("reading {what}"))?;
             if n == 0 {
                 break;
             }

@@ -188,7 +188,11 @@ async fn run_pipeline(
             let _ = printer.send(format!("--> step {}\n", step.name)).await;
             let (lines, forward) = prefixed(printer, format!("[{}] ", step.name));
             let task = StepTask { facts: build, pipeline, stage_number, step, step_number: i as i64 + 1, secrets: &no_secrets };
-            let outcome = executor.run(&task, &lines, &cancel, &others_done).await;
+            let (outcome, summary) = executor.run(&task, &lines, &cancel, &others_done).await;
+            // The step's job summary, as Markdown, after its output.
+            for line in summary.markdown.lines().filter(|_| !summary.is_empty()) {
+                let _ = lines.send(format!("summary| {line}\n")).await;
+            }
             drop(lines);
             let _ = forward.await;
             durations.lock().expect("not poisoned")[i] = started.elapsed().as_secs_f64();

@@ -1,7 +1,7 @@
 //! Retention: Redis is greenlight's memory, so build history is bounded.
 //! A background sweep prunes each repository's builds beyond the newest
 //! `GREENLIGHT_KEEP_BUILDS` and those older than `GREENLIGHT_KEEP_DAYS`:
-//! their records, stages, step records and logs.
+//! their records, stages, step records, logs, job summaries and artifacts.
 //!
 //! Every `serve` and `worker` process runs the sweep; a lease in Redis
 //! lets one of them sweep at a time, and pruning itself is safe if two
@@ -10,6 +10,7 @@
 //! build, and the newest build of each ref while it is the newest (badges
 //! and "latest" read it).
 
+use crate::blobs::Blobs;
 use crate::clock::SharedClock;
 use crate::config::RetentionConfig;
 use crate::ids::RepoId;
@@ -44,6 +45,7 @@ pub struct SweepReport {
 pub struct Sweeper {
     store: Store,
     logs: Logs,
+    artifacts: Blobs,
     policy: RetentionConfig,
     clock: SharedClock,
     owner: String,
@@ -51,9 +53,9 @@ pub struct Sweeper {
 
 impl Sweeper {
     /// A sweeper named `owner` (its lease's holder), pruning beyond `policy`
-    /// as of `clock`'s time.
-    pub fn new(store: Store, logs: Logs, policy: RetentionConfig, clock: SharedClock, owner: String) -> Self {
-        Self { store, logs, policy, clock, owner }
+    /// as of `clock`'s time; pruned builds' artifacts are deleted from `artifacts`.
+    pub fn new(store: Store, logs: Logs, artifacts: Blobs, policy: RetentionConfig, clock: SharedClock, owner: String) -> Self {
+        Self { store, logs, artifacts, policy, clock, owner }
     }
 
     /// Sweeps once if no other process is sweeping; `None` when one is.
@@ -79,6 +81,7 @@ impl Sweeper {
             report.pruned += self.sweep_repo(repo, cutoff).await?;
             report.logs_cleared += self.clear_logs().await?;
         }
+        self.clear_artifacts().await?;
         Ok(report)
     }
 
@@ -125,6 +128,27 @@ impl Sweeper {
             }
             cleared += logs.len();
         }
+    }
+
+    /// Deletes the artifact objects of pruned builds. A build whose objects
+    /// cannot be deleted now (the bucket is unreachable) stays noted for the
+    /// next sweep. Objects on another worker's disk (no shared bucket) stay
+    /// there: only this machine's disk is reached.
+    async fn clear_artifacts(&self) -> StoreResult<()> {
+        for build in self.store.artifacts_to_clear(LOG_BATCH).await? {
+            let folder = crate::store::artifacts_folder(build);
+            let deleted = async {
+                for blob in self.artifacts.list(&folder).await? {
+                    self.artifacts.delete(&blob.key).await?;
+                }
+                anyhow::Ok(())
+            };
+            match deleted.await {
+                Ok(()) => self.store.artifacts_cleared(build).await?,
+                Err(e) => tracing::warn!(error = format!("{e:#}"), %build, "could not delete a pruned build's artifacts"),
+            }
+        }
+        Ok(())
     }
 
     /// Sweeps every `every` (the first time at once) until `shutdown`.

@@ -9,6 +9,7 @@
 //! (whose changes must come from greenlight's own pages, see `auth`). A
 //! guest asking for a private repository gets 401, as from Drone.
 
+pub mod artifacts;
 mod auth;
 mod badges;
 mod builds;
@@ -147,6 +148,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/repos/{owner}/{name}/builds/latest", get(builds::latest))
         .route("/api/repos/{owner}/{name}/builds/{number}", get(builds::find).post(builds::restart).delete(builds::cancel))
         .route("/api/repos/{owner}/{name}/builds/{number}/logs/{stage}/{step}", get(builds::logs))
+        .route("/api/repos/{owner}/{name}/builds/{number}/artifacts", get(artifacts::list))
+        .route("/api/repos/{owner}/{name}/builds/{number}/artifacts/{stage}/{step}/{*file}", get(artifacts::download))
         .route("/api/repos/{owner}/{name}/logs/{build}/{pid}", get(drone08::proc_logs))
         .route("/api/stream", get(stream::builds))
         .route("/api/stream/{owner}/{name}", get(stream::repo_builds))

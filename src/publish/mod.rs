@@ -209,7 +209,15 @@ impl Publisher {
             .as_ref()
             .map(|step| shown(&report::failure_text(step, &finish.tail, &format!("{url}#stage-{}", stage.number))));
         let notes: Vec<String> = event_notes(build).into_iter().chain(finish.notes.iter().cloned()).collect();
-        let (title, summary) = (shown(&report::title(stage)), shown(&report::summary(stage, &finish.caveats, &notes)));
+        let title = shown(&report::title(stage));
+        let table = finish.masker.mask_plain(&report::summary(stage, &finish.caveats, &notes)).into_owned();
+        let summaries: Vec<_> = finish
+            .summaries
+            .iter()
+            .map(|s| crate::store::StepSummary { markdown: finish.masker.mask_plain(&s.markdown).into_owned(), ..s.clone() })
+            .collect();
+        let extra = report::OutputsPage { summaries: &summaries, artifacts: &finish.artifacts, build_url: &url };
+        let summary = report::with_outputs(&table, &extra);
         let now = finish.completed;
         let run = CheckRunBody {
             status: Some(CheckStatus::Completed),
@@ -292,6 +300,8 @@ impl StageReport {
             completed,
             annotations: Vec::new(),
             masker: Arc::default(),
+            summaries: Vec::new(),
+            artifacts: Vec::new(),
         }
     }
 }
@@ -318,4 +328,8 @@ pub struct StageReport {
     pub annotations: Vec<Annotation>,
     /// Hides the stage's secrets in everything published about it.
     pub masker: Arc<Masker>,
+    /// The job summaries its steps left (masked), in step order.
+    pub summaries: Vec<crate::store::StepSummary>,
+    /// The artifacts its steps uploaded.
+    pub artifacts: Vec<crate::store::Artifact>,
 }

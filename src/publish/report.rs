@@ -2,7 +2,7 @@
 //! the failing step's log tail, cut to GitHub's limits.
 
 use crate::github::types::{Conclusion, MAX_OUTPUT_BYTES, StatusState, truncate_bytes};
-use crate::store::{Stage, Status, StepRecord};
+use crate::store::{Artifact, Stage, Status, StepRecord, StepSummary};
 
 /// How a stage maps to a check run conclusion.
 pub fn conclusion(stage: &Stage, timed_out: bool) -> Conclusion {
@@ -90,6 +90,52 @@ fn step_status(step: &StepRecord) -> String {
     }
 }
 
+/// What a stage's steps left, for its check run summary, and where the
+/// build page shows it whole.
+pub struct OutputsPage<'a> {
+    /// The steps' job summaries, masked.
+    pub summaries: &'a [StepSummary],
+    /// The artifacts uploaded.
+    pub artifacts: &'a [Artifact],
+    /// The build page.
+    pub build_url: &'a str,
+}
+
+/// The note ending summaries cut to fit GitHub's limit.
+pub fn cut_note(build_url: &str) -> String {
+    format!(
+        "\n\n---\n*The job summaries are cut here: they pass GitHub's limit of 65,535 bytes. Read them whole on the build page: {build_url}*\n"
+    )
+}
+
+/// `table` (the step table, already within the limit) followed by the
+/// artifacts' links and each step's job summary under a `###` heading
+/// with its name; everything past GitHub's 65,535 bytes is cut with
+/// [`cut_note`].
+pub fn with_outputs(table: &str, outputs: &OutputsPage<'_>) -> String {
+    let mut out = table.to_string();
+    if !outputs.artifacts.is_empty() {
+        out.push_str(&format!("\n**Artifacts** ([download from the build page]({}#artifacts)):\n\n", outputs.build_url));
+        for artifact in outputs.artifacts {
+            let size = crate::runner::limits::human_bytes(artifact.size);
+            out.push_str(&format!("- `{}` ({size}, step {})\n", artifact.name.replace('`', "'"), artifact.step));
+        }
+    }
+    for summary in outputs.summaries {
+        out.push_str(&format!("\n### {}\n\n{}\n", summary.name, summary.markdown.trim_end()));
+        if summary.cut {
+            let limit = crate::runner::limits::human_bytes(crate::runner::summary::SUMMARY_LIMIT as u64);
+            out.push_str(&format!("\n*This step's summary was cut at {limit}.*\n"));
+        }
+    }
+    if out.len() <= MAX_OUTPUT_BYTES {
+        return out;
+    }
+    let note = cut_note(outputs.build_url);
+    let kept = truncate_bytes(&out, MAX_OUTPUT_BYTES - note.len());
+    format!("{kept}{note}")
+}
+
 /// The failing step's log tail in a code block, cut from the front to fit
 /// 65,535 bytes, with a link to the full log.
 pub fn failure_text(step: &str, tail: &str, log_url: &str) -> String {
@@ -108,6 +154,17 @@ pub fn failure_text(step: &str, tail: &str, log_url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summaries_past_the_limit_are_cut_with_a_note_and_the_page() {
+        let summary = |step, markdown: String| StepSummary { step, name: format!("s{step}"), markdown, cut: false };
+        let summaries = [summary(1, "# one\n".to_string()), summary(2, "x".repeat(70_000))];
+        let page = OutputsPage { summaries: &summaries, artifacts: &[], build_url: "http://x/a/b/1" };
+        let text = with_outputs("| table |\n", &page);
+        assert!(text.len() <= MAX_OUTPUT_BYTES);
+        assert!(text.starts_with("| table |\n\n### s1\n\n# one\n\n### s2\n"), "{}", &text[..40]);
+        assert!(text.ends_with(&cut_note("http://x/a/b/1")));
+    }
 
     #[test]
     fn a_huge_tail_fits_githubs_limit_and_keeps_its_end() {

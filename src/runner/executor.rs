@@ -7,6 +7,7 @@ use super::network::StageNetwork;
 use super::sandbox::Sandbox;
 use super::schedule::Outcome;
 use super::step::{self, Ending, StepSpec};
+use super::summary::Summary;
 use crate::pipeline::{Pipeline, Step};
 use crate::store::Status;
 use std::path::{Path, PathBuf};
@@ -78,14 +79,15 @@ impl StepExecutor {
     /// labelled line between attempts; a detached step (a service) runs until
     /// `others_done` is cancelled. The step's output is complete once this
     /// returns, but `sink`'s receiver sees its end only when every sender is
-    /// dropped.
+    /// dropped. Also returns the Markdown the step (its last attempt) left in
+    /// `$DRONE_SUMMARY` (see [`super::summary`]), unmasked.
     pub async fn run(
         &self,
         task: &StepTask<'_>,
         sink: &mpsc::Sender<String>,
         cancel: &CancellationToken,
         others_done: &CancellationToken,
-    ) -> Outcome {
+    ) -> (Outcome, Summary) {
         if !task.step.detach {
             return self.run_attempts(task, sink, cancel).await;
         }
@@ -98,47 +100,47 @@ impl StepExecutor {
             stop.cancel();
             std::future::pending::<()>().await
         };
-        let ending = tokio::select! {
-            ending = self.attempt(task, sink, &stop) => ending,
+        let (ending, summary) = tokio::select! {
+            ended = self.attempt(task, sink, &stop) => ended,
             () = watch => unreachable!("the watch never ends"),
         };
         let ending = match ending {
             Ending::Cancelled if !cancel.is_cancelled() => Ending::Stopped,
             other => other,
         };
-        conclude(task, &ending, sink).await
+        (conclude(task, &ending, sink).await, summary)
     }
 
     /// Runs the step, and again after a failure of its own exit code while
     /// its `retry` allows and nothing cancelled it.
-    async fn run_attempts(&self, task: &StepTask<'_>, sink: &mpsc::Sender<String>, cancel: &CancellationToken) -> Outcome {
+    async fn run_attempts(&self, task: &StepTask<'_>, sink: &mpsc::Sender<String>, cancel: &CancellationToken) -> (Outcome, Summary) {
         let attempts = task.step.retry + 1;
         let mut attempt = 1;
         loop {
-            let ending = self.attempt(task, sink, cancel).await;
+            let (ending, summary) = self.attempt(task, sink, cancel).await;
             let mut outcome = conclude(task, &ending, sink).await;
             outcome.attempts = attempt;
             let code = match ending {
                 Ending::Exited(code) if outcome.status == Status::Failure => code,
-                _ => return outcome,
+                _ => return (outcome, summary),
             };
             if attempt >= attempts || cancel.is_cancelled() {
-                return outcome;
+                return (outcome, summary);
             }
             attempt += 1;
             let _ = sink.send(format!("[greenlight] attempt {attempt} of {attempts} (the previous attempt exited {code})\n")).await;
         }
     }
 
-    /// One run of the step's process.
-    async fn attempt(&self, task: &StepTask<'_>, sink: &mpsc::Sender<String>, cancel: &CancellationToken) -> Ending {
+    /// One run of the step's process, and the summary it left.
+    async fn attempt(&self, task: &StepTask<'_>, sink: &mpsc::Sender<String>, cancel: &CancellationToken) -> (Ending, Summary) {
         let StepTask { facts, pipeline, stage_number, step, step_number, secrets } = *task;
         match step_env(facts, pipeline, stage_number, step, step_number, &self.workspace_in, &self.home, secrets) {
             Ok(env) => {
                 let spec = StepSpec { commands: step.commands.clone(), env, timeout: step.timeout_in(pipeline) };
                 step::run(&self.sandbox, &self.workspace, &spec, self.network.as_deref(), sink, cancel).await
             }
-            Err(e) => Ending::Failed(e.to_string()),
+            Err(e) => (Ending::Failed(e.to_string()), Summary::default()),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! in the sandbox, store the logs, and begin and end each stage through the
 //! lifecycle.
 
+mod artifacts;
 pub mod clone;
 pub mod env;
 pub mod executor;
@@ -14,6 +15,7 @@ pub mod seccomp;
 mod settings;
 mod stage;
 pub mod step;
+pub mod summary;
 mod worker;
 pub mod workspace;
 

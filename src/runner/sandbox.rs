@@ -188,6 +188,12 @@ fn hand_over(cmd: &mut Command, fds: Vec<RawFd>, keep: Vec<OwnedFd>) {
     }
 }
 
+/// Lets the command's process (and the step inside bwrap, which keeps
+/// inherited descriptors) inherit `fds` without mounting them anywhere.
+pub fn inherit(cmd: &mut Command, fds: Vec<RawFd>) {
+    hand_over(cmd, fds, Vec::new());
+}
+
 /// Where the workspace is bound when the sandbox user cannot pass through
 /// the data directory's parents (a data directory under `/root`, mode
 /// 0700): an empty directory only root may write, onto which each step's

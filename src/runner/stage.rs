@@ -1,6 +1,7 @@
 //! Running one stage from start to finish: workspace, clone, steps, logs,
 //! and what GitHub is told at each point.
 
+use super::artifacts::Upload;
 use super::clone;
 use super::env::BuildFacts;
 use super::executor::{StepExecutor, StepTask};
@@ -19,7 +20,7 @@ use crate::pipeline::{EnvValue, Pipeline};
 use crate::publish::StageReport;
 use crate::publish::annotations::Collected;
 use crate::secrets::{Masker, SecretStore};
-use crate::store::Logs;
+use crate::store::{Artifact, Logs, StepSummary};
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use std::collections::HashMap;
@@ -38,7 +39,6 @@ pub(super) struct StageRunner {
     pub secrets: SecretStore,
     pub credentials: CloneCredentials,
     /// Where caches and artifacts are kept.
-    #[allow(dead_code)] // used by caches and artifacts, next
     pub blobs: crate::blobs::Blobs,
 }
 
@@ -78,6 +78,10 @@ struct Run<'a> {
     annotations: Arc<std::sync::Mutex<Collected>>,
     /// Why the step timeout is lower than the pipeline asked (the operator's cap), if it is.
     capped: Option<String>,
+    /// The job summaries steps left, masked.
+    summaries: Mutex<Vec<StepSummary>>,
+    /// The artifacts steps uploaded.
+    artifacts: Mutex<Vec<Artifact>>,
 }
 
 impl Run<'_> {
@@ -106,6 +110,9 @@ impl StageRunner {
         for step in &stage.steps {
             self.logs.clear(stage.id, step.number).await?;
         }
+        // What an earlier run of the stage left is replaced by this run's.
+        self.lifecycle.store().clear_summaries(stage.id).await?;
+        self.lifecycle.store().clear_stage_artifacts(build.id, stage.number).await?;
         let workspace = Workspace::of_stage(&self.settings.data_dir.join("workspaces"), stage.id, self.settings.workspace_cap);
         notes.extend(workspace.note());
         // One network per stage: its steps share it, the clone stays on the host's.
@@ -168,6 +175,8 @@ impl StageRunner {
             notes: vec!["Published again: GitHub was unreachable when the stage ended.".to_string()],
             completed: self.clock.now(),
             annotations: Vec::new(),
+            summaries: self.lifecycle.store().summaries(stage.id).await?,
+            artifacts: self.lifecycle.store().artifacts(build.id).await?.into_iter().filter(|a| a.stage == stage.number).collect(),
         };
         self.lifecycle.publish_again(build, &stage, &report).await
     }
@@ -215,6 +224,8 @@ impl StageRunner {
             pipeline,
             stage: Mutex::new(stage),
             tails: Mutex::default(),
+            summaries: Mutex::default(),
+            artifacts: Mutex::default(),
             executor: StepExecutor::new(&self.sandbox, workspace.path(), Some(network)),
         })
     }
@@ -244,7 +255,7 @@ impl StageRunner {
         cancelled: bool,
         mut notes: Vec<String>,
     ) -> anyhow::Result<(Stage, Status, StageReport)> {
-        let Run { stage, tails, pipeline, offset, annotations, build, masker, capped, .. } = run;
+        let Run { stage, tails, pipeline, offset, annotations, build, masker, capped, summaries, artifacts, .. } = run;
         notes.extend(capped);
         let (mut stage, tails) = (stage.into_inner(), tails.into_inner());
         for (i, outcome) in outcomes.iter().enumerate() {
@@ -278,7 +289,11 @@ impl StageRunner {
             (collected.pending.drain(..).collect(), collected.summary_line())
         };
         notes.extend(annotation_line);
+        let mut summaries = summaries.into_inner();
+        summaries.sort_by_key(|s| s.step);
         let report = StageReport {
+            summaries,
+            artifacts: artifacts.into_inner(),
             annotations,
             masker,
             failed_step: failed.map(|i| stage.steps[i].name.clone()),
@@ -377,10 +392,57 @@ impl StageRunner {
             step_number: number,
             secrets: &secrets,
         };
-        let outcome = run.executor.run(&task, &lines, cancel, others_done).await;
+        let (outcome, summary) = run.executor.run(&task, &lines, cancel, others_done).await;
+        let step = &run.pipeline.steps[i];
+        if outcome.status != Status::Killed && !step.artifacts.is_empty() {
+            self.upload_artifacts(run, stage_number, (&step.name, number), &step.artifacts, &lines).await;
+        }
         drop(lines);
         self.step_ended(run, index, &outcome, writer.await.unwrap_or_default()).await;
+        self.keep_summary(
+            run,
+            stage_id,
+            StepSummary { step: number, name: step.name.clone(), markdown: summary.markdown, cut: summary.cut },
+        )
+        .await;
         outcome
+    }
+
+    /// Keeps a step's summary (masked) with the stage, for its check run
+    /// and build page.
+    async fn keep_summary(&self, run: &Run<'_>, stage: crate::ids::StageId, mut summary: StepSummary) {
+        if summary.markdown.trim().is_empty() {
+            return;
+        }
+        summary.markdown = run.masker.mask_plain(&summary.markdown).into_owned();
+        if let Err(e) = self.lifecycle.store().save_summary(stage, &summary).await {
+            tracing::warn!(error = %e, "could not keep a step's summary");
+        }
+        run.summaries.lock().await.push(summary);
+    }
+
+    /// Uploads what step `step` (name, number) matched with its
+    /// `artifacts:` `patterns`, saying in its log what was uploaded and what not.
+    async fn upload_artifacts(
+        &self,
+        run: &Run<'_>,
+        stage_number: i64,
+        step: (&str, i64),
+        patterns: &[String],
+        lines: &tokio::sync::mpsc::Sender<String>,
+    ) {
+        let blobs = self.blobs.scoped(crate::blobs::ARTIFACTS);
+        let upload = Upload { blobs: &blobs, build: run.build.id, stage: stage_number, step, user: self.sandbox.user() };
+        let (uploaded, notes) = upload.run(run.executor.workspace(), patterns).await;
+        for note in notes {
+            let _ = lines.send(note).await;
+        }
+        for artifact in &uploaded {
+            if let Err(e) = self.lifecycle.store().add_artifact(run.build.id, artifact).await {
+                tracing::warn!(error = %e, artifact = artifact.name, "could not record an artifact");
+            }
+        }
+        run.artifacts.lock().await.extend(uploaded);
     }
 
     /// Fetches the commit as step record 0; false when it failed.

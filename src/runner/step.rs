@@ -3,6 +3,7 @@
 use super::network::StageNetwork;
 use super::sandbox::{Placement, Sandbox};
 use super::schedule::{EXIT_STOP, Outcome};
+use super::summary::{Summary, SummaryPipe};
 use crate::store::Status;
 use std::future::Future;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -13,6 +14,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 use tokio::process::Child;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// A line longer than this is cut into pieces of this size, so one endless
@@ -102,15 +104,17 @@ fn single_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-/// The step's script: its environment, then each command echoed as
+/// The step's script: its environment, `prelude` (see
+/// [`super::summary::SummaryPipe::prelude`]), then each command echoed as
 /// `+ cmd` before it runs; `set -e` stops at the first failing command.
-pub fn script(env: &[(String, String)], commands: &[String]) -> String {
+pub fn script(env: &[(String, String)], prelude: &str, commands: &[String]) -> String {
     let mut out = String::from("set -e\n");
     for (key, value) in env {
         if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !key.is_empty() {
             out.push_str(&format!("export {key}={}\n", single_quote(value)));
         }
     }
+    out.push_str(prelude);
     for command in commands {
         out.push_str(&format!("printf '%s\\n' {}\n{command}\n", single_quote(&format!("+ {command}"))));
     }
@@ -163,7 +167,8 @@ impl LineSplitter {
 }
 
 /// Runs a step in `workspace`, sending its output lines (stdout and stderr
-/// merged, in order) to `lines`. Backpressure on `lines` slows the reader,
+/// merged, in order) to `lines`; returns how it ended and the summary it
+/// left (see [`super::summary`]). Backpressure on `lines` slows the reader,
 /// never buffers without bound.
 pub async fn run(
     sandbox: &Sandbox,
@@ -172,24 +177,24 @@ pub async fn run(
     network: Option<&StageNetwork>,
     lines: &mpsc::Sender<String>,
     cancel: &CancellationToken,
-) -> Ending {
+) -> (Ending, Summary) {
     let cgroup = match sandbox.step_cgroup() {
         Ok(cgroup) => cgroup,
-        Err(e) => return Ending::Failed(format!("cannot create the step's cgroup: {e}")),
+        Err(e) => return (Ending::Failed(format!("cannot create the step's cgroup: {e}")), Summary::default()),
     };
     let placement = Placement { cgroup: cgroup.as_ref(), network };
-    let ending = run_placed(sandbox, workspace, spec, placement, lines, cancel).await;
-    let Some(cgroup) = cgroup else { return ending };
+    let (ending, summary) = run_placed(sandbox, workspace, spec, placement, lines, cancel).await;
+    let Some(cgroup) = cgroup else { return (ending, summary) };
     let ending = match ending {
         Ending::Exited(code) if code != 0 && cgroup.oom_kills() > 0 => Ending::OutOfMemory(cgroup.memory_text()),
         other => other,
     };
     cgroup.remove().await;
-    ending
+    (ending, summary)
 }
 
 /// Runs the step's process placed as `placement` says, until it ends and
-/// its output is drained.
+/// its output and summary are drained.
 async fn run_placed(
     sandbox: &Sandbox,
     workspace: &Path,
@@ -197,10 +202,10 @@ async fn run_placed(
     placement: Placement<'_>,
     lines: &mpsc::Sender<String>,
     cancel: &CancellationToken,
-) -> Ending {
-    let Started { mut child, mut output } = match start(sandbox, workspace, spec, placement) {
+) -> (Ending, Summary) {
+    let Started { mut child, mut output, mut summary } = match start(sandbox, workspace, spec, placement) {
         Ok(started) => started,
-        Err(reason) => return Ending::Failed(reason),
+        Err(reason) => return (Ending::Failed(reason), Summary::default()),
     };
     let pid = child.id();
     let read_all = forward_lines(&mut output, lines);
@@ -216,20 +221,27 @@ async fn run_placed(
     if !sandbox.is_sandboxed() {
         kill_tree(sandbox, pid);
     }
-    ending
+    // Every process of the step is gone, so the pipe ends; the deadline
+    // covers one that escaped (unsandboxed, a new session).
+    let left = tokio::time::timeout(DRAIN_DEADLINE, &mut summary).await;
+    summary.abort();
+    (ending, left.ok().and_then(Result::ok).unwrap_or_default())
 }
 
-/// A step's process, started, and the read end of its merged output.
+/// A step's process, started, the read end of its merged output, and the
+/// reader of its summary.
 struct Started {
     child: Child,
     output: pipe::Receiver,
+    summary: JoinHandle<Summary>,
 }
 
 /// Starts the step's shell with its script on an inherited pipe (fed from a
 /// thread: it may be larger than a pipe holds) and stdout and stderr on one
 /// pipe. `Err` says why it could not start.
 fn start(sandbox: &Sandbox, workspace: &Path, spec: &StepSpec, placement: Placement<'_>) -> Result<Started, String> {
-    let text = script(&spec.env, &spec.commands);
+    let summary = SummaryPipe::new(sandbox.user()).map_err(|e| format!("cannot create a pipe: {e}"))?;
+    let text = script(&spec.env, &summary.prelude(sandbox.is_sandboxed()), &spec.commands);
     let (script_read, mut script_write) = std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
     let (out_read, out_write) = std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
     let script_fd = script_read.as_raw_fd();
@@ -244,17 +256,21 @@ fn start(sandbox: &Sandbox, workspace: &Path, spec: &StepSpec, placement: Placem
     let stderr = out_write.try_clone().map_err(|e| format!("cannot duplicate a pipe: {e}"))?;
     cmd.stdout(out_write).stderr(stderr);
     limit(&mut cmd);
+    super::sandbox::inherit(&mut cmd, vec![summary.write.as_raw_fd()]);
+    let (summary_write, summary) = summary.read().map_err(|e| format!("cannot read the step's summary: {e}"))?;
     let mut child = cmd.spawn().map_err(|e| format!("cannot start the step: {e}"))?;
-    // Close our copies of the child's ends, so the output pipe ends with the step.
+    // Close our copies of the child's ends, so the pipes end with the step.
     drop(cmd);
     drop(script_read);
+    drop(summary_write);
     std::thread::spawn(move || {
         use std::io::Write;
         let _ = script_write.write_all(text.as_bytes());
     });
     match pipe::Receiver::from_owned_fd(OwnedFd::from(out_read)) {
-        Ok(output) => Ok(Started { child, output }),
+        Ok(output) => Ok(Started { child, output, summary }),
         Err(e) => {
+            summary.abort();
             let _ = child.start_kill();
             Err(format!("cannot read the step's output: {e}"))
         }
@@ -350,7 +366,7 @@ mod tests {
 
     #[test]
     fn the_script_echoes_commands_and_quotes_values() {
-        let s = script(&[("A".into(), "it's".into())], &["echo $A".into()]);
+        let s = script(&[("A".into(), "it's".into())], "", &["echo $A".into()]);
         assert_eq!(s, "set -e\nexport A='it'\\''s'\nprintf '%s\\n' '+ echo $A'\necho $A\n");
     }
 

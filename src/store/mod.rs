@@ -14,6 +14,7 @@ mod delivery_log;
 mod error;
 mod log_hub;
 mod logs;
+mod outputs;
 mod repo_events;
 mod retention;
 mod sessions;
@@ -25,6 +26,7 @@ pub use crons::DueCron;
 pub use error::{StoreError, StoreResult};
 pub use log_hub::{LogHub, LogSubscription};
 pub use logs::{LogLine, LogTail, Logs};
+pub use outputs::{Artifact, StepSummary, artifact_key, artifacts_folder};
 pub use retention::{BOOKKEEPING_TTL, PruneOutcome, StepLog};
 pub use sessions::{CsrfToken, Session, SessionId};
 

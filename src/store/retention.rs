@@ -27,18 +27,22 @@ pub const BOOKKEEPING_TTL: Duration = Duration::from_secs(24 * 3600);
 /// The set of `stage:step` logs of pruned builds still to be cleared.
 const LOGS_TO_CLEAR: &str = "gl:retention:logs";
 
+/// The set of pruned builds whose artifact objects are still to be deleted.
+const ARTIFACTS_TO_CLEAR: &str = "gl:retention:artifacts";
+
 /// The sweep lease: whoever holds it sweeps.
 const SWEEP_LEASE: &str = "gl:retention:lease";
 
 /// Prunes a build if it is finished and not its ref's newest.
-/// KEYS: repo index, ref index, all-builds index, logs to clear, build
+/// KEYS: repo index, ref index, all-builds index, logs to clear, builds
+/// whose artifacts are to be deleted, the build's artifact records, build
 /// record, then every other key of the build to delete.
 /// ARGV: build id, then its logs as `stage:step`.
 /// Returns 1 pruned, 0 already gone, 2 its ref's newest, 3 unfinished.
 const PRUNE_BUILD: &str = r"
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false then return 0 end
 if redis.call('ZREVRANGE', KEYS[2], 0, 0)[1] == ARGV[1] then return 2 end
-local raw = redis.call('GET', KEYS[5])
+local raw = redis.call('GET', KEYS[7])
 if raw then
   local ok, build = pcall(cjson.decode, raw)
   local s = ok and build.status
@@ -48,7 +52,8 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 for i = 2, #ARGV do redis.call('SADD', KEYS[4], ARGV[i]) end
-for i = 5, #KEYS do redis.call('DEL', KEYS[i]) end
+if redis.call('EXISTS', KEYS[6]) == 1 then redis.call('SADD', KEYS[5], ARGV[1]) end
+for i = 6, #KEYS do redis.call('DEL', KEYS[i]) end
 return 1
 ";
 
@@ -165,12 +170,19 @@ impl Store {
             .key(ref_builds_key(build.repo.id, &build.commit.git_ref))
             .key("gl:builds")
             .key(LOGS_TO_CLEAR)
+            .key(ARTIFACTS_TO_CLEAR)
+            .key(super::outputs::artifacts_key(build.id))
             .key(build_key(build.id))
             .key(done_key(build.id))
             .key(cancel_key(build.id))
             .key(entry_key(&build.entry));
         for stage in &build.stages {
-            script.key(stage_key(*stage)).key(super::stages::steps_key(*stage)).key(super::stages::run_key(*stage)).key(lease_key(*stage));
+            script
+                .key(stage_key(*stage))
+                .key(super::stages::steps_key(*stage))
+                .key(super::stages::run_key(*stage))
+                .key(lease_key(*stage))
+                .key(super::outputs::summaries_key(*stage));
         }
         script.arg(build.id.0);
         for stage in stages {
@@ -196,6 +208,18 @@ impl Store {
     /// Notes that a pruned build's step log was cleared.
     pub async fn log_cleared(&self, log: &StepLog) -> StoreResult<()> {
         let _: i64 = self.conn().await?.srem(LOGS_TO_CLEAR, log.member()).await?;
+        Ok(())
+    }
+
+    /// Pruned builds whose artifact objects are still to be deleted (at most `count`).
+    pub async fn artifacts_to_clear(&self, count: usize) -> StoreResult<Vec<BuildId>> {
+        let ids: Vec<i64> = redis::cmd("SRANDMEMBER").arg(ARTIFACTS_TO_CLEAR).arg(count).query_async(&mut self.conn().await?).await?;
+        Ok(ids.into_iter().map(BuildId).collect())
+    }
+
+    /// Notes that a pruned build's artifact objects were deleted.
+    pub async fn artifacts_cleared(&self, build: BuildId) -> StoreResult<()> {
+        let _: i64 = self.conn().await?.srem(ARTIFACTS_TO_CLEAR, build.0).await?;
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! The HTML of the pages, and the script that keeps a build page live.
 
-use crate::store::{Build, LogTail, Repo, Stage, Status};
+use crate::store::{Artifact, Build, LogTail, Repo, Stage, Status, StepSummary};
 
 /// Escapes text for HTML.
 pub fn escape(text: &str) -> String {
@@ -86,7 +86,14 @@ pub fn build_list(repo: &Repo, builds: &[Build], badge: Option<&str>) -> String 
 /// log (its tail within the page's caps), and the script that follows it
 /// live. With a login session's `csrf` token, Restart and Cancel buttons
 /// and a logout form, which send it back.
-pub fn build_page(repo: &Repo, build: &Build, stages: &[Stage], logs: &[((i64, i64), LogTail)], csrf: Option<&str>) -> String {
+pub fn build_page(
+    repo: &Repo,
+    build: &Build,
+    stages: &[Stage],
+    logs: &[((i64, i64), LogTail)],
+    outputs: &Outputs,
+    csrf: Option<&str>,
+) -> String {
     let slug = repo.slug();
     let mut body = format!(
         "<p><a href=\"/{0}\">{0}</a></p><h1>Build #{1} {2}</h1>\
@@ -140,7 +147,7 @@ pub fn build_page(repo: &Repo, build: &Build, stages: &[Stage], logs: &[((i64, i
             let text: String = shown.iter().map(|l| escape(&l.out)).collect();
             let last = shown.last().map_or(-1, |l| l.pos);
             body.push_str(&format!(
-                "<div class=\"step\"><h3>{0} {1} <span class=\"meta\" id=\"step-duration-{2}-{3}\">{4}</span></h3>{5}<pre id=\"log-{2}-{3}\" data-last-pos=\"{6}\">{7}</pre></div>",
+                "<div class=\"step\"><h3>{0} {1} <span class=\"meta\" id=\"step-duration-{2}-{3}\">{4}</span></h3>{5}<pre id=\"log-{2}-{3}\" data-last-pos=\"{6}\">{7}</pre>{8}</div>",
                 escape(&step.name),
                 status(step.status, &format!("step-status-{}-{}", stage.number, step.number)),
                 stage.number,
@@ -148,16 +155,62 @@ pub fn build_page(repo: &Repo, build: &Build, stages: &[Stage], logs: &[((i64, i
                 duration(step.started, step.stopped),
                 note,
                 last,
-                text
+                text,
+                outputs.summary_html(stage.number, step.number),
             ));
         }
         body.push_str("</section>");
     }
+    body.push_str(&outputs.artifacts_html(&slug, build.number));
     body.push_str(&format!("<script>const GL = {{slug: \"{}\", number: {}}};\n{SCRIPT}</script>", escape(&slug), build.number));
     if csrf.is_some() {
         body.push_str(&format!("<script>{ACTIONS}</script>"));
     }
     page(&format!("{slug} #{}", build.number), &body)
+}
+
+/// What a build's steps left behind, shown on its page.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    /// Job summaries (masked), with their stage's number.
+    pub summaries: Vec<(i64, StepSummary)>,
+    /// Artifacts uploaded.
+    pub artifacts: Vec<Artifact>,
+}
+
+impl Outputs {
+    /// A step's job summary, rendered safely (see [`super::markdown`]).
+    fn summary_html(&self, stage: i64, step: i64) -> String {
+        let Some((_, summary)) = self.summaries.iter().find(|(n, s)| *n == stage && s.step == step) else {
+            return String::new();
+        };
+        let cut = if summary.cut {
+            "<p class=\"meta\">This summary was cut: the step wrote more than is kept (1 MiB), or the page holds no more (256 KiB of summaries).</p>"
+        } else {
+            ""
+        };
+        format!("<div class=\"summary\" id=\"summary-{stage}-{step}\">{}{cut}</div>", super::markdown::render(&summary.markdown))
+    }
+
+    /// The artifacts' list with sizes and download links.
+    fn artifacts_html(&self, slug: &str, number: i64) -> String {
+        if self.artifacts.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from("<section id=\"artifacts\"><h2>Artifacts</h2><ul>");
+        for artifact in &self.artifacts {
+            out.push_str(&format!(
+                "<li><a class=\"artifact\" href=\"{}\" download>{}</a> {} <span class=\"meta\">stage {}, step {}</span></li>",
+                escape(&crate::api::artifacts::download_path(slug, number, artifact)),
+                escape(&artifact.name),
+                escape(&crate::runner::limits::human_bytes(artifact.size)),
+                artifact.stage,
+                escape(&artifact.step),
+            ));
+        }
+        out.push_str("</ul></section>");
+        out
+    }
 }
 
 /// Restart and Cancel (sent with the session's CSRF token, which the page

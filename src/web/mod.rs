@@ -15,6 +15,7 @@
 
 pub mod html;
 mod login;
+mod markdown;
 
 use crate::api::{ApiState, Viewer};
 use crate::store::{LogTail, Repo, Stage};
@@ -36,6 +37,12 @@ pub const PAGE_STEP_LOG_BYTES: usize = 64 * 1024;
 /// each gets an equal share (below [`PAGE_STEP_LOG_BYTES`]). With escaping,
 /// a page stays under 1.6 MB whatever its logs hold.
 pub const PAGE_LOG_BYTES: usize = 256 * 1024;
+
+/// A page embeds at most this many bytes of job summaries' Markdown in
+/// all (a step may keep 1 MiB): the steps' summaries in order, the one
+/// reaching the cap cut and marked so. Rendered and sanitized, a byte of
+/// Markdown is a few of HTML, so the page stays a few MB at most.
+pub const PAGE_SUMMARY_BYTES: usize = 256 * 1024;
 
 /// The build list shows this many builds.
 pub const PAGE_BUILDS: usize = 50;
@@ -112,8 +119,9 @@ async fn build_page(
     };
     let stages = state.store.stages(&build).await.unwrap_or_default();
     let logs = step_logs(&state, &stages).await;
+    let outputs = step_outputs(&state, &build, &stages).await;
     let csrf = viewer.session.as_ref().map(|s| s.csrf.0.as_str());
-    Html(html::build_page(&repo, &build, &stages, &logs, csrf)).into_response()
+    Html(html::build_page(&repo, &build, &stages, &logs, &outputs, csrf)).into_response()
 }
 
 /// The 404 of a build that is not there: pruned (its number was given
@@ -128,6 +136,23 @@ async fn missing_build(state: &ApiState, repo: &Repo, number: i64) -> Response {
         ));
     }
     not_found(&format!("{} has no build #{number}.", repo.slug()))
+}
+
+/// The build's artifacts and its steps' summaries, within [`PAGE_SUMMARY_BYTES`].
+async fn step_outputs(state: &ApiState, build: &crate::store::Build, stages: &[Stage]) -> html::Outputs {
+    let mut outputs = html::Outputs { artifacts: state.store.artifacts(build.id).await.unwrap_or_default(), ..Default::default() };
+    let mut room = PAGE_SUMMARY_BYTES;
+    for stage in stages {
+        for mut summary in state.store.summaries(stage.id).await.unwrap_or_default() {
+            if summary.markdown.len() > room {
+                summary.markdown = crate::github::types::truncate_bytes(&summary.markdown, room).to_string();
+                summary.cut = true;
+            }
+            room -= summary.markdown.len();
+            outputs.summaries.push((stage.number, summary));
+        }
+    }
+    outputs
 }
 
 /// Each step's log tail within the page's caps: an equal share of

@@ -155,6 +155,11 @@ pub fn readiness_blocking(addr: &str, limit: Duration) -> String {
 }
 
 impl TestApp {
+    /// The artifacts' blobs of this app (its data directory, or its bucket).
+    pub fn artifact_blobs(&self) -> greenlight::blobs::Blobs {
+        greenlight::blobs::Blobs::of(&self.log_store, self.data_dir.path()).unwrap().scoped(greenlight::blobs::ARTIFACTS)
+    }
+
     /// Starts `serve --no-worker`.
     pub async fn start(github: &FakeGitHub) -> Self {
         Self::start_on(github, TestRedis::start(), None, DATA_DIR_MODE).await

@@ -101,7 +101,56 @@ impl Answer {
     }
 }
 
+/// One artifact as `GET .../builds/{number}/artifacts` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct ApiArtifact {
+    pub name: String,
+    pub size: u64,
+    pub stage: i64,
+    pub step: String,
+    pub url: String,
+}
+
+/// A file downloaded: status, headers, bytes.
+pub struct Download {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl Download {
+    /// A header's value, or "".
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+}
+
 impl DroneApi {
+    /// `GET .../builds/{number}/artifacts` as it answered.
+    pub async fn artifacts_answer(&self, number: i64) -> Answer {
+        self.call("GET", &format!("/api/repos/{}/builds/{number}/artifacts", self.slug), None).await
+    }
+
+    /// The artifacts of build `number` (the call must succeed).
+    pub async fn artifacts(&self, number: i64) -> Vec<ApiArtifact> {
+        let answer = self.artifacts_answer(number).await;
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        answer.json()
+    }
+
+    /// Downloads an absolute `url` (an artifact's, under the public URL,
+    /// which is this server), with the token when admin.
+    pub async fn download(&self, url: &str) -> Download {
+        let path = url.strip_prefix(super::app::PUBLIC_URL).expect("an absolute URL under the public URL");
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if self.admin {
+            request = request.bearer_auth(API_TOKEN);
+        }
+        let response = request.send().await.expect("greenlight answers");
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
+        Download { status, headers, bytes: response.bytes().await.unwrap_or_default().to_vec() }
+    }
+
     pub(crate) fn new(base: String, slug: &str, admin: bool) -> Self {
         Self { http: reqwest::Client::new(), base, slug: slug.to_string(), admin }
     }

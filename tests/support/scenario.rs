@@ -590,6 +590,11 @@ impl Ctx {
         WorkerProcess::start_in(&self.github, &self.app, grace_secs, earlier.data(), earlier.workspace_mb())
     }
 
+    /// The keys of every artifact object kept (on the data directory's disk, or in the bucket).
+    pub async fn artifact_objects(&self) -> Vec<String> {
+        self.app.artifact_blobs().list("").await.unwrap().into_iter().map(|b| b.key).collect()
+    }
+
     /// Sweeps build history once as another process would, keeping what
     /// `policy` says (waiting while greenlight's own sweeper holds the lease).
     pub async fn sweep(&self, policy: greenlight::config::RetentionConfig) -> greenlight::retention::SweepReport {
@@ -598,6 +603,7 @@ impl Ctx {
         let sweeper = greenlight::retention::Sweeper::new(
             greenlight::store::Store::new(pool),
             logs,
+            self.app.artifact_blobs(),
             policy,
             greenlight::clock::system(),
             "test-sweeper".to_string(),

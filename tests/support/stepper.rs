@@ -220,7 +220,8 @@ impl Stepper {
     /// A sweeper whose clock is `clock`.
     pub fn sweeper_at(&self, owner: &str, policy: RetentionConfig, clock: greenlight::clock::SharedClock) -> Sweeper {
         let pool = greenlight::redis_server::pool(&self.redis.url()).unwrap();
-        Sweeper::new(Store::new(pool.clone()), Logs::new(pool), policy, clock, owner.to_string())
+        let artifacts = greenlight::blobs::Blobs::on_disk(&self.data.path().join("blobs")).unwrap().scoped(greenlight::blobs::ARTIFACTS);
+        Sweeper::new(Store::new(pool.clone()), Logs::new(pool), artifacts, policy, clock, owner.to_string())
     }
 
     /// A store on a pool of its own, as another process would have.
