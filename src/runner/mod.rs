@@ -2,11 +2,13 @@
 //! in the sandbox, store the logs, and begin and end each stage through the
 //! lifecycle.
 
+pub mod cache;
 pub mod clone;
 pub mod env;
 pub mod executor;
 pub mod limits;
 pub mod logs;
+pub mod mirror;
 pub mod network;
 pub mod sandbox;
 pub mod schedule;

@@ -1,10 +1,12 @@
 //! Running one stage from start to finish: workspace, clone, steps, logs,
 //! and what GitHub is told at each point.
 
+use super::cache::{CacheBuild, CacheError, Caches, Restored};
 use super::clone;
 use super::env::BuildFacts;
 use super::executor::{StepExecutor, StepTask};
 use super::logs::{Captured, LogTarget, spawn_writer};
+use super::mirror::Mirror;
 use super::network::StageNetwork;
 use super::sandbox::Sandbox;
 use super::schedule::{self, Outcome};
@@ -38,7 +40,6 @@ pub(super) struct StageRunner {
     pub secrets: SecretStore,
     pub credentials: CloneCredentials,
     /// Where caches and artifacts are kept.
-    #[allow(dead_code)] // used by caches and artifacts, next
     pub blobs: crate::blobs::Blobs,
 }
 
@@ -371,10 +372,49 @@ impl StageRunner {
             step_number: number,
             secrets: &secrets,
         };
-        let outcome = run.executor.run(&task, &lines, cancel).await;
+        let step = &run.pipeline.steps[i];
+        let cached = match &step.cache {
+            Some(spec) => self.restore_cache(run, spec, &lines).await.map(|restored| Some((spec, restored))),
+            None => Ok(None),
+        };
+        let outcome = match cached {
+            Ok(cached) => {
+                let outcome = run.executor.run(&task, &lines, cancel).await;
+                if let (Some((spec, restored)), Status::Success) = (cached, outcome.status) {
+                    let build = cache_build(run.build);
+                    self.caches().save(spec, &restored, &build, &self.sandbox, run.executor.workspace(), &lines).await;
+                }
+                outcome
+            }
+            Err(e) => {
+                let (outcome, note) = Ending::Failed(e.to_string()).outcome(run.pipeline.step_timeout);
+                let _ = lines.send(note.unwrap_or_default()).await;
+                outcome
+            }
+        };
         drop(lines);
         self.step_ended(run, index, &outcome, writer.await.unwrap_or_default()).await;
         outcome
+    }
+
+    /// The caches steps restore and save.
+    fn caches(&self) -> Caches {
+        Caches {
+            blobs: self.blobs.scoped("caches"),
+            spool: self.settings.data_dir.join("spool"),
+            mirrors: Mirror::root(&self.settings.data_dir),
+            cap: self.settings.cache_cap,
+        }
+    }
+
+    /// Restores a step's cache before it runs; `Err` fails the step.
+    async fn restore_cache(
+        &self,
+        run: &Run<'_>,
+        spec: &crate::pipeline::CacheSpec,
+        lines: &tokio::sync::mpsc::Sender<String>,
+    ) -> Result<Restored, CacheError> {
+        self.caches().restore(spec, &cache_build(run.build), &self.sandbox, run.executor.workspace(), lines).await
     }
 
     /// Fetches the commit as step record 0; false when it failed.
@@ -385,8 +425,15 @@ impl StageRunner {
         let build = run.build;
         let result = match self.credentials.token(build.installation, &build.repo).await {
             Ok(token) => {
-                clone::fetch(&self.sandbox, run.executor.workspace(), &build.repo.clone_url, &build.commit.sha.0, Some(&token), &lines)
-                    .await
+                let mirror = Mirror::of(&Mirror::root(&self.settings.data_dir), build.repo.id);
+                let source = clone::Source {
+                    clone_url: &build.repo.clone_url,
+                    sha: &build.commit.sha.0,
+                    token: Some(&token),
+                    mirror: Some(&mirror),
+                    fork: build.commit.fork,
+                };
+                clone::fetch(&self.sandbox, run.executor.workspace(), &source, &lines).await
             }
             Err(e) => Err(format!("cannot get an installation token to clone with: {e}")),
         };
@@ -406,6 +453,11 @@ impl StageRunner {
 /// The masker hiding every secret value the stage was given.
 fn masker_of(secrets: &HashMap<String, Result<String, String>>) -> Arc<Masker> {
     Arc::new(Masker::new(secrets.values().filter_map(|v| v.as_deref().ok())))
+}
+
+/// What a build's caches are scoped and keyed by.
+fn cache_build(build: &Build) -> CacheBuild<'_> {
+    CacheBuild { repo: build.repo.id.0, default_branch: &build.repo.default_branch, commit: &build.commit }
 }
 
 fn facts_of(build: &Build, build_link: String, machine: &str) -> BuildFacts {

@@ -14,6 +14,7 @@ pub mod s3;
 pub mod scenario;
 pub mod setup;
 pub mod stepper;
+pub mod warm;
 pub mod wait;
 pub mod webhook;
 pub mod worker;
