@@ -239,7 +239,8 @@ fn mixed_files(dir: &std::path::Path) -> u64 {
     let mut random = vec![0u8; 68 << 20];
     rand::rng().fill_bytes(&mut random);
     std::fs::write(dir.join("mixed/random.bin"), &random).unwrap();
-    let text: Vec<u8> = (0..(68 << 20) / 64).flat_map(|n: usize| format!("{n:>20} compressible words words words words ok\n").into_bytes()).collect();
+    let text: Vec<u8> =
+        (0..(68 << 20) / 64).flat_map(|n: usize| format!("{n:>20} compressible words words words words ok\n").into_bytes()).collect();
     std::fs::write(dir.join("mixed/text.log"), &text).unwrap();
     total + random.len() as u64 + text.len() as u64
 }
@@ -270,9 +271,14 @@ async fn bench_cache_save_and_restore_200_mb() {
     let build = CacheBuild { repo: 1, default_branch: "main", commit: &commit };
     let spec = greenlight::pipeline::CacheSpec { key: "bench".into(), restore_keys: vec![], paths: vec!["mixed".into()] };
     let (lines, mut said) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(async move { while let Some(line) = said.recv().await { print!("  {line}") } });
+    tokio::spawn(async move {
+        while let Some(line) = said.recv().await {
+            print!("  {line}")
+        }
+    });
     for (name, blobs) in stores {
-        let caches = Caches { blobs: blobs.scoped("caches"), spool: data.path().join("spool"), mirrors: data.path().join("mirrors"), cap: 1 << 40 };
+        let caches =
+            Caches { blobs: blobs.scoped("caches"), spool: data.path().join("spool"), mirrors: data.path().join("mirrors"), cap: 1 << 40 };
         let miss = caches.restore(&spec, &build, &sandbox, &workspace, &lines).await.unwrap();
         let started = std::time::Instant::now();
         caches.save(&spec, &miss, &build, &sandbox, &workspace, &lines).await;
@@ -283,7 +289,11 @@ async fn bench_cache_save_and_restore_200_mb() {
         let restored = started.elapsed().as_secs_f64();
         std::fs::remove_dir_all(data.path().join("was")).unwrap();
         let mb = bytes as f64 / 1e6;
-        println!("{name}: {mb:.0} MB saved in {saved:.2} s ({:.0} MB/s), restored in {restored:.2} s ({:.0} MB/s)", mb / saved, mb / restored);
+        println!(
+            "{name}: {mb:.0} MB saved in {saved:.2} s ({:.0} MB/s), restored in {restored:.2} s ({:.0} MB/s)",
+            mb / saved,
+            mb / restored
+        );
     }
 }
 

@@ -280,7 +280,8 @@ impl Caches {
         for prefix in restore_keys {
             let prefix = Blobs::part(prefix);
             for objects in &listed {
-                let newest = objects.iter().filter(|o| o.key.rsplit('/').next().is_some_and(|n| n.starts_with(&prefix))).max_by_key(|o| o.modified);
+                let newest =
+                    objects.iter().filter(|o| o.key.rsplit('/').next().is_some_and(|n| n.starts_with(&prefix))).max_by_key(|o| o.modified);
                 if let Some(newest) = newest {
                     return Ok(Some((newest.key.clone(), false)));
                 }
@@ -300,18 +301,27 @@ impl Caches {
     /// as the sandbox user in the sandbox, decompressing into its stdin;
     /// returns the compressed and extracted sizes.
     async fn unpack(&self, object: &str, sandbox: &Sandbox, workspace: &Path, lines: &mpsc::Sender<String>) -> anyhow::Result<(u64, u64)> {
-        let file = self.spool_file()?;
-        let packed = self.blobs.get_file(object, file.path()).await?.ok_or_else(|| anyhow::anyhow!("it was removed meanwhile"))?;
+        let (source, packed, _spooled) = match self.blobs.local_file(object) {
+            Some(path) => {
+                let file = std::fs::File::open(&path).map_err(|e| anyhow::anyhow!("it was removed meanwhile ({e})"))?;
+                let size = file.metadata()?.len();
+                (file, size, None)
+            }
+            None => {
+                let spooled = self.spool_file()?;
+                let size = self.blobs.get_file(object, spooled.path()).await?.ok_or_else(|| anyhow::anyhow!("it was removed meanwhile"))?;
+                (spooled.reopen()?, size, Some(spooled))
+            }
+        };
         let (read, write) = std::io::pipe()?;
         let mut cmd = sandbox.command(workspace, &[], Placement::default());
         cmd.args(["/usr/bin/env", "PATH=/usr/bin:/bin", "LC_ALL=C", "tar", "-x", "-f", "-", "--no-same-owner"]);
         cmd.stdin(Stdio::from(OwnedFd::from(read))).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn()?;
         drop(cmd);
-        let source = file.reopen()?;
         let feed = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
             let mut counted = Counting { inner: write, bytes: 0 };
-            zstd::stream::copy_decode(source, &mut counted)?;
+            zstd::stream::copy_decode(std::io::BufReader::with_capacity(1 << 20, source), &mut counted)?;
             Ok(counted.bytes)
         });
         relay_stderr(child.stderr.take(), lines).await;

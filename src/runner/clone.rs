@@ -122,7 +122,10 @@ pub async fn fetch(sandbox: &Sandbox, workspace: &Path, source: &Source<'_>, lin
             let from = format!("file://{}", sandbox.bind_path(&bind));
             git(sandbox, (workspace, &[bind]), &["fetch", "--quiet", "--no-tags", "--depth", "1", &from, sha], None, lines).await?;
             let state = if warm { "updated with what was new" } else { "made (first build of this repository here)" };
-            let note = format!("[greenlight] clone: from this worker's mirror of the repository ({state}) in {} ms\n", started.elapsed().as_millis());
+            let note = format!(
+                "[greenlight] clone: from this worker's mirror of the repository ({state}) in {} ms\n",
+                started.elapsed().as_millis()
+            );
             let _ = lines.send(note).await;
         }
         mirror => {

@@ -229,7 +229,9 @@ fn bind_privately(pairs: &[(CString, CString)]) -> std::io::Result<()> {
     let failed = unsafe {
         libc::unshare(libc::CLONE_NEWNS) != 0
             || libc::mount(c"none".as_ptr(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_SLAVE, std::ptr::null()) != 0
-            || pairs.iter().any(|(from, to)| libc::mount(from.as_ptr(), to.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) != 0)
+            || pairs
+                .iter()
+                .any(|(from, to)| libc::mount(from.as_ptr(), to.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) != 0)
     };
     if failed { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }

@@ -14,8 +14,8 @@ pub mod s3;
 pub mod scenario;
 pub mod setup;
 pub mod stepper;
-pub mod warm;
 pub mod wait;
+pub mod warm;
 pub mod webhook;
 pub mod worker;
 

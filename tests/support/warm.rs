@@ -42,6 +42,7 @@ pub fn mirror_has(dir: &Path, sha: &str) -> bool {
         .args(["-c", "safe.directory=*", "--git-dir"])
         .arg(dir)
         .args(["cat-file", "-e", &format!("{sha}^{{commit}}")])
+        .stderr(std::process::Stdio::null())
         .status()
         .expect("git runs")
         .success()
