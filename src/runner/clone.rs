@@ -82,11 +82,12 @@ pub fn is_full_sha(sha: &str) -> bool {
     matches!(sha.len(), 40 | 64) && sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Fetches keep what they receive as a pack instead of unpacking small
-/// fetches (git's default below 100 objects) into loose objects: a pack is
-/// written once, and the mirror serves the workspace from it without
-/// compressing every object again (a few large files took a minute otherwise).
-const KEEP_PACKS: &str = "fetch.unpackLimit=1";
+/// Fetches keep what they receive as a pack (`--keep`) instead of
+/// unpacking small fetches (git's default below 100 objects) into loose
+/// objects: a pack is written once, and the mirror serves the workspace
+/// from it without compressing every object again (a few large files took
+/// a minute otherwise).
+const KEEP_PACKS: &str = "--keep";
 
 /// Where the clone's sandbox sees the mirror (read-only).
 const MIRROR_PATH: &str = "/greenlight/mirror";
@@ -126,7 +127,7 @@ pub async fn fetch(sandbox: &Sandbox, workspace: &Path, source: &Source<'_>, lin
             update_mirror(sandbox, mirror, source, auth, lines).await?;
             let bind = Bind { host: mirror.dir(), inside: MIRROR_PATH, writable: false };
             let from = format!("file://{}", sandbox.bind_path(&bind));
-            let args = ["-c", KEEP_PACKS, "fetch", "--quiet", "--no-tags", "--depth", "1", &from, sha];
+            let args = ["fetch", KEEP_PACKS, "--quiet", "--no-tags", "--depth", "1", &from, sha];
             git(sandbox, (workspace, &[bind]), &args, None, lines).await?;
             let state = if warm { "updated with what was new" } else { "made (first build of this repository here)" };
             let note = format!(
@@ -164,11 +165,11 @@ async fn update_mirror(
         git(sandbox, at, &["init", "--quiet", "--bare", "."], None, lines).await?;
     }
     let branches = "+refs/heads/*:refs/heads/*";
-    git(sandbox, at, &["-c", KEEP_PACKS, "fetch", "--quiet", "--no-tags", "--prune", source.clone_url, branches], auth, lines).await?;
+    git(sandbox, at, &["fetch", KEEP_PACKS, "--quiet", "--no-tags", "--prune", source.clone_url, branches], auth, lines).await?;
     let commit = format!("{}^{{commit}}", source.sha);
     if git(sandbox, at, &["cat-file", "-e", &commit], None, &mpsc::channel(1).0).await.is_err() {
         let keep = format!("+{}:refs/greenlight/build", source.sha);
-        git(sandbox, at, &["-c", KEEP_PACKS, "fetch", "--quiet", "--no-tags", source.clone_url, &keep], auth, lines).await?;
+        git(sandbox, at, &["fetch", KEEP_PACKS, "--quiet", "--no-tags", source.clone_url, &keep], auth, lines).await?;
     }
     Ok(())
 }
