@@ -330,3 +330,24 @@ async fn bench_clone_of_200_mb_of_history() {
     let log = ctx.log(&build, "clone").await;
     println!("without the mirror (a fork): {}", log.lines().find(|l| l.contains("clone: a fork")).unwrap_or_default());
 }
+
+#[tokio::test]
+async fn the_mirror_and_caches_work_when_the_data_directory_is_private() {
+    let ctx = Scenario::new().with_workers().private_data_dir().start().await;
+    let config = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: show\n  cache:\n    key: k\n    paths: [kept]\n  commands: [cat note, cat kept 2>/dev/null || cp note kept]\n";
+
+    let first = ctx.push_and_deliver("main", &[(".drone.yml", config), ("note", "first\n")]).await;
+    ctx.expect_check_run(&first, "default (push)", Success).await;
+    ctx.expect_build_done(1).await;
+    let second = ctx.push_and_deliver("main", &[("note", "second\n")]).await;
+    ctx.expect_check_run(&second, "default (push)", Success).await;
+    let warm = ctx.expect_build_done(2).await;
+
+    assert!(ctx.log(&warm, "clone").await.contains("from this worker's mirror of the repository (updated with what was new)"));
+    let log = ctx.log(&warm, "show").await;
+    assert!(
+        log.contains("[greenlight] cache: hit (k)") && log.contains("+ cat note\nsecond\n+ cat kept 2>/dev/null || cp note kept\nfirst\n"),
+        "{log}"
+    );
+    assert!(ctx.mirror_has(&warm, &second));
+}
