@@ -198,6 +198,7 @@ async fn worker(
         log_limit: runner.log_limit,
         max_step_timeout: runner.max_step_timeout,
         workspace_cap: runner.workspace_cap,
+        cache_cap: runner.cache_cap,
     };
     let parts = WorkerParts {
         lifecycle,

@@ -149,6 +149,15 @@ impl Blobs {
         }
     }
 
+    /// The file holding `key` when the objects are on this machine's disk
+    /// (read it in place instead of copying it), `None` in a bucket.
+    pub fn local_file(&self, key: &str) -> Option<PathBuf> {
+        match &self.location {
+            Location::Disk(dir) => Some(dir.join(key.trim_matches('/'))),
+            Location::Bucket(_) => None,
+        }
+    }
+
     /// Where the objects are, as people write it.
     pub fn describe(&self) -> String {
         match &self.location {

@@ -19,7 +19,7 @@ mod tools;
 
 pub use log_store::{LogStoreArgs, LogStoreConfig, S3Config};
 pub use retention::{DEFAULT_KEEP_BUILDS, DEFAULT_KEEP_DAYS, MAX_KEEP_DAYS, RetentionArgs, RetentionConfig};
-pub use runner::{RunnerArgs, RunnerConfig};
+pub use runner::{DEFAULT_CACHE_MB, RunnerArgs, RunnerConfig};
 pub use stored::StoredSettings;
 pub use tools::{BuildAction, BuildArgs, BuildCreate, ExecArgs, SecretAction, SecretArgs};
 

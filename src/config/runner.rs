@@ -5,6 +5,11 @@ use crate::runner::limits::{StepLimits, parse_size};
 use crate::runner::network::NetworkSettings;
 use clap::Args;
 
+/// `GREENLIGHT_CACHE_MB`'s default, 10 GiB: the caches and mirrors of a
+/// few large repositories (a Rust `target/` is often 2 to 5 GB) without
+/// filling a typical CI machine's disk.
+pub const DEFAULT_CACHE_MB: u64 = 10240;
+
 /// How stages are run.
 #[derive(Debug, Args)]
 pub struct RunnerArgs {
@@ -55,6 +60,10 @@ pub struct RunnerArgs {
     /// "No space left on device". `0` turns the cap off (every check run then says so).
     #[arg(long, env = "GREENLIGHT_WORKSPACE_MB", default_value = "10240")]
     pub workspace_mb: String,
+    /// Size cap of the worker's local caches and warm-clone mirrors
+    /// together, in MiB; the least recently used caches are removed past it.
+    #[arg(long, env = "GREENLIGHT_CACHE_MB", default_value_t = DEFAULT_CACHE_MB.to_string())]
+    pub cache_mb: String,
 }
 
 /// Runner settings, validated.
@@ -81,6 +90,8 @@ pub struct RunnerConfig {
     pub max_step_timeout: std::time::Duration,
     /// Size cap of a stage's workspace in bytes; `None` (`GREENLIGHT_WORKSPACE_MB=0`): uncapped.
     pub workspace_cap: Option<u64>,
+    /// Size cap in bytes of the local caches and mirrors (`GREENLIGHT_CACHE_MB`).
+    pub cache_cap: u64,
 }
 
 fn positive(variable: &'static str, raw: &str, what: &str) -> Result<u64, ConfigError> {
@@ -146,6 +157,7 @@ impl RunnerArgs {
                 config_error(variable, problem.to_string())
             })?,
             workspace_cap: workspace_cap(&self.workspace_mb)?,
+            cache_cap: positive("GREENLIGHT_CACHE_MB", &self.cache_mb, "MiB")? * 1024 * 1024,
         })
     }
 
@@ -190,6 +202,7 @@ mod tests {
             step_deny: String::new(),
             max_step_timeout: "2h".into(),
             workspace_mb: raw.into(),
+            cache_mb: "10240".into(),
         }
         .validate()
     }

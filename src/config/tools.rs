@@ -109,6 +109,7 @@ impl ExecArgs {
             // `greenlight exec` runs the developer's own file: no cap.
             max_step_timeout: "9999h".into(),
             workspace_mb: "0".into(),
+            cache_mb: "1".into(),
         }
         .validate()?;
         Ok(crate::exec::ExecOptions {

@@ -10,8 +10,12 @@
 //! so it reaches the workspace through bwrap's bound descriptor and never
 //! walks the data directory's parents: git resolves its working directory
 //! by absolute path, which fails under a private home (`/root`, 0700).
+//!
+//! With a mirror ([`super::mirror`]), the commit comes from the worker's
+//! mirror of the repository, updated first with what is new on GitHub.
 
-use super::sandbox::{Placement, Sandbox, pipe_holding};
+use super::mirror::Mirror;
+use super::sandbox::{Bind, Placement, Sandbox, pipe_holding};
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use std::os::fd::{AsRawFd, RawFd};
@@ -39,7 +43,7 @@ fn auth_header(token: &SecretString) -> String {
 /// git's environment.
 async fn git(
     sandbox: &Sandbox,
-    workspace: &Path,
+    (workspace, binds): (&Path, &[Bind<'_>]),
     args: &[&str],
     token: Option<(&str, &SecretString)>,
     lines: &mpsc::Sender<String>,
@@ -54,7 +58,7 @@ async fn git(
         _ => None,
     };
     let files: Vec<(RawFd, &str)> = config.iter().map(|fd| (fd.as_raw_fd(), GIT_CONFIG_PATH)).collect();
-    let mut cmd = sandbox.command(workspace, &files, Placement::default());
+    let mut cmd = sandbox.command_binding(workspace, binds, &files, Placement::default());
     let global = config.as_ref().map_or("/dev/null".to_string(), |fd| sandbox.file_path(fd.as_raw_fd(), GIT_CONFIG_PATH));
     cmd.args(["/usr/bin/env", "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/nonexistent", "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1"])
         .arg(format!("GIT_CONFIG_GLOBAL={global}"))
@@ -78,24 +82,96 @@ pub fn is_full_sha(sha: &str) -> bool {
     matches!(sha.len(), 40 | 64) && sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Fetches `sha` from `clone_url` into the (empty) workspace and checks it out.
-pub async fn fetch(
-    sandbox: &Sandbox,
-    workspace: &Path,
-    clone_url: &str,
-    sha: &str,
-    token: Option<&SecretString>,
-    lines: &mpsc::Sender<String>,
-) -> Result<(), String> {
+/// Fetches keep what they receive as a pack (`--keep`) instead of
+/// unpacking small fetches (git's default below 100 objects) into loose
+/// objects: a pack is written once, and the mirror serves the workspace
+/// from it without compressing every object again (a few large files took
+/// a minute otherwise).
+const KEEP_PACKS: &str = "--keep";
+
+/// Where the clone's sandbox sees the mirror (read-only).
+const MIRROR_PATH: &str = "/greenlight/mirror";
+
+/// What to fetch and from where.
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    /// The repository's clone URL.
+    pub clone_url: &'a str,
+    /// The commit.
+    pub sha: &'a str,
+    /// The installation token, sent only to the clone URL's host.
+    pub token: Option<&'a SecretString>,
+    /// The worker's mirror of the repository, if it keeps one.
+    pub mirror: Option<&'a Mirror>,
+    /// Whether the commit comes from a fork: it never enters the mirror.
+    pub fork: bool,
+}
+
+/// Fetches `source.sha` into the (empty) workspace and checks it out:
+/// through the mirror when there is one and the commit is the base
+/// repository's, else straight from the clone URL.
+pub async fn fetch(sandbox: &Sandbox, workspace: &Path, source: &Source<'_>, lines: &mpsc::Sender<String>) -> Result<(), String> {
+    let sha = source.sha;
     // Only a full hex sha reaches git's argv: anything else could be read as an option or a ref.
     if !is_full_sha(sha) {
         return Err(format!("{sha:?} is not a full commit sha"));
     }
-    let scope = url_scope(clone_url).ok_or_else(|| format!("clone URL {clone_url:?} is not a URL"))?;
-    let auth = token.map(|t| (scope.as_str(), t));
-    git(sandbox, workspace, &["init", "--quiet", "."], None, lines).await?;
-    git(sandbox, workspace, &["fetch", "--quiet", "--no-tags", "--depth", "1", clone_url, sha], auth, lines).await?;
-    git(sandbox, workspace, &["-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", sha], None, lines).await
+    let scope = url_scope(source.clone_url).ok_or_else(|| format!("clone URL {:?} is not a URL", source.clone_url))?;
+    let auth = source.token.map(|t| (scope.as_str(), t));
+    let here = (workspace, &[][..]);
+    git(sandbox, here, &["init", "--quiet", "."], None, lines).await?;
+    match source.mirror {
+        Some(mirror) if !source.fork => {
+            let started = std::time::Instant::now();
+            let warm = mirror.exists();
+            update_mirror(sandbox, mirror, source, auth, lines).await?;
+            let bind = Bind { host: mirror.dir(), inside: MIRROR_PATH, writable: false };
+            let from = format!("file://{}", sandbox.bind_path(&bind));
+            let args = ["fetch", KEEP_PACKS, "--quiet", "--no-tags", "--depth", "1", &from, sha];
+            git(sandbox, (workspace, &[bind]), &args, None, lines).await?;
+            let state = if warm { "updated with what was new" } else { "made (first build of this repository here)" };
+            let note = format!(
+                "[greenlight] clone: from this worker's mirror of the repository ({state}) in {} ms\n",
+                started.elapsed().as_millis()
+            );
+            let _ = lines.send(note).await;
+        }
+        mirror => {
+            let started = std::time::Instant::now();
+            git(sandbox, here, &["fetch", "--quiet", "--no-tags", "--depth", "1", source.clone_url, sha], auth, lines).await?;
+            if mirror.is_some() {
+                let took = started.elapsed().as_millis();
+                let note = format!("[greenlight] clone: a fork's commit, fetched from GitHub alone (never into the mirror) in {took} ms\n");
+                let _ = lines.send(note).await;
+            }
+        }
+    }
+    git(sandbox, here, &["-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", sha], None, lines).await
+}
+
+/// Brings the mirror up to date under its lock: made bare on first use,
+/// then the base repository's branches fetched (only what is new), and
+/// the build's commit when no branch has it (a pull request's head).
+async fn update_mirror(
+    sandbox: &Sandbox,
+    mirror: &Mirror,
+    source: &Source<'_>,
+    auth: Option<(&str, &SecretString)>,
+    lines: &mpsc::Sender<String>,
+) -> Result<(), String> {
+    let _lock = mirror.lock(sandbox.user()).await.map_err(|e| format!("cannot lock the mirror {}: {e}", mirror.dir().display()))?;
+    let at = (mirror.dir(), &[][..]);
+    if !mirror.exists() {
+        git(sandbox, at, &["init", "--quiet", "--bare", "."], None, lines).await?;
+    }
+    let branches = "+refs/heads/*:refs/heads/*";
+    git(sandbox, at, &["fetch", KEEP_PACKS, "--quiet", "--no-tags", "--prune", source.clone_url, branches], auth, lines).await?;
+    let commit = format!("{}^{{commit}}", source.sha);
+    if git(sandbox, at, &["cat-file", "-e", &commit], None, &mpsc::channel(1).0).await.is_err() {
+        let keep = format!("+{}:refs/greenlight/build", source.sha);
+        git(sandbox, at, &["fetch", KEEP_PACKS, "--quiet", "--no-tags", source.clone_url, &keep], auth, lines).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

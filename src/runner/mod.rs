@@ -3,11 +3,13 @@
 //! lifecycle.
 
 mod artifacts;
+pub mod cache;
 pub mod clone;
 pub mod env;
 pub mod executor;
 pub mod limits;
 pub mod logs;
+pub mod mirror;
 pub mod network;
 pub mod sandbox;
 pub mod schedule;

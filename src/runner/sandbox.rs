@@ -203,14 +203,41 @@ pub fn inherit(cmd: &mut Command, fds: Vec<RawFd>) {
 /// descriptor back to its path as the sandbox user, and fails there.)
 pub const RELAY_DIR: &str = "/run/greenlight/workspace";
 
+/// Where the extra directories of [`Sandbox::command_binding`] are
+/// relayed, as [`RELAY_DIR`] relays the workspace: `RELAY_BINDS-0`, ….
+pub const RELAY_BINDS: &str = "/run/greenlight/bind";
+
+/// How many extra directories one command may bind: the clone binds one
+/// (the repository's mirror); relay directories are made for this many at
+/// startup.
+pub const MAX_BINDS: usize = 2;
+
+/// A host directory bound into the sandbox beside the workspace.
+#[derive(Debug, Clone, Copy)]
+pub struct Bind<'a> {
+    /// The directory on the host.
+    pub host: &'a Path,
+    /// Where the sandbox sees it.
+    pub inside: &'a str,
+    /// Whether the sandbox may write it (else read-only).
+    pub writable: bool,
+}
+
+/// The relay directory of extra bind `i`.
+fn relay_bind(i: usize) -> String {
+    format!("{RELAY_BINDS}-{i}")
+}
+
 /// In a forked child, as root: binds `from` at `to` in a new mount
 /// namespace whose mounts do not propagate back to the host.
-fn bind_privately(from: &CString, to: &CString) -> std::io::Result<()> {
+fn bind_privately(pairs: &[(CString, CString)]) -> std::io::Result<()> {
     // SAFETY: unshare and mount with valid NUL-terminated paths.
     let failed = unsafe {
         libc::unshare(libc::CLONE_NEWNS) != 0
             || libc::mount(c"none".as_ptr(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_SLAVE, std::ptr::null()) != 0
-            || libc::mount(from.as_ptr(), to.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) != 0
+            || pairs
+                .iter()
+                .any(|(from, to)| libc::mount(from.as_ptr(), to.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) != 0)
     };
     if failed { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }
@@ -219,7 +246,7 @@ fn bind_privately(from: &CString, to: &CString) -> std::io::Result<()> {
 /// network namespace (both need root), become the OOM killer's first
 /// choice, then drop to the sandbox user. `Command::uid` would switch users
 /// before any pre-exec hook runs, too early for the namespace.
-fn enter(cmd: &mut Command, placement: Placement<'_>, relay: Option<(CString, CString)>, user: Option<(u32, u32)>) {
+fn enter(cmd: &mut Command, placement: Placement<'_>, relay: Vec<(CString, CString)>, user: Option<(u32, u32)>) {
     let cgroup_fds = placement.cgroup.map(StepCgroup::procs_fds).unwrap_or_default();
     let netns = placement.network.and_then(StageNetwork::netns).map(|fd| fd.as_raw_fd());
     // SAFETY: only async-signal-safe calls (write, setns, unshare, mount,
@@ -231,8 +258,8 @@ fn enter(cmd: &mut Command, placement: Placement<'_>, relay: Option<(CString, CS
             if let Some(fd) = netns {
                 super::network::enter(fd)?;
             }
-            if let Some((from, to)) = &relay {
-                bind_privately(from, to)?;
+            if !relay.is_empty() {
+                bind_privately(&relay)?;
             }
             let score = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
             if score >= 0 {
@@ -254,8 +281,10 @@ fn enter(cmd: &mut Command, placement: Placement<'_>, relay: Option<(CString, CS
 /// directory when so. Fails naming the real cause when neither works.
 fn needs_relay(workspaces: &Path, uid: u32, gid: u32) -> Result<bool, SandboxError> {
     let Err(blocked) = reachable(workspaces, uid, gid) else { return Ok(false) };
-    let made = std::fs::create_dir_all(RELAY_DIR)
-        .and_then(|()| std::fs::set_permissions(RELAY_DIR, std::os::unix::fs::PermissionsExt::from_mode(0o755)));
+    let dirs: Vec<String> = std::iter::once(RELAY_DIR.to_string()).chain((0..MAX_BINDS).map(relay_bind)).collect();
+    let made = dirs.iter().try_for_each(|dir| {
+        std::fs::create_dir_all(dir).and_then(|()| std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)))
+    });
     if made.is_err() || reachable(Path::new(RELAY_DIR), uid, gid).is_err() {
         return Err(blocked);
     }
@@ -406,6 +435,15 @@ impl Sandbox {
     /// parents, the workspace reaches bwrap through [`RELAY_DIR`], so a data
     /// directory under a private home (`/root`, mode 0700) works.
     pub fn command(&self, workspace: &Path, files: &[(RawFd, &str)], placement: Placement<'_>) -> Command {
+        self.command_binding(workspace, &[], files, placement)
+    }
+
+    /// [`Sandbox::command`] with more host directories bound (at most
+    /// [`MAX_BINDS`]; more are left out), relayed like the workspace when
+    /// the sandbox user cannot reach them. Unsandboxed, nothing is bound:
+    /// the process finds each at [`Sandbox::bind_path`].
+    pub fn command_binding(&self, workspace: &Path, binds: &[Bind<'_>], files: &[(RawFd, &str)], placement: Placement<'_>) -> Command {
+        let binds = &binds[..binds.len().min(MAX_BINDS)];
         let mut inherited: Vec<OwnedFd> = Vec::new();
         let mut cmd = match &self.isolation {
             Isolation::Bwrap(bwrap) => {
@@ -421,6 +459,10 @@ impl Sandbox {
                 cmd.current_dir("/");
                 let source = if self.relay { Path::new(RELAY_DIR) } else { workspace };
                 cmd.arg("--bind").arg(source).arg(WORKSPACE);
+                for (i, bind) in binds.iter().enumerate() {
+                    let source = if self.relay { PathBuf::from(relay_bind(i)) } else { bind.host.to_path_buf() };
+                    cmd.arg(if bind.writable { "--bind" } else { "--ro-bind" }).arg(source).arg(bind.inside);
+                }
                 cmd.args(["--chdir", WORKSPACE, "--clearenv"]);
                 for (fd, path) in files {
                     cmd.args(["--ro-bind-data", &fd.to_string(), path]);
@@ -439,10 +481,13 @@ impl Sandbox {
         cmd.env_clear().stdin(Stdio::null()).kill_on_drop(true);
         let raw: Vec<RawFd> = files.iter().map(|(fd, _)| *fd).chain(inherited.iter().map(AsRawFd::as_raw_fd)).collect();
         hand_over(&mut cmd, raw, inherited);
-        let relay = self.relay.then(|| {
-            let from = CString::new(workspace.as_os_str().as_encoded_bytes()).unwrap_or_default();
-            (from, CString::new(RELAY_DIR).expect("no NUL"))
-        });
+        let c_path = |path: &Path| CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
+        let relay = match self.relay {
+            true => std::iter::once((c_path(workspace), CString::new(RELAY_DIR).expect("no NUL")))
+                .chain(binds.iter().enumerate().map(|(i, bind)| (c_path(bind.host), CString::new(relay_bind(i)).expect("no NUL"))))
+                .collect(),
+            false => Vec::new(),
+        };
         enter(&mut cmd, placement, relay, self.user);
         if !self.is_sandboxed() {
             // Without a PID namespace, a process group is the handle to kill the step's tree.
@@ -499,6 +544,15 @@ impl Sandbox {
         match self.isolation {
             Isolation::Bwrap(_) => WORKSPACE.into(),
             Isolation::Unsandboxed => host.to_string_lossy(),
+        }
+    }
+
+    /// Where a process started by [`Sandbox::command_binding`] finds `bind`:
+    /// where it is bound; unsandboxed, on the host.
+    pub fn bind_path(&self, bind: &Bind<'_>) -> String {
+        match self.isolation {
+            Isolation::Bwrap(_) => bind.inside.to_string(),
+            Isolation::Unsandboxed => bind.host.to_string_lossy().into_owned(),
         }
     }
 

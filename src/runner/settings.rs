@@ -21,4 +21,6 @@ pub struct WorkerSettings {
     pub max_step_timeout: Duration,
     /// Size cap of a stage's workspace in bytes (`GREENLIGHT_WORKSPACE_MB`); `None`: uncapped.
     pub workspace_cap: Option<u64>,
+    /// Size cap in bytes of the local caches and mirrors (`GREENLIGHT_CACHE_MB`).
+    pub cache_cap: u64,
 }

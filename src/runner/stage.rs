@@ -2,15 +2,18 @@
 //! and what GitHub is told at each point.
 
 use super::artifacts::Upload;
+use super::cache::{CacheBuild, CacheError, Caches, Restored};
 use super::clone;
 use super::env::BuildFacts;
 use super::executor::{StepExecutor, StepTask};
 use super::logs::{Captured, LogTarget, spawn_writer};
+use super::mirror::Mirror;
 use super::network::StageNetwork;
 use super::sandbox::Sandbox;
 use super::schedule::{self, Outcome};
 use super::settings::WorkerSettings;
 use super::step::Ending;
+use super::summary::Summary;
 use super::workspace::Workspace;
 use crate::clock::SharedClock;
 use crate::github::CloneCredentials;
@@ -392,8 +395,8 @@ impl StageRunner {
             step_number: number,
             secrets: &secrets,
         };
-        let (outcome, summary) = run.executor.run(&task, &lines, cancel, others_done).await;
         let step = &run.pipeline.steps[i];
+        let (outcome, summary) = self.run_cached(run, &task, &lines, cancel, others_done).await;
         if outcome.status != Status::Killed && !step.artifacts.is_empty() {
             self.upload_artifacts(run, stage_number, (&step.name, number), &step.artifacts, &lines).await;
         }
@@ -445,6 +448,57 @@ impl StageRunner {
         run.artifacts.lock().await.extend(uploaded);
     }
 
+    /// The caches steps restore and save.
+    fn caches(&self) -> Caches {
+        Caches {
+            blobs: self.blobs.scoped("caches"),
+            spool: self.settings.data_dir.join("spool"),
+            mirrors: Mirror::root(&self.settings.data_dir),
+            cap: self.settings.cache_cap,
+        }
+    }
+
+    /// Restores a step's cache before it runs; `Err` fails the step.
+    async fn restore_cache(
+        &self,
+        run: &Run<'_>,
+        spec: &crate::pipeline::CacheSpec,
+        lines: &tokio::sync::mpsc::Sender<String>,
+    ) -> Result<Restored, CacheError> {
+        self.caches().restore(spec, &cache_build(run.build), &self.sandbox, run.executor.workspace(), lines).await
+    }
+
+    /// Runs a step between its cache's restore and save (saved only after
+    /// it succeeded); a cache it cannot have fails it before it runs.
+    async fn run_cached(
+        &self,
+        run: &Run<'_>,
+        task: &StepTask<'_>,
+        lines: &tokio::sync::mpsc::Sender<String>,
+        cancel: &CancellationToken,
+        others_done: &CancellationToken,
+    ) -> (Outcome, Summary) {
+        let cached = match &task.step.cache {
+            Some(spec) => self.restore_cache(run, spec, lines).await.map(|restored| Some((spec, restored))),
+            None => Ok(None),
+        };
+        match cached {
+            Ok(cached) => {
+                let (outcome, summary) = run.executor.run(task, lines, cancel, others_done).await;
+                if let (Some((spec, restored)), Status::Success) = (cached, outcome.status) {
+                    let build = cache_build(run.build);
+                    self.caches().save(spec, &restored, &build, &self.sandbox, run.executor.workspace(), lines).await;
+                }
+                (outcome, summary)
+            }
+            Err(e) => {
+                let (outcome, note) = Ending::Failed(e.to_string()).outcome(task.step.timeout_in(&run.pipeline));
+                let _ = lines.send(note.unwrap_or_default()).await;
+                (outcome, Summary::default())
+            }
+        }
+    }
+
     /// Fetches the commit as step record 0; false when it failed.
     async fn clone_step(&self, run: &Run<'_>) -> bool {
         let number = self.step_started(run, 0).await;
@@ -453,8 +507,15 @@ impl StageRunner {
         let build = run.build;
         let result = match self.credentials.token(build.installation, &build.repo).await {
             Ok(token) => {
-                clone::fetch(&self.sandbox, run.executor.workspace(), &build.repo.clone_url, &build.commit.sha.0, Some(&token), &lines)
-                    .await
+                let mirror = Mirror::of(&Mirror::root(&self.settings.data_dir), build.repo.id);
+                let source = clone::Source {
+                    clone_url: &build.repo.clone_url,
+                    sha: &build.commit.sha.0,
+                    token: Some(&token),
+                    mirror: Some(&mirror),
+                    fork: build.commit.fork,
+                };
+                clone::fetch(&self.sandbox, run.executor.workspace(), &source, &lines).await
             }
             Err(e) => Err(format!("cannot get an installation token to clone with: {e}")),
         };
@@ -474,6 +535,11 @@ impl StageRunner {
 /// The masker hiding every secret value the stage was given.
 fn masker_of(secrets: &HashMap<String, Result<String, String>>) -> Arc<Masker> {
     Arc::new(Masker::new(secrets.values().filter_map(|v| v.as_deref().ok())))
+}
+
+/// What a build's caches are scoped and keyed by.
+fn cache_build(build: &Build) -> CacheBuild<'_> {
+    CacheBuild { repo: build.repo.id.0, default_branch: &build.repo.default_branch, commit: &build.commit }
 }
 
 fn facts_of(build: &Build, build_link: String, machine: &str) -> BuildFacts {

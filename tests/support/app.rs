@@ -103,6 +103,7 @@ pub fn runner_config() -> RunnerConfig {
         network: greenlight::runner::network::NetworkSettings::parse("isolated", "").unwrap(),
         max_step_timeout: greenlight::pipeline::DEFAULT_MAX_STEP_TIMEOUT,
         workspace_cap: None,
+        cache_cap: greenlight::config::DEFAULT_CACHE_MB << 20,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod setup;
 pub mod stepper;
 pub mod vm;
 pub mod wait;
+pub mod warm;
 pub mod webhook;
 pub mod worker;
 

@@ -37,6 +37,8 @@ pub struct SteppedWorker {
     jobs: Consumer<StageJob>,
     /// Its name: the `machine` of the stages it runs.
     pub name: String,
+    /// Its own data directory, when it has one.
+    _data: Option<tempfile::TempDir>,
 }
 
 impl SteppedWorker {
@@ -112,8 +114,30 @@ impl Stepper {
 
     /// A worker named `name` (concurrency 1, a 2 s lease).
     pub async fn worker(&self, name: &str) -> SteppedWorker {
+        let blobs = greenlight::blobs::Blobs::on_disk(&self.data.path().join("blobs")).unwrap();
+        self.worker_on(name, self.data.path(), blobs, None).await
+    }
+
+    /// A worker named `name` on a machine of its own (its own data
+    /// directory: workspaces, mirrors), keeping caches and artifacts in
+    /// `s3`'s bucket as every worker of a deployment with an S3 log store does.
+    pub async fn worker_with_bucket(&self, name: &str, s3: &super::s3::TestS3) -> SteppedWorker {
+        let data = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(data.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let blobs = greenlight::blobs::Blobs::of(&s3.log_store("ci"), data.path()).unwrap();
+        let dir = data.path().to_path_buf();
+        self.worker_on(name, &dir, blobs, Some(data)).await
+    }
+
+    async fn worker_on(
+        &self,
+        name: &str,
+        dir: &std::path::Path,
+        blobs: greenlight::blobs::Blobs,
+        own: Option<tempfile::TempDir>,
+    ) -> SteppedWorker {
         let pool = greenlight::redis_server::pool(&self.redis.url()).unwrap();
-        let workspaces = self.data.path().join("workspaces");
+        let workspaces = dir.join("workspaces");
         std::fs::create_dir_all(&workspaces).unwrap();
         std::fs::set_permissions(&workspaces, std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
         let options = SandboxOptions { limits: Some(StepLimits::default()), ..SandboxOptions::default() };
@@ -128,20 +152,21 @@ impl Stepper {
             secrets: SecretStore::new(Store::new(pool.clone()), None),
             credentials: CloneCredentials::new(client),
             clock: deps.clock,
-            blobs: greenlight::blobs::Blobs::on_disk(&self.data.path().join("blobs")).unwrap(),
+            blobs,
         };
         let settings = WorkerSettings {
             concurrency: 1,
-            data_dir: self.data.path().to_path_buf(),
+            data_dir: dir.to_path_buf(),
             lease: Duration::from_secs(2),
             grace: Duration::from_secs(2),
             log_limit: 1 << 20,
             max_step_timeout: greenlight::pipeline::DEFAULT_MAX_STEP_TIMEOUT,
             workspace_cap: None,
+            cache_cap: greenlight::config::DEFAULT_CACHE_MB << 20,
         };
         let worker = Worker::new(parts, WorkQueue::stages(pool), settings, name.to_string());
         let jobs = worker.consumer(Redis::open(&self.redis.url()).unwrap());
-        SteppedWorker { worker: Arc::new(worker), jobs, name: name.to_string() }
+        SteppedWorker { worker: Arc::new(worker), jobs, name: name.to_string(), _data: own }
     }
 
     /// Commits `.drone.yml` to `branch` and queues its push as intake would; returns the sha.
@@ -210,6 +235,13 @@ impl Stepper {
         let build = self.build(number).await;
         assert!(build.status.is_done(), "build {number} finished");
         build
+    }
+
+    /// The stored log of step `step` (by name) of the build's first stage, as text.
+    pub async fn log(&self, build: &Build, step: &str) -> String {
+        let stage = self.store().stage(build.stages[0]).await.unwrap().unwrap();
+        let record = stage.steps.iter().find(|s| s.name == step).unwrap_or_else(|| panic!("no step {step}"));
+        self.logs().read(stage.id, record.number).await.unwrap().into_iter().map(|l| l.out).collect()
     }
 
     /// A sweeper of its own, as another process would have, keeping what `policy` says.

@@ -40,6 +40,13 @@ impl GitRepo {
 
     /// Commits files on `branch` (created from the current HEAD) and pushes; returns the sha.
     pub fn commit(&self, branch: &str, files: &[(&str, &str)], message: &str) -> String {
+        self.commit_to(branch, files, message, &format!("refs/heads/{branch}"))
+    }
+
+    /// Commits files on the local `branch` and pushes them to `target`
+    /// (any ref: `refs/pull/N/head` for a fork's pull request, which GitHub
+    /// keeps outside the branches); returns the sha.
+    pub fn commit_to(&self, branch: &str, files: &[(&str, &str)], message: &str, target: &str) -> String {
         let has_head =
             Command::new("git").current_dir(&self.work).args(["rev-parse", "--verify", "-q", "HEAD"]).output().unwrap().status.success();
         if has_head {
@@ -54,7 +61,7 @@ impl GitRepo {
         }
         git(&self.work, &["add", "-A"]);
         git(&self.work, &["commit", "--quiet", "--allow-empty", "-m", message]);
-        git(&self.work, &["push", "--quiet", "--force", "origin", &format!("HEAD:refs/heads/{branch}")]);
+        git(&self.work, &["push", "--quiet", "--force", "origin", &format!("HEAD:{target}")]);
         git(&self.work, &["rev-parse", "HEAD"])
     }
 

@@ -783,6 +783,14 @@ impl RepoHandle {
         state.repos[&self.slug].git.commit_many(branch, count, files)
     }
 
+    /// Commits files as the head of pull request `number` from a fork:
+    /// on no branch of this repository, only at `refs/pull/N/head` (as
+    /// GitHub keeps a fork's commits); returns the sha.
+    pub fn push_fork_head(&self, number: u64, files: &[(&str, &str)]) -> String {
+        let state = self.github.state();
+        state.repos[&self.slug].git.commit_to(&format!("fork-{number}"), files, "Fork change", &format!("refs/pull/{number}/head"))
+    }
+
     /// The commit `branch` points at, if it exists.
     pub fn branch_head(&self, branch: &str) -> Option<String> {
         self.github.state().repos[&self.slug].git.branch_head(branch)
