@@ -17,7 +17,7 @@
 //! has no summary; a step that writes the pipe itself is only writing its
 //! own summary. The reader stops at the pipe's end, which comes when every
 //! process of the step is gone (bwrap's PID namespace, or the step's
-//! process group when unsandboxed), and at most [`super::step::DRAIN_DEADLINE`]
+//! process group when unsandboxed), and at most the drain deadline (`step::DRAIN_DEADLINE`)
 //! after the step ended.
 
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -1,6 +1,6 @@
 //! The HTML of the pages, and the script that keeps a build page live.
 
-use crate::store::{Artifact, Build, LogTail, Repo, Stage, Status, StepSummary};
+use crate::store::{Artifact, Build, LogTail, Repo, Stage, Status, StepRecord, StepSummary};
 
 /// Escapes text for HTML.
 pub fn escape(text: &str) -> String {
@@ -131,33 +131,7 @@ pub fn build_page(
             let key = (stage.number, step.number);
             let empty = LogTail::default();
             let tail = logs.iter().find(|(k, _)| *k == key).map_or(&empty, |(_, t)| t);
-            let shown = &tail.lines;
-            let note = if shown.len() < tail.total {
-                format!(
-                    "<p class=\"meta\">Showing the last {} of {} lines. <a href=\"/api/repos/{slug}/builds/{}/logs/{}/{}\">Full log</a></p>",
-                    shown.len(),
-                    tail.total,
-                    build.number,
-                    stage.number,
-                    step.number
-                )
-            } else {
-                String::new()
-            };
-            let text: String = shown.iter().map(|l| escape(&l.out)).collect();
-            let last = shown.last().map_or(-1, |l| l.pos);
-            body.push_str(&format!(
-                "<div class=\"step\"><h3>{0} {1} <span class=\"meta\" id=\"step-duration-{2}-{3}\">{4}</span></h3>{5}<pre id=\"log-{2}-{3}\" data-last-pos=\"{6}\">{7}</pre>{8}</div>",
-                escape(&step.name),
-                status(step.status, &format!("step-status-{}-{}", stage.number, step.number)),
-                stage.number,
-                step.number,
-                duration(step.started, step.stopped),
-                note,
-                last,
-                text,
-                outputs.summary_html(stage.number, step.number),
-            ));
+            body.push_str(&step_html(&slug, build.number, stage.number, step, tail, outputs));
         }
         body.push_str("</section>");
     }
@@ -167,6 +141,36 @@ pub fn build_page(
         body.push_str(&format!("<script>{ACTIONS}</script>"));
     }
     page(&format!("{slug} #{}", build.number), &body)
+}
+
+/// One step on the build page: its name, status and duration, its log's
+/// tail (with a link to the full log when cut), and its job summary.
+fn step_html(slug: &str, build: i64, stage: i64, step: &StepRecord, tail: &LogTail, outputs: &Outputs) -> String {
+    let shown = &tail.lines;
+    let note = if shown.len() < tail.total {
+        format!(
+            "<p class=\"meta\">Showing the last {} of {} lines. <a href=\"/api/repos/{slug}/builds/{build}/logs/{stage}/{}\">Full log</a></p>",
+            shown.len(),
+            tail.total,
+            step.number
+        )
+    } else {
+        String::new()
+    };
+    let text: String = shown.iter().map(|l| escape(&l.out)).collect();
+    let last = shown.last().map_or(-1, |l| l.pos);
+    format!(
+        "<div class=\"step\"><h3>{0} {1} <span class=\"meta\" id=\"step-duration-{2}-{3}\">{4}</span></h3>{5}<pre id=\"log-{2}-{3}\" data-last-pos=\"{6}\">{7}</pre>{8}</div>",
+        escape(&step.name),
+        status(step.status, &format!("step-status-{stage}-{}", step.number)),
+        stage,
+        step.number,
+        duration(step.started, step.stopped),
+        note,
+        last,
+        text,
+        outputs.summary_html(stage, step.number),
+    )
 }
 
 /// What a build's steps left behind, shown on its page.
