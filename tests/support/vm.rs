@@ -9,7 +9,7 @@
 //! systemd does for a unit with `Delegate=yes`
 //! (`/system.slice/greenlight.service`, controllers enabled above it), and
 //! runs the same test binary there. Nothing of the host is changed: the
-//! VM writes only to its own tmpfs.
+//! shared root is overlaid with a tmpfs that takes the VM's writes.
 //!
 //! What it needs, installed by `.ci/run`: `qemu-system-x86` (QEMU),
 //! `linux-image-amd64` (a kernel in `/boot` with its modules) and
@@ -26,8 +26,13 @@ const EXIT_MARKER: &str = "greenlight-vm-exit=";
 
 /// Modules the VM loads from its initramfs to reach the host's root (the
 /// rest load with `modprobe` from the shared root).
-const BOOT_MODULES: &[&str] =
-    &["kernel/drivers/virtio/virtio_pci.ko", "kernel/net/9p/9pnet_virtio.ko", "kernel/fs/9p/9p.ko", "kernel/drivers/net/virtio_net.ko"];
+const BOOT_MODULES: &[&str] = &[
+    "kernel/drivers/virtio/virtio_pci.ko",
+    "kernel/net/9p/9pnet_virtio.ko",
+    "kernel/fs/9p/9p.ko",
+    "kernel/fs/overlayfs/overlay.ko",
+    "kernel/drivers/net/virtio_net.ko",
+];
 
 /// What the VM printed, and the command's exit code (`None`: it never
 /// reported one: the VM failed to boot, or the command was killed).
@@ -85,19 +90,24 @@ fn init_script(modules: &[String]) -> String {
     format!(
         r#"#!/bin/busybox sh
 B=/bin/busybox
-$B mkdir -p /proc /sys /dev /host
+$B mkdir -p /proc /sys /dev /host /lower /rw
 $B mount -t proc proc /proc
 $B mount -t sysfs sysfs /sys
 $B mount -t devtmpfs devtmpfs /dev
 {insmods}
-if ! $B mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro host /host; then
+if ! $B mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro host /lower; then
   echo "greenlight-vm: cannot mount the host's root over 9p"; $B poweroff -f
 fi
+# The host's root, read-only, under a tmpfs that takes the VM's writes:
+# everything of the host is visible where it is (the project may be
+# checked out under /tmp), and nothing of it changes.
+$B mount -t tmpfs -o size=6g tmpfs /rw
+$B mkdir -p /rw/upper /rw/work
+if ! $B mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work /host; then
+  echo "greenlight-vm: cannot overlay the host's root"; $B poweroff -f
+fi
 for d in proc sys dev; do $B mount --rbind /$d /host/$d; done
-$B mount -t tmpfs -o size=6g,mode=1777 tmpfs /host/tmp
 $B mount -t tmpfs tmpfs /host/run
-$B mount -t tmpfs tmpfs /host/var/tmp
-$B mount -t tmpfs tmpfs /host/root
 $B mount -t cgroup2 cgroup2 /host/sys/fs/cgroup
 $B mkdir -p /host/dev/pts /host/dev/shm
 $B mount -t devpts devpts /host/dev/pts
