@@ -28,6 +28,7 @@
 //! least recently used caches (restoring one marks it used) are removed
 //! until they fit. In a bucket, the bucket's lifecycle rules bound them.
 
+use super::limits::human_bytes;
 use super::mirror::disk_usage;
 use super::sandbox::{Placement, Sandbox};
 use crate::blobs::{Blobs, Location};
@@ -197,11 +198,6 @@ pub async fn render(template: &str, build: &CacheBuild<'_>, sandbox: &Sandbox, w
     Ok(key)
 }
 
-/// `bytes` as people read sizes: `12.3 MB`.
-fn size(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
-}
-
 /// Sends `line` to the step's log as a `[greenlight] cache: …` line.
 async fn say(lines: &mpsc::Sender<String>, line: String) {
     let _ = lines.send(format!("[greenlight] cache: {line}\n")).await;
@@ -252,7 +248,7 @@ impl Caches {
             Ok((packed, unpacked)) => {
                 let what = if exact { format!("hit ({key})") } else { format!("partial hit ({})", unpart(&name)) };
                 let took = started.elapsed().as_secs_f64();
-                say(lines, format!("{what}: restored {} ({} compressed) in {took:.2} s", size(unpacked), size(packed))).await;
+                say(lines, format!("{what}: restored {} ({} compressed) in {took:.2} s", human_bytes(unpacked), human_bytes(packed))).await;
                 self.touch(&object).await;
                 Ok(Restored { key, exact })
             }
@@ -353,7 +349,7 @@ impl Caches {
         match self.pack(&spec.paths, &object, sandbox, workspace, lines).await {
             Ok((unpacked, packed)) => {
                 let took = started.elapsed().as_secs_f64();
-                say(lines, format!("saved ({key}): {} ({} compressed) in {took:.2} s", size(unpacked), size(packed))).await;
+                say(lines, format!("saved ({key}): {} ({} compressed) in {took:.2} s", human_bytes(unpacked), human_bytes(packed))).await;
                 if let Err(e) = self.evict().await {
                     tracing::warn!(error = %format!("{e:#}"), "could not evict caches");
                 }
