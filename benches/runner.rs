@@ -48,7 +48,7 @@ async fn run_pipeline(sandbox: &Sandbox, workspace: &std::path::Path, network: O
         async move {
             let (lines, mut rx) = tokio::sync::mpsc::channel(64);
             let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
-            let (ending, _summary) = step::run(sandbox, workspace, &spec, network, &lines, &cancel).await;
+            let (ending, _summary) = step::run(sandbox, (workspace, &[]), &spec, network, &lines, &cancel).await;
             drop(lines);
             drain.await.unwrap();
             ending.outcome(spec.timeout).0

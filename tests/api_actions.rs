@@ -128,7 +128,7 @@ async fn two_hundred_followers_of_one_step_share_one_redis_reader() {
     assert!(during <= before + 3, "{before} Redis clients before, {during} with 200 followers");
 
     let build = ctx.app.store().build_by_number(greenlight::ids::RepoId(ctx.repo.id), 1).await.unwrap().unwrap();
-    let workspace = greenlight::runner::workspace::of_stage(&ctx.app.data_dir.path().join("workspaces"), build.stages[0]);
+    let workspace = greenlight::runner::workspace::checkout_of(&ctx.app.data_dir.path().join("workspaces"), build.stages[0]);
     std::fs::write(workspace.join("go"), "").unwrap();
     for stream in &mut streams {
         let text = stream.read_until("data: eof").await;

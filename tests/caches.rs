@@ -63,6 +63,34 @@ async fn a_cache_saved_on_main_is_restored_by_a_pull_request_whose_own_save_stay
 }
 
 #[tokio::test]
+async fn a_cache_under_home_is_restored_there_and_home_outlives_each_step() {
+    let ctx = Scenario::new().with_workers().start().await;
+    let config = "kind: pipeline\ntype: exec\nname: default\nsteps:\n\
+        - name: fetch\n  cache:\n    key: tools\n    paths: [~/.tool, vendor]\n  commands:\n\
+        \x20 - echo \"home is $HOME\"\n  - cat ~/.tool/made-by 2>/dev/null || echo nothing in home\n\
+        \x20 - cat vendor/made-by 2>/dev/null || echo nothing in vendor\n\
+        \x20 - mkdir -p ~/.tool vendor && echo home of $DRONE_BUILD_NUMBER > ~/.tool/made-by && echo vendor of $DRONE_BUILD_NUMBER > vendor/made-by\n\
+        - name: next\n  commands:\n  - cat ~/.tool/made-by\n  - test ! -e .tool && test ! -e home && echo the checkout holds no home\n";
+
+    let first = ctx.push_and_deliver("main", &[(".drone.yml", config)]).await;
+    ctx.expect_check_run(&first, "default (push)", Success).await;
+    let saved = ctx.expect_build_done(1).await;
+    let second = ctx.push_and_deliver("main", &[("README", "again\n")]).await;
+    ctx.expect_check_run(&second, "default (push)", Success).await;
+    let restored = ctx.expect_build_done(2).await;
+
+    let log = ctx.log(&saved, "fetch").await;
+    assert!(log.contains("home is /home/drone\n") && log.contains("nothing in home\n"), "{log}");
+    assert!(log.contains("[greenlight] cache: saved (tools)"), "{log}");
+    let log = ctx.log(&saved, "next").await;
+    assert!(log.contains("home of 1\n"), "HOME outlives the step that wrote it: {log}");
+    assert!(log.contains("the checkout holds no home"), "{log}");
+    let log = ctx.log(&restored, "fetch").await;
+    assert!(log.contains("[greenlight] cache: hit (tools)"), "{log}");
+    assert!(log.contains("home of 1\n") && log.contains("vendor of 1\n"), "each path restored where it was: {log}");
+}
+
+#[tokio::test]
 async fn a_fork_pull_requests_cache_never_reaches_main() {
     let ctx = Scenario::new().with_workers().start().await;
     let key = format!("deps-{}", sha256("v1\n"));
@@ -258,10 +286,12 @@ async fn bench_cache_save_and_restore_200_mb() {
     let workspaces = data.path().join("workspaces");
     std::fs::create_dir_all(&workspaces).unwrap();
     let sandbox = Sandbox::probe(&SandboxOptions::default(), &workspaces).await.expect("bwrap works (apt-get install bubblewrap)");
-    let workspace = workspaces.join("ws");
-    std::fs::create_dir_all(&workspace).unwrap();
+    let stage = greenlight::runner::workspace::Workspace::of_stage(&workspaces, greenlight::ids::StageId(1), None);
+    stage.create().await.unwrap();
+    let workspace = stage.path();
     let bytes = mixed_files(&workspace);
     sandbox.give(&workspace).unwrap();
+    sandbox.give(&stage.home()).unwrap();
     let s3 = support::s3::TestS3::start();
     let stores = [
         ("local disk", greenlight::blobs::Blobs::on_disk(&data.path().join("blobs")).unwrap()),
@@ -279,13 +309,13 @@ async fn bench_cache_save_and_restore_200_mb() {
     for (name, blobs) in stores {
         let caches =
             Caches { blobs: blobs.scoped("caches"), spool: data.path().join("spool"), mirrors: data.path().join("mirrors"), cap: 1 << 40 };
-        let miss = caches.restore(&spec, &build, &sandbox, &workspace, &lines).await.unwrap();
+        let miss = caches.restore(&spec, &build, &sandbox, &stage, &lines).await.unwrap();
         let started = std::time::Instant::now();
-        caches.save(&spec, &miss, &build, &sandbox, &workspace, &lines).await;
+        caches.save(&spec, &miss, &build, &sandbox, &stage, &lines).await;
         let saved = started.elapsed().as_secs_f64();
         std::fs::rename(workspace.join("mixed"), data.path().join("was")).unwrap();
         let started = std::time::Instant::now();
-        caches.restore(&spec, &build, &sandbox, &workspace, &lines).await.unwrap();
+        caches.restore(&spec, &build, &sandbox, &stage, &lines).await.unwrap();
         let restored = started.elapsed().as_secs_f64();
         std::fs::remove_dir_all(data.path().join("was")).unwrap();
         let mb = bytes as f64 / 1e6;

@@ -65,7 +65,7 @@ async fn the_build_page_follows_a_running_build_in_a_real_browser() {
     let sha = ctx.push_and_deliver("main", &[(".drone.yml", steps)]).await;
     ctx.expect_check_run(&sha, "default (push)", InProgress).await;
     let build = ctx.expect_builds(1).await.remove(0);
-    let workspace = greenlight::runner::workspace::of_stage(&ctx.app.data_dir.path().join("workspaces"), build.stages[0]);
+    let workspace = greenlight::runner::workspace::checkout_of(&ctx.app.data_dir.path().join("workspaces"), build.stages[0]);
 
     let report = node(
         "build_page.mjs",

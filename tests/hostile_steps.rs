@@ -3,7 +3,7 @@
 mod support;
 
 use greenlight::config::RunnerConfig;
-use greenlight::runner::workspace::{image_of, of_stage};
+use greenlight::runner::workspace::{CHECKOUT_DIR, checkout_of, image_of, of_stage};
 use greenlight::store::Status;
 use std::path::Path;
 use support::CheckRunState::{Failure, InProgress, Success};
@@ -97,7 +97,7 @@ async fn a_killed_workers_workspace_is_swept_when_a_worker_starts_on_its_data_di
     // The stage is past its clone: its step blocks in the workspace.
     support::wait::until("the stage's workspace to hold its clone", || async {
         let names = leftovers();
-        names.iter().any(|d| killed.workspaces().join(d).join(".drone.yml").exists()).then_some(())
+        names.iter().any(|d| killed.workspaces().join(d).join(CHECKOUT_DIR).join(".drone.yml").exists()).then_some(())
     })
     .await;
     killed.kill();
@@ -155,7 +155,7 @@ async fn a_step_writing_past_the_workspace_cap_fails_and_the_host_disk_is_untouc
     // Other processes share the disk: allow them some, far below the 4 GiB the step tried.
     let used = free_before.saturating_sub(free_bytes(ctx.app.data_dir.path()));
     assert!(used < 512 << 20, "the host lost {used} bytes of free disk");
-    std::fs::write(workspace.join("release"), "").unwrap();
+    std::fs::write(checkout_of(&ctx.app.data_dir.path().join("workspaces"), build.stages[0]).join("release"), "").unwrap();
 
     ctx.expect_check_run(&sha, "default (push)", Failure).await;
     assert_eq!(ctx.expect_build_done(1).await.status, Status::Failure);

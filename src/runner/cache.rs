@@ -7,9 +7,15 @@
 //! host files into a cache or write a cache's files onto the host. So
 //! greenlight never opens a path in the workspace: `tar` (and `sha256sum`
 //! for `{{ checksum "FILE" }}`) runs as the sandbox user inside the
-//! step's sandbox ([`Sandbox::command`]), which sees only the workspace
-//! (writable) and the read-only system, and the archive travels over a
-//! pipe. Saving stores symlinks as symlinks (tar does not follow them);
+//! step's sandbox ([`Sandbox::command`]), which sees only the stage's
+//! directory (writable) and the read-only system, and the archive travels
+//! over a pipe.
+//!
+//! # Paths
+//! tar runs in the stage's directory, which holds the checkout (`src`) and
+//! the steps' HOME (`home`, see [`super::workspace`]): a path `target` is
+//! archived as `src/target`, `~/.cargo/registry` as `home/.cargo/registry`,
+//! so one archive holds both and each member is restored where it was. Saving stores symlinks as symlinks (tar does not follow them);
 //! restoring writes as the sandbox user, so every file restored is the
 //! sandbox user's and nothing outside the workspace can be written. The
 //! stream is zstd-compressed by greenlight at level [`ZSTD_LEVEL`].
@@ -31,6 +37,7 @@
 use super::limits::human_bytes;
 use super::mirror::disk_usage;
 use super::sandbox::{Placement, Sandbox};
+use super::workspace::{CHECKOUT_DIR, HOME_DIR, Workspace};
 use crate::blobs::{Blobs, Location};
 use crate::model::{Commit, Event};
 use crate::pipeline::CacheSpec;
@@ -222,15 +229,10 @@ impl Caches {
         spec: &CacheSpec,
         build: &CacheBuild<'_>,
         sandbox: &Sandbox,
-        workspace: &Path,
+        workspace: &Workspace,
         lines: &mpsc::Sender<String>,
     ) -> Result<Restored, CacheError> {
-        if let Some(home) = spec.paths.iter().find(|p| p.starts_with('~')) {
-            return Err(CacheError(format!(
-                "path {home:?}: paths under ~ are not supported yet (HOME does not outlive a step); use a path in the workspace"
-            )));
-        }
-        let key = render(&spec.key, build, sandbox, workspace).await?;
+        let key = render(&spec.key, build, sandbox, &workspace.path()).await?;
         let started = Instant::now();
         let found = match self.find(&key, &spec.restore_keys, build).await {
             Ok(found) => found,
@@ -293,10 +295,16 @@ impl Caches {
         Ok(tempfile::NamedTempFile::new_in(&self.spool)?)
     }
 
-    /// Downloads `object` and extracts it into the workspace with tar run
-    /// as the sandbox user in the sandbox, decompressing into its stdin;
-    /// returns the compressed and extracted sizes.
-    async fn unpack(&self, object: &str, sandbox: &Sandbox, workspace: &Path, lines: &mpsc::Sender<String>) -> anyhow::Result<(u64, u64)> {
+    /// Downloads `object` and extracts it into the stage's directory with
+    /// tar run as the sandbox user in the sandbox, decompressing into its
+    /// stdin; returns the compressed and extracted sizes.
+    async fn unpack(
+        &self,
+        object: &str,
+        sandbox: &Sandbox,
+        workspace: &Workspace,
+        lines: &mpsc::Sender<String>,
+    ) -> anyhow::Result<(u64, u64)> {
         let (source, packed, _spooled) = match self.blobs.local_file(object) {
             Some(path) => {
                 let file = std::fs::File::open(&path).map_err(|e| anyhow::anyhow!("it was removed meanwhile ({e})"))?;
@@ -310,7 +318,7 @@ impl Caches {
             }
         };
         let (read, write) = std::io::pipe()?;
-        let mut cmd = sandbox.command(workspace, &[], Placement::default());
+        let mut cmd = sandbox.command(workspace.root(), &[], Placement::default());
         cmd.args(["/usr/bin/env", "PATH=/usr/bin:/bin", "LC_ALL=C", "tar", "-x", "-f", "-", "--no-same-owner"]);
         cmd.stdin(Stdio::from(OwnedFd::from(read))).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn()?;
@@ -335,7 +343,7 @@ impl Caches {
         restored: &Restored,
         build: &CacheBuild<'_>,
         sandbox: &Sandbox,
-        workspace: &Path,
+        workspace: &Workspace,
         lines: &mpsc::Sender<String>,
     ) {
         let key = &restored.key;
@@ -358,21 +366,23 @@ impl Caches {
         }
     }
 
-    /// Archives `paths` with tar run as the sandbox user in the sandbox,
-    /// compresses its output into the spool and uploads it as `object`;
-    /// returns the archive's size and the compressed size.
+    /// Archives `paths` with tar run as the sandbox user in the sandbox, in
+    /// the stage's directory, compresses its output into the spool and
+    /// uploads it as `object`; returns the archive's size and the
+    /// compressed size.
     async fn pack(
         &self,
         paths: &[String],
         object: &str,
         sandbox: &Sandbox,
-        workspace: &Path,
+        workspace: &Workspace,
         lines: &mpsc::Sender<String>,
     ) -> anyhow::Result<(u64, u64)> {
         let file = self.spool_file()?;
         let (read, write) = std::io::pipe()?;
-        let mut cmd = sandbox.command(workspace, &[], Placement::default());
-        cmd.args(["/usr/bin/env", "PATH=/usr/bin:/bin", "LC_ALL=C", "tar", "-c", "-f", "-", "--ignore-failed-read", "--"]).args(paths);
+        let mut cmd = sandbox.command(workspace.root(), &[], Placement::default());
+        cmd.args(["/usr/bin/env", "PATH=/usr/bin:/bin", "LC_ALL=C", "tar", "-c", "-f", "-", "--ignore-failed-read", "--"])
+            .args(paths.iter().map(|path| in_stage(path)));
         cmd.stdout(Stdio::from(OwnedFd::from(write))).stderr(Stdio::piped());
         let mut child = cmd.spawn()?;
         drop(cmd);
@@ -421,6 +431,16 @@ impl Caches {
             total -= old.size;
         }
         Ok(())
+    }
+}
+
+/// Where a cache path is in the stage's directory: `~` and `~/…` in the
+/// steps' HOME, anything else in the checkout.
+fn in_stage(path: &str) -> String {
+    match path.strip_prefix('~') {
+        Some("") => HOME_DIR.to_string(),
+        Some(rest) if rest.starts_with('/') => format!("{HOME_DIR}{rest}"),
+        _ => format!("{CHECKOUT_DIR}/{path}"),
     }
 }
 
@@ -505,5 +525,13 @@ mod tests {
         );
         assert_eq!(at(&commit(Event::PullRequest, "dev", Some(4))), (vec!["pr/4".into(), "branch/dev".into()], "pr/4".into()));
         assert_eq!(unpart(&Blobs::part("cargo-a/b c")), "cargo-a/b c");
+    }
+
+    #[test]
+    fn paths_under_home_are_archived_beside_the_checkouts() {
+        assert_eq!(in_stage("target"), "src/target");
+        assert_eq!(in_stage("~/.cargo/registry"), "home/.cargo/registry");
+        assert_eq!(in_stage("~"), "home");
+        assert_eq!(in_stage("~other/x"), "src/~other/x");
     }
 }

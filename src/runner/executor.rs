@@ -4,7 +4,7 @@
 
 use super::env::{BuildFacts, SecretSource, step_env};
 use super::network::StageNetwork;
-use super::sandbox::Sandbox;
+use super::sandbox::{Bind, HOME, Sandbox};
 use super::schedule::Outcome;
 use super::step::{self, Ending, StepSpec};
 use super::summary::Summary;
@@ -21,7 +21,11 @@ pub struct StepExecutor {
     sandbox: Sandbox,
     workspace: PathBuf,
     workspace_in: String,
+    /// HOME as steps see it.
     home: String,
+    /// The host directory bound as HOME, when the stage has one that
+    /// outlives each step.
+    home_dir: Option<PathBuf>,
     /// The stage's network; `None`: the host's.
     network: Option<Arc<StageNetwork>>,
 }
@@ -48,12 +52,26 @@ impl StepExecutor {
     /// An executor for steps in `workspace` (a host path the sandbox user
     /// can write). HOME is the sandbox's private `/tmp` when sandboxed;
     /// unsandboxed there is no private directory, so it is the workspace,
-    /// never the worker's own HOME.
+    /// never the worker's own HOME ([`StepExecutor::with_home`] gives one).
     /// Steps join `network` (the stage's), or stay on the host's when `None`.
     pub fn new(sandbox: &Sandbox, workspace: &Path, network: Option<Arc<StageNetwork>>) -> Self {
         let workspace_in = sandbox.workspace_path(workspace).into_owned();
         let home = if sandbox.is_sandboxed() { "/tmp".to_string() } else { workspace_in.clone() };
-        Self { sandbox: sandbox.clone(), workspace: workspace.to_path_buf(), workspace_in, home, network }
+        Self { sandbox: sandbox.clone(), workspace: workspace.to_path_buf(), workspace_in, home, home_dir: None, network }
+    }
+
+    /// The same executor with `dir` (a host directory the sandbox user can
+    /// write) as every step's HOME: bound at [`HOME`] when sandboxed, so
+    /// what one step leaves in `~` the next one finds.
+    pub fn with_home(mut self, dir: &Path) -> Self {
+        self.home = self.sandbox.bind_path(&Self::home_bind(dir));
+        self.home_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// How `dir` is bound as HOME.
+    fn home_bind(dir: &Path) -> Bind<'_> {
+        Bind { host: dir, inside: HOME, writable: true }
     }
 
     /// The workspace on the host.
@@ -138,7 +156,8 @@ impl StepExecutor {
         match step_env(facts, pipeline, stage_number, step, step_number, &self.workspace_in, &self.home, secrets) {
             Ok(env) => {
                 let spec = StepSpec { commands: step.commands.clone(), env, timeout: step.timeout_in(pipeline) };
-                step::run(&self.sandbox, &self.workspace, &spec, self.network.as_deref(), sink, cancel).await
+                let binds: Vec<Bind<'_>> = self.home_dir.as_deref().map(Self::home_bind).into_iter().collect();
+                step::run(&self.sandbox, (&self.workspace, &binds), &spec, self.network.as_deref(), sink, cancel).await
             }
             Err(e) => (Ending::Failed(e.to_string()), Summary::default()),
         }

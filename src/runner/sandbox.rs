@@ -34,6 +34,10 @@ use tokio::process::Command;
 /// Where the workspace appears inside the sandbox (Drone's path).
 pub const WORKSPACE: &str = "/drone/src";
 
+/// Where a stage's HOME appears inside the sandbox: Drone's exec runner
+/// keeps HOME at `home/drone` beside `drone/src`.
+pub const HOME: &str = "/home/drone";
+
 /// Size cap of the private `/tmp` of a step.
 pub const TMP_SIZE_BYTES: u64 = 1024 * 1024 * 1024;
 
@@ -208,7 +212,7 @@ pub const RELAY_DIR: &str = "/run/greenlight/workspace";
 pub const RELAY_BINDS: &str = "/run/greenlight/bind";
 
 /// How many extra directories one command may bind: the clone binds one
-/// (the repository's mirror); relay directories are made for this many at
+/// (the repository's mirror), a step one (its stage's HOME); relay directories are made for this many at
 /// startup.
 pub const MAX_BINDS: usize = 2;
 

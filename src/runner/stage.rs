@@ -71,6 +71,8 @@ struct Run<'a> {
     pipeline: Pipeline,
     /// 1 when the first step record is the clone.
     offset: usize,
+    /// The stage's directory: its checkout and its steps' HOME.
+    workspace: Workspace,
     /// Runs the pipeline's steps in the stage's workspace (the clone writes there too).
     executor: StepExecutor,
     /// Every secret the pipeline asks for: its value, or why the step may not have it.
@@ -210,8 +212,9 @@ impl StageRunner {
         workspace: &Workspace,
         network: Arc<StageNetwork>,
     ) -> anyhow::Result<Run<'a>> {
-        workspace.create().await.with_context(|| format!("creating {}", workspace.path().display()))?;
-        self.sandbox.give(workspace.path())?;
+        workspace.create().await.with_context(|| format!("creating {}", workspace.root().display()))?;
+        self.sandbox.give(&workspace.path())?;
+        self.sandbox.give(&workspace.home())?;
         let secrets = self.resolve_secrets(build, &stage.pipeline, stage.state.approved()).await;
         let masker = masker_of(&secrets);
         let mut pipeline = stage.pipeline.clone();
@@ -229,7 +232,8 @@ impl StageRunner {
             tails: Mutex::default(),
             summaries: Mutex::default(),
             artifacts: Mutex::default(),
-            executor: StepExecutor::new(&self.sandbox, workspace.path(), Some(network)),
+            executor: StepExecutor::new(&self.sandbox, &workspace.path(), Some(network)).with_home(&workspace.home()),
+            workspace: workspace.clone(),
         })
     }
 
@@ -465,7 +469,7 @@ impl StageRunner {
         spec: &crate::pipeline::CacheSpec,
         lines: &tokio::sync::mpsc::Sender<String>,
     ) -> Result<Restored, CacheError> {
-        self.caches().restore(spec, &cache_build(run.build), &self.sandbox, run.executor.workspace(), lines).await
+        self.caches().restore(spec, &cache_build(run.build), &self.sandbox, &run.workspace, lines).await
     }
 
     /// Runs a step between its cache's restore and save (saved only after
@@ -487,7 +491,7 @@ impl StageRunner {
                 let (outcome, summary) = run.executor.run(task, lines, cancel, others_done).await;
                 if let (Some((spec, restored)), Status::Success) = (cached, outcome.status) {
                     let build = cache_build(run.build);
-                    self.caches().save(spec, &restored, &build, &self.sandbox, run.executor.workspace(), lines).await;
+                    self.caches().save(spec, &restored, &build, &self.sandbox, &run.workspace, lines).await;
                 }
                 (outcome, summary)
             }

@@ -1,7 +1,7 @@
 //! Running one step: its script, its process, its output as lines.
 
 use super::network::StageNetwork;
-use super::sandbox::{Placement, Sandbox};
+use super::sandbox::{Bind, Placement, Sandbox};
 use super::schedule::{EXIT_STOP, Outcome};
 use super::summary::{Summary, SummaryPipe};
 use crate::store::Status;
@@ -166,13 +166,14 @@ impl LineSplitter {
     }
 }
 
-/// Runs a step in `workspace`, sending its output lines (stdout and stderr
+/// Runs a step in `dirs`' workspace, with `dirs`' other directories bound
+/// (its stage's HOME), sending its output lines (stdout and stderr
 /// merged, in order) to `lines`; returns how it ended and the summary it
 /// left (see [`super::summary`]). Backpressure on `lines` slows the reader,
 /// never buffers without bound.
 pub async fn run(
     sandbox: &Sandbox,
-    workspace: &Path,
+    dirs: (&Path, &[Bind<'_>]),
     spec: &StepSpec,
     network: Option<&StageNetwork>,
     lines: &mpsc::Sender<String>,
@@ -183,7 +184,7 @@ pub async fn run(
         Err(e) => return (Ending::Failed(format!("cannot create the step's cgroup: {e}")), Summary::default()),
     };
     let placement = Placement { cgroup: cgroup.as_ref(), network };
-    let (ending, summary) = run_placed(sandbox, workspace, spec, placement, lines, cancel).await;
+    let (ending, summary) = run_placed(sandbox, dirs, spec, placement, lines, cancel).await;
     let Some(cgroup) = cgroup else { return (ending, summary) };
     let ending = match ending {
         Ending::Exited(code) if code != 0 && cgroup.oom_kills() > 0 => Ending::OutOfMemory(cgroup.memory_text()),
@@ -197,13 +198,13 @@ pub async fn run(
 /// its output and summary are drained.
 async fn run_placed(
     sandbox: &Sandbox,
-    workspace: &Path,
+    dirs: (&Path, &[Bind<'_>]),
     spec: &StepSpec,
     placement: Placement<'_>,
     lines: &mpsc::Sender<String>,
     cancel: &CancellationToken,
 ) -> (Ending, Summary) {
-    let Started { mut child, mut output, mut summary } = match start(sandbox, workspace, spec, placement) {
+    let Started { mut child, mut output, mut summary } = match start(sandbox, dirs, spec, placement) {
         Ok(started) => started,
         Err(reason) => return (Ending::Failed(reason), Summary::default()),
     };
@@ -239,7 +240,12 @@ struct Started {
 /// Starts the step's shell with its script on an inherited pipe (fed from a
 /// thread: it may be larger than a pipe holds) and stdout and stderr on one
 /// pipe. `Err` says why it could not start.
-fn start(sandbox: &Sandbox, workspace: &Path, spec: &StepSpec, placement: Placement<'_>) -> Result<Started, String> {
+fn start(
+    sandbox: &Sandbox,
+    (workspace, binds): (&Path, &[Bind<'_>]),
+    spec: &StepSpec,
+    placement: Placement<'_>,
+) -> Result<Started, String> {
     let summary = SummaryPipe::new(sandbox.user()).map_err(|e| format!("cannot create a pipe: {e}"))?;
     let text = script(&spec.env, &summary.prelude(sandbox.is_sandboxed()), &spec.commands);
     let (script_read, mut script_write) = std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
@@ -251,7 +257,7 @@ fn start(sandbox: &Sandbox, workspace: &Path, spec: &StepSpec, placement: Placem
         // SAFETY: fchown on a pipe we own.
         unsafe { libc::fchown(script_fd, uid, gid) };
     }
-    let mut cmd = sandbox.command(workspace, &[(script_fd, SCRIPT_PATH)], placement);
+    let mut cmd = sandbox.command_binding(workspace, binds, &[(script_fd, SCRIPT_PATH)], placement);
     cmd.args(["/bin/sh", "-e", &sandbox.file_path(script_fd, SCRIPT_PATH)]);
     let stderr = out_write.try_clone().map_err(|e| format!("cannot duplicate a pipe: {e}"))?;
     cmd.stdout(out_write).stderr(stderr);

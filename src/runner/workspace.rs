@@ -1,6 +1,13 @@
 //! A stage's workspace on the host: made fresh, capped in size, handed to
 //! the sandbox user, and removed afterwards whatever a step left in it.
 //!
+//! A stage's directory `stage-N` holds two: the checkout (`src`, the
+//! steps' `DRONE_WORKSPACE`) and the steps' HOME (`home`), which outlives
+//! each step as Drone's exec runner's does, so `~/.cargo` filled by one
+//! step is there for the next and a cache can save it. Both are under the
+//! one cap, and neither is in the other (a HOME inside the checkout would
+//! show in `git status` and in artifact globs).
+//!
 //! A step can leave a tree no recursive walk survives: 20,000 nested
 //! directories overflow the stack of a recursive remove (it killed the
 //! whole server once) or run it out of file descriptors, and a path that
@@ -72,10 +79,28 @@ const TOOL_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 /// mounting there, and greenlight stops rather than loop.
 const MAX_STACKED_MOUNTS: usize = 4;
 
-/// The workspace directory of a stage under `workspaces`.
+/// The directory of a stage under `workspaces`: the mount point of its
+/// capped filesystem, holding the checkout ([`CHECKOUT_DIR`]) and the
+/// steps' HOME ([`HOME_DIR`]), so both count against the one cap and go
+/// with the one removal.
 pub fn of_stage(workspaces: &Path, stage: StageId) -> PathBuf {
     workspaces.join(format!("stage-{stage}"))
 }
+
+/// The checkout of a stage under `workspaces` (`DRONE_WORKSPACE`).
+pub fn checkout_of(workspaces: &Path, stage: StageId) -> PathBuf {
+    of_stage(workspaces, stage).join(CHECKOUT_DIR)
+}
+
+/// The checkout's directory in a stage's directory: `src`, as Drone's exec
+/// runner lays out `drone/src`.
+pub const CHECKOUT_DIR: &str = "src";
+
+/// The directory in a stage's directory that is every step's HOME: it
+/// outlives each step (a tool's `~/.cargo` written by one step is there for
+/// the next, and a cache may save it), as Drone's exec runner keeps
+/// `home/drone` for a pipeline.
+pub const HOME_DIR: &str = "home";
 
 /// The filesystem image of a capped workspace at `dir`: `dir` + `.img`.
 pub fn image_of(dir: &Path) -> PathBuf {
@@ -108,7 +133,8 @@ pub enum CapError {
     },
 }
 
-/// A stage's workspace: a directory, capped at `cap` bytes when set.
+/// A stage's directory (its checkout and its steps' HOME), capped at `cap`
+/// bytes when set.
 #[derive(Debug, Clone)]
 pub struct Workspace {
     dir: PathBuf,
@@ -122,9 +148,19 @@ impl Workspace {
         Self { dir: of_stage(workspaces, stage), cap }
     }
 
-    /// Where the workspace is on the host.
-    pub fn path(&self) -> &Path {
+    /// The stage's directory on the host: the mount point of a capped one.
+    pub fn root(&self) -> &Path {
         &self.dir
+    }
+
+    /// The checkout on the host (what steps see as `DRONE_WORKSPACE`).
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(CHECKOUT_DIR)
+    }
+
+    /// The steps' HOME on the host.
+    pub fn home(&self) -> PathBuf {
+        self.dir.join(HOME_DIR)
     }
 
     /// What the check run should say about the workspace: a warning when it
@@ -135,19 +171,32 @@ impl Workspace {
         })
     }
 
-    /// Makes the workspace empty, removing what an earlier run left there:
-    /// a plain directory, or a fresh filesystem of the cap's size mounted
-    /// there. On failure nothing is left behind.
+    /// Makes the stage's directory afresh, removing what an earlier run
+    /// left there: a plain directory, or a fresh filesystem of the cap's
+    /// size mounted there, with an empty checkout and HOME in it. On
+    /// failure nothing is left behind.
     pub async fn create(&self) -> std::io::Result<()> {
         discard(&self.dir).await?;
-        let Some(bytes) = self.cap else {
-            return tokio::fs::create_dir_all(&self.dir).await;
+        let made = match self.cap {
+            Some(bytes) => mount_image(&self.dir, bytes).await,
+            None => tokio::fs::create_dir_all(&self.dir).await,
         };
-        let made = mount_image(&self.dir, bytes).await;
+        let made = match made {
+            Ok(()) => Self::make_inner(&[self.path(), self.home()]).await,
+            failed => failed,
+        };
         if made.is_err() {
             let _ = discard(&self.dir).await;
         }
         made
+    }
+
+    /// Makes the checkout and HOME directories.
+    async fn make_inner(dirs: &[PathBuf]) -> std::io::Result<()> {
+        for dir in dirs {
+            tokio::fs::create_dir(dir).await?;
+        }
+        Ok(())
     }
 
     /// Removes the workspace and everything in it (its image too); a
@@ -376,22 +425,24 @@ mod tests {
         let workspace = Workspace::of_stage(root.path(), StageId(7), Some(cap));
         probe(root.path(), Some(cap)).await.expect("capped workspaces work here (root, e2fsprogs, loop devices)");
         workspace.create().await.unwrap();
-        assert!(mounted(workspace.path()), "a filesystem of its own");
-        assert_eq!(std::fs::read_dir(workspace.path()).unwrap().count(), 0, "empty: no lost+found");
+        assert!(mounted(workspace.root()), "a filesystem of its own");
+        let names: std::collections::BTreeSet<_> = std::fs::read_dir(workspace.root()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, [CHECKOUT_DIR, HOME_DIR].map(std::ffi::OsString::from).into(), "no lost+found");
+        assert_eq!(std::fs::read_dir(workspace.path()).unwrap().count(), 0, "an empty checkout");
 
-        let mut file = std::fs::File::create(workspace.path().join("fill")).unwrap();
+        let mut file = std::fs::File::create(workspace.home().join("fill")).unwrap();
         let chunk = vec![7u8; 1 << 20];
         let error =
             (0..2 * (cap >> 20)).find_map(|_| std::io::Write::write_all(&mut file, &chunk).err()).expect("the cap stops the writes");
         assert_eq!(error.raw_os_error(), Some(libc::ENOSPC), "{error}");
         drop(file);
         use std::os::unix::fs::MetadataExt;
-        let allocated = std::fs::metadata(image_of(workspace.path())).unwrap().blocks() * 512;
+        let allocated = std::fs::metadata(image_of(workspace.root())).unwrap().blocks() * 512;
         assert!(allocated <= cap, "the image holds {allocated} bytes of host disk, past the cap of {cap}");
 
         workspace.remove().await.unwrap();
-        assert!(!mounted(workspace.path()));
-        assert!(!workspace.path().exists() && !image_of(workspace.path()).exists(), "directory and image removed");
+        assert!(!mounted(workspace.root()));
+        assert!(!workspace.root().exists() && !image_of(workspace.root()).exists(), "directory and image removed");
     }
 
     #[tokio::test]
@@ -404,7 +455,7 @@ mod tests {
         assert_eq!(std::fs::read_dir(workspace.path()).unwrap().count(), 0, "fresh");
         let uncapped = Workspace::of_stage(root.path(), StageId(8), None);
         uncapped.create().await.unwrap();
-        assert!(!mounted(uncapped.path()) && !image_of(uncapped.path()).exists(), "the capped one is gone");
+        assert!(!mounted(uncapped.root()) && !image_of(uncapped.root()).exists(), "the capped one is gone");
         uncapped.remove().await.unwrap();
 
         assert_eq!(leftover("stage-12"), Some(Leftover::Stage(StageId(12))));
