@@ -210,6 +210,28 @@ async fn the_least_recently_used_cache_goes_when_caches_pass_the_cap() {
 }
 
 #[tokio::test]
+async fn a_mirror_past_the_cache_cap_is_evicted_after_its_clone_and_made_again_by_the_next_build() {
+    // A cap smaller than any mirror: each build's mirror goes once its workspace has its copy.
+    let runner = greenlight::config::RunnerConfig { cache_cap: 1, ..runner_config() };
+    let ctx = Scenario::new().runner(runner).start().await;
+    let config = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: show\n  commands: [git rev-parse HEAD]\n";
+
+    let first = ctx.push_and_deliver("main", &[(".drone.yml", config)]).await;
+    ctx.expect_check_run(&first, "default (push)", Success).await;
+    let made = ctx.expect_build_done(1).await;
+    let second = ctx.push_and_deliver("main", &[("note", "second\n")]).await;
+    ctx.expect_check_run(&second, "default (push)", Success).await;
+    let again = ctx.expect_build_done(2).await;
+
+    for build in [&made, &again] {
+        let log = ctx.log(build, "clone").await;
+        assert!(log.contains("[greenlight] clone: from this worker's mirror of the repository (made"), "{log}");
+    }
+    assert_eq!(ctx.log(&again, "show").await, format!("+ git rev-parse HEAD\n{second}\n"));
+    assert!(!ctx.mirror_dir(&again).exists(), "evicted");
+}
+
+#[tokio::test]
 async fn a_second_build_clones_through_the_workers_mirror_and_a_forks_commit_stays_out_of_it() {
     let ctx = Scenario::new().with_workers().start().await;
     let config = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: show\n  commands: [git rev-parse HEAD, cat note]\n";

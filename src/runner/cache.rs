@@ -35,7 +35,7 @@
 //! until they fit. In a bucket, the bucket's lifecycle rules bound them.
 
 use super::limits::human_bytes;
-use super::mirror::disk_usage;
+use super::mirror::{Kept, Mirror};
 use super::sandbox::{Placement, Sandbox};
 use super::workspace::{CHECKOUT_DIR, HOME_DIR, Workspace};
 use crate::blobs::{Blobs, Location};
@@ -358,9 +358,7 @@ impl Caches {
             Ok((unpacked, packed)) => {
                 let took = started.elapsed().as_secs_f64();
                 say(lines, format!("saved ({key}): {} ({} compressed) in {took:.2} s", human_bytes(unpacked), human_bytes(packed))).await;
-                if let Err(e) = self.evict().await {
-                    tracing::warn!(error = %format!("{e:#}"), "could not evict caches");
-                }
+                self.evict().await;
             }
             Err(e) => say(lines, format!("not saved ({key}): {e:#}")).await,
         }
@@ -413,24 +411,68 @@ impl Caches {
         }
     }
 
-    /// On disk, removes the least recently used caches until caches and
-    /// mirrors fit in the cap; in a bucket, nothing (its lifecycle rules do).
-    pub async fn evict(&self) -> anyhow::Result<()> {
-        let Location::Disk(_) = self.blobs.location() else { return Ok(()) };
+    /// Removes the least recently used caches (on disk) and mirrors until
+    /// they fit in the cap together; a bucket's caches are not counted
+    /// (its lifecycle rules bound them), the worker's mirrors still are. A
+    /// mirror a stage holds now is skipped. A failure is logged: the build
+    /// goes on, and the next eviction tries again.
+    pub async fn evict(&self) {
+        if let Err(e) = self.try_evict().await {
+            tracing::warn!(error = %format!("{e:#}"), "could not evict caches or mirrors");
+        }
+    }
+
+    async fn try_evict(&self) -> anyhow::Result<()> {
         let mirrors = self.mirrors.clone();
-        let mirrored = tokio::task::spawn_blocking(move || disk_usage(&mirrors)).await?;
-        let mut all = self.blobs.list("").await?;
-        all.sort_by_key(|o| o.modified);
-        let mut total = mirrored + all.iter().map(|o| o.size).sum::<u64>();
-        for old in all {
+        let mut held: Vec<Held> = tokio::task::spawn_blocking(move || Mirror::all(&mirrors)).await?.into_iter().map(Held::Mirror).collect();
+        if let Location::Disk(_) = self.blobs.location() {
+            held.extend(self.blobs.list("").await?.into_iter().map(Held::Cache));
+        }
+        held.sort_by_key(Held::used);
+        let mut total: u64 = held.iter().map(Held::size).sum();
+        for old in held {
             if total <= self.cap {
                 break;
             }
-            self.blobs.delete(&old.key).await?;
-            tracing::info!(cache = %old.key, bytes = old.size, "evicted a cache (GREENLIGHT_CACHE_MB)");
-            total -= old.size;
+            let size = old.size();
+            match old {
+                Held::Cache(cache) => {
+                    self.blobs.delete(&cache.key).await?;
+                    tracing::info!(cache = %cache.key, bytes = size, "evicted a cache (GREENLIGHT_CACHE_MB)");
+                }
+                Held::Mirror(kept) => {
+                    let mirror = kept.mirror.clone();
+                    if !tokio::task::spawn_blocking(move || mirror.remove_if_idle()).await?? {
+                        continue;
+                    }
+                    tracing::info!(mirror = %kept.mirror.dir().display(), bytes = size, "evicted a repository's mirror (GREENLIGHT_CACHE_MB)");
+                }
+            }
+            total -= size;
         }
         Ok(())
+    }
+}
+
+/// What counts against `GREENLIGHT_CACHE_MB`.
+enum Held {
+    Cache(crate::blobs::BlobInfo),
+    Mirror(Kept),
+}
+
+impl Held {
+    fn size(&self) -> u64 {
+        match self {
+            Held::Cache(cache) => cache.size,
+            Held::Mirror(kept) => kept.size,
+        }
+    }
+
+    fn used(&self) -> std::time::SystemTime {
+        match self {
+            Held::Cache(cache) => cache.modified.into(),
+            Held::Mirror(kept) => kept.used,
+        }
     }
 }
 

@@ -14,7 +14,7 @@
 //! With a mirror ([`super::mirror`]), the commit comes from the worker's
 //! mirror of the repository, updated first with what is new on GitHub.
 
-use super::mirror::Mirror;
+use super::mirror::{Mirror, MirrorLock};
 use super::sandbox::{Bind, Placement, Sandbox, pipe_holding};
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
@@ -124,7 +124,8 @@ pub async fn fetch(sandbox: &Sandbox, workspace: &Path, source: &Source<'_>, lin
         Some(mirror) if !source.fork => {
             let started = std::time::Instant::now();
             let warm = mirror.exists();
-            update_mirror(sandbox, mirror, source, auth, lines).await?;
+            // Held until the workspace has its copy: the mirror is not evicted meanwhile.
+            let _lock = update_mirror(sandbox, mirror, source, auth, lines).await?;
             let bind = Bind { host: mirror.dir(), inside: MIRROR_PATH, writable: false };
             let from = format!("file://{}", sandbox.bind_path(&bind));
             let args = ["fetch", KEEP_PACKS, "--quiet", "--no-tags", "--depth", "1", &from, sha];
@@ -152,14 +153,15 @@ pub async fn fetch(sandbox: &Sandbox, workspace: &Path, source: &Source<'_>, lin
 /// Brings the mirror up to date under its lock: made bare on first use,
 /// then the base repository's branches fetched (only what is new), and
 /// the build's commit when no branch has it (a pull request's head).
+/// Returns the lock, still held.
 async fn update_mirror(
     sandbox: &Sandbox,
     mirror: &Mirror,
     source: &Source<'_>,
     auth: Option<(&str, &SecretString)>,
     lines: &mpsc::Sender<String>,
-) -> Result<(), String> {
-    let _lock = mirror.lock(sandbox.user()).await.map_err(|e| format!("cannot lock the mirror {}: {e}", mirror.dir().display()))?;
+) -> Result<MirrorLock, String> {
+    let lock = mirror.lock(sandbox.user()).await.map_err(|e| format!("cannot lock the mirror {}: {e}", mirror.dir().display()))?;
     let at = (mirror.dir(), &[][..]);
     if !mirror.exists() {
         git(sandbox, at, &["init", "--quiet", "--bare", "."], None, lines).await?;
@@ -171,7 +173,7 @@ async fn update_mirror(
         let keep = format!("+{}:refs/greenlight/build", source.sha);
         git(sandbox, at, &["fetch", KEEP_PACKS, "--quiet", "--no-tags", source.clone_url, &keep], auth, lines).await?;
     }
-    Ok(())
+    Ok(lock)
 }
 
 #[cfg(test)]

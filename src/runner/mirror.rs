@@ -20,8 +20,15 @@
 //! workspace alone, so a fork's objects never enter the mirror.
 //!
 //! Concurrent stages of one repository on one worker take the mirror's
-//! lock (`REPO_ID.lock`, an `flock` held by greenlight) while one updates it;
-//! reading it needs no lock (git writes objects before the refs naming them).
+//! lock (`REPO_ID.lock`, an `flock` held by greenlight) while one updates it
+//! and fills its workspace from it (a local fetch, a fraction of a second).
+//!
+//! # Size
+//! Mirrors count against `GREENLIGHT_CACHE_MB` with the caches (see
+//! `runner::cache`): past the cap, the least recently used of both go
+//! first. A mirror's last use is its lock file's modification time, set each
+//! time a stage locks it; a mirror locked right now is never removed (the
+//! eviction only tries its lock), so no clone loses the mirror it reads.
 
 use crate::ids::RepoId;
 use std::path::{Path, PathBuf};
@@ -68,6 +75,8 @@ impl Mirror {
             std::fs::DirBuilder::new().recursive(true).mode(0o711).create(root)?;
             let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(&lock)?;
             rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)?;
+            // Its last use, for the eviction's order.
+            file.set_modified(std::time::SystemTime::now())?;
             if !dir.exists() {
                 std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
                 if let Some((uid, gid)) = owner {
@@ -81,9 +90,54 @@ impl Mirror {
     }
 }
 
+/// A mirror on this worker, its size and its last use, for the eviction.
+#[derive(Debug)]
+pub struct Kept {
+    /// The mirror.
+    pub mirror: Mirror,
+    /// Its bytes on disk.
+    pub size: u64,
+    /// When a stage last locked it.
+    pub used: std::time::SystemTime,
+}
+
+impl Mirror {
+    /// Every mirror under `root` (see [`Mirror::root`]); a missing `root` has none.
+    pub fn all(root: &Path) -> Vec<Kept> {
+        let Ok(entries) = std::fs::read_dir(root) else { return Vec::new() };
+        let ids = entries.flatten().filter_map(|e| e.file_name().to_str()?.strip_suffix(".git")?.parse::<i64>().ok());
+        ids.map(|id| {
+            let mirror = Self::of(root, RepoId(id));
+            let used = std::fs::metadata(&mirror.lock).and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+            Kept { size: disk_usage(&mirror.dir), used, mirror }
+        })
+        .collect()
+    }
+
+    /// Removes the mirror unless a stage holds its lock now; returns
+    /// whether it did. Its lock file stays (an empty file: removing it
+    /// could let two stages lock two different files of one name).
+    pub fn remove_if_idle(&self) -> std::io::Result<bool> {
+        let file = match std::fs::OpenOptions::new().write(true).open(&self.lock) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        match std::fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(true),
+        }
+    }
+}
+
 /// The bytes under `dir`, however deep (files as allocated on disk, not
 /// following links); a missing `dir` is 0.
-pub fn disk_usage(dir: &Path) -> u64 {
+fn disk_usage(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let mut total = 0;
     let mut pending = vec![dir.to_path_buf()];
@@ -116,5 +170,26 @@ mod tests {
         drop(held);
         waiting.await.unwrap().unwrap();
         assert!(mirror.dir().ends_with("mirrors/7.git"));
+    }
+
+    #[tokio::test]
+    async fn a_mirror_in_use_is_not_removed_and_an_idle_one_is() {
+        let root = tempfile::tempdir().unwrap();
+        let mirrors = Mirror::root(root.path());
+        let (older, newer) = (Mirror::of(&mirrors, RepoId(1)), Mirror::of(&mirrors, RepoId(2)));
+        drop(older.lock(None).await.unwrap());
+        std::fs::write(older.dir().join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        let held = newer.lock(None).await.unwrap();
+        let mut all = Mirror::all(&mirrors);
+        all.sort_by_key(|kept| kept.used);
+        let dirs: Vec<&Path> = all.iter().map(|kept| kept.mirror.dir()).collect();
+        assert_eq!(dirs, [older.dir(), newer.dir()], "least recently used first");
+        assert!(all[0].size > 0);
+
+        assert!(!newer.remove_if_idle().unwrap(), "locked: kept");
+        assert!(newer.dir().is_dir());
+        drop(held);
+        assert!(older.remove_if_idle().unwrap() && !older.dir().exists() && !older.exists());
+        assert_eq!(Mirror::all(&mirrors).len(), 1);
     }
 }

@@ -532,6 +532,10 @@ impl StageRunner {
         };
         drop(lines);
         self.step_ended(run, 0, &outcome, writer.await.unwrap_or_default()).await;
+        if result.is_ok() && !build.commit.fork {
+            // The mirror may have grown past GREENLIGHT_CACHE_MB.
+            self.caches().evict().await;
+        }
         result.is_ok()
     }
 }
