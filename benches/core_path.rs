@@ -20,6 +20,11 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+/// The allocator of the `greenlight` binary (see `src/main.rs`), so the
+/// CPU measured here is the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 use support::{FakeGitHub, ONE_ECHO_STEP, TestApp, Webhook};
 

@@ -7,6 +7,11 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+/// The allocator of the `greenlight` binary (see `src/main.rs`), so the
+/// CPU measured here is the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use greenlight::pipeline::{Facts, parse};
 use greenlight::runner::limits::StepLimits;
 use greenlight::runner::network::{NetworkSettings, StageNetwork};

@@ -27,6 +27,7 @@ pub mod pipeline;
 pub mod planner;
 pub mod publish;
 pub mod queue;
+pub mod redis_pool;
 pub mod redis_server;
 pub mod retention;
 pub mod runner;

@@ -6,6 +6,13 @@ use greenlight::app;
 use greenlight::config::{Cli, Command, ConfigError, Generated, LogFormat, ServeArgs};
 use std::process::ExitCode;
 
+/// mimalloc rather than glibc's malloc: intake allocates and frees a few
+/// buffers of tens of kilobytes per delivery (the body, the trigger, Redis
+/// replies) from many threads, where glibc spent about a tenth of intake's
+/// CPU (`malloc_consolidate`, `unlink_chunk`; `cargo bench --bench core_path`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Says why greenlight stops: one plain line, or with
 /// `GREENLIGHT_LOG_FORMAT=json` one JSON log line like every other.
 fn report(format: LogFormat, message: &str) {

@@ -11,9 +11,9 @@
 //! deleted, so reclaiming them after a crash works as before.
 
 use crate::model::{CommentCommand, StageJob, Trigger};
+use crate::redis_pool::{Connection, Pool};
 use crate::redis_server::Redis;
 use crate::store::StoreResult;
-use deadpool_redis::{Connection, Pool};
 use redis::aio::ConnectionLike;
 use redis::streams::{StreamAutoClaimReply, StreamReadReply};
 use serde::Serialize;

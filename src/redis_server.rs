@@ -1,8 +1,8 @@
 //! Redis: connecting to it, or running one as a child process when
 //! `REDIS_URL` is unset, so a single machine needs nothing else.
 
+use crate::redis_pool::Pool;
 use anyhow::{Context, bail};
-use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::process::{Child, Command};
@@ -59,14 +59,8 @@ impl Redis {
 /// A pool whose waits fail fast, so an unreachable Redis turns into a 503
 /// rather than a delivery GitHub times out on.
 pub fn pool(url: &str) -> anyhow::Result<Pool> {
-    let mut config = Config::from_url(url);
-    let timeout = Some(Duration::from_secs(2));
-    config.pool = Some(PoolConfig {
-        max_size: POOL_SIZE,
-        timeouts: Timeouts { wait: timeout, create: timeout, recycle: timeout },
-        ..PoolConfig::default()
-    });
-    config.create_pool(Some(Runtime::Tokio1)).context("REDIS_URL: cannot build a connection pool")
+    let client = redis::Client::open(url).context("REDIS_URL: not a valid Redis URL")?;
+    Pool::new(client, POOL_SIZE, Duration::from_secs(2)).context("REDIS_URL: cannot build a connection pool")
 }
 
 /// A `redis-server` child with AOF persistence under the data directory,

@@ -66,7 +66,7 @@ pub struct Operator {
 impl Operator {
     /// `/metrics` of `metrics`, guarded by `token` when one is set, with the
     /// depths of the queues in `pool`.
-    pub fn new(metrics: Metrics, token: Option<SecretString>, pool: deadpool_redis::Pool) -> Self {
+    pub fn new(metrics: Metrics, token: Option<SecretString>, pool: crate::redis_pool::Pool) -> Self {
         let (deliveries, stages) = (WorkQueue::deliveries(pool.clone()), WorkQueue::stages(pool));
         Self { metrics, token: token.map(Arc::new), deliveries, stages }
     }

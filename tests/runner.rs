@@ -235,7 +235,8 @@ async fn a_thousand_one_line_steps_cost_redis_little_more_than_their_records() {
         (0..5).map(|p| format!("---\nkind: pipeline\ntype: exec\nname: p{p}\nclone:\n  disable: true\nsteps:\n{steps}")).collect();
     let before = ctx.app.redis.info("total_net_input_bytes").await;
 
-    let (sha, build) = ctx.push_and_finish("main", &config).await;
+    // A thousand sandboxed processes, one after another: minutes on two busy cores.
+    let (sha, build) = ctx.push_and_finish_within("main", &config, std::time::Duration::from_secs(300)).await;
     ctx.expect_check_run(&sha, "p4 (push)", Success).await;
     assert_eq!(build.status, Status::Success);
     let written = ctx.app.redis.info("total_net_input_bytes").await - before;

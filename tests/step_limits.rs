@@ -114,7 +114,9 @@ fn the_tests_above_pass_on_a_host_with_only_cgroup_v2() {
     let exe = std::env::current_exe().unwrap().to_string_lossy().into_owned();
     let command: Vec<String> = [exe.as_str(), "--skip", me, "--test-threads", "1"].map(String::from).to_vec();
 
-    let run = support::vm::run(&command, &[("RUST_BACKTRACE", "1")], std::time::Duration::from_secs(900));
+    // The VM emulates its CPU (TCG), many times slower than the host: its tests wait longer.
+    let env = [("RUST_BACKTRACE", "1"), ("GREENLIGHT_TEST_SLOWDOWN", "6")];
+    let run = support::vm::run(&command, &env, std::time::Duration::from_secs(1500));
 
     let console = &run.console;
     let results: Vec<&str> = console.lines().filter(|l| l.starts_with("test ") || l.starts_with("greenlight-vm")).collect();

@@ -37,10 +37,10 @@ impl StoreError {
     }
 }
 
-impl From<deadpool_redis::PoolError> for StoreError {
-    fn from(e: deadpool_redis::PoolError) -> Self {
+impl From<crate::redis_pool::PoolError> for StoreError {
+    fn from(e: crate::redis_pool::PoolError) -> Self {
         match e {
-            deadpool_redis::PoolError::Backend(e) => StoreError::Redis(e),
+            crate::redis_pool::PoolError::Backend(e) => StoreError::Redis(e),
             other => StoreError::Pool(other.to_string()),
         }
     }

@@ -24,8 +24,8 @@
 use super::logs::{LogLine, Logs, log_key};
 use super::{Store, StoreResult};
 use crate::ids::StageId;
+use crate::redis_pool::Pool;
 use crate::redis_server::Redis;
-use deadpool_redis::Pool;
 use redis::streams::{StreamRangeReply, StreamReadReply};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -32,7 +32,7 @@ pub use sessions::{CsrfToken, Session, SessionId};
 
 use crate::ids::{BuildId, DeliveryId, EntryId, InstallationId, RepoId, Sha, StageId};
 use crate::model::{InstallationChange, RepoRef};
-use deadpool_redis::Pool;
+use crate::redis_pool::Pool;
 use redis::AsyncCommands;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -181,7 +181,7 @@ impl Store {
         &self.pool
     }
 
-    async fn conn(&self) -> StoreResult<deadpool_redis::Connection> {
+    async fn conn(&self) -> StoreResult<crate::redis_pool::Connection> {
         Ok(self.pool.get().await?)
     }
 

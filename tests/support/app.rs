@@ -343,17 +343,27 @@ impl TestApp {
     /// Pushes `pipeline` as `.drone.yml` to `branch`, delivers the push, and
     /// waits for the build to finish; returns the commit and the build.
     pub async fn push_and_finish(&self, repo: &RepoHandle, branch: &str, pipeline: &str) -> (String, Build) {
+        self.push_and_finish_within(repo, branch, pipeline, super::fake_github::expect_timeout()).await
+    }
+
+    /// [`TestApp::push_and_finish`] for a build that takes long by design
+    /// (a thousand steps), waiting up to `limit`.
+    pub async fn push_and_finish_within(&self, repo: &RepoHandle, branch: &str, pipeline: &str, limit: Duration) -> (String, Build) {
         let number = self.store.repo_counter(RepoId(repo.id)).await.unwrap() + 1;
         let sha = repo.push(branch, &[(".drone.yml", pipeline), ("build.txt", &number.to_string())]);
         assert_eq!(self.deliver(&Webhook::push(repo, branch, &sha)).await.status, 202);
-        let build = self.expect_build_done(repo.id, number).await;
+        let build = self.build_done_within(repo.id, number, limit).await;
         (sha, build)
     }
 
     /// Waits until build `number` of a repository is done; returns it. A
     /// Redis too busy to answer in time (a slow VM) is asked again.
     pub async fn expect_build_done(&self, repo: i64, number: i64) -> Build {
-        super::wait::until(&format!("build {number} to finish"), || async {
+        self.build_done_within(repo, number, super::fake_github::expect_timeout()).await
+    }
+
+    async fn build_done_within(&self, repo: i64, number: i64, limit: Duration) -> Build {
+        super::wait::within(limit, &format!("build {number} to finish"), || async {
             match self.store.build_by_number(RepoId(repo), number).await {
                 Ok(build) => build.filter(|b| b.status.is_done()),
                 Err(e) if e.is_transient() => None,

@@ -493,7 +493,7 @@ impl EventStream {
     /// Fails if the stream ends, or goes quiet for the whole expectation timeout.
     pub async fn read_until(&mut self, until: &str) -> String {
         use futures::StreamExt;
-        let deadline = tokio::time::Instant::now() + super::fake_github::EXPECT_TIMEOUT;
+        let deadline = tokio::time::Instant::now() + super::fake_github::expect_timeout();
         while !self.text.contains(until) {
             let chunk = tokio::time::timeout_at(deadline, self.body.next())
                 .await

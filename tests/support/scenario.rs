@@ -447,6 +447,12 @@ impl Ctx {
         (Sha(sha), build)
     }
 
+    /// [`Ctx::push_and_finish`] for a build that takes long by design, waiting up to `limit`.
+    pub async fn push_and_finish_within(&self, branch: &str, pipeline: &str, limit: std::time::Duration) -> (Sha, Build) {
+        let (sha, build) = self.app.push_and_finish_within(&self.repo, branch, pipeline, limit).await;
+        (Sha(sha), build)
+    }
+
     /// The first stage of a build.
     pub async fn stage(&self, build: &Build) -> Stage {
         self.app.stage(build).await

@@ -2,20 +2,20 @@
 //! what they expect is true, re-checking often, and fail with a description
 //! after a generous deadline (two loaded cores make everything slow sometimes).
 
-use super::fake_github::EXPECT_TIMEOUT;
+use super::fake_github::expect_timeout;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// How often conditions nothing signals (the store, processes) are re-checked.
 const POLL: Duration = Duration::from_millis(20);
 
-/// Waits until `probe` yields something, within [`EXPECT_TIMEOUT`]; panics naming `what` otherwise.
+/// Waits until `probe` yields something, within [`expect_timeout`]; panics naming `what` otherwise.
 pub async fn until<T, F, Fut>(what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    within(EXPECT_TIMEOUT, what, probe).await
+    within(expect_timeout(), what, probe).await
 }
 
 /// Waits until `probe` yields something, within `limit` (when the time

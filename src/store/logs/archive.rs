@@ -14,9 +14,9 @@
 use super::LogLine;
 use crate::config::S3Config;
 use crate::ids::StageId;
+use crate::redis_pool::Pool;
 use crate::store::{StoreError, StoreResult};
 use anyhow::Context;
-use deadpool_redis::Pool;
 use object_store::aws::AmazonS3;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};

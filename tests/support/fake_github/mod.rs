@@ -449,8 +449,13 @@ pub struct RepoHandle {
 }
 
 /// How long expectations wait for greenlight to act: generous, because
-/// tests share two loaded cores; waits end as soon as their condition holds.
-pub const EXPECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// tests share two loaded cores; waits end as soon as their condition
+/// holds. Multiplied by `GREENLIGHT_TEST_SLOWDOWN` (a whole number, default
+/// 1) where the machine itself is slower: the cgroup v2 VM emulates its CPU.
+pub fn expect_timeout() -> Duration {
+    let slowdown = std::env::var("GREENLIGHT_TEST_SLOWDOWN").ok().and_then(|n| n.parse::<u32>().ok()).unwrap_or(1).max(1);
+    Duration::from_secs(30) * slowdown
+}
 
 /// How long greenlight must leave GitHub alone to count as settled: longer
 /// than the longest retry delay tests configure (200 ms).
@@ -669,10 +674,10 @@ impl FakeGitHub {
 
     /// Waits until greenlight has gone quiet: no request for [`QUIET`]. A
     /// condition, not a fixed sleep: it returns as soon as the quiet period
-    /// passes, and keeps waiting (up to [`EXPECT_TIMEOUT`]) while greenlight
+    /// passes, and keeps waiting (up to [`expect_timeout`]) while greenlight
     /// is still calling. Tests use it before asserting that nothing more happens.
     pub async fn settle(&self) {
-        let deadline = Instant::now() + EXPECT_TIMEOUT;
+        let deadline = Instant::now() + expect_timeout();
         loop {
             let last = self.state().last_request;
             let quiet_for = last.map_or(QUIET, |t| t.elapsed());
@@ -755,7 +760,7 @@ impl FakeGitHub {
 
     /// Waits until `probe` finds something, re-checking on every write to the fake.
     pub async fn wait_for<T>(&self, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
-        let deadline = Instant::now() + EXPECT_TIMEOUT;
+        let deadline = Instant::now() + expect_timeout();
         loop {
             let changed = self.shared.changed.notified();
             if let Some(found) = probe() {
