@@ -90,6 +90,33 @@ async fn a_cache_under_home_is_restored_there_and_home_outlives_each_step() {
     assert!(log.contains("home of 1\n") && log.contains("vendor of 1\n"), "each path restored where it was: {log}");
 }
 
+/// The number before `unit` in the first line of `log` that starts with `marker`.
+fn figure(log: &str, marker: &str, unit: &str) -> f64 {
+    let line = log.lines().find(|l| l.starts_with(marker)).unwrap_or_else(|| panic!("no {marker:?} in {log}"));
+    let before = line.rsplit_once(unit).unwrap_or_else(|| panic!("no {unit:?} in {line:?}")).0;
+    before.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no figure before {unit:?} in {line:?}"))
+}
+
+#[tokio::test]
+async fn a_second_build_restores_a_200_mb_cache_faster_than_the_first_made_it() {
+    let ctx = Scenario::new().with_workers().start().await;
+    // 200 MB that cost something to make (as a dependency download or a compile would).
+    let config = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: build\n  cache:\n    key: big\n    paths: [big]\n  commands:\n\
+        \x20 - |\n    if [ ! -d big ]; then\n      start=$(date +%s%N); mkdir big\n      for i in $(seq 1 50); do head -c 4000000 /dev/urandom > big/$i; done\n      echo \"made in $(( ($(date +%s%N) - start) / 1000000 )) ms\"\n    fi\n\
+        \x20 - cat big/* | wc -c\n";
+
+    let (_, made) = ctx.push_and_finish("main", config).await;
+    let (_, restored) = ctx.push_and_finish("main", config).await;
+
+    let first = ctx.log(&made, "build").await;
+    assert!(first.contains("\n200000000\n"), "{first}");
+    let making = figure(&first, "made in ", " ms") / 1000.0 + figure(&first, "[greenlight] cache: saved (big)", " s");
+    let second = ctx.log(&restored, "build").await;
+    assert!(second.contains("\n200000000\n") && !second.lines().any(|l| l.starts_with("made in ")), "{second}");
+    let restoring = figure(&second, "[greenlight] cache: hit (big): restored ", " s");
+    assert!(restoring < making, "restored in {restoring} s, made and saved in {making} s:\n{first}\n{second}");
+}
+
 #[tokio::test]
 async fn a_fork_pull_requests_cache_never_reaches_main() {
     let ctx = Scenario::new().with_workers().start().await;
