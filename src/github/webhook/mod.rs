@@ -107,6 +107,22 @@ pub fn parse_delivery(event: &str, delivery: &DeliveryId, body: &[u8]) -> Result
 mod tests {
     use super::*;
 
+    /// Hostile bodies are refused as malformed: bytes
+    /// that are not UTF-8 inside a string, a body cut short, trailing bytes.
+    #[test]
+    fn bodies_that_are_not_json_are_malformed() {
+        let delivery = DeliveryId("d".into());
+        for body in [&b"{\"ref\": \"refs/heads/\xff\"}"[..], b"{\"ref\": \"refs/hea", b"{} x", b""] {
+            for event in ["push", "ping", "star"] {
+                let refused = parse_delivery(event, &delivery, body);
+                assert!(
+                    refused.as_ref().is_err_and(|e| e.to_string().starts_with(&format!("malformed {event} payload"))),
+                    "{body:?}: {refused:?}"
+                );
+            }
+        }
+    }
+
     /// `ACTED_ON` names exactly the events `parse_delivery` reads: each of
     /// those fails on an empty object (fields missing), every other event is ignored.
     #[test]
