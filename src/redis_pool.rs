@@ -26,12 +26,12 @@ pub type PoolError = managed::PoolError<RedisError>;
 
 /// Makes the pool's connections and decides whether one can be reused.
 #[derive(Debug)]
-pub struct Connector {
+struct Connector {
     client: redis::Client,
 }
 
 /// One connection of the pool, with what its reuse depends on.
-pub struct Tracked {
+struct Tracked {
     conn: MultiplexedConnection,
     /// A failure of the connection itself was seen: it is not reused.
     broken: bool,
@@ -154,11 +154,18 @@ mod tests {
         info.lines().find_map(|l| l.strip_prefix("total_commands_processed:")).unwrap().trim().parse().unwrap()
     }
 
-    #[tokio::test]
-    async fn a_connection_is_reused_without_a_ping_and_a_watch_left_open_is_ended() {
+    /// A redis-server of the test's own (with its directory, kept while
+    /// it runs) and a pool of one connection to it.
+    async fn one_connection() -> (tempfile::TempDir, crate::redis_server::EmbeddedRedis, Pool) {
         let dir = tempfile::tempdir().unwrap();
         let redis = crate::redis_server::EmbeddedRedis::start(dir.path()).await.expect("redis-server runs (apt-get install redis-server)");
         let pool = Pool::new(redis::Client::open(redis.url()).unwrap(), 1, Duration::from_secs(2)).unwrap();
+        (dir, redis, pool)
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_reused_without_a_ping_and_a_watch_left_open_is_ended() {
+        let (_dir, redis, pool) = one_connection().await;
 
         let before = processed(&pool).await;
         let _: Option<String> = redis::cmd("GET").arg("k").query_async(&mut pool.get().await.unwrap()).await.unwrap();
@@ -177,9 +184,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_whose_redis_went_away_is_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let redis = crate::redis_server::EmbeddedRedis::start(dir.path()).await.expect("redis-server runs (apt-get install redis-server)");
-        let pool = Pool::new(redis::Client::open(redis.url()).unwrap(), 1, Duration::from_secs(2)).unwrap();
+        let (_dir, _redis, pool) = one_connection().await;
         let mut conn = pool.get().await.unwrap();
         let _: () =
             redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal").arg("SKIPME").arg("no").query_async(&mut conn).await.unwrap_or(());

@@ -177,26 +177,19 @@ impl Workspace {
     /// failure nothing is left behind.
     pub async fn create(&self) -> std::io::Result<()> {
         discard(&self.dir).await?;
-        let made = match self.cap {
-            Some(bytes) => mount_image(&self.dir, bytes).await,
-            None => tokio::fs::create_dir_all(&self.dir).await,
-        };
-        let made = match made {
-            Ok(()) => Self::make_inner(&[self.path(), self.home()]).await,
-            failed => failed,
-        };
+        let made = async {
+            match self.cap {
+                Some(bytes) => mount_image(&self.dir, bytes).await?,
+                None => tokio::fs::create_dir_all(&self.dir).await?,
+            }
+            tokio::fs::create_dir(self.path()).await?;
+            tokio::fs::create_dir(self.home()).await
+        }
+        .await;
         if made.is_err() {
             let _ = discard(&self.dir).await;
         }
         made
-    }
-
-    /// Makes the checkout and HOME directories.
-    async fn make_inner(dirs: &[PathBuf]) -> std::io::Result<()> {
-        for dir in dirs {
-            tokio::fs::create_dir(dir).await?;
-        }
-        Ok(())
     }
 
     /// Removes the workspace and everything in it (its image too); a
