@@ -56,6 +56,8 @@ impl Planner {
     /// (a GitHub call retried through an outage, a large `.drone.yml`)
     /// delays no other. On shutdown, the deliveries being planned finish.
     pub async fn run(self, mut consumer: Consumer<Trigger>, shutdown: CancellationToken) {
+        // Shared by the entries' tasks: a clone of the planner copies its GitHub client (and the App's key).
+        let this = Arc::new(self);
         let slots = Arc::new(Semaphore::new(BATCH));
         let in_flight: Arc<Mutex<HashSet<EntryId>>> = Arc::default();
         let mut tasks = JoinSet::new();
@@ -74,7 +76,7 @@ impl Planner {
                     Some(permit) => permit,
                     None => slots.clone().acquire_owned().await.expect("never closed"),
                 };
-                let (planner, queue, in_flight) = (self.clone(), consumer.queue().clone(), in_flight.clone());
+                let (planner, queue, in_flight) = (this.clone(), consumer.queue().clone(), in_flight.clone());
                 tasks.spawn(async move {
                     planner.handle(&queue, work.id.clone(), work.item, work.deliveries).await;
                     in_flight.lock().expect("not poisoned").remove(&work.id);

@@ -85,6 +85,14 @@ impl<T> Clone for WorkQueue<T> {
     }
 }
 
+/// The number of pending entries in an `XPENDING` summary reply.
+fn pending_count(summary: &redis::Value) -> u64 {
+    match summary {
+        redis::Value::Array(items) => items.first().and_then(|v| redis::from_redis_value::<u64>(v.clone()).ok()).unwrap_or(0),
+        _ => 0,
+    }
+}
+
 fn decode<T: DeserializeOwned>(fields: &std::collections::HashMap<String, redis::Value>) -> Result<T, String> {
     let raw = fields.get(FIELD).ok_or_else(|| format!("entry has no `{FIELD}` field"))?;
     let text: String = redis::from_redis_value(raw.clone()).map_err(|e| e.to_string())?;
@@ -236,10 +244,25 @@ impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
     pub async fn pending(&self) -> StoreResult<u64> {
         let mut conn = self.pool.get().await?;
         let summary: redis::Value = redis::cmd("XPENDING").arg(self.stream).arg(self.group).query_async(&mut conn).await?;
-        match summary {
-            redis::Value::Array(items) => Ok(items.first().and_then(|v| redis::from_redis_value::<u64>(v.clone()).ok()).unwrap_or(0)),
-            _ => Ok(0),
-        }
+        Ok(pending_count(&summary))
+    }
+
+    /// Entries no consumer has read yet: the stream's entries less those
+    /// being worked on, both read in one transaction, so that an entry
+    /// acknowledged (and deleted) between the two reads is not counted as
+    /// waiting.
+    pub async fn waiting(&self) -> StoreResult<u64> {
+        let mut conn = self.pool.get().await?;
+        let (len, summary): (u64, redis::Value) = redis::pipe()
+            .atomic()
+            .cmd("XLEN")
+            .arg(self.stream)
+            .cmd("XPENDING")
+            .arg(self.stream)
+            .arg(self.group)
+            .query_async(&mut conn)
+            .await?;
+        Ok(len.saturating_sub(pending_count(&summary)))
     }
 
     /// Whether every entry appended so far has been read by the group and
@@ -367,5 +390,40 @@ impl<T: Serialize + DeserializeOwned> Consumer<T> {
             }
         }
         work
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A queue on a redis-server of the test's own (with its
+    /// directory, kept while it runs), its group made.
+    async fn test_queue() -> (tempfile::TempDir, crate::redis_server::EmbeddedRedis, WorkQueue<serde_json::Value>) {
+        let dir = tempfile::tempdir().unwrap();
+        let redis = crate::redis_server::EmbeddedRedis::start(dir.path()).await.expect("redis-server runs (apt-get install redis-server)");
+        let pool = Pool::new(redis::Client::open(redis.url()).unwrap(), 2, Duration::from_secs(2)).unwrap();
+        let queue = WorkQueue::new(pool, "gl:test:stream", "gl:test:group");
+        queue.ensure_group().await.unwrap();
+        (dir, redis, queue)
+    }
+
+    #[tokio::test]
+    async fn waiting_counts_entries_nobody_read_and_not_those_being_worked_on_or_done() {
+        let (_dir, _redis, queue) = test_queue().await;
+        for n in 0..3 {
+            queue.push(&serde_json::json!({ "n": n })).await.unwrap();
+        }
+        assert_eq!(queue.waiting().await.unwrap(), 3);
+
+        let mut conn = queue.pool.get().await.unwrap();
+        let read = queue.read(&mut conn, "worker-1", 2, None).await.unwrap();
+        assert_eq!(read.len(), 2);
+        assert_eq!(queue.waiting().await.unwrap(), 1, "two are being worked on");
+
+        queue.ack(&read[0].id).await.unwrap();
+        assert_eq!((queue.waiting().await.unwrap(), queue.len().await.unwrap(), queue.pending().await.unwrap()), (1, 2, 1));
+        queue.ack(&read[1].id).await.unwrap();
+        assert_eq!(queue.waiting().await.unwrap(), 1, "the unread one still waits");
     }
 }

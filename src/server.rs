@@ -168,12 +168,6 @@ fn answer(delivery: &DeliveryId, outcome: Outcome) -> Response {
     }
 }
 
-/// Work waiting in a queue: entries no consumer has read yet.
-async fn waiting<T: serde::Serialize + serde::de::DeserializeOwned>(queue: &WorkQueue<T>) -> Option<i64> {
-    let (len, pending) = (queue.len().await.ok()?, queue.pending().await.ok()?);
-    Some(len.saturating_sub(pending) as i64)
-}
-
 /// Prometheus' scrape: 401 without the API token when one is set.
 async fn metrics(State(operator): State<Operator>, headers: HeaderMap) -> Response {
     if let Some(token) = &operator.token {
@@ -182,9 +176,9 @@ async fn metrics(State(operator): State<Operator>, headers: HeaderMap) -> Respon
             return reply(StatusCode::UNAUTHORIZED, "metrics need the API token (Authorization: Bearer …)");
         }
     }
-    for (name, depth) in [("deliveries", waiting(&operator.deliveries).await), ("stages", waiting(&operator.stages).await)] {
-        if let Some(depth) = depth {
-            operator.metrics.queue_depth(name, depth);
+    for (name, depth) in [("deliveries", operator.deliveries.waiting().await), ("stages", operator.stages.waiting().await)] {
+        if let Ok(depth) = depth {
+            operator.metrics.queue_depth(name, depth as i64);
         }
     }
     ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], operator.metrics.encode()).into_response()

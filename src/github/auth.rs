@@ -27,18 +27,20 @@ struct Claims {
     iss: String,
 }
 
-/// Signs the App's JWTs.
+/// Signs the App's JWTs. Clones share one copy of the App's key (every
+/// task planning a delivery holds a client): cheap, and the key is not
+/// copied around memory.
 #[derive(Clone)]
 pub struct AppAuth {
     app_id: u64,
-    key: EncodingKey,
+    key: std::sync::Arc<EncodingKey>,
     clock: SharedClock,
 }
 
 impl AppAuth {
     /// An App identity.
     pub fn new(app_id: u64, key: EncodingKey, clock: SharedClock) -> Self {
-        Self { app_id, key, clock }
+        Self { app_id, key: std::sync::Arc::new(key), clock }
     }
 
     /// A fresh RS256 JWT for `/app/...` calls.

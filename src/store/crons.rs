@@ -11,6 +11,8 @@ use super::{Store, StoreResult, error};
 use crate::ids::RepoId;
 use crate::model::{CronJob, ScheduledCron};
 use redis::AsyncCommands;
+use redis::Script;
+use std::sync::LazyLock;
 
 /// The next tick of every enabled job.
 const NEXT: &str = "gl:crons:next";
@@ -28,12 +30,16 @@ fn tick_field(repo: RepoId, name: &str) -> String {
 
 /// Moves a job's next tick from ARGV[2] to ARGV[3] if it is still ARGV[2],
 /// noting ARGV[2] as its previous tick; 1 when this call moved it.
-const CLAIM_TICK: &str = r"
+static CLAIM_TICK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return 1
-";
+",
+    )
+});
 
 /// A job whose tick has come, as the scheduler finds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +121,7 @@ impl Store {
     /// Moves a due job's next tick on to `next`, if no one else has: true
     /// for exactly one caller per tick, the one that fires it.
     pub async fn claim_cron_tick(&self, due: &DueCron, next: i64) -> StoreResult<bool> {
-        let moved: i64 = redis::Script::new(CLAIM_TICK)
+        let moved: i64 = CLAIM_TICK
             .key(NEXT)
             .key(PREV)
             .arg(tick_field(due.repo, &due.name))

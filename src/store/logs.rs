@@ -17,9 +17,11 @@ use crate::config::LogStoreConfig;
 use crate::ids::StageId;
 use crate::redis_pool::Pool;
 use archive::{Archive, Packer, unpack};
+use redis::Script;
 use redis::streams::StreamRangeReply;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::sync::LazyLock;
 
 /// One log line, as Drone's API serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,11 +55,15 @@ const ARCHIVE_ENTRIES: usize = 8;
 
 /// Deletes a log's stream if its newest entry is still `ARGV[1]`: lines
 /// appended after it was archived (a stage run again elsewhere) keep it.
-const DELETE_IF_LAST: &str = r#"
+static DELETE_IF_LAST: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
 if last and last[1] == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
-"#;
+"#,
+    )
+});
 
 /// The stream key of a step's log.
 pub(super) fn log_key(stage: StageId, step: i64) -> String {
@@ -107,7 +113,7 @@ impl Logs {
         // No pooled connection is held while a bucket may be slow to answer.
         drop(conn);
         self.archive.put(stage, step, bytes).await?;
-        redis::Script::new(DELETE_IF_LAST).key(&key).arg(last).invoke_async::<i64>(&mut self.pool.get().await?).await?;
+        DELETE_IF_LAST.key(&key).arg(last).invoke_async::<i64>(&mut self.pool.get().await?).await?;
         Ok(true)
     }
 
@@ -226,7 +232,9 @@ impl Logs {
 /// Batches are serde_json's compact `[{"pos":N,"out":"…","time":T},…]`;
 /// inside a JSON string every `"` is escaped, so `{"pos":` only ever starts
 /// a line, and a batch cut just before one is still a list of whole lines.
-const TAIL_WITHIN: &str = r#"
+static TAIL_WITHIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
 local budget = tonumber(ARGV[1])
 local pieces = {}
 local total = 0
@@ -266,7 +274,9 @@ while true do
   if budget <= 0 then break end
 end
 return {'[' .. table.concat(pieces, ',') .. ']', total}
-"#;
+"#,
+    )
+});
 
 impl Logs {
     /// The newest whole lines of a step's log taking at most `max_bytes`
@@ -274,8 +284,7 @@ impl Logs {
     /// log has: what a page embeds, never more than `max_bytes` read.
     pub async fn tail_within(&self, stage: StageId, step: i64, max_bytes: usize) -> StoreResult<LogTail> {
         let mut conn = self.pool.get().await?;
-        let (json, total): (String, i64) =
-            redis::Script::new(TAIL_WITHIN).key(log_key(stage, step)).arg(max_bytes).invoke_async(&mut conn).await?;
+        let (json, total): (String, i64) = TAIL_WITHIN.key(log_key(stage, step)).arg(max_bytes).invoke_async(&mut conn).await?;
         if total <= 0 {
             // A stream always holds a line: none means archived (or nothing printed).
             return self.archived_tail_within(stage, step, max_bytes).await;

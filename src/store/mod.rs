@@ -34,8 +34,10 @@ use crate::ids::{BuildId, DeliveryId, EntryId, InstallationId, RepoId, Sha, Stag
 use crate::model::{InstallationChange, RepoRef};
 use crate::redis_pool::Pool;
 use redis::AsyncCommands;
+use redis::Script;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 fn repo_key(id: RepoId) -> String {
@@ -123,8 +125,13 @@ pub struct Store {
 }
 
 /// Allocates a build id and number once per queue entry.
+///
+/// The store's Lua scripts are statics: `Script::new` hashes its source
+/// (SHA-1, for EVALSHA) and the claim runs once per delivery.
 /// KEYS: entry→build, build id counter, repo counter. Returns {id, number}.
-const ALLOCATE_BUILD: &str = r"
+static ALLOCATE_BUILD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local existing = redis.call('GET', KEYS[1])
 if existing then
   local sep = string.find(existing, ':')
@@ -134,41 +141,59 @@ local id = redis.call('INCR', KEYS[2])
 local number = redis.call('INCR', KEYS[3])
 redis.call('SET', KEYS[1], id .. ':' .. number, 'EX', 604800)
 return {id, number}
-";
+",
+    )
+});
 
 /// Claims a delivery for an entry unless another entry's build is in flight,
 /// and notes that the delivery was seen (for the delivery log's recovery).
 /// KEYS: the delivery's claim, its seen mark; ARGV: the entry id, the mark's
 /// lifetime in seconds. Returns the owner.
-const CLAIM_DELIVERY: &str = r"
+static CLAIM_DELIVERY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
 local owner = redis.call('GET', KEYS[1])
 if owner and owner ~= ARGV[1] then return owner end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', 604800)
 return ARGV[1]
-";
+",
+    )
+});
 
 /// Extends a lease if its owner still holds it. KEYS: lease; ARGV: owner, ms.
-const RENEW_LEASE: &str = r"
+static RENEW_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
-";
+",
+    )
+});
 
 /// Drops a lease if its owner still holds it.
-const RELEASE_LEASE: &str = r"
+static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
-";
+",
+    )
+});
 
 fn lease_key(stage: StageId) -> String {
     format!("gl:stage:{stage}:lease")
 }
 
 /// Releases a delivery claim if the entry still holds it.
-const RELEASE_DELIVERY: &str = r"
+static RELEASE_DELIVERY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
-";
+",
+    )
+});
 
 impl Store {
     /// A store over a Redis pool.
@@ -270,7 +295,7 @@ impl Store {
 
     /// Claims a delivery GUID for a queue entry (see [`Claim`]).
     pub async fn claim_delivery(&self, delivery: &DeliveryId, entry: &EntryId) -> StoreResult<Claim> {
-        let owner: String = redis::Script::new(CLAIM_DELIVERY)
+        let owner: String = CLAIM_DELIVERY
             .key(delivery_key(delivery))
             .key(delivery_log::seen_key(delivery))
             .arg(&entry.0)
@@ -282,15 +307,14 @@ impl Store {
 
     /// Releases a delivery once its build has finished, so that a redelivery starts a new build.
     pub async fn release_delivery(&self, delivery: &DeliveryId, entry: &EntryId) -> StoreResult<()> {
-        let _: i64 =
-            redis::Script::new(RELEASE_DELIVERY).key(delivery_key(delivery)).arg(&entry.0).invoke_async(&mut self.conn().await?).await?;
+        let _: i64 = RELEASE_DELIVERY.key(delivery_key(delivery)).arg(&entry.0).invoke_async(&mut self.conn().await?).await?;
         Ok(())
     }
 
     /// The build id and number of a queue entry, allocated on first call
     /// (the same ones on every later call: planning is resumable).
     pub async fn allocate_build(&self, entry: &EntryId, repo: RepoId) -> StoreResult<(BuildId, i64)> {
-        let (id, number): (i64, i64) = redis::Script::new(ALLOCATE_BUILD)
+        let (id, number): (i64, i64) = ALLOCATE_BUILD
             .key(entry_key(entry))
             .key("gl:ids:build")
             .key(format!("gl:repo:{repo}:counter"))
@@ -399,18 +423,14 @@ impl Store {
 
     /// Extends a stage's lease if `owner` still holds it.
     pub async fn renew_lease(&self, stage: StageId, owner: &str, ttl: std::time::Duration) -> StoreResult<bool> {
-        let renewed: i64 = redis::Script::new(RENEW_LEASE)
-            .key(lease_key(stage))
-            .arg(owner)
-            .arg(ttl.as_millis() as u64)
-            .invoke_async(&mut self.conn().await?)
-            .await?;
+        let renewed: i64 =
+            RENEW_LEASE.key(lease_key(stage)).arg(owner).arg(ttl.as_millis() as u64).invoke_async(&mut self.conn().await?).await?;
         Ok(renewed == 1)
     }
 
     /// Drops a stage's lease if `owner` still holds it.
     pub async fn release_lease(&self, stage: StageId, owner: &str) -> StoreResult<()> {
-        redis::Script::new(RELEASE_LEASE).key(lease_key(stage)).arg(owner).invoke_async::<i64>(&mut self.conn().await?).await?;
+        RELEASE_LEASE.key(lease_key(stage)).arg(owner).invoke_async::<i64>(&mut self.conn().await?).await?;
         Ok(())
     }
 
@@ -430,35 +450,47 @@ impl Store {
         Ok(updated.map(|(build, _)| build))
     }
 
-    /// The one read-change-write loop of records other processes write too:
-    /// WATCH the key, read, apply `change` (false: write nothing), and write
-    /// in a transaction that fails if the key changed meanwhile, then try
-    /// again. Returns the record and whether it was written; `None` when
-    /// there is no record.
+    /// A record as JSON at `key`, for [`Store::watched`]: `None` when there is none.
     async fn update_record<T: Serialize + DeserializeOwned>(
         &self,
         key: &str,
+        change: impl FnMut(&mut T) -> bool,
+    ) -> StoreResult<Option<(T, bool)>> {
+        let decode = |(raw,): (Option<String>,)| raw.map(|raw| error::decode(key, &raw)).transpose();
+        let write = |pipe: &mut redis::Pipeline, record: &T| {
+            pipe.set(key, serde_json::to_string(record).expect("records serialize")).ignore();
+        };
+        self.watched(&[key], redis::pipe().get(key), decode, change, write).await
+    }
+
+    /// The one read-change-write loop of records other processes write too:
+    /// WATCH `keys`, `read` them and `decode` the record, apply `change`
+    /// (false: write nothing), and `write` it in a transaction that fails if
+    /// a key changed meanwhile, then try again. Returns the record and
+    /// whether it was written; `None` when there is no record.
+    async fn watched<R: redis::FromRedisValue, T>(
+        &self,
+        keys: &[&str],
+        read: &redis::Pipeline,
+        decode: impl Fn(R) -> StoreResult<Option<T>>,
         mut change: impl FnMut(&mut T) -> bool,
+        write: impl Fn(&mut redis::Pipeline, &T),
     ) -> StoreResult<Option<(T, bool)>> {
         let mut conn = self.conn().await?;
         loop {
-            redis::cmd("WATCH").arg(key).query_async::<()>(&mut conn).await?;
-            let raw: Option<String> = conn.get(key).await?;
-            let Some(raw) = raw else {
+            redis::cmd("WATCH").arg(keys).query_async::<()>(&mut conn).await?;
+            let Some(mut record) = decode(read.query_async(&mut conn).await?)? else {
                 redis::cmd("UNWATCH").query_async::<()>(&mut conn).await?;
                 return Ok(None);
             };
-            let mut record: T = error::decode(key, &raw)?;
             if !change(&mut record) {
                 redis::cmd("UNWATCH").query_async::<()>(&mut conn).await?;
                 return Ok(Some((record, false)));
             }
-            let written: Option<()> = redis::pipe()
-                .atomic()
-                .set(key, serde_json::to_string(&record).expect("records serialize"))
-                .ignore()
-                .query_async(&mut conn)
-                .await?;
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            write(&mut pipe, &record);
+            let written: Option<()> = pipe.query_async(&mut conn).await?;
             if written.is_some() {
                 return Ok(Some((record, true)));
             }

@@ -16,6 +16,8 @@ use super::{
     ref_builds_key, stage_key,
 };
 use redis::AsyncCommands;
+use redis::Script;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 /// How long a finished build's bookkeeping keys (its stage-done set, its
@@ -39,7 +41,9 @@ const SWEEP_LEASE: &str = "gl:retention:lease";
 /// record, then every other key of the build to delete.
 /// ARGV: build id, then its logs as `stage:step`.
 /// Returns 1 pruned, 0 already gone, 2 its ref's newest, 3 unfinished.
-const PRUNE_BUILD: &str = r"
+static PRUNE_BUILD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false then return 0 end
 if redis.call('ZREVRANGE', KEYS[2], 0, 0)[1] == ARGV[1] then return 2 end
 local raw = redis.call('GET', KEYS[7])
@@ -55,7 +59,9 @@ for i = 2, #ARGV do redis.call('SADD', KEYS[4], ARGV[i]) end
 if redis.call('EXISTS', KEYS[6]) == 1 then redis.call('SADD', KEYS[5], ARGV[1]) end
 for i = 6, #KEYS do redis.call('DEL', KEYS[i]) end
 return 1
-";
+",
+    )
+});
 
 /// What pruning a build did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,18 +120,14 @@ impl Store {
 
     /// Extends the sweep lease to `ttl` from now if `owner` still holds it.
     pub async fn renew_sweep_lease(&self, owner: &str, ttl: Duration) -> StoreResult<bool> {
-        let renewed: i64 = redis::Script::new(super::RENEW_LEASE)
-            .key(SWEEP_LEASE)
-            .arg(owner)
-            .arg(ttl.as_millis() as u64)
-            .invoke_async(&mut self.conn().await?)
-            .await?;
+        let renewed: i64 =
+            super::RENEW_LEASE.key(SWEEP_LEASE).arg(owner).arg(ttl.as_millis() as u64).invoke_async(&mut self.conn().await?).await?;
         Ok(renewed == 1)
     }
 
     /// Drops the sweep lease if `owner` still holds it.
     pub async fn release_sweep_lease(&self, owner: &str) -> StoreResult<()> {
-        redis::Script::new(super::RELEASE_LEASE).key(SWEEP_LEASE).arg(owner).invoke_async::<i64>(&mut self.conn().await?).await?;
+        super::RELEASE_LEASE.key(SWEEP_LEASE).arg(owner).invoke_async::<i64>(&mut self.conn().await?).await?;
         Ok(())
     }
 
@@ -163,8 +165,7 @@ impl Store {
     /// Prunes `build` (whose stages are `stages`) unless it is unfinished
     /// or its ref's newest; see the module documentation.
     pub async fn prune_build(&self, build: &Build, stages: &[Stage]) -> StoreResult<PruneOutcome> {
-        let prune = redis::Script::new(PRUNE_BUILD);
-        let mut script = prune.prepare_invoke();
+        let mut script = PRUNE_BUILD.prepare_invoke();
         script
             .key(builds_key(build.repo.id))
             .key(ref_builds_key(build.repo.id, &build.commit.git_ref))

@@ -17,7 +17,9 @@
 use super::{Store, StoreResult, error, stage_key};
 use crate::ids::StageId;
 use crate::model::{Build, Stage, StageState, StepRecord};
+use redis::Script;
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 /// The step records written since the stage record was last written whole.
 pub(super) fn steps_key(id: StageId) -> String {
@@ -31,11 +33,15 @@ pub(super) fn run_key(id: StageId) -> String {
 
 /// Writes one step record if `ARGV[1]` is still the running attempt.
 /// KEYS: the run key, the steps hash. ARGV: attempt, step number, record.
-const RECORD_STEP: &str = r"
+static RECORD_STEP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 return 1
-";
+",
+    )
+});
 
 /// Lays the step records written on their own over the record's.
 fn overlay(stage: &mut Stage, fields: HashMap<i64, String>) -> StoreResult<()> {
@@ -94,32 +100,25 @@ impl Store {
     /// is. Returns the stage as it is now. For writers that do not hold the
     /// stage's lease, so they never overwrite what its worker wrote.
     pub async fn update_stage(&self, id: StageId, mut change: impl FnMut(&mut Stage) -> bool) -> StoreResult<Option<Stage>> {
-        let mut conn = self.conn().await?;
         let (key, steps) = (stage_key(id), steps_key(id));
-        loop {
-            redis::cmd("WATCH").arg(&key).arg(&steps).query_async::<()>(&mut conn).await?;
-            let (raw, fields): (Option<String>, HashMap<i64, String>) =
-                redis::pipe().get(&key).hgetall(&steps).query_async(&mut conn).await?;
-            let Some(raw) = raw else {
-                redis::cmd("UNWATCH").query_async::<()>(&mut conn).await?;
-                return Ok(None);
-            };
+        let decode = |(raw, fields): (Option<String>, HashMap<i64, String>)| {
+            let Some(raw) = raw else { return Ok(None) };
             let mut stage: Stage = error::decode(&key, &raw)?;
             overlay(&mut stage, fields)?;
-            if !change(&mut stage) {
-                redis::cmd("UNWATCH").query_async::<()>(&mut conn).await?;
-                return Ok(Some(stage));
+            Ok(Some(stage))
+        };
+        let versioned = |stage: &mut Stage| {
+            let changed = change(stage);
+            if changed {
+                stage.version += 1;
             }
-            stage.version += 1;
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            write_whole(&mut pipe, &stage);
-            let written: Option<()> = pipe.query_async(&mut conn).await?;
-            if written.is_some() {
-                self.announce(stage.repo_id, stage.build_id).await?;
-                return Ok(Some(stage));
-            }
+            changed
+        };
+        let updated = self.watched(&[&key, &steps], redis::pipe().get(&key).hgetall(&steps), decode, versioned, write_whole).await?;
+        if let Some((stage, true)) = &updated {
+            self.announce(stage.repo_id, stage.build_id).await?;
         }
+        Ok(updated.map(|(stage, _)| stage))
     }
 
     /// Writes one step record of a running stage, unless the stage's
@@ -127,7 +126,7 @@ impl Store {
     /// over): false then. Costs the size of the step record, not the stage's.
     pub async fn record_step(&self, stage: &Stage, step: &StepRecord, attempt: u32) -> StoreResult<bool> {
         let record = serde_json::to_string(step).expect("records serialize");
-        let written: i64 = redis::Script::new(RECORD_STEP)
+        let written: i64 = RECORD_STEP
             .key(run_key(stage.id))
             .key(steps_key(stage.id))
             .arg(attempt)
