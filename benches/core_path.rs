@@ -15,7 +15,8 @@
 //! work (signature check, payload parse, trigger serialization) N times on
 //! the pull_request fixture, with no server, Redis or wrk: a load-independent
 //! measure to run under `valgrind --tool=callgrind` (see [`parse_loop`]);
-//! `-- phases N` does the same and prints the wall time of each phase.
+//! `-- phases N` does the same and prints the wall time of each phase;
+//! `-- throughput` stops after the first measure (for runs side by side).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -222,6 +223,9 @@ fn main() {
             cpu.as_secs_f64() * 1e6 / requests as f64,
         );
 
+        if args.iter().any(|a| a == "throughput") {
+            return;
+        }
         // Let the planner drain the burst before measuring an idle server.
         tokio::time::sleep(Duration::from_secs(8)).await;
         let times = latency(&app, &github, 200).await;
