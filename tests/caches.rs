@@ -4,6 +4,7 @@
 
 mod support;
 
+use greenlight::model::Status;
 use support::CheckRunState::{Failure, Success};
 use support::app::runner_config;
 use support::{BuildCommit, Scenario};
@@ -299,6 +300,36 @@ async fn with_a_bucket_a_cache_saved_by_one_worker_is_restored_by_another() {
     let log = stepper.log(&second, "build").await;
     assert!(log.contains(&format!("[greenlight] cache: hit ({key})")), "{log}");
     assert!(log.contains("saved on 1\n"), "{log}");
+}
+
+#[tokio::test]
+async fn a_cancel_stops_a_cache_restore_that_hangs_on_the_bucket_and_nothing_is_saved() {
+    let s3 = support::s3::TestS3::start();
+    let mut stepper = support::stepper::Stepper::new().await;
+    let mut worker = stepper.worker_with_bucket("worker-a", &s3).await;
+    let config = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: build\n  cache:\n    key: deps\n    paths: [out]\n  commands:\n  - mkdir -p out && echo built > out/made\n";
+    stepper.build_to_end(&mut worker, "main", config).await;
+
+    // The bucket stops answering; the next build's restore waits on it.
+    s3.freeze();
+    stepper.push("main", &format!("{config}# again\n")).await;
+    assert_eq!(stepper.plan().await, 1);
+    let running = tokio::spawn(async move { worker.run_next().await });
+    let build_step_running = async || {
+        let stage = stepper.stages(2).await.pop()?;
+        stage.steps.iter().any(|s| s.name == "build" && s.status == Status::Running).then_some(())
+    };
+    support::wait::until("the build step to start restoring its cache", build_step_running).await;
+    stepper.lifecycle.cancel(&stepper.build(2).await, "not needed any more").await.unwrap();
+
+    let ran = tokio::time::timeout(support::fake_github::expect_timeout(), running).await;
+    assert!(ran.expect("the worker ends the cancelled stage while the bucket still hangs").unwrap());
+    let build = stepper.build(2).await;
+    assert_eq!(build.status, Status::Killed);
+    let log = stepper.log(&build, "build").await;
+    assert!(log.contains("[greenlight] cache: restore stopped: the build was cancelled"), "{log}");
+    assert!(!log.contains("saved"), "{log}");
+    s3.thaw();
 }
 
 /// 200 MB of mixed files under `dir/mixed`: 4,000 small text files (64 MB,

@@ -206,7 +206,7 @@ pub async fn render(template: &str, build: &CacheBuild<'_>, sandbox: &Sandbox, w
 }
 
 /// Sends `line` to the step's log as a `[greenlight] cache: …` line.
-async fn say(lines: &mpsc::Sender<String>, line: String) {
+pub async fn say(lines: &mpsc::Sender<String>, line: String) {
     let _ = lines.send(format!("[greenlight] cache: {line}\n")).await;
 }
 

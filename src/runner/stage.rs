@@ -2,7 +2,7 @@
 //! and what GitHub is told at each point.
 
 use super::artifacts::Upload;
-use super::cache::{CacheBuild, CacheError, Caches, Restored};
+use super::cache::{self, CacheBuild, CacheError, Caches, Restored};
 use super::clone;
 use super::env::BuildFacts;
 use super::executor::{StepExecutor, StepTask};
@@ -473,7 +473,9 @@ impl StageRunner {
     }
 
     /// Runs a step between its cache's restore and save (saved only after
-    /// it succeeded); a cache it cannot have fails it before it runs.
+    /// it succeeded); a cache it cannot have fails it before it runs. A
+    /// cancel stops a restore or save under way (a large cache, a slow
+    /// bucket): the step then ends as cancelled, and nothing is saved.
     async fn run_cached(
         &self,
         run: &Run<'_>,
@@ -483,7 +485,13 @@ impl StageRunner {
         others_done: &CancellationToken,
     ) -> (Outcome, Summary) {
         let cached = match &task.step.cache {
-            Some(spec) => self.restore_cache(run, spec, lines).await.map(|restored| Some((spec, restored))),
+            Some(spec) => match until_cancelled(cancel, self.restore_cache(run, spec, lines)).await {
+                Some(restored) => restored.map(|restored| Some((spec, restored))),
+                None => {
+                    cache::say(lines, "restore stopped: the build was cancelled".to_string()).await;
+                    Ok(None)
+                }
+            },
             None => Ok(None),
         };
         match cached {
@@ -491,7 +499,10 @@ impl StageRunner {
                 let (outcome, summary) = run.executor.run(task, lines, cancel, others_done).await;
                 if let (Some((spec, restored)), Status::Success) = (cached, outcome.status) {
                     let build = cache_build(run.build);
-                    self.caches().save(spec, &restored, &build, &self.sandbox, &run.workspace, lines).await;
+                    let caches = self.caches();
+                    if until_cancelled(cancel, caches.save(spec, &restored, &build, &self.sandbox, &run.workspace, lines)).await.is_none() {
+                        cache::say(lines, "not saved: the build was cancelled".to_string()).await;
+                    }
                 }
                 (outcome, summary)
             }
@@ -537,6 +548,15 @@ impl StageRunner {
             self.caches().evict().await;
         }
         result.is_ok()
+    }
+}
+
+/// What `work` gives, unless `cancel` fires first: then `work` is dropped
+/// (its sandboxed tools are killed with it) and `None` is returned.
+async fn until_cancelled<T>(cancel: &CancellationToken, work: impl std::future::Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        done = work => Some(done),
+        () = cancel.cancelled() => None,
     }
 }
 
