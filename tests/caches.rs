@@ -332,6 +332,41 @@ async fn a_cancel_stops_a_cache_restore_that_hangs_on_the_bucket_and_nothing_is_
     s3.thaw();
 }
 
+#[tokio::test]
+async fn a_cancel_stops_a_cache_save_that_hangs_on_the_bucket() {
+    let s3 = support::s3::TestS3::start();
+    let mut stepper = support::stepper::Stepper::new().await;
+    let mut worker = stepper.worker_with_bucket("worker-a", &s3).await;
+    let workspaces = worker.workspaces.clone();
+    // The step ends when the test lets it (a file in its checkout).
+    let config = "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: build\n  cache:\n    key: deps\n    paths: [out]\n  commands:\n  - mkdir -p out && echo built > out/made\n  - until [ -e go ]; do sleep 0.05; done\n";
+    stepper.push("main", config).await;
+    assert_eq!(stepper.plan().await, 1);
+    let running = tokio::spawn(async move { worker.run_next().await });
+    let logged = async |text: &str| {
+        let build = stepper.build(1).await;
+        let stage = stepper.stages(1).await.pop()?;
+        stage.steps.iter().any(|s| s.name == "build" && s.status == Status::Running).then_some(())?;
+        stepper.log(&build, "build").await.contains(text).then_some(())
+    };
+    support::wait::until("the restore to miss", || logged("[greenlight] cache: miss (deps)")).await;
+
+    // The bucket stops answering before the step ends: its save waits on it.
+    s3.freeze();
+    let stage = stepper.stages(1).await.pop().unwrap();
+    std::fs::write(workspaces.join(format!("stage-{}", stage.id)).join("src/go"), "").unwrap();
+    support::wait::until("the save to start", || logged("[greenlight] cache: saving (deps)")).await;
+    stepper.lifecycle.cancel(&stepper.build(1).await, "not needed any more").await.unwrap();
+
+    let ran = tokio::time::timeout(support::fake_github::expect_timeout(), running).await;
+    assert!(ran.expect("the worker ends the cancelled stage while the bucket still hangs").unwrap());
+    let build = stepper.build(1).await;
+    assert_eq!(build.status, Status::Killed);
+    let log = stepper.log(&build, "build").await;
+    assert!(log.contains("[greenlight] cache: not saved: the build was cancelled"), "{log}");
+    s3.thaw();
+}
+
 /// 200 MB of mixed files under `dir/mixed`: 4,000 small text files (64 MB,
 /// compressible), one 68 MB file of random bytes, one 68 MB of text.
 fn mixed_files(dir: &std::path::Path) -> u64 {

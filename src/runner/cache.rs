@@ -353,6 +353,7 @@ impl Caches {
         }
         let (_, scope) = scopes(build);
         let object = format!("{}/{scope}/{}", build.repo, Blobs::part(key));
+        say(lines, format!("saving ({key})")).await;
         let started = Instant::now();
         match self.pack(&spec.paths, &object, sandbox, workspace, lines).await {
             Ok((unpacked, packed)) => {

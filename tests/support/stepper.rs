@@ -37,6 +37,8 @@ pub struct SteppedWorker {
     jobs: Consumer<StageJob>,
     /// Its name: the `machine` of the stages it runs.
     pub name: String,
+    /// Where its stages' directories are (`stage-N/src` is a checkout).
+    pub workspaces: std::path::PathBuf,
     /// Its own data directory, when it has one.
     _data: Option<tempfile::TempDir>,
 }
@@ -166,7 +168,7 @@ impl Stepper {
         };
         let worker = Worker::new(parts, WorkQueue::stages(pool), settings, name.to_string());
         let jobs = worker.consumer(Redis::open(&self.redis.url()).unwrap());
-        SteppedWorker { worker: Arc::new(worker), jobs, name: name.to_string(), _data: own }
+        SteppedWorker { worker: Arc::new(worker), jobs, name: name.to_string(), workspaces, _data: own }
     }
 
     /// Commits `.drone.yml` to `branch` and queues its push as intake would; returns the sha.
