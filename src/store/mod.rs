@@ -6,7 +6,12 @@
 //! recorded only through atomic read-change-write updates
 //! ([`Store::update_build`], [`Store::update_stage`]): planners, workers and
 //! the API all write them, and a whole-record write from a stale copy would
-//! undo another process's transition.
+//! undo another process's transition (`Store::watched` is the one loop
+//! that does it).
+//!
+//! The Lua scripts are `LazyLock<Script>` statics: `Script::new` hashes its
+//! source (SHA-1, for EVALSHA), and the delivery claim alone runs once per
+//! delivery.
 
 mod activation;
 mod crons;
@@ -125,9 +130,6 @@ pub struct Store {
 }
 
 /// Allocates a build id and number once per queue entry.
-///
-/// The store's Lua scripts are statics: `Script::new` hashes its source
-/// (SHA-1, for EVALSHA) and the claim runs once per delivery.
 /// KEYS: entry→build, build id counter, repo counter. Returns {id, number}.
 static ALLOCATE_BUILD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
