@@ -475,7 +475,8 @@ impl StageRunner {
     /// Runs a step between its cache's restore and save (saved only after
     /// it succeeded); a cache it cannot have fails it before it runs. A
     /// cancel stops a restore or save under way (a large cache, a slow
-    /// bucket): the step then ends as cancelled, and nothing is saved.
+    /// bucket): the work is dropped, its sandboxed tar killed with it, the
+    /// step then ends as cancelled, and nothing is saved.
     async fn run_cached(
         &self,
         run: &Run<'_>,
@@ -485,7 +486,7 @@ impl StageRunner {
         others_done: &CancellationToken,
     ) -> (Outcome, Summary) {
         let cached = match &task.step.cache {
-            Some(spec) => match until_cancelled(cancel, self.restore_cache(run, spec, lines)).await {
+            Some(spec) => match cancel.run_until_cancelled(self.restore_cache(run, spec, lines)).await {
                 Some(restored) => restored.map(|restored| Some((spec, restored))),
                 None => {
                     cache::say(lines, "restore stopped: the build was cancelled".to_string()).await;
@@ -500,7 +501,11 @@ impl StageRunner {
                 if let (Some((spec, restored)), Status::Success) = (cached, outcome.status) {
                     let build = cache_build(run.build);
                     let caches = self.caches();
-                    if until_cancelled(cancel, caches.save(spec, &restored, &build, &self.sandbox, &run.workspace, lines)).await.is_none() {
+                    if cancel
+                        .run_until_cancelled(caches.save(spec, &restored, &build, &self.sandbox, &run.workspace, lines))
+                        .await
+                        .is_none()
+                    {
                         cache::say(lines, "not saved: the build was cancelled".to_string()).await;
                     }
                 }
@@ -548,15 +553,6 @@ impl StageRunner {
             self.caches().evict().await;
         }
         result.is_ok()
-    }
-}
-
-/// What `work` gives, unless `cancel` fires first: then `work` is dropped
-/// (its sandboxed tools are killed with it) and `None` is returned.
-async fn until_cancelled<T>(cancel: &CancellationToken, work: impl std::future::Future<Output = T>) -> Option<T> {
-    tokio::select! {
-        done = work => Some(done),
-        () = cancel.cancelled() => None,
     }
 }
 
