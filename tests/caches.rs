@@ -302,6 +302,18 @@ async fn with_a_bucket_a_cache_saved_by_one_worker_is_restored_by_another() {
     assert!(log.contains("saved on 1\n"), "{log}");
 }
 
+/// Cancels build `number` while `running` (a stepped worker's run of its
+/// stage) waits on a frozen bucket; expects the worker to end the stage
+/// anyway and the build to be killed; returns the `build` step's log.
+async fn cancel_while_the_bucket_hangs(stepper: &support::stepper::Stepper, number: i64, running: tokio::task::JoinHandle<bool>) -> String {
+    stepper.lifecycle.cancel(&stepper.build(number).await, "not needed any more").await.unwrap();
+    let ran = tokio::time::timeout(support::fake_github::expect_timeout(), running).await;
+    assert!(ran.expect("the worker ends the cancelled stage while the bucket still hangs").unwrap());
+    let build = stepper.build(number).await;
+    assert_eq!(build.status, Status::Killed);
+    stepper.log(&build, "build").await
+}
+
 #[tokio::test]
 async fn a_cancel_stops_a_cache_restore_that_hangs_on_the_bucket_and_nothing_is_saved() {
     let s3 = support::s3::TestS3::start();
@@ -320,13 +332,7 @@ async fn a_cancel_stops_a_cache_restore_that_hangs_on_the_bucket_and_nothing_is_
         stage.steps.iter().any(|s| s.name == "build" && s.status == Status::Running).then_some(())
     };
     support::wait::until("the build step to start restoring its cache", build_step_running).await;
-    stepper.lifecycle.cancel(&stepper.build(2).await, "not needed any more").await.unwrap();
-
-    let ran = tokio::time::timeout(support::fake_github::expect_timeout(), running).await;
-    assert!(ran.expect("the worker ends the cancelled stage while the bucket still hangs").unwrap());
-    let build = stepper.build(2).await;
-    assert_eq!(build.status, Status::Killed);
-    let log = stepper.log(&build, "build").await;
+    let log = cancel_while_the_bucket_hangs(&stepper, 2, running).await;
     assert!(log.contains("[greenlight] cache: restore stopped: the build was cancelled"), "{log}");
     assert!(!log.contains("saved"), "{log}");
     s3.thaw();
@@ -356,13 +362,7 @@ async fn a_cancel_stops_a_cache_save_that_hangs_on_the_bucket() {
     let stage = stepper.stages(1).await.pop().unwrap();
     std::fs::write(workspaces.join(format!("stage-{}", stage.id)).join("src/go"), "").unwrap();
     support::wait::until("the save to start", || logged("[greenlight] cache: saving (deps)")).await;
-    stepper.lifecycle.cancel(&stepper.build(1).await, "not needed any more").await.unwrap();
-
-    let ran = tokio::time::timeout(support::fake_github::expect_timeout(), running).await;
-    assert!(ran.expect("the worker ends the cancelled stage while the bucket still hangs").unwrap());
-    let build = stepper.build(1).await;
-    assert_eq!(build.status, Status::Killed);
-    let log = stepper.log(&build, "build").await;
+    let log = cancel_while_the_bucket_hangs(&stepper, 1, running).await;
     assert!(log.contains("[greenlight] cache: not saved: the build was cancelled"), "{log}");
     s3.thaw();
 }
