@@ -69,6 +69,16 @@ async fn a_ten_megabyte_file_is_an_error_naming_the_size_cap() {
     refused_while_another_repository_is_planned("10 MB", &config, "the file is 10.0 MB; greenlight reads at most 512 KB").await;
 }
 
+/// Under GitHub's 1 MB, the file comes with its content, and is refused by
+/// its size all the same.
+#[tokio::test]
+async fn a_file_over_the_cap_that_github_serves_whole_is_an_error_naming_the_size_cap() {
+    let config = format!("{ONE_ECHO_STEP}{}", "# padding\n".repeat(60 * 1024));
+    assert_eq!(config.len().div_ceil(1024), 601);
+
+    refused_while_another_repository_is_planned("601 KB", &config, "the file is 601 KB; greenlight reads at most 512 KB").await;
+}
+
 #[tokio::test]
 async fn deeply_nested_flow_collections_are_an_error_naming_the_bracket_cap() {
     let nested = format!("{ONE_ECHO_STEP}---\nkind: signature\nhmac: {}{}\n", "{a: ".repeat(100_000), "}".repeat(100_000));

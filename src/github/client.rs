@@ -130,6 +130,19 @@ struct Contents {
     content: String,
     #[serde(default)]
     encoding: String,
+    #[serde(default)]
+    size: usize,
+}
+
+/// A file as the contents API gives it to a reader with a size cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepoFile {
+    /// The file's text.
+    Text(String),
+    /// The file's size in bytes, over the reader's cap: its content is not
+    /// decoded (GitHub serves a file over 1 MB with its size and no
+    /// content, `encoding: "none"`).
+    TooLarge(usize),
 }
 
 /// What greenlight reads of a comparison: its changed files.
@@ -361,20 +374,25 @@ impl GitHub {
         serde_json::from_slice(&reply.body).map_err(|e| GitHubError::Decode { path: path.to_string(), detail: e.to_string() })
     }
 
-    /// A file's text at a commit, or `None` when it does not exist there.
+    /// A file at a commit, or `None` when it does not exist there; a file
+    /// over `max_bytes` (by the size GitHub gives) is not decoded.
     pub async fn file_at(
         &self,
         installation: InstallationId,
         repo: &RepoPath,
         file: &str,
         sha: &str,
-    ) -> Result<Option<String>, GitHubError> {
+        max_bytes: usize,
+    ) -> Result<Option<RepoFile>, GitHubError> {
         let path = format!("/repos/{repo}/contents/{file}?ref={sha}");
         let contents: Contents = match self.call(Credential::Installation(installation), Method::GET, &path, None, true).await {
             Ok(contents) => contents,
             Err(GitHubError::Api { status: 404, .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
+        if contents.size > max_bytes {
+            return Ok(Some(RepoFile::TooLarge(contents.size)));
+        }
         let decode_error = |detail: String| GitHubError::Decode { path: path.clone(), detail };
         if contents.encoding != "base64" {
             return Err(decode_error(format!(
@@ -384,7 +402,7 @@ impl GitHub {
         }
         let packed: String = contents.content.split_whitespace().collect();
         let bytes = base64::engine::general_purpose::STANDARD.decode(packed).map_err(|e| decode_error(e.to_string()))?;
-        String::from_utf8(bytes).map(Some).map_err(|_| decode_error(format!("{file} is not UTF-8 text")))
+        String::from_utf8(bytes).map(|text| Some(RepoFile::Text(text))).map_err(|_| decode_error(format!("{file} is not UTF-8 text")))
     }
 
     /// The files changed between `base` and `head` (three dots: since their

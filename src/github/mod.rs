@@ -10,5 +10,5 @@ pub mod retry;
 pub mod types;
 pub mod webhook;
 
-pub use client::{GitHub, GitHubError, RepoPath};
+pub use client::{GitHub, GitHubError, RepoFile, RepoPath};
 pub use ports::{CloneCredentials, Conversation, Installations, RepoFiles};

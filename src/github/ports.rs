@@ -3,7 +3,7 @@
 //! clone credentials, the API lists the installations' repositories.
 //! None can post a status or a check run; only `publish` does that.
 
-use super::client::CommitInfo;
+use super::client::{CommitInfo, RepoFile};
 use super::{GitHub, GitHubError, RepoPath};
 use crate::ids::{InstallationId, Sha};
 use crate::model::RepoRef;
@@ -21,9 +21,17 @@ impl RepoFiles {
         Self { github }
     }
 
-    /// The text of `path` at `sha`, or `None` when the commit has no such file.
-    pub async fn read(&self, installation: InstallationId, repo: &RepoRef, path: &str, sha: &Sha) -> Result<Option<String>, GitHubError> {
-        self.github.file_at(installation, &RepoPath::from(repo), path, &sha.0).await
+    /// `path` at `sha`, or `None` when the commit has no such file; over
+    /// `max_bytes`, only its size.
+    pub async fn read(
+        &self,
+        installation: InstallationId,
+        repo: &RepoRef,
+        path: &str,
+        sha: &Sha,
+        max_bytes: usize,
+    ) -> Result<Option<RepoFile>, GitHubError> {
+        self.github.file_at(installation, &RepoPath::from(repo), path, &sha.0, max_bytes).await
     }
 
     /// The files changed from `base` to `head` (for `paths` conditions), or

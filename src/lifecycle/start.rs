@@ -11,13 +11,14 @@
 
 use super::Lifecycle;
 use crate::github::client::{CommitAccount, CommitInfo, GitPerson};
-use crate::github::{GitHubError, RepoFiles};
+use crate::github::{GitHubError, RepoFile, RepoFiles};
 use crate::ids::{BuildId, DeliveryId, EntryId, Sha, StageId};
 use crate::model::{
     Author, Build, BuildRequest, Commit, Event, MAX_MESSAGE_CHARS, Repo, RerunRequest, RerunTarget, Stage, StageState, Status, StepRecord,
     Trigger, truncate_chars,
 };
-use crate::pipeline::{self, Pipeline, Selection};
+use crate::pipeline::limits::MAX_FILE_BYTES;
+use crate::pipeline::{self, ParseError, Pipeline, Selection};
 use crate::publish::CONFIG_CHECK;
 use crate::store::{Claim, Store, StoreError, StoreResult};
 
@@ -389,7 +390,8 @@ impl Lifecycle {
 async fn read_plan(trigger: &Trigger, files: &RepoFiles) -> Result<Option<Plan>, GitHubError> {
     let path = pipeline::CONFIG_PATH;
     let config = match read_own_task(trigger, files).await {
-        Ok(Some(text)) => parse_off_runtime(text).await.map_err(|e| format!("{path}: {e}")),
+        Ok(Some(RepoFile::Text(text))) => parse_off_runtime(text).await.map_err(|e| format!("{path}: {e}")),
+        Ok(Some(RepoFile::TooLarge(bytes))) => Err(format!("{path}: {}", ParseError::too_large(bytes).expect("over the cap"))),
         Ok(None) => Err(format!("no {path} in {} at {}", trigger.repo.slug(), trigger.commit.sha.short())),
         Err(e) if e.is_transient() => return Err(e),
         Err(e) => Err(format!("could not read {path}: {e}")),
@@ -425,9 +427,9 @@ async fn read_plan(trigger: &Trigger, files: &RepoFiles) -> Result<Option<Plan>,
 /// deliveries as futures of one task, so a large file's download and
 /// decoding would otherwise hold up the other repositories in the batch.
 /// A panic there is a file that cannot be read, not a crash.
-async fn read_own_task(trigger: &Trigger, files: &RepoFiles) -> Result<Option<String>, GitHubError> {
+async fn read_own_task(trigger: &Trigger, files: &RepoFiles) -> Result<Option<RepoFile>, GitHubError> {
     let (files, installation, repo, sha) = (files.clone(), trigger.installation, trigger.repo.clone(), trigger.commit.sha.clone());
-    let read = tokio::spawn(async move { files.read(installation, &repo, pipeline::CONFIG_PATH, &sha).await });
+    let read = tokio::spawn(async move { files.read(installation, &repo, pipeline::CONFIG_PATH, &sha, MAX_FILE_BYTES).await });
     read.await.unwrap_or_else(|e| {
         tracing::error!(error = %e, "reading .drone.yml failed");
         Err(GitHubError::Decode { path: pipeline::CONFIG_PATH.to_string(), detail: "an internal error, logged".to_string() })

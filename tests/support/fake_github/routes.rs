@@ -373,10 +373,28 @@ async fn contents(
     let Some(content) = content else {
         return error(StatusCode::NOT_FOUND, "Not Found");
     };
-    // GitHub wraps base64 content at 60 characters.
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&content);
+    let file = json!({ "type": "file", "size": content.len(), "name": path.rsplit('/').next(), "path": path });
+    axum::Json(with_content(file, &content)).into_response()
+}
+
+/// The largest file the contents API serves with its content in JSON;
+/// larger ones (up to 100 MB) come with `"encoding": "none"` and an empty
+/// `content` (GitHub's changelog of 2022-05-03; "Get repository content").
+const CONTENTS_INLINE_BYTES: usize = 1024 * 1024;
+
+/// A file's JSON with its content as GitHub serves it: base64 wrapped at 60
+/// characters, or none over [`CONTENTS_INLINE_BYTES`].
+fn with_content(mut file: serde_json::Value, content: &[u8]) -> serde_json::Value {
+    if content.len() > CONTENTS_INLINE_BYTES {
+        file["encoding"] = json!("none");
+        file["content"] = json!("");
+        return file;
+    }
+    let encoded = base64::engine::general_purpose::STANDARD.encode(content);
     let wrapped: Vec<&str> = encoded.as_bytes().chunks(60).map(|c| std::str::from_utf8(c).unwrap()).collect();
-    axum::Json(json!({ "type": "file", "encoding": "base64", "size": content.len(), "name": path.rsplit('/').next(), "path": path, "content": wrapped.join("\n") + "\n" })).into_response()
+    file["encoding"] = json!("base64");
+    file["content"] = json!(wrapped.join("\n") + "\n");
+    file
 }
 
 /// GitHub's compare lists at most 300 changed files for the whole
