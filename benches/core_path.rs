@@ -17,6 +17,9 @@
 //! measure to run under `valgrind --tool=callgrind` (see [`parse_loop`]);
 //! `-- phases N` does the same and prints the wall time of each phase;
 //! `-- throughput` stops after the first measure (for runs side by side).
+//! `-- floor` and `-- floor-parse` measure the floor of this design on this
+//! machine (see [`floor`]): the same HTTP stack answering 202 after only the
+//! signature check (and the parse), with no Redis and no planner.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -113,13 +116,60 @@ fn parse_loop(rounds: u64, timed: bool) {
     }
 }
 
+/// The CPU a delivery costs with nothing but the HTTP stack intake runs on
+/// (axum on hyper on a multi-threaded tokio runtime) and the signature check
+/// (and with `parse`, the payload parse and the trigger's JSON): no Redis, no
+/// planner. It is the floor under intake's CPU per delivery on this machine,
+/// whatever intake does after the signature.
+fn floor(parse: bool) {
+    use axum::http::StatusCode;
+    use greenlight::github::webhook::{Delivery, parse_delivery, verify_signature};
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let secrets = std::sync::Arc::new(vec![secrecy::SecretString::from(support::webhook::SECRET.to_string())]);
+    let handler = move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+        let secrets = secrets.clone();
+        async move {
+            let signature = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+            if verify_signature(&secrets, signature, &body).is_err() {
+                return (StatusCode::UNAUTHORIZED, String::new());
+            }
+            if parse {
+                let delivery = greenlight::ids::DeliveryId("72d3162e-cc78-11e3-81ab-4c9367dc0958".to_string());
+                let Ok(Delivery::Build(trigger)) = parse_delivery("pull_request", &delivery, &body) else {
+                    return (StatusCode::BAD_REQUEST, String::new());
+                };
+                std::hint::black_box(serde_json::to_vec(&trigger).unwrap());
+            }
+            (StatusCode::ACCEPTED, "{\"message\":\"queued\"}".to_string())
+        }
+    };
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, axum::Router::new().route("/webhook", axum::routing::post(handler))).await });
+        let github = FakeGitHub::start().await;
+        let repo = github.repo("bench/floor");
+        let hook = Webhook::pull_request(&repo, "opened", 1, "feature", "0123456789abcdef0123456789abcdef01234567");
+        let cpu_before = cpu_time();
+        let (rate, requests) = tokio::task::spawn_blocking(move || throughput(&url, &hook, 10, 32)).await.unwrap();
+        let cpu = cpu_time() - cpu_before;
+        println!(
+            "floor ({}): {rate:.0} requests/s, {:.1} µs of CPU per request",
+            if parse { "HTTP, signature, parse, trigger JSON" } else { "HTTP and signature" },
+            cpu.as_secs_f64() * 1e6 / requests as f64
+        );
+    });
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// Drives intake with `wrk` (a separate, efficient load generator: an
-/// in-process Rust client took as much CPU as greenlight on 2 cores).
-fn throughput(app: &TestApp, hook: &Webhook, seconds: u32, connections: u32) -> (f64, u64) {
+/// in-process Rust client took as much CPU as greenlight on 2 cores),
+/// posting `hook` to `{url}/webhook` over `connections` for `seconds`:
+/// requests a second, and requests answered.
+fn throughput(url: &str, hook: &Webhook, seconds: u32, connections: u32) -> (f64, u64) {
     let dir = tempfile::tempdir().unwrap();
     let body = dir.path().join("body.json");
     std::fs::write(&body, &hook.body).unwrap();
@@ -137,7 +187,7 @@ fn throughput(app: &TestApp, hook: &Webhook, seconds: u32, connections: u32) -> 
     let out = std::process::Command::new("wrk")
         .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s"), "-s"])
         .arg(&script)
-        .arg(format!("{}/webhook", app.url()))
+        .arg(format!("{url}/webhook"))
         .output()
         .expect("wrk runs: install it with `apt-get install wrk`");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -179,6 +229,10 @@ fn main() {
         parse_loop(rounds, args[at] == "phases");
         return;
     }
+    if let Some(mode) = args.iter().find(|a| a.starts_with("floor")) {
+        floor(mode == "floor-parse");
+        return;
+    }
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     }
@@ -203,7 +257,7 @@ fn main() {
 
         let before = app.deliveries_accepted().await;
         let (cpu_before, github_before) = (cpu_time(), thread_cpu_time(github_clock));
-        let (rate, requests) = throughput(&app, &hook, 10, 32);
+        let (rate, requests) = throughput(&app.url(), &hook, 10, 32);
         let (cpu, github_cpu) = (cpu_time() - cpu_before, thread_cpu_time(github_clock) - github_before);
         // Counted as added, not as present: the planner acknowledges (and
         // deletes) the copies of a delivery it already holds.
