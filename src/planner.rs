@@ -9,7 +9,7 @@ use crate::github::RepoFiles;
 use crate::ids::{BuildId, DeliveryId, EntryId};
 use crate::lifecycle::{Lifecycle, StartError};
 use crate::model::{Build, BuildRequest, Repo, Trigger};
-use crate::queue::{Consumer, WorkQueue};
+use crate::queue::{Consumer, Work, WorkQueue};
 use crate::redis_server::Redis;
 use crate::store::StoreResult;
 use std::collections::HashSet;
@@ -66,6 +66,7 @@ impl Planner {
             let Ok(first) = slots.clone().acquire_owned().await else { break };
             let free = 1 + slots.available_permits();
             let Some(batch) = consumer.next(free, &shutdown).await else { break };
+            let batch = this.drop_copies(consumer.queue(), batch).await;
             let mut permits = std::iter::once(first);
             for work in batch {
                 // An entry reclaimed while this planner still works on it (past the idle time) is not planned twice.
@@ -94,10 +95,41 @@ impl Planner {
     pub async fn plan_queued(&self, consumer: &mut Consumer<Trigger>) -> StoreResult<usize> {
         let batch = consumer.poll(BATCH).await?;
         let count = batch.len();
-        for work in batch {
+        for work in self.drop_copies(consumer.queue(), batch).await {
             self.handle(consumer.queue(), work.id, work.item, work.deliveries).await;
         }
         Ok(count)
+    }
+
+    /// The entries of `batch` left once those that are copies of a delivery
+    /// another entry's build holds are acknowledged, all in two round trips
+    /// (rather than a start and an acknowledgement each: a burst of
+    /// redeliveries costs little). Should Redis fail, the batch is left
+    /// whole, and each start claims its own delivery.
+    async fn drop_copies(&self, queue: &WorkQueue<Trigger>, batch: Vec<Work<Trigger>>) -> Vec<Work<Trigger>> {
+        let entries: Vec<(&EntryId, &Trigger)> = batch.iter().map(|work| (&work.id, &work.item)).collect();
+        let copies = match self.lifecycle.copies(&entries).await {
+            Ok(copies) => copies,
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming a batch of deliveries failed; each is claimed as it is planned");
+                return batch;
+            }
+        };
+        let mut dropped = Vec::new();
+        let mut left = Vec::with_capacity(batch.len());
+        for (work, copy_of) in batch.into_iter().zip(copies) {
+            match copy_of {
+                Some(earlier) => {
+                    tracing::info!(delivery = %work.item.delivery, %earlier, "a copy of this delivery is still queued or running; nothing to do");
+                    dropped.push(work.id);
+                }
+                None => left.push(work),
+            }
+        }
+        if let Err(e) = queue.ack_all(&dropped).await {
+            tracing::warn!(error = %e, "acknowledging copies of deliveries failed; they are read again later");
+        }
+        left
     }
 
     /// Plans one entry and acknowledges it when done, or when it failed

@@ -225,16 +225,25 @@ impl<T: Serialize + DeserializeOwned> WorkQueue<T> {
     /// Marks an entry done and removes it from the stream, at once: no
     /// crash leaves an acknowledged entry behind, nor deletes a pending one.
     pub async fn ack(&self, id: &EntryId) -> StoreResult<()> {
+        self.ack_all(std::slice::from_ref(id)).await
+    }
+
+    /// [`WorkQueue::ack`] of each of `ids`, in one round trip.
+    pub async fn ack_all(&self, ids: &[EntryId]) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let mut conn = self.pool.get().await?;
+        let ids: Vec<&str> = ids.iter().map(|id| id.0.as_str()).collect();
         let _: (i64, i64) = redis::pipe()
             .atomic()
             .cmd("XACK")
             .arg(self.stream)
             .arg(self.group)
-            .arg(&id.0)
+            .arg(&ids)
             .cmd("XDEL")
             .arg(self.stream)
-            .arg(&id.0)
+            .arg(&ids)
             .query_async(&mut conn)
             .await?;
         Ok(())
@@ -425,5 +434,23 @@ mod tests {
         assert_eq!((queue.waiting().await.unwrap(), queue.len().await.unwrap(), queue.pending().await.unwrap()), (1, 2, 1));
         queue.ack(&read[1].id).await.unwrap();
         assert_eq!(queue.waiting().await.unwrap(), 1, "the unread one still waits");
+    }
+
+    #[tokio::test]
+    async fn ack_all_acknowledges_and_deletes_exactly_the_entries_it_is_given() {
+        let (_dir, _redis, queue) = test_queue().await;
+        for n in 0..4 {
+            queue.push(&serde_json::json!({ "n": n })).await.unwrap();
+        }
+        let mut conn = queue.pool.get().await.unwrap();
+        let read = queue.read(&mut conn, "planner-1", 4, None).await.unwrap();
+
+        queue.ack_all(&[read[0].id.clone(), read[2].id.clone()]).await.unwrap();
+        queue.ack_all(&[]).await.unwrap();
+
+        assert_eq!((queue.len().await.unwrap(), queue.pending().await.unwrap()), (2, 2));
+        let left = queue.reclaim("planner-2", Duration::ZERO, 10).await.unwrap();
+        let left: Vec<serde_json::Value> = left.into_iter().map(|e| e.item.unwrap()).collect();
+        assert_eq!(left, vec![serde_json::json!({ "n": 1 }), serde_json::json!({ "n": 3 })]);
     }
 }

@@ -49,6 +49,27 @@ async fn a_build_goes_from_queued_to_running_to_done_one_step_at_a_time() {
 }
 
 #[tokio::test]
+async fn copies_of_a_delivery_start_one_build_and_are_all_acknowledged() {
+    let mut gl = Stepper::new().await;
+    let sha = gl.repo.push("main", &[(".drone.yml", PASSING)]);
+    let hook = Webhook::push(&gl.repo, "main", &sha);
+    for _ in 0..3 {
+        gl.queue(&hook.redelivery()).await;
+    }
+
+    assert_eq!(gl.plan().await, 3, "the three copies are read in one batch");
+    assert_eq!(gl.builds().await.len(), 1);
+    assert_eq!(gl.github.check_runs(&gl.repo, &sha).len(), 1);
+    assert_eq!(gl.stream_lengths().await, (0, 1), "every copy is acknowledged; one stage job is queued");
+
+    // Another copy while the build is queued: read, acknowledged, nothing started.
+    gl.queue(&hook.redelivery()).await;
+    assert_eq!(gl.plan().await, 1);
+    assert_eq!(gl.builds().await.len(), 1);
+    assert_eq!(gl.stream_lengths().await, (0, 1));
+}
+
+#[tokio::test]
 async fn a_dependent_pipeline_waits_then_runs_after_its_dependency_passes() {
     let mut gl = Stepper::new().await;
     let mut worker = gl.worker("worker-a").await;

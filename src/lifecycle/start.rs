@@ -73,6 +73,23 @@ enum Plan {
 }
 
 impl Lifecycle {
+    /// Claims the deliveries of entries about to be started, in one round
+    /// trip: for each entry, the other entry whose build holds its delivery
+    /// (it is a redelivery while that build is queued or running: its start
+    /// would find so and do nothing), or `None`. A merge group's entries are
+    /// not claimed here: their start looks at the group first.
+    pub async fn copies(&self, entries: &[(&EntryId, &Trigger)]) -> StoreResult<Vec<Option<EntryId>>> {
+        let claimed: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].1.commit.event != Event::MergeGroup).collect();
+        let claims: Vec<(&DeliveryId, &EntryId)> = claimed.iter().map(|&i| (&entries[i].1.delivery, entries[i].0)).collect();
+        let mut copies = vec![None; entries.len()];
+        for (i, claim) in claimed.into_iter().zip(self.store.claim_deliveries(&claims).await?) {
+            if let Claim::InFlight(other) = claim {
+                copies[i] = Some(other);
+            }
+        }
+        Ok(copies)
+    }
+
     /// Starts (or resumes) the build of queue entry `entry`; safe to call
     /// again for the same entry. Returns the build, `None` when nothing is
     /// to be built (another copy of the delivery is in flight, no pipeline

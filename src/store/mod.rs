@@ -147,18 +147,26 @@ return {id, number}
     )
 });
 
-/// Claims a delivery for an entry unless another entry's build is in flight,
-/// and notes that the delivery was seen (for the delivery log's recovery).
-/// KEYS: the delivery's claim, its seen mark; ARGV: the entry id, the mark's
-/// lifetime in seconds. Returns the owner.
-static CLAIM_DELIVERY: LazyLock<Script> = LazyLock::new(|| {
+/// Claims deliveries, each for its entry unless another entry's build is in
+/// flight, and notes that each was seen (for the delivery log's recovery),
+/// in order: of two entries of one delivery, the first claims it.
+/// KEYS: per delivery, its claim and its seen mark; ARGV: the mark's
+/// lifetime in seconds, then the entry ids. Returns the owners.
+static CLAIM_DELIVERIES: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
-local owner = redis.call('GET', KEYS[1])
-if owner and owner ~= ARGV[1] then return owner end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', 604800)
-return ARGV[1]
+local owners = {}
+for i = 2, #ARGV do
+  local claim, seen, entry = KEYS[2 * i - 3], KEYS[2 * i - 2], ARGV[i]
+  redis.call('SET', seen, '1', 'EX', ARGV[1])
+  local owner = redis.call('GET', claim)
+  if not owner or owner == entry then
+    redis.call('SET', claim, entry, 'EX', 604800)
+    owner = entry
+  end
+  owners[#owners + 1] = owner
+end
+return owners
 ",
     )
 });
@@ -297,14 +305,25 @@ impl Store {
 
     /// Claims a delivery GUID for a queue entry (see [`Claim`]).
     pub async fn claim_delivery(&self, delivery: &DeliveryId, entry: &EntryId) -> StoreResult<Claim> {
-        let owner: String = CLAIM_DELIVERY
-            .key(delivery_key(delivery))
-            .key(delivery_log::seen_key(delivery))
-            .arg(&entry.0)
-            .arg(delivery_log::SEEN_FOR.as_secs())
-            .invoke_async(&mut self.conn().await?)
-            .await?;
-        Ok(if owner == entry.0 { Claim::Owned } else { Claim::InFlight(EntryId(owner)) })
+        let mut claims = self.claim_deliveries(&[(delivery, entry)]).await?;
+        Ok(claims.pop().expect("one claim asked, one answered"))
+    }
+
+    /// Claims each delivery GUID for its queue entry, in order, in one round
+    /// trip: what [`Store::claim_delivery`] finds of each.
+    pub async fn claim_deliveries(&self, claims: &[(&DeliveryId, &EntryId)]) -> StoreResult<Vec<Claim>> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut script = CLAIM_DELIVERIES.arg(delivery_log::SEEN_FOR.as_secs());
+        for (delivery, entry) in claims {
+            script.key(delivery_key(delivery)).key(delivery_log::seen_key(delivery)).arg(&entry.0);
+        }
+        let owners: Vec<String> = script.invoke_async(&mut self.conn().await?).await?;
+        let claim = |((_, entry), owner): (&(&DeliveryId, &EntryId), String)| {
+            if owner == entry.0 { Claim::Owned } else { Claim::InFlight(EntryId(owner)) }
+        };
+        Ok(claims.iter().zip(owners).map(claim).collect())
     }
 
     /// Releases a delivery once its build has finished, so that a redelivery starts a new build.
@@ -604,5 +623,30 @@ impl Store {
         let mut conn = self.conn().await?;
         redis::cmd("PING").query_async::<String>(&mut conn).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Claims are taken in order, one per delivery; an entry's own claim
+    /// holds again (planning is resumable); a released delivery is free.
+    #[tokio::test]
+    async fn a_batch_of_claims_gives_each_delivery_to_its_first_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let redis = crate::redis_server::EmbeddedRedis::start(dir.path()).await.expect("redis-server runs (apt-get install redis-server)");
+        let store = Store::new(crate::redis_server::pool(&redis.url()).unwrap());
+        let (one, two) = (DeliveryId("delivery-1".into()), DeliveryId("delivery-2".into()));
+        let entries: Vec<EntryId> = (1..=4).map(|n| EntryId(format!("{n}-0"))).collect();
+
+        let claims =
+            store.claim_deliveries(&[(&one, &entries[0]), (&one, &entries[1]), (&two, &entries[2]), (&one, &entries[0])]).await.unwrap();
+
+        assert_eq!(claims, vec![Claim::Owned, Claim::InFlight(entries[0].clone()), Claim::Owned, Claim::Owned]);
+        assert_eq!(store.claim_delivery(&one, &entries[3]).await.unwrap(), Claim::InFlight(entries[0].clone()));
+        store.release_delivery(&one, &entries[0]).await.unwrap();
+        assert_eq!(store.claim_delivery(&one, &entries[3]).await.unwrap(), Claim::Owned);
+        assert_eq!(store.claim_deliveries(&[]).await.unwrap(), vec![]);
     }
 }
