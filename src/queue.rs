@@ -93,10 +93,14 @@ fn pending_count(summary: &redis::Value) -> u64 {
     }
 }
 
+/// An entry's record, parsed from the reply's bytes as they are (no copy
+/// into a `String` first: the planner decodes every entry it reads).
 fn decode<T: DeserializeOwned>(fields: &std::collections::HashMap<String, redis::Value>) -> Result<T, String> {
-    let raw = fields.get(FIELD).ok_or_else(|| format!("entry has no `{FIELD}` field"))?;
-    let text: String = redis::from_redis_value(raw.clone()).map_err(|e| e.to_string())?;
-    serde_json::from_str(&text).map_err(|e| e.to_string())
+    match fields.get(FIELD) {
+        Some(redis::Value::BulkString(json)) => serde_json::from_slice(json).map_err(|e| e.to_string()),
+        Some(other) => Err(format!("the entry's `{FIELD}` field is not a string: {other:?}")),
+        None => Err(format!("entry has no `{FIELD}` field")),
+    }
 }
 
 impl WorkQueue<Trigger> {
@@ -434,6 +438,22 @@ mod tests {
         assert_eq!((queue.waiting().await.unwrap(), queue.len().await.unwrap(), queue.pending().await.unwrap()), (1, 2, 1));
         queue.ack(&read[1].id).await.unwrap();
         assert_eq!(queue.waiting().await.unwrap(), 1, "the unread one still waits");
+    }
+
+    #[tokio::test]
+    async fn an_entry_that_is_not_a_json_record_reads_as_an_error_saying_why() {
+        let (_dir, _redis, queue) = test_queue().await;
+        let mut conn = queue.pool.get().await.unwrap();
+        for (field, value) in [(FIELD, "{\"n\": 1}"), (FIELD, "{\"n\": "), ("other", "{}")] {
+            let _: String = redis::cmd("XADD").arg(queue.stream).arg("*").arg(field).arg(value).query_async(&mut conn).await.unwrap();
+        }
+
+        let read: Vec<Result<serde_json::Value, String>> =
+            queue.read(&mut conn, "planner-1", 3, None).await.unwrap().into_iter().map(|e| e.item).collect();
+
+        assert_eq!(read[0], Ok(serde_json::json!({ "n": 1 })));
+        assert!(read[1].as_ref().is_err_and(|e| e.contains("EOF")), "{:?}", read[1]);
+        assert_eq!(read[2], Err(format!("entry has no `{FIELD}` field")));
     }
 
     #[tokio::test]
