@@ -284,7 +284,7 @@ fn main() {
         parse_loop(rounds, args[at] == "phases");
         return;
     }
-    if let Some(mode) = args.iter().find(|a| a.starts_with("floor")) {
+    if let Some(mode) = args.iter().find(|a| *a == "floor" || *a == "floor-parse") {
         floor(mode == "floor-parse");
         return;
     }

@@ -65,14 +65,14 @@ impl Planner {
             // Wait for a free slot before reading, so nothing read waits for one.
             let Ok(first) = slots.clone().acquire_owned().await else { break };
             let free = 1 + slots.available_permits();
-            let Some(batch) = consumer.next(free, &shutdown).await else { break };
+            let Some(mut batch) = consumer.next(free, &shutdown).await else { break };
+            // An entry reclaimed while this planner still works on it (past
+            // the idle time) is neither claimed again nor planned twice.
+            batch.retain(|work| !in_flight.lock().expect("not poisoned").contains(&work.id));
             let batch = this.drop_copies(consumer.queue(), batch).await;
             let mut permits = std::iter::once(first);
             for work in batch {
-                // An entry reclaimed while this planner still works on it (past the idle time) is not planned twice.
-                if !in_flight.lock().expect("not poisoned").insert(work.id.clone()) {
-                    continue;
-                }
+                in_flight.lock().expect("not poisoned").insert(work.id.clone());
                 let permit = match permits.next() {
                     Some(permit) => permit,
                     None => slots.clone().acquire_owned().await.expect("never closed"),

@@ -95,6 +95,8 @@ fn pending_count(summary: &redis::Value) -> u64 {
 
 /// An entry's record, parsed from the reply's bytes as they are (no copy
 /// into a `String` first: the planner decodes every entry it reads).
+/// Stream fields always come back as bulk strings; anything else is not a
+/// record greenlight wrote.
 fn decode<T: DeserializeOwned>(fields: &std::collections::HashMap<String, redis::Value>) -> Result<T, String> {
     match fields.get(FIELD) {
         Some(redis::Value::BulkString(json)) => serde_json::from_slice(json).map_err(|e| e.to_string()),

@@ -408,7 +408,7 @@ async fn read_plan(trigger: &Trigger, files: &RepoFiles) -> Result<Option<Plan>,
     let path = pipeline::CONFIG_PATH;
     let config = match read_own_task(trigger, files).await {
         Ok(Some(RepoFile::Text(text))) => parse_off_runtime(text).await.map_err(|e| format!("{path}: {e}")),
-        Ok(Some(RepoFile::TooLarge(bytes))) => Err(format!("{path}: {}", ParseError::too_large(bytes).expect("over the cap"))),
+        Ok(Some(RepoFile::TooLarge(bytes))) => Err(format!("{path}: {}", ParseError::too_large(bytes))),
         Ok(None) => Err(format!("no {path} in {} at {}", trigger.repo.slug(), trigger.commit.sha.short())),
         Err(e) if e.is_transient() => return Err(e),
         Err(e) => Err(format!("could not read {path}: {e}")),

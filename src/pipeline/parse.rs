@@ -21,16 +21,12 @@ pub struct ParseError {
 }
 
 impl ParseError {
-    /// The error of a file of `bytes` over [`MAX_FILE_BYTES`], or `None`
-    /// when it is not over: the parser says it of the text it is given, and
-    /// the planner of a file GitHub only says the size of (it serves files
-    /// over 1 MB without their content).
-    pub fn too_large(bytes: usize) -> Option<ParseError> {
-        (bytes > MAX_FILE_BYTES).then(|| ParseError {
-            line: 0,
-            column: 0,
-            message: format!("the file is {}; greenlight reads at most {}", human_size(bytes), human_size(MAX_FILE_BYTES)),
-        })
+    /// The error of a file of `bytes`, over [`MAX_FILE_BYTES`]: the parser
+    /// says it of the text it is given, and the planner of a file GitHub only
+    /// gives the size of (it serves files over 1 MB without their content).
+    pub fn too_large(bytes: usize) -> ParseError {
+        let message = format!("the file is {}; greenlight reads at most {}", human_size(bytes), human_size(MAX_FILE_BYTES));
+        ParseError { line: 0, column: 0, message }
     }
 
     /// `line L, column C: message`, or just the message without a position.
@@ -214,8 +210,8 @@ fn at(text: &str, start: usize, needle: &str, message: String) -> ParseError {
 /// caps of [`super::limits`]: a file over one is refused with a message
 /// naming the cap, after work bounded by the cap.
 pub fn parse(text: &str) -> Result<Config, ParseError> {
-    if let Some(too_large) = ParseError::too_large(text.len()) {
-        return Err(too_large);
+    if text.len() > MAX_FILE_BYTES {
+        return Err(ParseError::too_large(text.len()));
     }
     if let Some(line) = limits::too_many_openers(text) {
         let message = format!(
